@@ -1,0 +1,251 @@
+//! kcp-go `flush` (kcp.md §8): ACKs, window probes, new data and retransmissions, packed into
+//! datagrams of at most `mtu` bytes.
+use std::time::Instant;
+
+use super::cwnd::FlushOutcome;
+use super::segment::{Cmd, Header, OVERHEAD};
+use super::{Kcp, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT};
+use crate::time::timediff;
+use crate::wire::Writer;
+
+/// Retransmissions of one flush, by cause.
+#[derive(Default)]
+struct Resends {
+    lost: u64,
+    fast: u64,
+    early: u64,
+}
+
+impl Kcp {
+    /// Pops the next datagram produced by a flush, appending it to `buf`. Returns its length.
+    pub fn pop_output(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
+        let d = self.out.pop_front()?;
+        buf.extend_from_slice(&d);
+        let n = d.len();
+        self.give_buf(d);
+        Some(n)
+    }
+
+    /// Datagrams waiting for [`Kcp::pop_output`].
+    pub fn queued_output(&self) -> usize {
+        self.out.len()
+    }
+
+    /// kcp-go `flush(ackOnly)`: writes ACKs, probes and due data into datagrams (read them with
+    /// [`Kcp::pop_output`]) and returns kcp-go's delay until the next flush, in ms.
+    pub fn flush(&mut self, now: Instant, ack_only: bool) -> u32 {
+        let current = self.clock.ms(now);
+        let mut tmpl = Header {
+            conv: self.conv,
+            cmd: Cmd::Ack as u8,
+            wnd: self.wnd_unused(),
+            una: self.rcv_nxt,
+            ..Header::default()
+        };
+        self.write_acks(&mut tmpl);
+        if ack_only {
+            self.emit_rest();
+            return self.cfg.interval;
+        }
+        self.update_probe(current);
+        self.write_probes(&mut tmpl);
+        let cwnd_eff = self.effective_window();
+        let new_segs = self.move_to_snd_buf(cwnd_eff);
+        let resent = if self.cfg.resend > 0 { self.cfg.resend } else { u32::MAX };
+        let (resends, minrto) = self.write_data(current, &tmpl, new_segs, resent);
+        self.emit_rest();
+        self.count_resends(&resends);
+        if !self.cfg.nocwnd {
+            self.cw.after_flush(FlushOutcome {
+                fast_or_early: resends.fast + resends.early,
+                lost: resends.lost,
+                inflight: self.snd_nxt.wrapping_sub(self.snd_una),
+                cwnd_eff,
+                resent,
+                mss: self.mss,
+            });
+        }
+        minrto
+    }
+
+    /// kcp.md §8.1: ACKs in arrival order, keeping only those still out of order plus the
+    /// last one.
+    fn write_acks(&mut self, tmpl: &mut Header) {
+        let acks = std::mem::take(&mut self.acklist);
+        let last = acks.len().wrapping_sub(1);
+        for (i, &(sn, ts)) in acks.iter().enumerate() {
+            self.make_space(OVERHEAD);
+            if timediff(sn, self.rcv_nxt) >= 0 || i == last {
+                tmpl.sn = sn;
+                tmpl.ts = ts;
+                self.write_header(tmpl);
+            }
+        }
+        let mut acks = acks;
+        acks.clear();
+        self.acklist = acks;
+    }
+
+    /// kcp.md §8.2: zero-window probe timers.
+    fn update_probe(&mut self, current: u32) {
+        if self.rmt_wnd != 0 {
+            self.ts_probe = 0;
+            self.probe_wait = 0;
+            return;
+        }
+        if self.probe_wait == 0 {
+            self.probe_wait = PROBE_INIT;
+            self.ts_probe = current.wrapping_add(self.probe_wait);
+        } else if timediff(current, self.ts_probe) >= 0 {
+            self.probe_wait = self.probe_wait.max(PROBE_INIT);
+            self.probe_wait += self.probe_wait / 2;
+            self.probe_wait = self.probe_wait.min(PROBE_LIMIT);
+            self.ts_probe = current.wrapping_add(self.probe_wait);
+            self.probe |= ASK_SEND;
+        }
+    }
+
+    /// WASK then WINS; their sn/ts are whatever the last written ACK left in the template.
+    fn write_probes(&mut self, tmpl: &mut Header) {
+        if self.probe & ASK_SEND != 0 {
+            tmpl.cmd = Cmd::Wask as u8;
+            self.make_space(OVERHEAD);
+            self.write_header(tmpl);
+        }
+        if self.probe & ASK_TELL != 0 {
+            tmpl.cmd = Cmd::Wins as u8;
+            self.make_space(OVERHEAD);
+            self.write_header(tmpl);
+        }
+        self.probe = 0;
+    }
+
+    /// kcp.md §5: assigns sequence numbers to queued segments while the window allows.
+    fn move_to_snd_buf(&mut self, cwnd_eff: u32) -> usize {
+        let mut n = 0;
+        while timediff(self.snd_nxt, self.snd_una.wrapping_add(cwnd_eff)) < 0 {
+            let Some(mut seg) = self.snd_queue.pop_front() else { break };
+            seg.sn = self.snd_nxt;
+            self.snd_nxt = self.snd_nxt.wrapping_add(1);
+            self.snd_buf.push_back(seg);
+            n += 1;
+        }
+        n
+    }
+
+    /// kcp.md §8.3: first transmissions and retransmissions in kcp-go's decision order.
+    /// Also records the earliest pending retransmission and whether any fastack is pending,
+    /// which the driver uses to sleep exactly until the next useful flush.
+    fn write_data(&mut self, current: u32, tmpl: &Header, new_segs: usize, resent: u32) -> (Resends, u32) {
+        let mut rs = Resends::default();
+        let mut minrto = self.cfg.interval as i32;
+        let mut earliest: Option<u32> = None;
+        let mut fastack_pending = false;
+        let rx_rto = self.rtt.rto;
+        let mut bufs = std::mem::take(&mut self.snd_buf);
+        for seg in bufs.iter_mut() {
+            if seg.acked {
+                continue;
+            }
+            let send = if seg.xmit == 0 {
+                seg.rto = rx_rto;
+                true
+            } else if seg.fastack >= resent {
+                seg.rto = rx_rto;
+                rs.fast += 1;
+                true
+            } else if seg.fastack > 0 && new_segs == 0 {
+                seg.rto = rx_rto;
+                rs.early += 1;
+                true
+            } else if timediff(current, seg.resendts) >= 0 {
+                seg.rto += if self.cfg.nodelay { rx_rto / 2 } else { rx_rto };
+                rs.lost += 1;
+                true
+            } else {
+                false
+            };
+            if send {
+                seg.fastack = 0;
+                seg.resendts = current.wrapping_add(seg.rto);
+                seg.xmit += 1;
+                seg.ts = current;
+                let h = Header {
+                    conv: self.conv,
+                    cmd: Cmd::Push as u8,
+                    frg: seg.frg,
+                    wnd: tmpl.wnd,
+                    ts: current,
+                    sn: seg.sn,
+                    una: tmpl.una,
+                    len: seg.data.len() as u32,
+                };
+                self.make_space(OVERHEAD + seg.data.len());
+                self.write_header(&h);
+                self.obuf.extend_from_slice(&seg.data);
+                if seg.xmit >= self.cfg.dead_link {
+                    self.dead = true;
+                }
+            }
+            fastack_pending |= seg.fastack > 0;
+            earliest = Some(match earliest {
+                Some(e) if timediff(e, seg.resendts) <= 0 => e,
+                _ => seg.resendts,
+            });
+            let d = timediff(seg.resendts, current);
+            if d > 0 && d < minrto {
+                minrto = d;
+            }
+        }
+        self.snd_buf = bufs;
+        self.earliest_resend = earliest;
+        self.fastack_pending = fastack_pending;
+        (rs, minrto as u32)
+    }
+
+    fn count_resends(&mut self, rs: &Resends) {
+        let s = &mut self.stats;
+        s.lost_segs += rs.lost;
+        s.fast_retrans_segs += rs.fast;
+        s.early_retrans_segs += rs.early;
+        s.retrans_segs += rs.lost + rs.fast + rs.early;
+    }
+
+    fn write_header(&mut self, h: &Header) {
+        h.encode(&mut Writer::new(&mut self.obuf));
+        self.stats.out_segs += 1;
+    }
+
+    /// Starts a fresh datagram with the reserved header space zeroed.
+    pub(super) fn reset_obuf(&mut self) {
+        let mut b = self.take_buf();
+        b.resize(self.cfg.reserved as usize, 0);
+        self.obuf = b;
+    }
+
+    /// Emits the current datagram first if `need` more bytes would overflow the MTU.
+    fn make_space(&mut self, need: usize) {
+        if self.obuf.len() + need > self.cfg.mtu as usize {
+            self.emit();
+        }
+    }
+
+    /// Emits whatever the current datagram holds beyond the reserved space.
+    fn emit_rest(&mut self) {
+        if self.obuf.len() > self.cfg.reserved as usize {
+            self.emit();
+        }
+    }
+
+    fn emit(&mut self) {
+        let fresh = {
+            let mut b = self.take_buf();
+            b.resize(self.cfg.reserved as usize, 0);
+            b
+        };
+        let d = std::mem::replace(&mut self.obuf, fresh);
+        self.stats.out_pkts += 1;
+        self.stats.out_bytes += d.len() as u64;
+        self.out.push_back(d);
+    }
+}

@@ -1,0 +1,199 @@
+//! kcp-go `Input` (kcp.md §6).
+use std::time::Instant;
+
+use super::segment::{Cmd, Header, OVERHEAD};
+use super::{InputError, Kcp, Seg, ASK_TELL};
+use crate::time::timediff;
+use crate::wire::Reader;
+
+impl Kcp {
+    /// kcp-go `Input(data, regular, ackNoDelay)`: processes every segment of one datagram.
+    ///
+    /// `regular` is false for datagrams rebuilt by FEC: they update neither the remote window
+    /// nor the RTT. On an error, segments before the bad one stay processed and the
+    /// after-loop steps (RTT, cwnd, flush) are skipped, as in kcp-go (kcp.md §15).
+    pub fn input(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        regular: bool,
+        ack_nodelay: bool,
+    ) -> Result<(), InputError> {
+        self.stats.in_pkts += 1;
+        self.stats.in_bytes += data.len() as u64;
+        let r = self.input_segments(now, data, regular, ack_nodelay);
+        if r.is_err() {
+            self.stats.kcp_in_errors += 1;
+        }
+        r
+    }
+
+    fn input_segments(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        regular: bool,
+        ack_nodelay: bool,
+    ) -> Result<(), InputError> {
+        if data.len() < OVERHEAD {
+            return Err(InputError::TooShort(data.len()));
+        }
+        let prev_una = self.snd_una;
+        let mut latest_ack_ts = None;
+        let mut window_slides = false;
+        let mut r = Reader::new(data);
+        while r.remaining() >= OVERHEAD {
+            let h = Header::decode(&mut r).map_err(|_| InputError::Truncated)?;
+            if h.conv != self.conv {
+                return Err(InputError::ConvMismatch { got: h.conv, want: self.conv });
+            }
+            let payload = r.take(h.len as usize).map_err(|_| InputError::Truncated)?;
+            let cmd = Cmd::from_u8(h.cmd).ok_or(InputError::BadCommand(h.cmd))?;
+            // kcp.md §6 step 2: wnd and una of every segment, whatever its kind.
+            if regular {
+                self.rmt_wnd = h.wnd as u32;
+            }
+            if self.parse_una(h.una) > 0 {
+                window_slides = true;
+            }
+            self.shrink_buf();
+            match cmd {
+                Cmd::Ack => {
+                    self.parse_ack(h.sn);
+                    self.parse_fastack(h.sn, h.ts);
+                    latest_ack_ts = Some(h.ts);
+                }
+                Cmd::Push => self.on_push(&h, payload, regular),
+                Cmd::Wask => self.probe |= ASK_TELL,
+                Cmd::Wins => {}
+            }
+            self.stats.in_segs += 1;
+        }
+        self.after_input(now, prev_una, latest_ack_ts, regular);
+        if window_slides {
+            self.flush_and_schedule(now);
+        } else if ack_nodelay && !self.acklist.is_empty() {
+            self.flush(now, true);
+        } else if self.acklist.len() > self.ack_limit() {
+            // Bound the ACK list a peer can grow between flushes (newer kcp-go does the same).
+            self.flush(now, true);
+        }
+        Ok(())
+    }
+
+    /// Most ACKs held between flushes before an ACK-only flush is forced.
+    fn ack_limit(&self) -> usize {
+        2 * self.cfg.rcv_wnd as usize + self.cfg.mtu as usize / OVERHEAD
+    }
+
+    /// RTT sample from the last ACK, and cwnd growth (kcp.md §6 step 4, §10.1).
+    fn after_input(&mut self, now: Instant, prev_una: u32, latest: Option<u32>, regular: bool) {
+        if let (Some(ts), true) = (latest, regular) {
+            let rtt = timediff(self.clock.ms(now), ts);
+            if rtt >= 0 {
+                self.rtt.update(rtt, self.cfg.interval);
+            }
+        }
+        if !self.cfg.nocwnd && timediff(self.snd_una, prev_una) > 0 {
+            self.cw.on_una_advanced(self.mss, self.rmt_wnd);
+        }
+    }
+
+    fn on_push(&mut self, h: &Header, payload: &[u8], regular: bool) {
+        let mut repeat = true;
+        // kcp.md §15: ACK everything up to the window's end, old duplicates included.
+        if timediff(h.sn, self.rcv_nxt.wrapping_add(self.cfg.rcv_wnd)) < 0 {
+            self.acklist.push((h.sn, h.ts));
+            if timediff(h.sn, self.rcv_nxt) >= 0 {
+                repeat = self.parse_data(h, payload);
+            }
+        }
+        if regular && repeat {
+            self.stats.repeat_segs += 1;
+        }
+    }
+
+    /// Inserts an in-window segment into `rcv_buf` in sn order; returns true for a duplicate.
+    fn parse_data(&mut self, h: &Header, payload: &[u8]) -> bool {
+        let sn = h.sn;
+        let mut insert_at = 0;
+        let mut repeat = false;
+        for (i, seg) in self.rcv_buf.iter().enumerate().rev() {
+            if seg.sn == sn {
+                repeat = true;
+                break;
+            }
+            if timediff(sn, seg.sn) > 0 {
+                insert_at = i + 1;
+                break;
+            }
+        }
+        if !repeat {
+            let mut data = self.take_buf();
+            data.extend_from_slice(payload);
+            let seg = Seg { frg: h.frg, ts: h.ts, sn, data, ..Seg::default() };
+            self.rcv_buf.insert(insert_at, seg);
+        }
+        self.move_ready_to_queue();
+        repeat
+    }
+
+    /// Drops every segment below `una` from `snd_buf`; returns how many went.
+    fn parse_una(&mut self, una: u32) -> usize {
+        let mut count = 0;
+        while let Some(seg) = self.snd_buf.front() {
+            if timediff(una, seg.sn) <= 0 {
+                break;
+            }
+            if let Some(seg) = self.snd_buf.pop_front() {
+                self.give_buf(seg.data);
+            }
+            count += 1;
+        }
+        count
+    }
+
+    fn shrink_buf(&mut self) {
+        self.snd_una = self.snd_buf.front().map_or(self.snd_nxt, |s| s.sn);
+    }
+
+    /// Whether `sn` is in `[snd_una, snd_nxt)`.
+    fn in_flight(&self, sn: u32) -> bool {
+        timediff(sn, self.snd_una) >= 0 && timediff(sn, self.snd_nxt) < 0
+    }
+
+    /// Marks `sn` acked. `snd_buf` holds every sn from `snd_una` to `snd_nxt` in order, so the
+    /// segment is found by index instead of kcp-go's scan.
+    fn parse_ack(&mut self, sn: u32) {
+        if !self.in_flight(sn) {
+            return;
+        }
+        let idx = sn.wrapping_sub(self.snd_una) as usize;
+        if let Some(seg) = self.snd_buf.get_mut(idx) {
+            if seg.sn == sn && !seg.acked {
+                seg.acked = true;
+                let data = std::mem::take(&mut seg.data);
+                self.give_buf(data);
+            }
+        }
+    }
+
+    /// kcp-go `parse_fastack`: every earlier segment sent no later than the acked one gets one
+    /// more fastack (kcp.md §6).
+    fn parse_fastack(&mut self, sn: u32, ts: u32) {
+        if !self.in_flight(sn) {
+            return;
+        }
+        let mut bumped = false;
+        for seg in self.snd_buf.iter_mut() {
+            if timediff(sn, seg.sn) <= 0 {
+                break;
+            }
+            if timediff(seg.ts, ts) <= 0 {
+                seg.fastack += 1;
+                bumped |= !seg.acked;
+            }
+        }
+        self.fastack_pending |= bumped;
+    }
+}

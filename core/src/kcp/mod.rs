@@ -1,0 +1,462 @@
+//! KCP ARQ, byte-compatible with kcp-go 5.6.1 (`../shared/spec/kcp.md`).
+//!
+//! [`Kcp`] has two faces:
+//! - kcp-go's primitives — [`Kcp::send`], [`Kcp::recv`], [`Kcp::input`], [`Kcp::flush`],
+//!   [`Kcp::pop_output`] — with kcp-go's exact semantics, replayed against golden vectors;
+//! - the uniform driver API ([`Machine`]) with exact deadlines: `poll_timeout()` is `None`
+//!   while nothing is queued, unacknowledged, waiting to be ACKed or probing, so an idle
+//!   session costs nothing, while what goes on the wire is what kcp-go's interval timer
+//!   would send (kcp.md §11.2).
+mod config;
+mod cwnd;
+mod flush;
+mod input;
+mod queue;
+mod rto;
+pub mod segment;
+mod stats;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+pub use config::{ConfigError, KcpConfig, MODE_NAMES};
+pub use cwnd::Cwnd;
+pub use rto::RttEstimator;
+pub use stats::KcpStats;
+
+use crate::driver::{Machine, Transmit};
+use crate::time::{timediff, WireClock};
+
+/// `IKCP_ASK_SEND`: a WASK is due.
+const ASK_SEND: u32 = 1;
+/// `IKCP_ASK_TELL`: a WINS is due.
+const ASK_TELL: u32 = 2;
+/// `IKCP_PROBE_INIT`.
+const PROBE_INIT: u32 = 7000;
+/// `IKCP_PROBE_LIMIT`.
+const PROBE_LIMIT: u32 = 120_000;
+/// kcp-go refuses messages of more than 255 fragments (kcp.md §4).
+const MAX_FRAGMENTS: usize = 255;
+
+/// One segment held in a queue.
+#[derive(Debug, Default)]
+struct Seg {
+    frg: u8,
+    ts: u32,
+    sn: u32,
+    rto: u32,
+    xmit: u32,
+    resendts: u32,
+    fastack: u32,
+    acked: bool,
+    data: Vec<u8>,
+}
+
+/// Application events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KcpEvent {
+    /// Data is ready for [`Kcp::recv`].
+    Readable,
+    /// [`Kcp::write`] would accept data again.
+    Writable,
+    /// A segment was sent `dead_link` times without an acknowledgement (kcp.md §8.3). kcp-go
+    /// only sets a state flag; tether reports it once so the caller can close the session.
+    DeadLink,
+}
+
+/// kcp-go `Send` failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// Empty buffers are refused (kcp-go returns -1).
+    #[error("cannot send an empty buffer")]
+    Empty,
+    /// The message needs more than 255 fragments (kcp-go returns -2).
+    #[error("message of {0} bytes needs more than 255 fragments: use stream mode or send smaller messages")]
+    TooLarge(usize),
+}
+
+impl SendError {
+    /// kcp-go's return code.
+    pub fn code(&self) -> i32 {
+        match self {
+            SendError::Empty => -1,
+            SendError::TooLarge(_) => -2,
+        }
+    }
+}
+
+/// Why [`Kcp::write`] accepted nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The send window is full; wait for [`KcpEvent::Writable`].
+    #[error("send window full: wait for the Writable event")]
+    Blocked,
+    /// An empty write.
+    #[error("cannot write an empty buffer")]
+    Empty,
+}
+
+/// kcp-go `Recv` failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// Nothing to read yet (kcp-go -1); wait for [`KcpEvent::Readable`].
+    #[error("nothing to read yet: wait for the Readable event")]
+    WouldBlock,
+    /// The next message is larger than the buffer (kcp-go -2).
+    #[error("the next message has {needed} bytes: pass a buffer at least that large")]
+    BufferTooSmall {
+        /// Size of the next message.
+        needed: usize,
+    },
+}
+
+impl RecvError {
+    /// kcp-go's return code.
+    pub fn code(&self) -> i32 {
+        match self {
+            RecvError::WouldBlock => -1,
+            RecvError::BufferTooSmall { .. } => -2,
+        }
+    }
+}
+
+/// Why a datagram was rejected by [`Kcp::input`]. Segments before the bad one stay processed
+/// (kcp.md §6, §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// Shorter than one 24-byte header (kcp-go -1).
+    #[error("datagram of {0} bytes is shorter than a KCP header (24 bytes)")]
+    TooShort(usize),
+    /// A segment for another conversation (kcp-go -1).
+    #[error("conv {got:#010x} does not match this session's conv {want:#010x}: is the peer configured with the same --key and --crypt?")]
+    ConvMismatch {
+        /// conv in the segment.
+        got: u32,
+        /// This session's conv.
+        want: u32,
+    },
+    /// A segment's `len` runs past the datagram (kcp-go -2).
+    #[error("segment length runs past the end of the datagram: corrupted or not KCP")]
+    Truncated,
+    /// Unknown command byte (kcp-go -3).
+    #[error("unknown KCP command {0}: corrupted or not KCP")]
+    BadCommand(u8),
+}
+
+impl InputError {
+    /// kcp-go's return code.
+    pub fn code(&self) -> i32 {
+        match self {
+            InputError::TooShort(_) | InputError::ConvMismatch { .. } => -1,
+            InputError::Truncated => -2,
+            InputError::BadCommand(_) => -3,
+        }
+    }
+}
+
+/// One KCP control block.
+#[derive(Debug)]
+pub struct Kcp {
+    conv: u32,
+    cfg: KcpConfig,
+    mss: u32,
+    clock: WireClock,
+
+    snd_una: u32,
+    snd_nxt: u32,
+    rcv_nxt: u32,
+    rmt_wnd: u32,
+    cw: Cwnd,
+    rtt: RttEstimator,
+    probe: u32,
+    ts_probe: u32,
+    probe_wait: u32,
+
+    snd_queue: VecDeque<Seg>,
+    snd_buf: VecDeque<Seg>,
+    rcv_buf: VecDeque<Seg>,
+    rcv_queue: VecDeque<Seg>,
+    acklist: Vec<(u32, u32)>,
+
+    /// Datagrams produced by flush, waiting for `pop_output`.
+    out: VecDeque<Vec<u8>>,
+    /// The datagram being filled by the current flush.
+    obuf: Vec<u8>,
+    /// Recycled datagram and segment buffers: steady state allocates nothing per segment.
+    pool: Vec<Vec<u8>>,
+
+    // Driver state (kcp.md §11.2 made event-driven).
+    next_flush: Option<u32>,
+    flush_pending: bool,
+    last_now: Instant,
+    earliest_resend: Option<u32>,
+    fastack_pending: bool,
+    readable_signalled: bool,
+    want_writable: bool,
+    dead: bool,
+    dead_signalled: bool,
+    events: VecDeque<KcpEvent>,
+    stats: KcpStats,
+}
+
+impl Kcp {
+    /// A control block for conversation `conv`. `now` becomes wire millisecond 0.
+    ///
+    /// The config is used as given; call [`KcpConfig::validate`] first to reject values kcp-go
+    /// would refuse (an invalid MTU is raised to 50 here rather than panicking).
+    pub fn new(conv: u32, mut cfg: KcpConfig, now: Instant) -> Self {
+        cfg.mtu = cfg.mtu.max(50);
+        cfg.reserved = cfg.reserved.min(cfg.mtu - segment::OVERHEAD as u32 - 1);
+        cfg.snd_wnd = cfg.snd_wnd.max(1);
+        cfg.rcv_wnd = cfg.rcv_wnd.clamp(1, u16::MAX as u32);
+        cfg.interval = cfg.clamped_interval();
+        let mut k = Kcp {
+            conv,
+            cfg,
+            mss: cfg.mss(),
+            clock: WireClock::new(now),
+            snd_una: 0,
+            snd_nxt: 0,
+            rcv_nxt: 0,
+            // kcp.md §3: kcp-go starts rmt_wnd at its default receive window (32).
+            rmt_wnd: KcpConfig::default().rcv_wnd,
+            cw: Cwnd::default(),
+            rtt: RttEstimator::new(cfg.nodelay),
+            probe: 0,
+            ts_probe: 0,
+            probe_wait: 0,
+            snd_queue: VecDeque::new(),
+            snd_buf: VecDeque::new(),
+            rcv_buf: VecDeque::new(),
+            rcv_queue: VecDeque::new(),
+            acklist: Vec::new(),
+            out: VecDeque::new(),
+            obuf: Vec::new(),
+            pool: Vec::new(),
+            next_flush: None,
+            flush_pending: false,
+            last_now: now,
+            earliest_resend: None,
+            fastack_pending: false,
+            readable_signalled: false,
+            want_writable: false,
+            dead: false,
+            dead_signalled: false,
+            events: VecDeque::new(),
+            stats: KcpStats::default(),
+        };
+        k.reset_obuf();
+        k
+    }
+
+    /// The conversation id.
+    pub fn conv(&self) -> u32 {
+        self.conv
+    }
+    /// The configuration in force.
+    pub fn config(&self) -> &KcpConfig {
+        &self.cfg
+    }
+    /// Maximum payload bytes per segment.
+    pub fn mss(&self) -> usize {
+        self.mss as usize
+    }
+    /// Counters.
+    pub fn stats(&self) -> KcpStats {
+        self.stats
+    }
+    /// The RTT estimator's state (srtt, rttvar, rto).
+    pub fn rtt(&self) -> RttEstimator {
+        self.rtt
+    }
+    /// The congestion-window state.
+    pub fn cwnd(&self) -> Cwnd {
+        self.cw
+    }
+    /// The peer's last advertised receive window.
+    pub fn remote_window(&self) -> u32 {
+        self.rmt_wnd
+    }
+    /// Segments queued or in flight (kcp-go `WaitSnd`).
+    pub fn wait_snd(&self) -> usize {
+        self.snd_buf.len() + self.snd_queue.len()
+    }
+    /// Whether a segment reached the dead-link retransmission count.
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+    /// Whether [`Kcp::write`] would accept data now (kcp-go's `WriteBuffers` test).
+    pub fn can_write(&self) -> bool {
+        let w = self.wait_snd();
+        w < self.cfg.snd_wnd as usize && w < self.rmt_wnd as usize
+    }
+    /// Whether everything written has been acknowledged.
+    pub fn all_acked(&self) -> bool {
+        self.wait_snd() == 0
+    }
+
+    /// The wire clock value of `now`.
+    pub fn wire_ms(&self, now: Instant) -> u32 {
+        self.clock.ms(now)
+    }
+
+    /// kcp-go's session-layer write (`UDPSession.WriteBuffers`): accepts the whole buffer when
+    /// the send queue is below both windows, cutting it into `mss`-sized sends, and asks for an
+    /// immediate flush (done by the next [`Machine::poll_transmit`]).
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        if data.is_empty() {
+            return Err(WriteError::Empty);
+        }
+        if !self.can_write() {
+            self.want_writable = true;
+            return Err(WriteError::Blocked);
+        }
+        for chunk in data.chunks(self.mss as usize) {
+            // A chunk of at most mss bytes is one fragment: send cannot fail.
+            let _ = self.send(chunk);
+        }
+        self.flush_pending = true;
+        Ok(data.len())
+    }
+
+    /// Application events, oldest first.
+    pub fn poll_event(&mut self) -> Option<KcpEvent> {
+        self.events.pop_front()
+    }
+
+    fn push_event_checks(&mut self) {
+        if !self.readable_signalled && self.peek_size().is_some() {
+            self.readable_signalled = true;
+            self.events.push_back(KcpEvent::Readable);
+        }
+        if self.want_writable && self.can_write() {
+            self.want_writable = false;
+            self.events.push_back(KcpEvent::Writable);
+        }
+        if self.dead && !self.dead_signalled {
+            self.dead_signalled = true;
+            self.events.push_back(KcpEvent::DeadLink);
+        }
+    }
+
+    /// A flush as kcp-go's timer, `Write` and `Input` run it, plus rescheduling.
+    fn flush_and_schedule(&mut self, now: Instant) {
+        let ms = self.clock.ms(now);
+        let ret = self.flush(now, false);
+        self.next_flush = self.deadline_after_flush(ms, ret);
+        self.push_event_checks();
+    }
+
+    /// Nothing to send, acknowledge or probe, and no timer needed (kcp.md §11.2: kcp-go's
+    /// periodic flush would emit nothing in this state).
+    fn quiet(&self) -> bool {
+        self.acklist.is_empty()
+            && self.probe == 0
+            && self.rmt_wnd != 0
+            && !self.fastack_pending
+            && (self.snd_queue.is_empty() || self.window_full())
+    }
+
+    fn window_full(&self) -> bool {
+        let wnd = self.effective_window();
+        timediff(self.snd_nxt, self.snd_una.wrapping_add(wnd)) >= 0
+    }
+
+    fn effective_window(&self) -> u32 {
+        let wnd = self.cfg.snd_wnd.min(self.rmt_wnd);
+        if self.cfg.nocwnd {
+            wnd
+        } else {
+            wnd.min(self.cw.cwnd)
+        }
+    }
+
+    /// After a flush at wire time `ms` that returned `ret`: kcp-go would flush again after
+    /// `ret` ms. When that flush (and those after it) could only emit something once a
+    /// retransmission timer expires, jump straight to that expiry; when nothing at all is
+    /// pending, arm no timer.
+    fn deadline_after_flush(&self, ms: u32, ret: u32) -> Option<u32> {
+        if self.quiet() {
+            self.earliest_resend
+        } else {
+            Some(ms.wrapping_add(ret))
+        }
+    }
+
+    /// After input or an application call changed state without a flush: make sure a flush is
+    /// due within one interval when kcp-go's timer would find work.
+    fn arm_interval_if_busy(&mut self, ms: u32) {
+        if self.quiet() {
+            return;
+        }
+        let tick = ms.wrapping_add(self.cfg.interval);
+        self.next_flush = Some(match self.next_flush {
+            Some(t) if timediff(t, tick) <= 0 => t,
+            _ => tick,
+        });
+    }
+}
+
+impl Machine for Kcp {
+    type Event = KcpEvent;
+    type InputError = InputError;
+
+    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), InputError> {
+        let ms = self.clock.ms(now);
+        self.last_now = now;
+        // As a standalone machine, KCP's datagrams carry `reserved` opaque leading bytes (the
+        // session layer's header space, zero here): skip them symmetrically.
+        let data = data.get(self.cfg.reserved as usize..).unwrap_or(&[]);
+        let r = self.input(now, data, true, self.cfg.ack_nodelay);
+        self.arm_interval_if_busy(ms);
+        self.push_event_checks();
+        r
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if self.flush_pending {
+            self.flush_pending = false;
+            self.last_now = now;
+            self.flush_and_schedule(now);
+        }
+        self.pop_output(buf).map(|len| Transmit { len })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.flush_pending {
+            return Some(self.last_now);
+        }
+        self.next_flush.map(|ms| self.clock.instant_at(self.last_now, ms))
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        let ms = self.clock.ms(now);
+        self.last_now = now;
+        let due = matches!(self.next_flush, Some(t) if timediff(ms, t) >= 0);
+        if due || self.flush_pending {
+            self.flush_pending = false;
+            self.flush_and_schedule(now);
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<KcpEvent> {
+        Kcp::poll_event(self)
+    }
+}
+
+impl Kcp {
+    /// Whether every peer-fillable buffer is within its bound (used by fuzzing and tests):
+    /// the receive side holds at most `rcv_wnd` segments in each queue and the ACK list stays
+    /// below its forced-flush limit.
+    pub fn debug_bounds_ok(&self) -> bool {
+        let w = self.cfg.rcv_wnd as usize;
+        self.rcv_buf.len() <= w
+            && self.rcv_queue.len() <= w
+            && self.acklist.len() <= 2 * w + self.cfg.mtu as usize / segment::OVERHEAD + 1
+            && self.pool.len() <= (self.cfg.snd_wnd + self.cfg.rcv_wnd) as usize + 64
+    }
+}

@@ -1,0 +1,165 @@
+//! The four queues: user data in (`send`), in order out (`recv`), and the buffer pool
+//! (kcp.md §4, §7).
+use super::{Kcp, RecvError, Seg, SendError, ASK_TELL, MAX_FRAGMENTS};
+
+impl Kcp {
+    /// A cleared buffer from the pool.
+    pub(super) fn take_buf(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_default()
+    }
+
+    /// Returns a buffer to the pool (bounded, so a burst does not pin memory forever).
+    pub(super) fn give_buf(&mut self, mut b: Vec<u8>) {
+        let limit = (self.cfg.snd_wnd + self.cfg.rcv_wnd) as usize + 64;
+        if self.pool.len() < limit {
+            b.clear();
+            self.pool.push(b);
+        }
+    }
+
+    fn new_seg(&mut self, data: &[u8], frg: u8) -> Seg {
+        let mut buf = self.take_buf();
+        buf.extend_from_slice(data);
+        Seg { frg, data: buf, ..Seg::default() }
+    }
+
+    /// kcp-go `Send` (kcp.md §4): queue `data`, merging into the last queued segment in
+    /// stream mode and fragmenting (`frg` counting down) in message mode. Returns the number of
+    /// bytes queued.
+    pub fn send(&mut self, mut data: &[u8]) -> Result<usize, SendError> {
+        let total = data.len();
+        if data.is_empty() {
+            return Err(SendError::Empty);
+        }
+        let mss = self.mss as usize;
+        if self.cfg.stream {
+            if let Some(last) = self.snd_queue.back_mut() {
+                if last.data.len() < mss {
+                    let extend = (mss - last.data.len()).min(data.len());
+                    last.data.extend_from_slice(&data[..extend]);
+                    data = &data[extend..];
+                }
+            }
+            if data.is_empty() {
+                self.stats.bytes_sent += total as u64;
+                return Ok(total);
+            }
+        }
+        let count = data.len().div_ceil(mss).max(1);
+        if count > MAX_FRAGMENTS {
+            return Err(SendError::TooLarge(total));
+        }
+        for (i, chunk) in data.chunks(mss).enumerate() {
+            let frg = if self.cfg.stream { 0 } else { (count - i - 1) as u8 };
+            let seg = self.new_seg(chunk, frg);
+            self.snd_queue.push_back(seg);
+        }
+        self.stats.bytes_sent += total as u64;
+        Ok(total)
+    }
+
+    /// kcp-go `PeekSize`: the size of the next complete message, if any.
+    pub fn peek_size(&self) -> Option<usize> {
+        let head = self.rcv_queue.front()?;
+        if head.frg == 0 {
+            return Some(head.data.len());
+        }
+        if self.rcv_queue.len() < head.frg as usize + 1 {
+            return None;
+        }
+        let mut len = 0;
+        for seg in &self.rcv_queue {
+            len += seg.data.len();
+            if seg.frg == 0 {
+                break;
+            }
+        }
+        Some(len)
+    }
+
+    /// kcp-go `Recv` (kcp.md §7): copies the next message into `buf`.
+    ///
+    /// In stream mode every segment is a message, so one call returns one segment's bytes;
+    /// [`Kcp::recv_stream`] fills a buffer across segments.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let size = self.peek_size().ok_or(RecvError::WouldBlock)?;
+        if size > buf.len() {
+            return Err(RecvError::BufferTooSmall { needed: size });
+        }
+        let recover = self.rcv_queue.len() >= self.cfg.rcv_wnd as usize;
+        let mut n = 0;
+        while let Some(seg) = self.rcv_queue.pop_front() {
+            let last = seg.frg == 0;
+            buf[n..n + seg.data.len()].copy_from_slice(&seg.data);
+            n += seg.data.len();
+            self.give_buf(seg.data);
+            if last {
+                break;
+            }
+        }
+        self.after_recv(recover, n);
+        Ok(n)
+    }
+
+    /// Stream-mode read: fills `buf` from as many segments as fit, keeping a partly read
+    /// segment for the next call. Returns `WouldBlock` when nothing is queued.
+    pub fn recv_stream(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        if self.rcv_queue.is_empty() {
+            return Err(RecvError::WouldBlock);
+        }
+        let recover = self.rcv_queue.len() >= self.cfg.rcv_wnd as usize;
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(seg) = self.rcv_queue.front_mut() else { break };
+            let take = seg.data.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&seg.data[..take]);
+            n += take;
+            if take == seg.data.len() {
+                if let Some(seg) = self.rcv_queue.pop_front() {
+                    self.give_buf(seg.data);
+                }
+            } else {
+                seg.data.drain(..take);
+            }
+        }
+        self.after_recv(recover, n);
+        Ok(n)
+    }
+
+    fn after_recv(&mut self, recover: bool, n: usize) {
+        self.stats.bytes_received += n as u64;
+        self.move_ready_to_queue();
+        // kcp.md §7: tell the peer the window reopened.
+        if recover && self.rcv_queue.len() < self.cfg.rcv_wnd as usize {
+            self.probe |= ASK_TELL;
+            self.flush_pending = true;
+        }
+        if self.rcv_queue.is_empty() || self.peek_size().is_none() {
+            self.readable_signalled = false;
+        }
+    }
+
+    /// Moves in-order segments from `rcv_buf` to `rcv_queue` while the queue has room.
+    pub(super) fn move_ready_to_queue(&mut self) {
+        while let Some(seg) = self.rcv_buf.front() {
+            if seg.sn != self.rcv_nxt || self.rcv_queue.len() >= self.cfg.rcv_wnd as usize {
+                break;
+            }
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            if let Some(seg) = self.rcv_buf.pop_front() {
+                self.rcv_queue.push_back(seg);
+            }
+        }
+    }
+
+    /// kcp-go `wnd_unused`.
+    pub(super) fn wnd_unused(&self) -> u16 {
+        let q = self.rcv_queue.len();
+        let w = self.cfg.rcv_wnd as usize;
+        if q < w {
+            (w - q) as u16
+        } else {
+            0
+        }
+    }
+}

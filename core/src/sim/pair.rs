@@ -1,0 +1,677 @@
+//! Two machines joined by a [`Link`] in each direction, driven in virtual time.
+//!
+//! [`Pair::step`] follows the documented call order: drain both machines' datagrams into
+//! their outgoing links, hand every datagram due at `now` to the peer, drain events, and only
+//! when nothing moved at `now` jump the clock to the earliest deadline anywhere. Time never
+//! advances while work is pending at the current instant, and a machine's `handle_timeout`
+//! is only ever called at or after its own `poll_timeout`.
+use std::time::{Duration, Instant};
+
+use crate::driver::Machine;
+use crate::rng::{child_seed, seeded};
+
+use super::link::{Link, LinkConfig};
+
+/// Default for [`Pair::max_steps`]: enough for hours of virtual KCP traffic.
+pub const DEFAULT_MAX_STEPS: u64 = 50_000_000;
+
+/// Default for [`Pair::max_steps_per_instant`].
+pub const DEFAULT_MAX_STEPS_PER_INSTANT: u64 = 1_000_000;
+
+/// Upper bound on datagrams one machine may emit in a single flush before the pair calls it
+/// a livelock (a `poll_transmit` that never returns `None`).
+const MAX_TRANSMITS_PER_FLUSH: u64 = 1 << 22;
+
+/// Counters of a [`Pair`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PairStats {
+    /// Datagrams `a` emitted (before the link's impairments).
+    pub datagrams_a_to_b: u64,
+    /// Bytes `a` emitted.
+    pub bytes_a_to_b: u64,
+    /// Datagrams `b` emitted.
+    pub datagrams_b_to_a: u64,
+    /// Bytes `b` emitted.
+    pub bytes_b_to_a: u64,
+    /// Datagrams handed to `a.handle_input`.
+    pub delivered_to_a: u64,
+    /// Datagrams handed to `b.handle_input`.
+    pub delivered_to_b: u64,
+    /// `Err` verdicts from `a.handle_input` (counted, never fatal).
+    pub input_errors_a: u64,
+    /// `Err` verdicts from `b.handle_input`.
+    pub input_errors_b: u64,
+    /// Calls of `a.handle_timeout`.
+    pub timeouts_a: u64,
+    /// Calls of `b.handle_timeout`.
+    pub timeouts_b: u64,
+    /// Calls of [`Pair::step`] (including those made by the `drive*` methods).
+    pub steps: u64,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Datagrams moved at the current instant.
+    Moved,
+    /// Time jumped to the next deadline (timers fired, or a link delivery became due).
+    Advanced,
+    /// Nothing pending anywhere.
+    Idle,
+    /// The next deadline lies beyond the caller's limit; the clock stopped at the limit.
+    Limit,
+}
+
+/// Two machines `a` and `b`, a link each way, and a virtual clock. See the
+/// [module docs](self).
+pub struct Pair<A: Machine, B: Machine> {
+    /// The first machine.
+    pub a: A,
+    /// The second machine.
+    pub b: B,
+    /// The current virtual time.
+    pub now: Instant,
+    /// The link carrying `a`'s datagrams to `b`.
+    pub a_to_b: Link,
+    /// The link carrying `b`'s datagrams to `a`.
+    pub b_to_a: Link,
+    /// Events `a` produced so far, in order.
+    pub events_a: Vec<A::Event>,
+    /// Events `b` produced so far, in order.
+    pub events_b: Vec<B::Event>,
+    /// Counters.
+    pub stats: PairStats,
+    /// Step budget of [`Pair::drive`], [`Pair::drive_until`] and [`Pair::drive_for`]; running
+    /// out panics (printing the seed), which catches machines that never go idle.
+    pub max_steps: u64,
+    /// Steps allowed without the clock moving; more panics as a livelock (for example a
+    /// machine whose `poll_timeout` stays at or before `now` after `handle_timeout`).
+    pub max_steps_per_instant: u64,
+    start: Instant,
+    seed: u64,
+    steps_at_instant: u64,
+    buf: Vec<u8>,
+}
+
+impl<A: Machine, B: Machine> std::fmt::Debug for Pair<A, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Machines and events need not be Debug; the clock, seed and counters tell the story.
+        f.debug_struct("Pair")
+            .field("elapsed", &self.elapsed())
+            .field("seed", &self.seed)
+            .field("stats", &self.stats)
+            .field("a_to_b", &self.a_to_b.stats())
+            .field("b_to_a", &self.b_to_a.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Machine, B: Machine> Pair<A, B> {
+    /// Joins `a` and `b` at virtual time `start`; each link's randomness is a child of `seed`.
+    pub fn new(
+        a: A,
+        b: B,
+        start: Instant,
+        link_ab: LinkConfig,
+        link_ba: LinkConfig,
+        seed: u64,
+    ) -> Self {
+        let mut rng = seeded(seed);
+        let a_to_b = Link::new(link_ab, child_seed(&mut rng));
+        let b_to_a = Link::new(link_ba, child_seed(&mut rng));
+        Self {
+            a,
+            b,
+            now: start,
+            a_to_b,
+            b_to_a,
+            events_a: Vec::new(),
+            events_b: Vec::new(),
+            stats: PairStats::default(),
+            max_steps: DEFAULT_MAX_STEPS,
+            max_steps_per_instant: DEFAULT_MAX_STEPS_PER_INSTANT,
+            start,
+            seed,
+            steps_at_instant: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The seed the links were derived from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Virtual time since `start`.
+    pub fn elapsed(&self) -> Duration {
+        self.now.saturating_duration_since(self.start)
+    }
+
+    /// The earliest deadline of either machine or link, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.a.poll_timeout(),
+            self.b.poll_timeout(),
+            self.a_to_b.poll_timeout(),
+            self.b_to_a.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// One step: move datagrams at `now`, or if none moved, jump to the earliest deadline and
+    /// fire the timers due there. Returns `false` when nothing is pending anywhere.
+    pub fn step(&mut self) -> bool {
+        self.step_within(None) != Progress::Idle
+    }
+
+    /// Steps until fully idle, panicking (with the seed) after [`Pair::max_steps`].
+    pub fn drive(&mut self) {
+        self.drive_bounded(self.max_steps);
+    }
+
+    /// Steps until fully idle, panicking (with the seed) after `max_steps` steps.
+    pub fn drive_bounded(&mut self, max_steps: u64) {
+        for _ in 0..max_steps {
+            if !self.step() {
+                return;
+            }
+        }
+        self.livelock(&format!("still busy after {max_steps} steps"));
+    }
+
+    /// Steps until `pred` holds, everything is idle, or the next event lies beyond `deadline`
+    /// (the clock then stops at `deadline`). Returns `pred`'s final verdict.
+    pub fn drive_until(
+        &mut self,
+        deadline: Instant,
+        mut pred: impl FnMut(&mut A, &mut B) -> bool,
+    ) -> bool {
+        for _ in 0..self.max_steps {
+            if pred(&mut self.a, &mut self.b) {
+                return true;
+            }
+            if matches!(
+                self.step_within(Some(deadline)),
+                Progress::Idle | Progress::Limit
+            ) {
+                return pred(&mut self.a, &mut self.b);
+            }
+        }
+        self.livelock(&format!("drive_until: {} steps", self.max_steps));
+    }
+
+    /// Runs for `d` of virtual time; afterwards `now` is exactly `d` later, even if the pair
+    /// went idle earlier.
+    pub fn drive_for(&mut self, d: Duration) {
+        let deadline = self.now.checked_add(d).unwrap_or(self.now);
+        self.drive_until(deadline, |_, _| false);
+        self.now = self.now.max(deadline);
+    }
+
+    /// The step itself; a `limit` keeps the clock from jumping past it.
+    fn step_within(&mut self, limit: Option<Instant>) -> Progress {
+        self.stats.steps += 1;
+        self.count_instant_step();
+        let moved = self.exchange();
+        self.collect_events();
+        if moved {
+            return Progress::Moved;
+        }
+        let Some(next) = self.next_deadline() else {
+            return Progress::Idle;
+        };
+        if let Some(limit) = limit.filter(|&l| next > l) {
+            self.advance_to(limit);
+            return Progress::Limit;
+        }
+        self.advance_to(next);
+        self.fire_timers();
+        self.collect_events();
+        Progress::Advanced
+    }
+
+    /// Moves the clock forward (never back) and resets the livelock counter when it moves.
+    fn advance_to(&mut self, t: Instant) {
+        if t > self.now {
+            self.now = t;
+            self.steps_at_instant = 0;
+        }
+    }
+
+    /// Panics when the clock has been stuck for too many steps.
+    fn count_instant_step(&mut self) {
+        self.steps_at_instant += 1;
+        if self.steps_at_instant > self.max_steps_per_instant {
+            let msg = format!(
+                "{} steps without the clock moving",
+                self.max_steps_per_instant
+            );
+            self.livelock(&msg);
+        }
+    }
+
+    /// Flushes both machines into their links and delivers what is due; true if anything moved.
+    fn exchange(&mut self) -> bool {
+        let now = self.now;
+        let seed = self.seed;
+        let s = &mut self.stats;
+        let sent_a = flush(&mut self.a, &mut self.a_to_b, now, &mut self.buf, seed);
+        s.datagrams_a_to_b += sent_a.0;
+        s.bytes_a_to_b += sent_a.1;
+        let sent_b = flush(&mut self.b, &mut self.b_to_a, now, &mut self.buf, seed);
+        s.datagrams_b_to_a += sent_b.0;
+        s.bytes_b_to_a += sent_b.1;
+        let to_b = deliver(&mut self.a_to_b, &mut self.b, now, &mut self.buf);
+        s.delivered_to_b += to_b.0;
+        s.input_errors_b += to_b.1;
+        let to_a = deliver(&mut self.b_to_a, &mut self.a, now, &mut self.buf);
+        s.delivered_to_a += to_a.0;
+        s.input_errors_a += to_a.1;
+        sent_a.0 + sent_b.0 + to_b.0 + to_a.0 > 0
+    }
+
+    /// Fires the timers of machines whose deadline has come; never earlier.
+    fn fire_timers(&mut self) {
+        let now = self.now;
+        if self.a.poll_timeout().is_some_and(|t| t <= now) {
+            self.a.handle_timeout(now);
+            self.stats.timeouts_a += 1;
+        }
+        if self.b.poll_timeout().is_some_and(|t| t <= now) {
+            self.b.handle_timeout(now);
+            self.stats.timeouts_b += 1;
+        }
+    }
+
+    /// Moves both machines' pending events into `events_a` / `events_b`.
+    fn collect_events(&mut self) {
+        while let Some(e) = self.a.poll_event() {
+            self.events_a.push(e);
+        }
+        while let Some(e) = self.b.poll_event() {
+            self.events_b.push(e);
+        }
+    }
+
+    /// Reports a livelock with everything needed to reproduce it.
+    fn livelock(&self, what: &str) -> ! {
+        panic!(
+            "tether sim livelock: {what} at t+{:?} (seed {seed}; rerun with TETHER_SIM_SEED={seed}); {:?}",
+            self.elapsed(),
+            self,
+            seed = self.seed,
+        )
+    }
+}
+
+/// Drains `m`'s datagrams into `link`; returns (datagrams, bytes).
+fn flush<M: Machine>(
+    m: &mut M,
+    link: &mut Link,
+    now: Instant,
+    buf: &mut Vec<u8>,
+    seed: u64,
+) -> (u64, u64) {
+    let (mut count, mut bytes) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        let Some(t) = m.poll_transmit(now, buf) else {
+            return (count, bytes);
+        };
+        // Catch a machine that misreports what it appended, instead of forwarding garbage.
+        assert_eq!(
+            t.len,
+            buf.len(),
+            "poll_transmit's len must match the bytes it appended"
+        );
+        link.handle_input(now, buf);
+        count += 1;
+        bytes += buf.len() as u64;
+        assert!(
+            count <= MAX_TRANSMITS_PER_FLUSH,
+            "tether sim livelock: poll_transmit never returned None (seed {seed}; rerun with TETHER_SIM_SEED={seed})"
+        );
+    }
+}
+
+/// Hands every datagram due on `link` to `m`; returns (delivered, input errors).
+fn deliver<M: Machine>(link: &mut Link, m: &mut M, now: Instant, buf: &mut Vec<u8>) -> (u64, u64) {
+    let (mut count, mut errors) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        if link.poll_transmit(now, buf).is_none() {
+            return (count, errors);
+        }
+        count += 1;
+        // An Err is a verdict on that one datagram (DESIGN §3): count it and carry on.
+        errors += u64::from(m.handle_input(now, buf).is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::test_start;
+    use crate::driver::Transmit;
+    use std::collections::VecDeque;
+
+    const PING: u8 = 0;
+    const PONG: u8 = 1;
+
+    /// What the toy reports.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum ToyEvent {
+        Pinged(u32),
+        Pong(u32),
+    }
+
+    /// A toy echo machine: sends `count` pings `interval` apart from `first`, answers every
+    /// ping with a pong, and reports both. It panics if its timer fires early, which is
+    /// stricter than the trait's contract and checks that `Pair` never does that.
+    struct Toy {
+        interval: Duration,
+        next: Option<Instant>,
+        sent: u32,
+        count: u32,
+        outbox: VecDeque<[u8; 5]>,
+        events: VecDeque<ToyEvent>,
+    }
+
+    impl Toy {
+        fn new(first: Instant, interval: Duration, count: u32) -> Self {
+            Self {
+                interval,
+                next: (count > 0).then_some(first),
+                sent: 0,
+                count,
+                outbox: VecDeque::new(),
+                events: VecDeque::new(),
+            }
+        }
+
+        fn echo(start: Instant) -> Self {
+            Self::new(start, Duration::ZERO, 0)
+        }
+    }
+
+    /// The indices of the pongs among `events`.
+    fn pongs(events: &[ToyEvent]) -> Vec<u32> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ToyEvent::Pong(i) => Some(*i),
+                ToyEvent::Pinged(_) => None,
+            })
+            .collect()
+    }
+
+    fn frame(kind: u8, i: u32) -> [u8; 5] {
+        let [b0, b1, b2, b3] = i.to_be_bytes();
+        [kind, b0, b1, b2, b3]
+    }
+
+    impl Machine for Toy {
+        type Event = ToyEvent;
+        type InputError = &'static str;
+
+        fn handle_input(&mut self, _now: Instant, data: &[u8]) -> Result<(), &'static str> {
+            let [kind, b0, b1, b2, b3] = <[u8; 5]>::try_from(data).map_err(|_| "bad length")?;
+            let i = u32::from_be_bytes([b0, b1, b2, b3]);
+            match kind {
+                PING => {
+                    self.events.push_back(ToyEvent::Pinged(i));
+                    self.outbox.push_back(frame(PONG, i));
+                }
+                PONG => self.events.push_back(ToyEvent::Pong(i)),
+                _ => return Err("unknown kind"),
+            }
+            Ok(())
+        }
+
+        fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+            let f = self.outbox.pop_front()?;
+            buf.extend_from_slice(&f);
+            Some(Transmit { len: f.len() })
+        }
+
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.next
+        }
+
+        fn handle_timeout(&mut self, now: Instant) {
+            let due = self.next.expect("handle_timeout without a deadline");
+            assert!(now >= due, "handle_timeout called before the deadline");
+            self.outbox.push_back(frame(PING, self.sent));
+            self.sent += 1;
+            self.next = (self.sent < self.count).then(|| due + self.interval);
+        }
+
+        fn poll_event(&mut self) -> Option<ToyEvent> {
+            self.events.pop_front()
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn delayed(d: Duration) -> LinkConfig {
+        LinkConfig::perfect().with_delay(d)
+    }
+
+    fn pinger_pair(start: Instant, count: u32, link: LinkConfig, seed: u64) -> Pair<Toy, Toy> {
+        let a = Toy::new(start, ms(100), count);
+        Pair::new(a, Toy::echo(start), start, link.clone(), link, seed)
+    }
+
+    #[test]
+    fn pings_are_echoed_over_a_perfect_link() {
+        let start = test_start();
+        let mut pair = pinger_pair(start, 10, delayed(ms(10)), 1);
+        pair.drive();
+        assert_eq!(pongs(&pair.events_a), (0..10).collect::<Vec<_>>());
+        assert_eq!(pair.events_b.len(), 10);
+        // The last ping leaves at 900 ms and its pong is back 20 ms later.
+        assert_eq!(pair.now, start + ms(920));
+        let s = pair.stats;
+        assert_eq!((s.datagrams_a_to_b, s.bytes_a_to_b), (10, 50));
+        assert_eq!((s.datagrams_b_to_a, s.bytes_b_to_a), (10, 50));
+        assert_eq!((s.delivered_to_a, s.delivered_to_b), (10, 10));
+        assert_eq!((s.input_errors_a, s.input_errors_b), (0, 0));
+        assert_eq!((s.timeouts_a, s.timeouts_b), (10, 0));
+        assert!(!pair.step(), "idle");
+        assert_eq!(pair.next_deadline(), None);
+    }
+
+    #[test]
+    fn idle_pair_does_not_step() {
+        let start = test_start();
+        let mut pair = Pair::new(
+            Toy::echo(start),
+            Toy::echo(start),
+            start,
+            LinkConfig::perfect(),
+            LinkConfig::perfect(),
+            2,
+        );
+        assert!(!pair.step());
+        assert_eq!(pair.now, start);
+    }
+
+    #[test]
+    fn drive_until_stops_when_the_predicate_holds() {
+        let start = test_start();
+        let mut pair = pinger_pair(start, 10, delayed(ms(10)), 3);
+        let got = pair.drive_until(start + Duration::from_secs(60), |a, _| a.sent >= 3);
+        assert!(got);
+        assert_eq!(pair.now, start + ms(200), "the third ping fires at 200 ms");
+    }
+
+    #[test]
+    fn drive_until_gives_up_at_the_deadline() {
+        let start = test_start();
+        let mut pair = pinger_pair(start, 10, delayed(ms(10)), 4);
+        assert!(!pair.drive_until(start + ms(50), |a, _| a.sent >= 3));
+        assert_eq!(pair.now, start + ms(50), "the clock stops at the deadline");
+    }
+
+    #[test]
+    fn drive_for_advances_exactly() {
+        let start = test_start();
+        let mut pair = pinger_pair(start, 10, delayed(ms(10)), 5);
+        pair.drive_for(ms(250));
+        assert_eq!(pair.now, start + ms(250));
+        assert_eq!(pongs(&pair.events_a), vec![0, 1, 2]);
+        pair.drive_for(Duration::from_secs(10));
+        assert_eq!(
+            pair.now,
+            start + ms(10_250),
+            "time moves even after going idle"
+        );
+        assert_eq!(pair.events_a.len(), 10);
+    }
+
+    #[test]
+    fn timers_interleave_and_never_fire_early() {
+        let start = test_start();
+        // Both sides ping, on different grids; Toy panics if a timer fires early.
+        let a = Toy::new(start, ms(7), 100);
+        let b = Toy::new(start + ms(3), ms(11), 100);
+        let link = delayed(ms(2)).with_jitter(ms(1));
+        let mut pair = Pair::new(a, b, start, link.clone(), link, 6);
+        pair.drive();
+        assert_eq!(pair.stats.timeouts_a, 100);
+        assert_eq!(pair.stats.timeouts_b, 100);
+        assert_eq!(pongs(&pair.events_a).len(), 100);
+        assert_eq!(pongs(&pair.events_b).len(), 100);
+    }
+
+    /// A machine that sends one malformed datagram, then one ping.
+    struct Rude(Toy, bool);
+
+    impl Machine for Rude {
+        type Event = ToyEvent;
+        type InputError = &'static str;
+
+        fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), &'static str> {
+            self.0.handle_input(now, data)
+        }
+
+        fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+            if std::mem::take(&mut self.1) {
+                buf.extend_from_slice(b"??");
+                return Some(Transmit { len: 2 });
+            }
+            self.0.poll_transmit(now, buf)
+        }
+
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.0.poll_timeout()
+        }
+
+        fn handle_timeout(&mut self, now: Instant) {
+            self.0.handle_timeout(now);
+        }
+
+        fn poll_event(&mut self) -> Option<ToyEvent> {
+            self.0.poll_event()
+        }
+    }
+
+    #[test]
+    fn input_errors_are_counted_not_fatal() {
+        let start = test_start();
+        let a = Rude(Toy::new(start, ms(100), 1), true);
+        let link = LinkConfig::perfect();
+        let mut pair = Pair::new(a, Toy::echo(start), start, link.clone(), link, 7);
+        pair.drive();
+        assert_eq!(pair.stats.input_errors_b, 1);
+        assert_eq!(pair.stats.input_errors_a, 0);
+        assert_eq!(pair.events_a, vec![ToyEvent::Pong(0)]);
+    }
+
+    fn lossy_run(seed: u64) -> (Vec<ToyEvent>, Duration, PairStats) {
+        let start = test_start();
+        let mut pair = pinger_pair(start, 1000, LinkConfig::kcptun_10pct_loss(), seed);
+        pair.drive();
+        let elapsed = pair.elapsed();
+        (pair.events_a, elapsed, pair.stats)
+    }
+
+    #[test]
+    fn lossy_runs_are_deterministic_per_seed() {
+        let (events, _, stats) = lossy_run(8);
+        // Both directions lose 10 %: about 81 % of pings come back.
+        assert!((760..=860).contains(&events.len()), "{}", events.len());
+        assert_eq!(stats.datagrams_a_to_b, 1000);
+        let again = lossy_run(8);
+        assert_eq!(again.0, events);
+        assert_eq!(again.1, lossy_run(8).1);
+        assert_eq!(again.2, stats);
+        assert_ne!(lossy_run(9).0, events);
+    }
+
+    #[test]
+    fn an_hour_of_virtual_time_is_cheap() {
+        let start = test_start();
+        let a = Toy::new(start, ms(10), 360_000);
+        let link = LinkConfig::cellular();
+        let mut pair = Pair::new(a, Toy::echo(start), start, link.clone(), link, 10);
+        pair.drive();
+        assert!(pair.elapsed() >= Duration::from_secs(3600));
+        assert!(pair.events_a.len() > 340_000);
+    }
+
+    /// A machine whose deadline never moves: a contract violation the pair must catch.
+    struct Stuck(Instant);
+
+    impl Machine for Stuck {
+        type Event = ();
+        type InputError = ();
+
+        fn handle_input(&mut self, _now: Instant, _data: &[u8]) -> Result<(), ()> {
+            Ok(())
+        }
+
+        fn poll_transmit(&mut self, _now: Instant, _buf: &mut Vec<u8>) -> Option<Transmit> {
+            None
+        }
+
+        fn poll_timeout(&self) -> Option<Instant> {
+            Some(self.0)
+        }
+
+        fn handle_timeout(&mut self, _now: Instant) {}
+
+        fn poll_event(&mut self) -> Option<()> {
+            None
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "TETHER_SIM_SEED=11")]
+    fn livelock_panics_with_the_seed() {
+        let start = test_start();
+        let link = LinkConfig::perfect();
+        let mut pair = Pair::new(
+            Stuck(start),
+            Toy::echo(start),
+            start,
+            link.clone(),
+            link,
+            11,
+        );
+        pair.max_steps_per_instant = 1000;
+        pair.drive();
+    }
+
+    #[test]
+    #[should_panic(expected = "still busy after 500 steps")]
+    fn step_budget_catches_machines_that_never_idle() {
+        let start = test_start();
+        let mut pair = pinger_pair(start, u32::MAX, delayed(ms(1)), 12);
+        pair.drive_bounded(500);
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the Rust toolchain: Debian's Go toolchain and the
+# real Go peers (kcp-go, smux, reedsolomon, x/crypto, kcptun) that the interop and golden-vector
+# tests build against offline. Idempotent; needs root (as CI and the dev machines run).
+set -euo pipefail
+pkgs=(golang-go golang-github-xtaci-kcp-dev golang-github-xtaci-smux-dev
+      golang-github-klauspost-reedsolomon-dev golang-golang-x-crypto-dev kcptun)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+go version

@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Simulate a KCP transfer between two in-memory peers over an impaired link.
-    Sim(sim_cmd::SimArgs),
+    Sim(Box<sim_cmd::SimArgs>),
     /// A short tour: compares the kcptun modes over a lossy simulated link.
     Demo,
 }
@@ -36,8 +36,25 @@ fn demo() -> i32 {
     println!("tether demo: 4 MiB through KCP between two in-memory peers, 10% loss each way,");
     println!("80 ms RTT, 20 Mbit/s bottleneck, all kcptun modes (same seed => same numbers).\n");
     let args = Cli::parse_from([
-        "tether", "sim", "--bytes", "4MiB", "--loss", "10%", "--rtt", "80ms", "--jitter", "5ms", "--rate", "20mbit",
-        "--sndwnd", "1024", "--rcvwnd", "1024", "--seed", "7", "--compare-modes",
+        "tether",
+        "sim",
+        "--bytes",
+        "4MiB",
+        "--loss",
+        "10%",
+        "--rtt",
+        "80ms",
+        "--jitter",
+        "5ms",
+        "--rate",
+        "20mbit",
+        "--sndwnd",
+        "1024",
+        "--rcvwnd",
+        "1024",
+        "--seed",
+        "7",
+        "--compare-modes",
     ]);
     match args.cmd {
         Cmd::Sim(a) => sim_cmd::run(&a),

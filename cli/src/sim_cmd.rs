@@ -1,12 +1,13 @@
 //! `tether sim`: a KCP transfer between two in-memory peers over a simulated link, reporting
 //! what a kcptun user wants to know before choosing settings.
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use tether_core::kcp::{KcpConfig, MODE_NAMES};
-use tether_core::sim::{LinkConfig, PRESET_NAMES};
 use tether_core::sim::transfer::{run_transfer, TransferConfig, TransferReport};
+use tether_core::sim::{LinkConfig, PRESET_NAMES};
 
 use crate::units::{parse_duration, parse_prob, parse_rate, parse_size};
 
@@ -82,20 +83,32 @@ pub struct SimArgs {
 }
 
 fn parse_preset(s: &str) -> Result<String, String> {
-    LinkConfig::preset(s).map(|_| s.to_string()).ok_or_else(|| format!("unknown preset `{s}`: choose one of {}", PRESET_NAMES.join(", ")))
+    LinkConfig::preset(s).map(|_| s.to_string()).ok_or_else(|| {
+        format!(
+            "unknown preset `{s}`: choose one of {}",
+            PRESET_NAMES.join(", ")
+        )
+    })
 }
 
 fn parse_mode(s: &str) -> Result<String, String> {
     if KcpConfig::mode(s).is_some() {
         Ok(s.to_string())
     } else {
-        Err(format!("unknown mode `{s}`: choose one of {}", MODE_NAMES.join(", ")))
+        Err(format!(
+            "unknown mode `{s}`: choose one of {}",
+            MODE_NAMES.join(", ")
+        ))
     }
 }
 
 impl SimArgs {
     fn link(&self) -> LinkConfig {
-        let mut l = self.preset.as_deref().and_then(LinkConfig::preset).unwrap_or_else(LinkConfig::perfect);
+        let mut l = self
+            .preset
+            .as_deref()
+            .and_then(LinkConfig::preset)
+            .unwrap_or_else(LinkConfig::perfect);
         if let Some(p) = self.loss {
             l = l.with_loss(p);
         }
@@ -150,9 +163,19 @@ impl SimArgs {
         if let Some(p) = &self.preset {
             let _ = write!(s, " preset {p} with");
         }
-        let _ = write!(s, " loss {}", self.loss.map_or("0%".into(), |p| format!("{:.1}%", p * 100.0)));
+        let _ = write!(
+            s,
+            " loss {}",
+            self.loss
+                .map_or("0%".into(), |p| format!("{:.1}%", p * 100.0))
+        );
         if let Some(p) = self.burst_loss {
-            let _ = write!(s, " (bursty {:.1}%, bursts of ~{})", p * 100.0, self.burst_len);
+            let _ = write!(
+                s,
+                " (bursty {:.1}%, bursts of ~{})",
+                p * 100.0,
+                self.burst_len
+            );
         }
         let _ = write!(s, ", rtt {}", fmt_dur(self.rtt.unwrap_or_default()));
         if let Some(j) = self.jitter {
@@ -164,7 +187,11 @@ impl SimArgs {
             }
             _ => s.push_str(", rate unlimited"),
         }
-        let _ = write!(s, "; wnd {}/{}, mtu {}, seed {}", self.sndwnd, self.rcvwnd, self.mtu, self.seed);
+        let _ = write!(
+            s,
+            "; wnd {}/{}, mtu {}, seed {}",
+            self.sndwnd, self.rcvwnd, self.mtu, self.seed
+        );
         s
     }
 }
@@ -172,18 +199,27 @@ impl SimArgs {
 /// Runs `tether sim`; returns the process exit code.
 pub fn run(args: &SimArgs) -> i32 {
     let start = Instant::now();
-    let modes: Vec<&str> = if args.compare_modes { MODE_NAMES.to_vec() } else { vec![args.mode.as_str()] };
-    let reports: Vec<(&str, TransferReport)> =
-        modes.iter().map(|m| (*m, run_transfer(&args.transfer(m), start))).collect();
+    let modes: Vec<&str> = if args.compare_modes {
+        MODE_NAMES.to_vec()
+    } else {
+        vec![args.mode.as_str()]
+    };
+    let reports: Vec<(&str, TransferReport)> = modes
+        .iter()
+        .map(|m| (*m, run_transfer(&args.transfer(m), start)))
+        .collect();
     let out = if args.json {
         json(args, &reports)
     } else if args.compare_modes {
         table(args, &reports)
     } else {
-        text(args, &reports[0].0, &reports[0].1)
+        text(args, reports[0].0, &reports[0].1)
     };
-    println!("{out}");
-    let ok = reports.iter().all(|(_, r)| r.completed && r.sha256_sent == r.sha256_received);
+    // A closed stdout (e.g. `| head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout(), "{out}");
+    let ok = reports
+        .iter()
+        .all(|(_, r)| r.completed && r.sha256_sent == r.sha256_received);
     if ok {
         0
     } else {
@@ -229,9 +265,22 @@ fn retrans_pct(r: &TransferReport) -> f64 {
 fn text(args: &SimArgs, mode: &str, r: &TransferReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "tether sim: {}, mode {mode}", args.describe());
-    let verdict = if r.completed { "yes" } else { "NO (time limit reached)" };
-    let _ = writeln!(s, "  completed        {verdict} after {} of simulated time", fmt_dur(r.elapsed));
-    let _ = writeln!(s, "  goodput          {:.2} Mbit/s ({}/s)", r.goodput_bps() / 1e6, fmt_bytes((r.goodput_bps() / 8.0) as u64));
+    let verdict = if r.completed {
+        "yes"
+    } else {
+        "NO (time limit reached)"
+    };
+    let _ = writeln!(
+        s,
+        "  completed        {verdict} after {} of simulated time",
+        fmt_dur(r.elapsed)
+    );
+    let _ = writeln!(
+        s,
+        "  goodput          {:.2} Mbit/s ({}/s)",
+        r.goodput_bps() / 1e6,
+        fmt_bytes((r.goodput_bps() / 8.0) as u64)
+    );
     let _ = writeln!(
         s,
         "  retransmitted    {} segments ({:.1}% of {} sent): {} after RTO, {} fast, {} early",
@@ -260,8 +309,16 @@ fn text(args: &SimArgs, mode: &str, r: &TransferReport) -> String {
         args.mtu - 24 - args.reserved
     );
     let _ = writeln!(s, "  sha256 sent      {}", hex::encode(r.sha256_sent));
-    let m = if r.sha256_sent == r.sha256_received { "match" } else { "MISMATCH" };
-    let _ = write!(s, "  sha256 received  {} ({m})", hex::encode(r.sha256_received));
+    let m = if r.sha256_sent == r.sha256_received {
+        "match"
+    } else {
+        "MISMATCH"
+    };
+    let _ = write!(
+        s,
+        "  sha256 received  {} ({m})",
+        hex::encode(r.sha256_received)
+    );
     s
 }
 
@@ -273,7 +330,11 @@ fn table(args: &SimArgs, reports: &[(&str, TransferReport)]) -> String {
         "mode", "time", "goodput", "retrans", "overhead", "p50", "p99", "sha256"
     );
     for (mode, r) in reports {
-        let t = if r.completed { fmt_dur(r.elapsed) } else { "timeout".into() };
+        let t = if r.completed {
+            fmt_dur(r.elapsed)
+        } else {
+            "timeout".into()
+        };
         let _ = writeln!(
             s,
             "{:<7} {:>10} {:>7.2} Mb/s {:>8.1}% {:>8.1}% {:>9} {:>9} {:>6}",
@@ -284,7 +345,11 @@ fn table(args: &SimArgs, reports: &[(&str, TransferReport)]) -> String {
             r.overhead() * 100.0,
             fmt_dur(r.latency_quantile(0.5)),
             fmt_dur(r.latency_quantile(0.99)),
-            if r.sha256_sent == r.sha256_received { "ok" } else { "BAD" }
+            if r.sha256_sent == r.sha256_received {
+                "ok"
+            } else {
+                "BAD"
+            }
         );
     }
     s.trim_end().to_string()

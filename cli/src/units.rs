@@ -4,9 +4,13 @@ use std::time::Duration;
 
 fn split_num(s: &str) -> Result<(f64, String), String> {
     let s = s.trim();
-    let idx = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let idx = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(idx);
-    let v: f64 = num.parse().map_err(|_| format!("`{s}` does not start with a number"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` does not start with a number"))?;
     Ok((v, unit.trim().to_ascii_lowercase()))
 }
 
@@ -21,7 +25,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "g" | "gb" => 1e9,
         "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("unknown size unit in `{s}`: use B, KiB, MiB, GiB, KB, MB or GB")),
+        _ => {
+            return Err(format!(
+                "unknown size unit in `{s}`: use B, KiB, MiB, GiB, KB, MB or GB"
+            ))
+        }
     };
     Ok((v * mult).round() as u64)
 }
@@ -32,7 +40,11 @@ pub fn parse_prob(s: &str) -> Result<f64, String> {
     let p = match unit.as_str() {
         "%" => v / 100.0,
         "" => v,
-        _ => return Err(format!("`{s}`: write a percentage like 5% or a fraction like 0.05")),
+        _ => {
+            return Err(format!(
+                "`{s}`: write a percentage like 5% or a fraction like 0.05"
+            ))
+        }
     };
     if !(0.0..=1.0).contains(&p) {
         return Err(format!("`{s}` is not between 0% and 100%"));
@@ -49,7 +61,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "us" | "µs" => v / 1e6,
         "m" | "min" => v * 60.0,
         "h" => v * 3600.0,
-        _ => return Err(format!("unknown time unit in `{s}`: use us, ms, s, min or h")),
+        _ => {
+            return Err(format!(
+                "unknown time unit in `{s}`: use us, ms, s, min or h"
+            ))
+        }
     };
     Ok(Duration::from_secs_f64(secs))
 }
@@ -65,7 +81,11 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         "kb" => v * 8e3,
         "mb" => v * 8e6,
         "gb" => v * 8e9,
-        _ => return Err(format!("unknown rate unit in `{s}`: use kbit, mbit, gbit or KB/s, MB/s")),
+        _ => {
+            return Err(format!(
+                "unknown rate unit in `{s}`: use kbit, mbit, gbit or KB/s, MB/s"
+            ))
+        }
     };
     Ok(bps.round() as u64)
 }

@@ -62,5 +62,5 @@ pub mod wire;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

@@ -47,7 +47,7 @@ mod tests {
 
     #[test]
     fn instant_round_trips() {
-        let epoch = Instant::now();
+        let epoch = crate::sim::test_start();
         let c = WireClock::new(epoch);
         let now = epoch + Duration::from_micros(10_500);
         assert_eq!(c.ms(now), 10);

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| tether_core::fuzzing::kcp_machine(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tether_core::fuzzing::kcp_machine(std::time::Instant::now(), data));

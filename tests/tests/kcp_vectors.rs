@@ -131,7 +131,7 @@ fn replay(sc: &Scenario) -> Result<(), String> {
             if let Some(extra) = pending.front() {
                 let prev = last_op.unwrap_or(i);
                 let mut msg = format!(
-                    "tether emitted {} more datagram(s) than kcp-go after op #{prev} ({}) :\n",
+                    "  tether emitted {} more datagram(s) than kcp-go after op #{prev} ({}):\n",
                     pending.len(),
                     sc.ops[prev]
                 );
@@ -236,7 +236,7 @@ fn replay(sc: &Scenario) -> Result<(), String> {
         return Err(fail(
             prev,
             format!(
-                "tether emitted {} more datagram(s) than kcp-go after the last op:\n{}",
+                "  tether emitted {} more datagram(s) than kcp-go after the last op:\n{}",
                 pending.len(),
                 show("unexpected", extra, reserved)
             ),

@@ -51,7 +51,13 @@ pub const MODE_NAMES: [&str; 4] = ["normal", "fast", "fast2", "fast3"];
 
 impl KcpConfig {
     fn preset(nodelay: bool, interval: u32) -> Self {
-        KcpConfig { nodelay, interval, resend: 2, nocwnd: true, ..Self::default() }
+        KcpConfig {
+            nodelay,
+            interval,
+            resend: 2,
+            nocwnd: true,
+            ..Self::default()
+        }
     }
     /// kcptun `normal`: nodelay 0, interval 40, resend 2, nc 1.
     pub fn normal() -> Self {
@@ -106,7 +112,10 @@ impl KcpConfig {
             return Err(ConfigError::MtuTooSmall(self.mtu));
         }
         if self.reserved >= self.mtu - super::segment::OVERHEAD as u32 {
-            return Err(ConfigError::ReservedTooLarge { reserved: self.reserved, mtu: self.mtu });
+            return Err(ConfigError::ReservedTooLarge {
+                reserved: self.reserved,
+                mtu: self.mtu,
+            });
         }
         if self.snd_wnd == 0 || self.rcv_wnd == 0 {
             return Err(ConfigError::ZeroWindow);
@@ -119,7 +128,8 @@ impl KcpConfig {
 
     /// Maximum segment payload: `mtu − 24 − reserved` (kcp.md §12).
     pub fn mss(&self) -> u32 {
-        self.mtu.saturating_sub(super::segment::OVERHEAD as u32 + self.reserved)
+        self.mtu
+            .saturating_sub(super::segment::OVERHEAD as u32 + self.reserved)
     }
 
     /// The interval as kcp-go's `NoDelay` clamps it.

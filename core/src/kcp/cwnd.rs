@@ -18,7 +18,11 @@ pub struct Cwnd {
 
 impl Default for Cwnd {
     fn default() -> Self {
-        Cwnd { cwnd: 0, ssthresh: THRESH_INIT, incr: 0 }
+        Cwnd {
+            cwnd: 0,
+            ssthresh: THRESH_INIT,
+            incr: 0,
+        }
     }
 }
 
@@ -35,9 +39,14 @@ impl Cwnd {
             if self.incr < mss {
                 self.incr = mss;
             }
-            self.incr = self.incr.wrapping_add((mss.wrapping_mul(mss)) / self.incr.max(1) + mss / 16);
+            self.incr = self
+                .incr
+                .wrapping_add((mss.wrapping_mul(mss)) / self.incr.max(1) + mss / 16);
             if (self.cwnd + 1).wrapping_mul(mss) <= self.incr {
-                self.cwnd = if mss > 0 { (self.incr + mss - 1) / mss } else { self.incr.wrapping_add(mss).wrapping_sub(1) };
+                self.cwnd = match self.incr.checked_div(mss) {
+                    Some(_) => self.incr.div_ceil(mss),
+                    None => self.incr.wrapping_sub(1),
+                };
             }
         }
         if self.cwnd > rmt_wnd {

@@ -51,7 +51,11 @@ impl Kcp {
         self.write_probes(&mut tmpl);
         let cwnd_eff = self.effective_window();
         let new_segs = self.move_to_snd_buf(cwnd_eff);
-        let resent = if self.cfg.resend > 0 { self.cfg.resend } else { u32::MAX };
+        let resent = if self.cfg.resend > 0 {
+            self.cfg.resend
+        } else {
+            u32::MAX
+        };
         let (resends, minrto) = self.write_data(current, &tmpl, new_segs, resent);
         self.emit_rest();
         self.count_resends(&resends);
@@ -124,7 +128,9 @@ impl Kcp {
     fn move_to_snd_buf(&mut self, cwnd_eff: u32) -> usize {
         let mut n = 0;
         while timediff(self.snd_nxt, self.snd_una.wrapping_add(cwnd_eff)) < 0 {
-            let Some(mut seg) = self.snd_queue.pop_front() else { break };
+            let Some(mut seg) = self.snd_queue.pop_front() else {
+                break;
+            };
             seg.sn = self.snd_nxt;
             self.snd_nxt = self.snd_nxt.wrapping_add(1);
             self.snd_buf.push_back(seg);
@@ -136,7 +142,13 @@ impl Kcp {
     /// kcp.md §8.3: first transmissions and retransmissions in kcp-go's decision order.
     /// Also records the earliest pending retransmission and whether any fastack is pending,
     /// which the driver uses to sleep exactly until the next useful flush.
-    fn write_data(&mut self, current: u32, tmpl: &Header, new_segs: usize, resent: u32) -> (Resends, u32) {
+    fn write_data(
+        &mut self,
+        current: u32,
+        tmpl: &Header,
+        new_segs: usize,
+        resent: u32,
+    ) -> (Resends, u32) {
         let mut rs = Resends::default();
         let mut minrto = self.cfg.interval as i32;
         let mut earliest: Option<u32> = None;

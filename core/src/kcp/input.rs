@@ -45,7 +45,10 @@ impl Kcp {
         while r.remaining() >= OVERHEAD {
             let h = Header::decode(&mut r).map_err(|_| InputError::Truncated)?;
             if h.conv != self.conv {
-                return Err(InputError::ConvMismatch { got: h.conv, want: self.conv });
+                return Err(InputError::ConvMismatch {
+                    got: h.conv,
+                    want: self.conv,
+                });
             }
             let payload = r.take(h.len as usize).map_err(|_| InputError::Truncated)?;
             let cmd = Cmd::from_u8(h.cmd).ok_or(InputError::BadCommand(h.cmd))?;
@@ -131,7 +134,13 @@ impl Kcp {
         if !repeat {
             let mut data = self.take_buf();
             data.extend_from_slice(payload);
-            let seg = Seg { frg: h.frg, ts: h.ts, sn, data, ..Seg::default() };
+            let seg = Seg {
+                frg: h.frg,
+                ts: h.ts,
+                sn,
+                data,
+                ..Seg::default()
+            };
             self.rcv_buf.insert(insert_at, seg);
         }
         self.move_ready_to_queue();

@@ -15,6 +15,8 @@ mod queue;
 mod rto;
 pub mod segment;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -354,9 +356,14 @@ impl Kcp {
     /// Nothing to send, acknowledge or probe, and no timer needed (kcp.md §11.2: kcp-go's
     /// periodic flush would emit nothing in this state).
     fn quiet(&self) -> bool {
+        self.quiet_except_probe() && self.rmt_wnd != 0
+    }
+
+    /// As [`Kcp::quiet`], but the peer's window may be closed: then only the probe timer
+    /// (kcp.md §8.2) and retransmission timers can make a flush emit anything.
+    fn quiet_except_probe(&self) -> bool {
         self.acklist.is_empty()
             && self.probe == 0
-            && self.rmt_wnd != 0
             && !self.fastack_pending
             && (self.snd_queue.is_empty() || self.window_full())
     }
@@ -380,17 +387,20 @@ impl Kcp {
     /// retransmission timer expires, jump straight to that expiry; when nothing at all is
     /// pending, arm no timer.
     fn deadline_after_flush(&self, ms: u32, ret: u32) -> Option<u32> {
-        if self.quiet() {
-            self.earliest_resend
-        } else {
-            Some(ms.wrapping_add(ret))
+        if !self.quiet_except_probe() {
+            return Some(ms.wrapping_add(ret));
+        }
+        let probe = (self.rmt_wnd == 0).then_some(self.ts_probe);
+        match (self.earliest_resend, probe) {
+            (Some(a), Some(b)) => Some(if timediff(a, b) <= 0 { a } else { b }),
+            (a, b) => a.or(b),
         }
     }
 
     /// After input or an application call changed state without a flush: make sure a flush is
     /// due within one interval when kcp-go's timer would find work.
     fn arm_interval_if_busy(&mut self, ms: u32) {
-        if self.quiet() {
+        if self.quiet() && !self.flush_pending {
             return;
         }
         let tick = ms.wrapping_add(self.cfg.interval);
@@ -430,7 +440,8 @@ impl Machine for Kcp {
         if self.flush_pending {
             return Some(self.last_now);
         }
-        self.next_flush.map(|ms| self.clock.instant_at(self.last_now, ms))
+        self.next_flush
+            .map(|ms| self.clock.instant_at(self.last_now, ms))
     }
 
     fn handle_timeout(&mut self, now: Instant) {

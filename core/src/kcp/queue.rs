@@ -20,7 +20,11 @@ impl Kcp {
     fn new_seg(&mut self, data: &[u8], frg: u8) -> Seg {
         let mut buf = self.take_buf();
         buf.extend_from_slice(data);
-        Seg { frg, data: buf, ..Seg::default() }
+        Seg {
+            frg,
+            data: buf,
+            ..Seg::default()
+        }
     }
 
     /// kcp-go `Send` (kcp.md §4): queue `data`, merging into the last queued segment in
@@ -50,7 +54,11 @@ impl Kcp {
             return Err(SendError::TooLarge(total));
         }
         for (i, chunk) in data.chunks(mss).enumerate() {
-            let frg = if self.cfg.stream { 0 } else { (count - i - 1) as u8 };
+            let frg = if self.cfg.stream {
+                0
+            } else {
+                (count - i - 1) as u8
+            };
             let seg = self.new_seg(chunk, frg);
             self.snd_queue.push_back(seg);
         }
@@ -110,7 +118,9 @@ impl Kcp {
         let recover = self.rcv_queue.len() >= self.cfg.rcv_wnd as usize;
         let mut n = 0;
         while n < buf.len() {
-            let Some(seg) = self.rcv_queue.front_mut() else { break };
+            let Some(seg) = self.rcv_queue.front_mut() else {
+                break;
+            };
             let take = seg.data.len().min(buf.len() - n);
             buf[n..n + take].copy_from_slice(&seg.data[..take]);
             n += take;

@@ -25,7 +25,12 @@ pub struct RttEstimator {
 impl RttEstimator {
     /// A fresh estimator; `nodelay` selects the 30 ms floor.
     pub fn new(nodelay: bool) -> Self {
-        RttEstimator { srtt: 0, rttvar: 0, rto: RTO_DEF, min_rto: if nodelay { RTO_NDL } else { RTO_MIN } }
+        RttEstimator {
+            srtt: 0,
+            rttvar: 0,
+            rto: RTO_DEF,
+            min_rto: if nodelay { RTO_NDL } else { RTO_MIN },
+        }
     }
 
     /// Feeds one RTT sample. kcp.md §9: the low-sample test uses the already updated srtt.
@@ -38,12 +43,17 @@ impl RttEstimator {
             self.srtt = self.srtt.wrapping_add(delta >> 3);
             delta = delta.wrapping_abs();
             if rtt < self.srtt.wrapping_sub(self.rttvar) {
-                self.rttvar = self.rttvar.wrapping_add(delta.wrapping_sub(self.rttvar) >> 5);
+                self.rttvar = self
+                    .rttvar
+                    .wrapping_add(delta.wrapping_sub(self.rttvar) >> 5);
             } else {
-                self.rttvar = self.rttvar.wrapping_add(delta.wrapping_sub(self.rttvar) >> 2);
+                self.rttvar = self
+                    .rttvar
+                    .wrapping_add(delta.wrapping_sub(self.rttvar) >> 2);
             }
         }
-        let rto = (self.srtt as u32).wrapping_add(interval.max((self.rttvar as u32).wrapping_shl(2)));
+        let rto =
+            (self.srtt as u32).wrapping_add(interval.max((self.rttvar as u32).wrapping_shl(2)));
         self.rto = rto.clamp(self.min_rto, RTO_MAX);
     }
 }

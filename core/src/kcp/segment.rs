@@ -129,7 +129,11 @@ mod tests {
     #[test]
     fn overrun_stops_iteration() {
         let mut buf = Vec::new();
-        Header { len: 100, ..Default::default() }.encode(&mut Writer::new(&mut buf));
+        Header {
+            len: 100,
+            ..Default::default()
+        }
+        .encode(&mut Writer::new(&mut buf));
         let segs: Vec<_> = segments(&buf).collect();
         assert_eq!(segs.len(), 1);
         assert!(segs[0].is_err());

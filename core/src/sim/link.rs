@@ -308,7 +308,12 @@ impl Ord for InFlight {
     }
 }
 
-/// One direction of an impaired path. See the [module docs](self).
+/// One direction of an impaired path, as a sans-IO element.
+///
+/// Stages, in order: the in-flight bound ([`LinkConfig::max_in_flight`]); the bottleneck, a
+/// drop-tail queue serialised at [`LinkConfig::rate_bps`]; loss ([`Loss`]); duplication; then
+/// per copy corruption and delay with jitter (or extra delay when picked for reordering).
+/// Every random choice comes from the seed given to [`Link::new`].
 #[derive(Debug)]
 pub struct Link {
     config: LinkConfig,

@@ -70,7 +70,7 @@ pub use seed::{parse_seed, seed_from_env, SeedGuard, DUMP_ENV, SEED_ENV};
 
 /// The one real instant a unit test reads; everything after it is virtual time.
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)]
-fn test_start() -> std::time::Instant {
+#[allow(clippy::disallowed_methods)] // #[cfg(test)]: the origin of virtual time
+pub(crate) fn test_start() -> std::time::Instant {
     std::time::Instant::now()
 }

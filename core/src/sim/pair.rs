@@ -62,8 +62,11 @@ enum Progress {
     Limit,
 }
 
-/// Two machines `a` and `b`, a link each way, and a virtual clock. See the
-/// [module docs](self).
+/// Two machines `a` and `b`, a link each way, and a virtual clock.
+///
+/// Each [`Pair::step`] drains both machines' datagrams into their links, delivers what is due
+/// at `now`, and collects events; only when nothing moved does the clock jump to the earliest
+/// deadline, firing the timers due there (never earlier than a machine asked for).
 pub struct Pair<A: Machine, B: Machine> {
     /// The first machine.
     pub a: A,
@@ -353,8 +356,8 @@ fn deliver<M: Machine>(link: &mut Link, m: &mut M, now: Instant, buf: &mut Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::test_start;
     use crate::driver::Transmit;
+    use crate::sim::test_start;
     use std::collections::VecDeque;
 
     const PING: u8 = 0;

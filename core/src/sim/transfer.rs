@@ -97,7 +97,10 @@ pub struct Tap<M> {
 impl<M> Tap<M> {
     /// Wraps `inner`.
     pub fn new(inner: M) -> Self {
-        Tap { inner, hash: Sha256::new() }
+        Tap {
+            inner,
+            hash: Sha256::new(),
+        }
     }
     /// SHA-256 over every datagram emitted so far.
     pub fn digest(&self) -> [u8; 32] {
@@ -196,7 +199,7 @@ pub fn run_transfer(cfg: &TransferConfig, start: Instant) -> TransferReport {
         cfg.seed,
     );
     let mut src = Source {
-        rng: seeded(cfg.seed ^ 0x7061_796c_6f61_64),
+        rng: seeded(cfg.seed ^ 0x0070_6179_6c6f_6164),
         remaining: cfg.bytes,
         written: 0,
         hash: Sha256::new(),

@@ -39,7 +39,10 @@ impl<'a> Reader<'a> {
     /// Consumes exactly `n` bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.buf.len() {
-            return Err(DecodeError::Truncated { needed: n, remaining: self.buf.len() });
+            return Err(DecodeError::Truncated {
+                needed: n,
+                remaining: self.buf.len(),
+            });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -91,9 +94,15 @@ mod tests {
     fn reads_and_never_panics() {
         let mut r = Reader::new(&[1, 2, 3, 4, 5]);
         assert_eq!(r.u16_le(), Ok(0x0201));
-        assert_eq!(r.u32_le(), Err(DecodeError::Truncated { needed: 4, remaining: 3 }));
+        assert_eq!(
+            r.u32_le(),
+            Err(DecodeError::Truncated {
+                needed: 4,
+                remaining: 3
+            })
+        );
         assert_eq!(r.u16_be(), Ok(0x0304));
         assert_eq!(r.remaining(), 1);
-        assert_eq!(r.take(2).unwrap_err().to_string().contains("truncated"), true);
+        assert!(r.take(2).unwrap_err().to_string().contains("truncated"));
     }
 }

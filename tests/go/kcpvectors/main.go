@@ -879,6 +879,9 @@ func run(s scenario) ([]rec, error) {
 		refTime = start.Add(-budget) // clock reads 0 until start+0.5ms
 		s.script(r)
 		if time.Since(start) < budget {
+			if try > 0 {
+				fmt.Fprintf(os.Stderr, "kcpvectors: %s needed %d tries to fit in %v\n", s.name, try+1, budget)
+			}
 			return r.recs, nil
 		}
 	}

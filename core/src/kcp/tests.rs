@@ -1,0 +1,288 @@
+//! Behavioural tests of the KCP machine in the seeded simulator (kcp.md §6–§11).
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::segment::{self, Cmd, Header};
+use super::*;
+use crate::sim::transfer::{run_transfer, TransferConfig};
+use crate::sim::{test_start, LinkConfig, Pair, SeedGuard};
+use crate::wire::Writer;
+
+fn transfer(bytes: u64, kcp: KcpConfig, link: LinkConfig, seed: u64) -> TransferConfig {
+    TransferConfig {
+        bytes,
+        kcp,
+        link_ab: link.clone(),
+        link_ba: link,
+        seed,
+        time_limit: Duration::from_secs(3600),
+    }
+}
+
+fn mode(i: usize) -> KcpConfig {
+    let m = [
+        KcpConfig::normal(),
+        KcpConfig::fast(),
+        KcpConfig::fast2(),
+        KcpConfig::fast3(),
+        KcpConfig::default(),
+    ];
+    m[i % m.len()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// Every byte delivered exactly once, in order, for loss 0–30 %, reordering, duplication
+    /// and every preset, in stream and message mode.
+    #[test]
+    fn delivers_exactly_once_in_order(
+        seed in any::<u64>(),
+        loss in 0.0f64..0.30,
+        reorder in 0.0f64..0.2,
+        dup in 0.0f64..0.2,
+        m in 0usize..5,
+        stream in any::<bool>(),
+        bytes in 1u64..150_000,
+    ) {
+        let _g = SeedGuard::new(seed);
+        let link = LinkConfig::perfect()
+            .with_delay(Duration::from_millis(15))
+            .with_jitter(Duration::from_millis(3))
+            .with_loss(loss)
+            .with_reorder(reorder, Duration::from_millis(10))
+            .with_duplicate(dup);
+        let kcp = mode(m).with_windows(128, 128).with_stream(stream);
+        let r = run_transfer(&transfer(bytes, kcp, link, seed), test_start());
+        prop_assert!(r.completed, "transfer did not complete: {r:?}");
+        prop_assert_eq!(r.delivered, bytes);
+        prop_assert_eq!(r.sha256_sent, r.sha256_received);
+    }
+
+    /// Same seed and inputs ⇒ the same bytes on the wire, whatever the wall clock does.
+    #[test]
+    fn deterministic(seed in any::<u64>(), m in 0usize..4) {
+        let link = LinkConfig::perfect().with_delay(Duration::from_millis(20)).with_loss(0.1).with_jitter(Duration::from_millis(5));
+        let cfg = transfer(40_000, mode(m), link, seed);
+        let r1 = run_transfer(&cfg, test_start());
+        let r2 = run_transfer(&cfg, test_start() + Duration::from_secs(1234));
+        prop_assert_eq!(r1.wire_digest, r2.wire_digest);
+        prop_assert_eq!(r1.elapsed, r2.elapsed);
+    }
+
+    /// Arbitrary datagrams (conv forced to ours) never panic and never grow a buffer past its
+    /// bound; the deadline contract holds throughout.
+    #[test]
+    fn arbitrary_input_is_bounded(ops in proptest::collection::vec(any::<u8>(), 0..4000)) {
+        crate::fuzzing::kcp_machine(test_start(), &ops);
+    }
+}
+
+#[test]
+fn different_seeds_differ() {
+    let link = LinkConfig::perfect()
+        .with_delay(Duration::from_millis(20))
+        .with_loss(0.1);
+    let a = run_transfer(
+        &transfer(40_000, KcpConfig::fast(), link.clone(), 1),
+        test_start(),
+    );
+    let b = run_transfer(&transfer(40_000, KcpConfig::fast(), link, 2), test_start());
+    assert_ne!(a.wire_digest, b.wire_digest);
+}
+
+/// A machine wrapper that checks the driver contracts on every call.
+struct Checked(Kcp);
+
+impl Machine for Checked {
+    type Event = KcpEvent;
+    type InputError = InputError;
+    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), InputError> {
+        self.0.handle_input(now, data)
+    }
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let t = self.0.poll_transmit(now, buf)?;
+        assert!(
+            t.len <= self.0.config().mtu as usize,
+            "datagram larger than the MTU"
+        );
+        Some(t)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.0.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.0.handle_timeout(now);
+        if let Some(next) = self.0.poll_timeout() {
+            assert!(
+                next > now,
+                "deadline {next:?} not after handle_timeout({now:?})"
+            );
+        }
+    }
+    fn poll_event(&mut self) -> Option<KcpEvent> {
+        self.0.poll_event()
+    }
+}
+
+fn checked_pair(cfg: KcpConfig, link: LinkConfig, seed: u64) -> Pair<Checked, Checked> {
+    let start = test_start();
+    let a = Checked(Kcp::new(7, cfg, start));
+    let b = Checked(Kcp::new(7, cfg, start));
+    Pair::new(a, b, start, link.clone(), link, seed)
+}
+
+fn read_all(k: &mut Kcp, into: &mut Vec<u8>) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = k.recv_stream(&mut buf) {
+        into.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn deadline_contract_and_idle_is_none() {
+    for seed in 0..20u64 {
+        let _g = SeedGuard::new(seed);
+        let link = LinkConfig::perfect()
+            .with_delay(Duration::from_millis(10))
+            .with_loss(0.2);
+        let mut p = checked_pair(KcpConfig::fast().with_stream(true), link, seed);
+        let data: Vec<u8> = (0..30_000u32).map(|i| i as u8).collect();
+        let mut sent = 0;
+        let mut got = Vec::new();
+        let limit = p.now + Duration::from_secs(600);
+        while got.len() < data.len() && p.now < limit {
+            while sent < data.len() && p.a.0.can_write() {
+                let n = (data.len() - sent).min(1000);
+                p.a.0.write(&data[sent..sent + n]).unwrap();
+                sent += n;
+            }
+            read_all(&mut p.b.0, &mut got);
+            p.step();
+        }
+        assert_eq!(got, data);
+        // Drain to quiescence: all ACKed, nothing pending ⇒ no timers at all.
+        p.drive();
+        assert_eq!(
+            p.a.poll_timeout(),
+            None,
+            "sender must arm no timer when idle"
+        );
+        assert_eq!(
+            p.b.poll_timeout(),
+            None,
+            "receiver must arm no timer when idle"
+        );
+        assert!(p.a.0.all_acked());
+    }
+}
+
+#[test]
+fn fresh_session_is_idle() {
+    let k = Kcp::new(1, KcpConfig::fast3(), test_start());
+    assert_eq!(k.poll_timeout(), None);
+}
+
+#[test]
+fn idle_hour_costs_no_wakeups() {
+    let link = LinkConfig::perfect().with_delay(Duration::from_millis(10));
+    let mut p = checked_pair(KcpConfig::fast3(), link, 1);
+    p.a.0.write(b"ping").unwrap();
+    p.drive();
+    let before = p.stats;
+    p.drive_for(Duration::from_secs(3600));
+    assert_eq!(p.stats.timeouts_a, before.timeouts_a);
+    assert_eq!(p.stats.timeouts_b, before.timeouts_b);
+    assert_eq!(p.stats.datagrams_a_to_b, before.datagrams_a_to_b);
+}
+
+/// kcp.md §8.3: a peer that vanishes makes a segment reach dead_link retransmissions; the
+/// machine reports it once.
+#[test]
+fn dead_link_is_reported_once() {
+    let link = LinkConfig::perfect().with_loss(1.0);
+    let mut p = checked_pair(KcpConfig::fast3(), link, 3);
+    p.a.0.write(b"into the void").unwrap();
+    p.drive_for(Duration::from_secs(600));
+    let dead = p
+        .events_a
+        .iter()
+        .filter(|e| **e == KcpEvent::DeadLink)
+        .count();
+    assert_eq!(dead, 1);
+    assert!(p.a.0.is_dead());
+}
+
+fn segment(conv: u32, cmd: Cmd, frg: u8, wnd: u16, sn: u32, una: u32, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    let h = Header {
+        conv,
+        cmd: cmd as u8,
+        frg,
+        wnd,
+        ts: 0,
+        sn,
+        una,
+        len: data.len() as u32,
+    };
+    h.encode(&mut Writer::new(&mut v));
+    v.extend_from_slice(data);
+    v
+}
+
+/// Fragment-count abuse: segments claiming frg 255 fill the window but can never complete a
+/// message; memory stays at rcv_wnd segments and nothing is delivered.
+#[test]
+fn fragment_abuse_is_bounded() {
+    let now = test_start();
+    let mut k = Kcp::new(9, KcpConfig::default().with_windows(32, 32), now);
+    for sn in 0..10_000u32 {
+        let _ = k.handle_input(now, &segment(9, Cmd::Push, 255, 32, sn, 0, &[1; 100]));
+        assert!(k.debug_bounds_ok());
+    }
+    assert_eq!(k.peek_size(), None);
+    assert!(k.recv(&mut [0u8; 100_000]).is_err());
+}
+
+/// Window abuse: a peer advertising a zero window gets probed with WASK after 7 s and at
+/// growing intervals (kcp.md §8.2), and a WINS reopens the flow.
+#[test]
+fn zero_window_is_probed_then_reopened() {
+    let t0 = test_start();
+    let mut k = Kcp::new(5, KcpConfig::fast().with_windows(32, 32), t0);
+    k.write(b"x").unwrap();
+    let mut out = Vec::new();
+    while k.poll_transmit(t0, &mut out).is_some() {}
+    // Peer acks sn 0 and says its window is zero.
+    let _ = k.handle_input(t0, &segment(5, Cmd::Ack, 0, 0, 0, 1, &[]));
+    k.write(b"y").unwrap_err();
+    let mut wasks = Vec::new();
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(40) {
+        let Some(t) = k.poll_timeout() else { break };
+        now = t;
+        k.handle_timeout(now);
+        out.clear();
+        while k.poll_transmit(now, &mut out).is_some() {
+            for seg in segment::segments(&out).flatten() {
+                if seg.0.cmd == Cmd::Wask as u8 {
+                    wasks.push(now.duration_since(t0).as_millis() as u64);
+                }
+            }
+            out.clear();
+        }
+    }
+    assert!(wasks.len() >= 2, "expected repeated probes, got {wasks:?}");
+    assert!(
+        wasks[0] >= 7000 && wasks[0] < 7100,
+        "first probe after ~7 s: {wasks:?}"
+    );
+    let gap = wasks[1] - wasks[0];
+    assert!(
+        (10_500..10_600).contains(&gap),
+        "second probe 10.5 s later: {wasks:?}"
+    );
+    let _ = k.handle_input(now, &segment(5, Cmd::Wins, 0, 32, 0, 1, &[]));
+    assert!(k.write(b"z").is_ok());
+}

@@ -14,7 +14,7 @@
 //! let start = Instant::now(); // the caller owns the clock
 //! let mut a = Kcp::new(0x1234, KcpConfig::fast(), start);
 //! let mut b = Kcp::new(0x1234, KcpConfig::fast(), start);
-//! a.send(b"hello").unwrap();
+//! a.write(b"hello").unwrap(); // queued; the next poll_transmit flushes it
 //! let mut now = start;
 //! let mut buf = Vec::new();
 //! let mut got = Vec::new();

@@ -8,15 +8,11 @@ use std::process::Command;
 
 use tether_core::session::crypt::{CipherKind, PacketCrypt};
 use tether_core::session::key::kcptun_key;
+use tether_tests::go::{build_go, require_peer};
 
 /// The checked-in vector file.
 fn vector_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/crypt.txt")
-}
-
-/// The Go dumper's package directory.
-fn dumper_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("go/cryptvectors")
 }
 
 /// `kdf key=<str> pass=<hex>`.
@@ -134,39 +130,6 @@ fn cipher_lines_match_packet_crypt() {
     assert!(vectors.len() >= 250, "only {} vectors", vectors.len());
 }
 
-/// Whether the Go toolchain is on PATH.
-fn have_go() -> bool {
-    Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Builds tests/go/cryptvectors in GOPATH mode against Debian's packages.
-fn build_dumper() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let bin = tmp.join("cryptvectors");
-    let out = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir(dumper_dir())
-        .env("GO111MODULE", "off")
-        .env("GOPATH", "/usr/share/gocode")
-        .env("GOPROXY", "off")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "")
-        .env("GOCACHE", tmp.join("gocache"))
-        .output()
-        .expect("run go build");
-    assert!(
-        out.status.success(),
-        "go build cryptvectors failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
-}
-
 /// The first line where `got` and `want` differ, for a readable failure.
 fn first_difference(got: &str, want: &str) -> String {
     let pair = got
@@ -184,20 +147,14 @@ fn first_difference(got: &str, want: &str) -> String {
     }
 }
 
-/// The checked-in file must be exactly what the dumper prints today. Without Go this
-/// skips, except under CI=true, where a missing toolchain is a failure.
+/// The checked-in file must be exactly what the dumper prints today. Without Go (or
+/// Debian's kcp-go) this skips, except under CI=true, where it fails (`require_peer`).
 #[test]
 fn vector_file_is_what_the_go_dumper_prints() {
-    if !have_go() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "CI=true but `go` is not installed: cannot regenerate crypt vectors"
-        );
-        eprintln!("skipping: `go` not found, crypt.txt not regenerated");
+    if !require_peer("kcp-go 5.6.1 (Go toolchain) for tests/go/cryptvectors") {
         return;
     }
-    let out = Command::new(build_dumper())
+    let out = Command::new(build_go("cryptvectors"))
         .output()
         .expect("run cryptvectors");
     assert!(

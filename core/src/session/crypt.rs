@@ -786,6 +786,12 @@ mod tests {
     }
 
     #[test]
+    fn packet_crypt_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<PacketCrypt>();
+    }
+
+    #[test]
     fn debug_hides_keys() {
         let crypt = PacketCrypt::new(CipherKind::Aes256, &default_pass());
         assert_eq!(format!("{crypt:?}"), "PacketCrypt { kind: Aes256, .. }");

@@ -1,0 +1,113 @@
+//! kcp-go 5.6.1's receive-side FEC autotune (kcp-go-session.md §4.4): a 258-entry ring of
+//! `(is_data, seqid)` samples from which the decoder measures the sender's data and parity
+//! run lengths when the seqid/type pattern stops matching its own configuration.
+//!
+//! The period search reproduces kcp-go's exactly, corner cases included (it returns 0 or −1
+//! when it finds no complete run; only results in `1..256` are acted on by the decoder).
+
+/// Ring size: kcp-go's `maxAutoTuneSamples` (kcp-go-session.md §4.4).
+pub const MAX_AUTOTUNE_SAMPLES: usize = 258;
+
+/// One sample: the shard kind and its FEC seqid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Pulse {
+    bit: bool,
+    seq: u32,
+}
+
+/// The sample ring; all entries start as `(parity, seqid 0)` like kcp-go's zero value.
+#[derive(Debug, Clone)]
+pub struct AutoTune {
+    pulses: [Pulse; MAX_AUTOTUNE_SAMPLES],
+}
+
+impl Default for AutoTune {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AutoTune {
+    /// An empty ring.
+    pub fn new() -> Self {
+        Self {
+            pulses: [Pulse::default(); MAX_AUTOTUNE_SAMPLES],
+        }
+    }
+
+    /// Records one FEC datagram: `bit` is true for a data shard. The slot is `seq mod 258`
+    /// (kcp-go-session.md §4.4).
+    pub fn sample(&mut self, bit: bool, seq: u32) {
+        let slot = (seq % MAX_AUTOTUNE_SAMPLES as u32) as usize;
+        if let Some(p) = self.pulses.get_mut(slot) {
+            *p = Pulse { bit, seq };
+        }
+    }
+
+    /// The length of the first complete run of `bit` samples, scanning the ring in index
+    /// order as kcp-go's `FindPeriod` does: −1 on a seqid gap inside the run, 0 or a
+    /// negative number when no run closes (kcp-go-session.md §4.4).
+    pub fn find_period(&self, bit: bool) -> i32 {
+        let left = self.left_edge(bit);
+        match self.right_edge(bit, left) {
+            Some(right) => right as i32 - left as i32,
+            None => -1,
+        }
+    }
+
+    /// Index of the first rising edge into `bit` with consecutive seqids, else 0.
+    fn left_edge(&self, bit: bool) -> usize {
+        let mut last = self.pulses[0];
+        for (idx, p) in self.pulses.iter().enumerate().skip(1) {
+            if last.bit != bit && p.bit == bit && last.seq.wrapping_add(1) == p.seq {
+                return idx;
+            }
+            last = *p;
+        }
+        0
+    }
+
+    /// Index of the edge leaving `bit` after `left`: `Some(0)` when the ring ends first,
+    /// `None` when seqids stop being consecutive.
+    fn right_edge(&self, bit: bool, left: usize) -> Option<usize> {
+        let mut last = self.pulses[left];
+        for (idx, p) in self.pulses.iter().enumerate().skip(left + 1) {
+            if last.seq.wrapping_add(1) != p.seq {
+                return None;
+            }
+            if last.bit == bit && p.bit != bit {
+                return Some(idx);
+            }
+            last = *p;
+        }
+        Some(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(tune: &mut AutoTune, d: u32, p: u32, upto: u32) {
+        for seq in 0..upto {
+            tune.sample(seq % (d + p) < d, seq);
+        }
+    }
+
+    #[test]
+    fn finds_sender_periods() {
+        for (d, p) in [(10, 3), (3, 2), (1, 1), (20, 5)] {
+            let mut t = AutoTune::new();
+            feed(&mut t, d, p, 3 * (d + p));
+            assert_eq!(t.find_period(true), d as i32, "data period {d},{p}");
+            assert_eq!(t.find_period(false), p as i32, "parity period {d},{p}");
+        }
+    }
+
+    #[test]
+    fn empty_ring_finds_nothing() {
+        let t = AutoTune::new();
+        assert!(t.find_period(true) <= 0);
+        assert!(t.find_period(false) <= 0);
+    }
+}

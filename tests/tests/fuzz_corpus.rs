@@ -1,0 +1,37 @@
+//! Replays every file of `fuzz/corpus/<target>/` through the same `tether_core::fuzzing`
+//! entry point the fuzz target calls, so the corpus runs on stable in every CI run.
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("corpus {} missing: {e}", dir.display()))
+        .map(|e| e.expect("corpus entry").path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "corpus {} is empty", dir.display());
+    files
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).expect("read corpus file")))
+        .collect()
+}
+
+#[test]
+fn kcp_segment_decode_corpus() {
+    for (path, data) in corpus("kcp_segment_decode") {
+        eprintln!("{}", path.display());
+        tether_core::fuzzing::kcp_segment_decode(&data);
+    }
+}
+
+#[test]
+fn kcp_machine_corpus() {
+    let start = Instant::now();
+    for (path, data) in corpus("kcp_machine") {
+        eprintln!("{}", path.display());
+        tether_core::fuzzing::kcp_machine(start, &data);
+    }
+}

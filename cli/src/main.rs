@@ -1,6 +1,7 @@
 //! `tether`: KCP/kcptun tools built on tether-core.
 #![forbid(unsafe_code)]
 
+mod netem_cmd;
 mod sim_cmd;
 mod units;
 
@@ -18,6 +19,9 @@ struct Cli {
 enum Cmd {
     /// Simulate a KCP transfer between two in-memory peers over an impaired link.
     Sim(Box<sim_cmd::SimArgs>),
+    /// A userspace UDP impairment proxy: loss, delay, jitter, reordering, duplication,
+    /// corruption and a rate limit between real sockets, per client and direction.
+    Netem(Box<netem_cmd::NetemArgs>),
     /// A short tour: compares the kcptun modes over a lossy simulated link.
     Demo,
 }
@@ -26,6 +30,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Sim(args) => sim_cmd::run(&args),
+        Cmd::Netem(args) => netem_cmd::run(&args),
         Cmd::Demo => demo(),
     };
     std::process::exit(code);
@@ -58,6 +63,6 @@ fn demo() -> i32 {
     ]);
     match args.cmd {
         Cmd::Sim(a) => sim_cmd::run(&a),
-        Cmd::Demo => 1,
+        Cmd::Netem(_) | Cmd::Demo => 1,
     }
 }

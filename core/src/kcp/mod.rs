@@ -301,6 +301,11 @@ impl Kcp {
         self.wait_snd() == 0
     }
 
+    /// The `now` of the most recent call that carried one.
+    pub fn last_input_time(&self) -> Instant {
+        self.last_now
+    }
+
     /// The wire clock value of `now`.
     pub fn wire_ms(&self, now: Instant) -> u32 {
         self.clock.ms(now)
@@ -343,6 +348,22 @@ impl Kcp {
             self.dead_signalled = true;
             self.events.push_back(KcpEvent::DeadLink);
         }
+    }
+
+    /// Input of one KCP packet (no reserved bytes) with the driver's bookkeeping: kcp-go's
+    /// `Input` with the configured ack-nodelay, then timer arming and events. The session layer
+    /// calls this with `regular = false` for FEC-recovered packets.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        regular: bool,
+    ) -> Result<(), InputError> {
+        self.last_now = now;
+        let r = self.input(now, data, regular, self.cfg.ack_nodelay);
+        self.arm_interval_if_busy(self.clock.ms(now));
+        self.push_event_checks();
+        r
     }
 
     /// A flush as kcp-go's timer, `Write` and `Input` run it, plus rescheduling.
@@ -416,15 +437,10 @@ impl Machine for Kcp {
     type InputError = InputError;
 
     fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), InputError> {
-        let ms = self.clock.ms(now);
-        self.last_now = now;
         // As a standalone machine, KCP's datagrams carry `reserved` opaque leading bytes (the
         // session layer's header space, zero here): skip them symmetrically.
         let data = data.get(self.cfg.reserved as usize..).unwrap_or(&[]);
-        let r = self.input(now, data, true, self.cfg.ack_nodelay);
-        self.arm_interval_if_busy(ms);
-        self.push_event_checks();
-        r
+        self.handle_packet(now, data, true)
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {

@@ -132,6 +132,74 @@ impl<M: Machine> Machine for Tap<M> {
     }
 }
 
+/// A reliable byte stream the transfer harness can drive: KCP alone, or a whole session.
+pub trait StreamEndpoint: Machine {
+    /// Largest useful write.
+    fn chunk_size(&self) -> usize;
+    /// Whether a write would be accepted now.
+    fn can_write(&self) -> bool;
+    /// Queues bytes; `false` when nothing was accepted.
+    fn write(&mut self, data: &[u8]) -> bool;
+    /// Reads stream bytes; `None` when nothing is ready.
+    fn read(&mut self, buf: &mut [u8]) -> Option<usize>;
+    /// KCP counters.
+    fn kcp_stats(&self) -> KcpStats;
+}
+
+impl StreamEndpoint for Kcp {
+    fn chunk_size(&self) -> usize {
+        self.mss()
+    }
+    fn can_write(&self) -> bool {
+        Kcp::can_write(self)
+    }
+    fn write(&mut self, data: &[u8]) -> bool {
+        Kcp::write(self, data).is_ok()
+    }
+    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.recv_stream(buf).ok()
+    }
+    fn kcp_stats(&self) -> KcpStats {
+        self.stats()
+    }
+}
+
+impl StreamEndpoint for crate::session::Session {
+    fn chunk_size(&self) -> usize {
+        self.kcp().mss()
+    }
+    fn can_write(&self) -> bool {
+        crate::session::Session::can_write(self)
+    }
+    fn write(&mut self, data: &[u8]) -> bool {
+        crate::session::Session::write(self, data).is_ok()
+    }
+    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+        crate::session::Session::read(self, buf).ok()
+    }
+    fn kcp_stats(&self) -> KcpStats {
+        self.kcp().stats()
+    }
+}
+
+impl<M: StreamEndpoint> StreamEndpoint for Tap<M> {
+    fn chunk_size(&self) -> usize {
+        self.inner.chunk_size()
+    }
+    fn can_write(&self) -> bool {
+        self.inner.can_write()
+    }
+    fn write(&mut self, data: &[u8]) -> bool {
+        self.inner.write(data)
+    }
+    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.inner.read(buf)
+    }
+    fn kcp_stats(&self) -> KcpStats {
+        self.inner.kcp_stats()
+    }
+}
+
 /// Sender-side bookkeeping: the payload stream and when each chunk was written.
 struct Source {
     rng: crate::rng::SimRng,
@@ -144,12 +212,12 @@ struct Source {
 }
 
 impl Source {
-    fn fill(&mut self, kcp: &mut Kcp, now: Instant) {
+    fn fill(&mut self, kcp: &mut impl StreamEndpoint, now: Instant) {
         while self.remaining > 0 && kcp.can_write() {
-            let n = (kcp.mss() as u64).min(self.remaining) as usize;
+            let n = (kcp.chunk_size() as u64).min(self.remaining) as usize;
             self.chunk.resize(n, 0);
             self.rng.fill_bytes(&mut self.chunk);
-            if kcp.write(&self.chunk).is_err() {
+            if !kcp.write(&self.chunk) {
                 break;
             }
             self.hash.update(&self.chunk);
@@ -169,8 +237,8 @@ struct Sink {
 }
 
 impl Sink {
-    fn drain(&mut self, kcp: &mut Kcp, src: &mut Source, now: Instant) {
-        while let Ok(n) = kcp.recv_stream(&mut self.buf) {
+    fn drain(&mut self, kcp: &mut impl StreamEndpoint, src: &mut Source, now: Instant) {
+        while let Some(n) = kcp.read(&mut self.buf) {
             self.hash.update(&self.buf[..n]);
             self.read += n as u64;
         }
@@ -187,9 +255,33 @@ impl Sink {
 /// Runs the transfer in virtual time starting at `start`. Deterministic: the same config
 /// gives the same report (and the same `wire_digest`).
 pub fn run_transfer(cfg: &TransferConfig, start: Instant) -> TransferReport {
-    let kcp = cfg.kcp;
-    let a = Tap::new(Kcp::new(1, kcp, start));
-    let b = Tap::new(Kcp::new(1, kcp, start));
+    let a = Kcp::new(1, cfg.kcp, start);
+    let b = Kcp::new(1, cfg.kcp, start);
+    run_transfer_between(a, b, cfg, start)
+}
+
+/// The same transfer between two full kcp-go sessions (crypto + FEC + KCP); `cfg.kcp` is
+/// ignored in favour of `session.kcp`. Nonces come from RNGs seeded from `cfg.seed`.
+pub fn run_session_transfer(
+    cfg: &TransferConfig,
+    session: &crate::session::SessionConfig,
+    start: Instant,
+) -> TransferReport {
+    use crate::session::Session;
+    let a = Session::new(1, session, start, Box::new(seeded(cfg.seed ^ 0xa)));
+    let b = Session::new(1, session, start, Box::new(seeded(cfg.seed ^ 0xb)));
+    run_transfer_between(a, b, cfg, start)
+}
+
+/// Runs the transfer from `a` to `b`.
+pub fn run_transfer_between<M: StreamEndpoint>(
+    a: M,
+    b: M,
+    cfg: &TransferConfig,
+    start: Instant,
+) -> TransferReport {
+    let a = Tap::new(a);
+    let b = Tap::new(b);
     let mut pair = Pair::new(
         a,
         b,
@@ -237,8 +329,8 @@ pub fn run_transfer(cfg: &TransferConfig, start: Instant) -> TransferReport {
         wire_bytes_ba: st.bytes_b_to_a,
         datagrams_ab: st.datagrams_a_to_b,
         datagrams_ba: st.datagrams_b_to_a,
-        sender: pair.a.inner.stats(),
-        receiver: pair.b.inner.stats(),
+        sender: pair.a.kcp_stats(),
+        receiver: pair.b.kcp_stats(),
         latencies,
         sha256_sent: src.hash.finalize().into(),
         sha256_received: sink.hash.finalize().into(),

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use tether_core::sim::{LinkConfig, PRESET_NAMES};
-use tokio::net::UdpSocket;
 
 use crate::units::{parse_duration, parse_prob, parse_rate, parse_size};
 
@@ -243,8 +242,101 @@ async fn next_signal(signals: &mut Option<&mut Signals>) -> SignalEvent {
     }
 }
 
+/// A non-blocking UDP socket registered with the runtime for read readiness only.
+///
+/// On Unix, sends and receives are plain non-blocking syscalls on the socket, so a send's
+/// `WouldBlock` means the kernel buffer really is full. (tokio's `UdpSocket::try_send` also
+/// answers `WouldBlock` until the reactor has first seen a socket writable, which would drop
+/// the first datagram of every new client.)
+#[cfg(unix)]
+struct Sock(tokio::io::unix::AsyncFd<std::net::UdpSocket>);
+
+#[cfg(unix)]
+impl Sock {
+    // tokio deprecates the safe constructor because an arbitrary `AsRawFd` may hand out a
+    // descriptor it does not own (its replacement is `unsafe`, which this crate forbids); a
+    // `std::net::UdpSocket` owns its descriptor for its whole life, which is the contract.
+    #[allow(deprecated)]
+    fn new(sock: std::net::UdpSocket) -> io::Result<Self> {
+        sock.set_nonblocking(true)?;
+        let fd = tokio::io::unix::AsyncFd::with_interest(sock, tokio::io::Interest::READABLE)?;
+        Ok(Self(fd))
+    }
+
+    /// Whether the socket has become readable; consumes that readiness, so the caller must
+    /// read until `WouldBlock` or come back without waiting.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> bool {
+        match self.0.poll_read_ready(cx) {
+            Poll::Ready(Ok(mut guard)) => {
+                guard.clear_ready();
+                true
+            }
+            // The read surfaces the error.
+            Poll::Ready(Err(_)) => true,
+            Poll::Pending => false,
+        }
+    }
+
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.0.get_ref().recv_from(buf)
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.get_ref().recv(buf)
+    }
+
+    fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.get_ref().send(buf)
+    }
+
+    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.0.get_ref().send_to(buf, to)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+}
+
+/// Elsewhere, tokio's socket (whose first sends may report `WouldBlock`, see above).
+#[cfg(not(unix))]
+struct Sock(tokio::net::UdpSocket);
+
+#[cfg(not(unix))]
+impl Sock {
+    fn new(sock: std::net::UdpSocket) -> io::Result<Self> {
+        sock.set_nonblocking(true)?;
+        Ok(Self(tokio::net::UdpSocket::from_std(sock)?))
+    }
+
+    /// Whether the socket may be readable (tokio keeps the readiness until `WouldBlock`).
+    fn poll_readable(&self, cx: &mut Context<'_>) -> bool {
+        self.0.poll_recv_ready(cx).is_ready()
+    }
+
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.0.try_recv_from(buf)
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_recv(buf)
+    }
+
+    fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_send(buf)
+    }
+
+    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.0.try_send_to(buf, to)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
 /// A socket with something to read.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Listen,
     Upstream(Slot),
@@ -253,10 +345,11 @@ enum Source {
 /// The proxy: the listening socket, one upstream socket per client, and the [`Engine`].
 pub struct Proxy {
     engine: Engine,
-    listen: UdpSocket,
+    listen: Sock,
     forward: SocketAddr,
     /// Upstream sockets by slot, connected to `forward`.
-    upstream: Vec<Option<UdpSocket>>,
+    upstream: Vec<Option<Sock>>,
+    /// Sockets to read: found readable, or left readable by the last batch's bound.
     ready: Vec<Source>,
     expired: Vec<(Slot, SocketAddr)>,
     recv_buf: Vec<u8>,
@@ -277,27 +370,26 @@ fn upstream_bind_addr(forward: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, 0)
 }
 
-fn open_upstream(forward: SocketAddr) -> io::Result<UdpSocket> {
+fn open_upstream(forward: SocketAddr) -> io::Result<Sock> {
     let sock = std::net::UdpSocket::bind(upstream_bind_addr(forward))?;
     sock.connect(forward)?;
-    sock.set_nonblocking(true)?;
-    UdpSocket::from_std(sock)
+    Sock::new(sock)
 }
 
+/// Adds every socket that became readable to `ready` (which may already hold sockets left
+/// readable by the previous batch); ready when there is anything to read.
 fn poll_ready(
     cx: &mut Context<'_>,
-    listen: &UdpSocket,
-    upstream: &[Option<UdpSocket>],
+    listen: &Sock,
+    upstream: &[Option<Sock>],
     ready: &mut Vec<Source>,
 ) -> Poll<()> {
-    ready.clear();
-    // Ready(Err) counts as readable: the read surfaces the error.
-    if listen.poll_recv_ready(cx).is_ready() {
+    if listen.poll_readable(cx) && !ready.contains(&Source::Listen) {
         ready.push(Source::Listen);
     }
     for (slot, sock) in upstream.iter().enumerate() {
         if let Some(sock) = sock {
-            if sock.poll_recv_ready(cx).is_ready() {
+            if sock.poll_readable(cx) && !ready.contains(&Source::Upstream(slot)) {
                 ready.push(Source::Upstream(slot));
             }
         }
@@ -319,13 +411,13 @@ fn outcome(res: io::Result<usize>) -> SendOutcome {
 
 impl Proxy {
     /// Binds the listening socket (inside a tokio runtime).
-    pub async fn bind(
+    pub fn bind(
         listen: SocketAddr,
         forward: SocketAddr,
         config: EngineConfig,
         quiet: bool,
     ) -> io::Result<Self> {
-        let listen = UdpSocket::bind(listen).await?;
+        let listen = Sock::new(std::net::UdpSocket::bind(listen)?)?;
         Ok(Self {
             engine: Engine::new(config),
             listen,
@@ -396,10 +488,15 @@ impl Proxy {
             }
             if readable {
                 let now = Instant::now();
-                for i in 0..self.ready.len() {
-                    match self.ready[i] {
+                let mut sources = std::mem::take(&mut self.ready);
+                for source in sources.drain(..) {
+                    let drained = match source {
                         Source::Listen => self.read_listen(now),
                         Source::Upstream(slot) => self.read_upstream(now, slot),
+                    };
+                    if !drained {
+                        // Readiness was consumed: come back to it without waiting.
+                        self.ready.push(source);
                     }
                 }
                 self.flush(now);
@@ -407,18 +504,20 @@ impl Proxy {
         }
     }
 
-    fn read_listen(&mut self, now: Instant) {
+    /// Reads the listening socket; whether it was drained (`WouldBlock`).
+    fn read_listen(&mut self, now: Instant) -> bool {
         for _ in 0..READ_BATCH {
             match self.listen.try_recv_from(&mut self.recv_buf) {
-                Ok((n, from)) => self.from_client(now, from, n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok((n, from)) => self.handle_client_datagram(now, from, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 // E.g. a reset reported on some platforms after an ICMP error: keep reading.
                 Err(_) => self.engine.record_recv_error(Dir::Up),
             }
         }
+        false
     }
 
-    fn from_client(&mut self, now: Instant, from: SocketAddr, n: usize) {
+    fn handle_client_datagram(&mut self, now: Instant, from: SocketAddr, n: usize) {
         let slot = match self.engine.lookup(from) {
             Some(slot) => slot,
             None => {
@@ -456,20 +555,22 @@ impl Proxy {
             .handle_input(now, slot, Dir::Up, &self.recv_buf[..n]);
     }
 
-    fn read_upstream(&mut self, now: Instant, slot: Slot) {
+    /// Reads the upstream socket of `slot`; whether it was drained (`WouldBlock`) or is gone.
+    fn read_upstream(&mut self, now: Instant, slot: Slot) -> bool {
         for _ in 0..READ_BATCH {
             let Some(Some(sock)) = self.upstream.get(slot) else {
-                return;
+                return true;
             };
             match sock.try_recv(&mut self.recv_buf) {
                 Ok(n) => self
                     .engine
                     .handle_input(now, slot, Dir::Down, &self.recv_buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 // ECONNREFUSED after an ICMP port unreachable from a server not (yet) up.
                 Err(_) => self.engine.record_recv_error(Dir::Down),
             }
         }
+        false
     }
 
     /// Sends everything due at `now`, then forgets expired clients.
@@ -493,6 +594,7 @@ impl Proxy {
             if let Some(s) = self.upstream.get_mut(slot) {
                 *s = None;
             }
+            self.ready.retain(|&r| r != Source::Upstream(slot));
             if !self.quiet {
                 eprintln!("netem: client {addr} expired");
             }
@@ -551,14 +653,13 @@ pub fn run(args: &NetemArgs) -> i32 {
 }
 
 async fn serve(args: &NetemArgs) -> i32 {
-    let mut proxy =
-        match Proxy::bind(args.listen, args.forward, args.engine_config(), args.quiet).await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("netem: cannot listen on {}: {e}", args.listen);
-                return 1;
-            }
-        };
+    let mut proxy = match Proxy::bind(args.listen, args.forward, args.engine_config(), args.quiet) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("netem: cannot listen on {}: {e}", args.listen);
+            return 1;
+        }
+    };
     let mut signals = match Signals::new() {
         Ok(s) => s,
         Err(e) => {
@@ -604,6 +705,7 @@ mod tests {
     use std::sync::Arc;
 
     use clap::Parser;
+    use tokio::net::UdpSocket;
     use tokio::time::timeout;
 
     /// Bound on any one test's socket traffic.
@@ -653,7 +755,7 @@ mod tests {
         client: impl FnOnce(SocketAddr) -> std::pin::Pin<Box<dyn Future<Output = T>>>,
     ) -> (T, Report) {
         let listen = "127.0.0.1:0".parse().unwrap();
-        let mut proxy = Proxy::bind(listen, server_addr, link, true).await.unwrap();
+        let mut proxy = Proxy::bind(listen, server_addr, link, true).unwrap();
         let addr = proxy.local_addr().unwrap();
         let fut = client(addr);
         let out = tokio::select! {
@@ -898,9 +1000,7 @@ mod tests {
     async fn duration_stops_the_proxy() {
         let listen = "127.0.0.1:0".parse().unwrap();
         let forward = "127.0.0.1:9".parse().unwrap();
-        let mut proxy = Proxy::bind(listen, forward, config(LinkConfig::perfect()), true)
-            .await
-            .unwrap();
+        let mut proxy = Proxy::bind(listen, forward, config(LinkConfig::perfect()), true).unwrap();
         let start = Instant::now();
         let why = timeout(
             Duration::from_secs(5),

@@ -75,12 +75,11 @@ enum Cipher {
     ChaCha(Box<ChaCha20Poly1305>),
 }
 
-/// One direction-agnostic AEAD context plus this side's send counter and receive window.
+/// One AEAD context plus this side's send counter.
 pub struct AeadCrypt {
     kind: AeadKind,
     cipher: Cipher,
     send_counter: u64,
-    replay: ReplayWindow,
 }
 
 impl std::fmt::Debug for AeadCrypt {
@@ -106,7 +105,6 @@ impl AeadCrypt {
             kind,
             cipher,
             send_counter: 0,
-            replay: ReplayWindow::default(),
         }
     }
 
@@ -134,9 +132,11 @@ impl AeadCrypt {
         pkt.extend_from_slice(&tag);
     }
 
-    /// Opens a sealed datagram in place and returns the payload (after the header, before
-    /// the tag). Tampered, foreign-key and replayed datagrams are rejected.
-    pub fn open<'a>(&mut self, pkt: &'a mut [u8]) -> Result<&'a mut [u8], AeadError> {
+    /// Opens a sealed datagram in place; returns its replay counter and the range of the
+    /// payload (after the header, before the tag). The caller checks the counter against its
+    /// [`ReplayWindow`] (one per session; a listener opens datagrams before it knows which
+    /// session they belong to).
+    pub fn open(&self, pkt: &mut [u8]) -> Result<(u64, std::ops::Range<usize>), AeadError> {
         let len = pkt.len();
         if len < AEAD_HEADER + AEAD_TAG {
             return Err(AeadError::TooShort(len));
@@ -152,11 +152,7 @@ impl AeadCrypt {
         ok.map_err(|_| AeadError::BadTag)?;
         let mut ctr = [0u8; AEAD_COUNTER];
         ctr.copy_from_slice(&body[..AEAD_COUNTER]);
-        let counter = u64::from_le_bytes(ctr);
-        if !self.replay.accept(counter) {
-            return Err(AeadError::Replay(counter));
-        }
-        Ok(&mut body[AEAD_COUNTER..])
+        Ok((u64::from_le_bytes(ctr), AEAD_HEADER..len - AEAD_TAG))
     }
 }
 
@@ -226,27 +222,36 @@ mod tests {
         for kind in [AeadKind::Aes128Gcm, AeadKind::ChaCha20Poly1305] {
             let key = [7u8; 32];
             let mut tx = AeadCrypt::new(kind, &key);
-            let mut rx = AeadCrypt::new(kind, &key);
+            let rx = AeadCrypt::new(kind, &key);
+            let mut window = ReplayWindow::default();
+            let mut open = |p: &mut [u8]| -> Result<Vec<u8>, AeadError> {
+                let (ctr, r) = rx.open(p)?;
+                if !window.accept(ctr) {
+                    return Err(AeadError::Replay(ctr));
+                }
+                Ok(p[r].to_vec())
+            };
             let mut rng = seeded(1);
             let mut pkt = vec![0u8; AEAD_HEADER];
             pkt.extend_from_slice(b"hello kcp");
             tx.seal(&mut pkt, &mut rng);
             assert_eq!(pkt.len(), AEAD_HEADER + 9 + AEAD_TAG);
             let replay = pkt.clone();
-            assert_eq!(rx.open(&mut pkt).unwrap(), b"hello kcp");
+            assert_eq!(open(&mut pkt).unwrap(), b"hello kcp");
             let mut again = replay.clone();
-            assert_eq!(rx.open(&mut again), Err(AeadError::Replay(0)));
+            assert_eq!(open(&mut again), Err(AeadError::Replay(0)));
             for i in 0..replay.len() {
                 let mut bad = replay.clone();
                 bad[i] ^= 0x40;
-                assert!(
-                    matches!(rx.open(&mut bad), Err(AeadError::BadTag)),
+                assert_eq!(
+                    open(&mut bad),
+                    Err(AeadError::BadTag),
                     "flip at {i} accepted"
                 );
             }
-            let mut other = AeadCrypt::new(kind, &[8u8; 32]);
+            let other = AeadCrypt::new(kind, &[8u8; 32]);
             let mut p2 = replay.clone();
-            assert_eq!(other.open(&mut p2), Err(AeadError::BadTag));
+            assert_eq!(other.open(&mut p2).map(|_| ()), Err(AeadError::BadTag));
         }
     }
 

@@ -4,10 +4,16 @@ pub mod autotune;
 pub mod crypt;
 pub mod fec;
 pub mod key;
+pub mod listener;
 mod session;
 pub mod snmp;
 
+pub use listener::{
+    CloseReason, Listener, ListenerConfig, ListenerEvent, ListenerStats, SessionId,
+};
 pub use session::{CryptMode, Session, SessionConfig, SessionInputError};
 
+#[cfg(test)]
+mod listener_tests;
 #[cfg(test)]
 mod tests;

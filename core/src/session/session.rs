@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use rand_core::RngCore;
 
-use super::aead::{AeadCrypt, AeadError, AeadKind, AEAD_HEADER, AEAD_TAG};
+use super::aead::{AeadCrypt, AeadError, AeadKind, ReplayWindow, AEAD_HEADER, AEAD_TAG};
 use super::crypt::{CipherKind, CryptError, PacketCrypt, CRYPT_HEADER};
 use super::fec::{
     recovered_payload, FecDecoder, FecEncoder, FecError, FEC_HEADER_SIZE_PLUS2, TYPE_DATA,
@@ -129,10 +129,69 @@ pub enum SessionInputError {
     Kcp(#[from] crate::kcp::InputError),
 }
 
-enum Crypt {
+/// The crypto layer of one session or listener.
+pub(super) enum Crypt {
     Raw,
     Block(PacketCrypt),
     Aead(Box<AeadCrypt>),
+}
+
+impl Crypt {
+    pub(super) fn new(mode: CryptMode, key: &[u8; 32]) -> Crypt {
+        match mode {
+            CryptMode::Raw => Crypt::Raw,
+            CryptMode::Block(k) => Crypt::Block(PacketCrypt::new(k, key)),
+            CryptMode::Aead(k) => Crypt::Aead(Box::new(AeadCrypt::new(k, key))),
+        }
+    }
+
+    fn seal(&mut self, d: &mut Vec<u8>, rng: &mut dyn RngCore) {
+        match self {
+            Crypt::Raw => {}
+            Crypt::Block(c) => c.seal(d, rng),
+            Crypt::Aead(c) => c.seal(d, rng),
+        }
+    }
+
+    /// Decrypts and checks a datagram in place (kcp-go-session.md §2.2 step 2). Returns the
+    /// payload range and, in AEAD mode, the replay counter the owner must check.
+    pub(super) fn open(
+        &self,
+        buf: &mut [u8],
+    ) -> Result<(std::ops::Range<usize>, Option<u64>), SessionInputError> {
+        let total = buf.len();
+        match self {
+            Crypt::Raw => Ok((0..total, None)),
+            Crypt::Block(c) => {
+                let n = c.open(buf)?.len();
+                Ok((total - n..total, None))
+            }
+            Crypt::Aead(c) => {
+                let (ctr, r) = c.open(buf)?;
+                Ok((r, Some(ctr)))
+            }
+        }
+    }
+}
+
+/// Where the conv of an unprotected payload sits (kcp-go-session.md §6 step 2): returns
+/// `(conv, sn)` or `None` for parity and runts.
+pub(super) fn peek_conv(payload: &[u8]) -> Option<(u32, u32)> {
+    let le32 = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    };
+    let kind = payload
+        .get(4..6)
+        .map(|s| u16::from_le_bytes([s[0], s[1]]))?;
+    match kind {
+        TYPE_PARITY => None,
+        TYPE_DATA if payload.len() >= FEC_HEADER_SIZE_PLUS2 + 24 => {
+            Some((le32(payload, 8)?, le32(payload, 8 + 12)?))
+        }
+        TYPE_DATA => None,
+        _ => Some((le32(payload, 0)?, le32(payload, 12)?)),
+    }
 }
 
 /// One kcp-go session.
@@ -140,6 +199,7 @@ pub struct Session {
     kcp: Kcp,
     mode: CryptMode,
     crypt: Crypt,
+    replay: ReplayWindow,
     enc: Option<FecEncoder>,
     dec: Option<FecDecoder>,
     rng: Box<dyn RngCore + Send>,
@@ -166,11 +226,7 @@ impl Session {
     /// A session for conversation `conv`. `rng` supplies the per-datagram nonces (a CSPRNG in
     /// production; seeded in tests).
     pub fn new(conv: u32, cfg: &SessionConfig, now: Instant, rng: Box<dyn RngCore + Send>) -> Self {
-        let crypt = match cfg.crypt {
-            CryptMode::Raw => Crypt::Raw,
-            CryptMode::Block(k) => Crypt::Block(PacketCrypt::new(k, &cfg.key)),
-            CryptMode::Aead(k) => Crypt::Aead(Box::new(AeadCrypt::new(k, &cfg.key))),
-        };
+        let crypt = Crypt::new(cfg.crypt, &cfg.key);
         let fec_offset = cfg.crypt.header();
         let (enc, dec) = if cfg.fec() {
             (
@@ -184,6 +240,7 @@ impl Session {
             kcp: Kcp::new(conv, cfg.effective_kcp(), now),
             mode: cfg.crypt,
             crypt,
+            replay: ReplayWindow::default(),
             enc,
             dec,
             rng,
@@ -295,39 +352,52 @@ impl Session {
     }
 
     fn protect_and_queue(&mut self, mut d: Vec<u8>) {
-        match &mut self.crypt {
-            Crypt::Raw => {}
-            Crypt::Block(c) => c.seal(&mut d, &mut *self.rng),
-            Crypt::Aead(c) => c.seal(&mut d, &mut *self.rng),
-        }
+        self.crypt.seal(&mut d, &mut *self.rng);
         self.snmp.out_pkts += 1;
         self.snmp.out_bytes += d.len() as u64;
         self.out.push_back(d);
     }
 
-    /// Removes the crypto layer in place; returns the range of the FEC/KCP payload.
+    /// Removes the crypto layer of `scratch` in place; returns the range of the FEC/KCP
+    /// payload. Failures are counted as `InCsumErrors`.
     fn unprotect(&mut self) -> Result<std::ops::Range<usize>, SessionInputError> {
-        let total = self.scratch.len();
-        let range = match &mut self.crypt {
-            Crypt::Raw => 0..total,
-            Crypt::Block(c) => {
-                let p = c.open(&mut self.scratch).inspect_err(|e| {
-                    if matches!(e, CryptError::BadChecksum { .. }) {
-                        self.snmp.in_csum_errors += 1;
-                    }
-                })?;
-                let n = p.len();
-                total - n..total
+        let (range, ctr) = self.crypt.open(&mut self.scratch).inspect_err(|e| {
+            if !matches!(
+                e,
+                SessionInputError::Crypt(CryptError::TooShort { .. })
+                    | SessionInputError::Aead(AeadError::TooShort(_))
+            ) {
+                self.snmp.in_csum_errors += 1;
             }
-            Crypt::Aead(c) => {
-                let p = c
-                    .open(&mut self.scratch)
-                    .inspect_err(|_| self.snmp.in_csum_errors += 1)?;
-                let n = p.len();
-                AEAD_HEADER..AEAD_HEADER + n
-            }
-        };
+        })?;
+        self.check_replay(ctr)?;
         Ok(range)
+    }
+
+    fn check_replay(&mut self, ctr: Option<u64>) -> Result<(), SessionInputError> {
+        match ctr {
+            Some(c) if !self.replay.accept(c) => {
+                self.snmp.in_csum_errors += 1;
+                Err(AeadError::Replay(c).into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Input of a payload the listener already unprotected (with the AEAD counter, if any).
+    pub(super) fn handle_opened(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        ctr: Option<u64>,
+    ) -> Result<(), SessionInputError> {
+        let r = self.check_replay(ctr).and_then(|()| {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(payload);
+            self.kcp_input(now, 0..payload.len())
+        });
+        self.pump(now);
+        r
     }
 
     /// kcp-go `kcpInput` (kcp-go-session.md §2.2 step 5) on an unprotected payload.

@@ -1,0 +1,250 @@
+//! Listener behaviour: demux, backlog bound, expiry, conv replacement, garbage input.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::crypt::CipherKind;
+use super::listener::{CloseReason, Listener, ListenerConfig, ListenerEvent};
+use super::{CryptMode, Session, SessionConfig};
+use crate::driver::Machine;
+use crate::kcp::KcpConfig;
+use crate::rng::seeded;
+use crate::sim::test_start;
+
+fn cfg(d: usize, p: usize) -> SessionConfig {
+    SessionConfig {
+        kcp: KcpConfig::fast3()
+            .with_windows(128, 128)
+            .with_mtu(1350)
+            .with_stream(true),
+        crypt: CryptMode::Block(CipherKind::Aes128),
+        key: super::key::kcptun_key("k"),
+        data_shards: d,
+        parity_shards: p,
+    }
+}
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 4000 + (i % 1000) as u16))
+}
+
+/// Clients and a listener wired back to back in virtual time; the server side echoes.
+struct World {
+    now: std::time::Instant,
+    listener: Listener,
+    clients: Vec<(SocketAddr, Session)>,
+    buf: Vec<u8>,
+}
+
+impl World {
+    fn new(n: usize, c: &SessionConfig) -> World {
+        let now = test_start();
+        let clients = (0..n)
+            .map(|i| (addr(i), Session::dial(c, now, Box::new(seeded(i as u64)))))
+            .collect();
+        let listener = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(99)));
+        World {
+            now,
+            listener,
+            clients,
+            buf: Vec::new(),
+        }
+    }
+
+    /// One round: move every datagram, echo what the server read; false when idle.
+    fn step(&mut self) -> bool {
+        let mut moved = false;
+        let index: HashMap<SocketAddr, usize> = self
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, (a, _))| (*a, i))
+            .collect();
+        for (a, s) in self.clients.iter_mut() {
+            while s.poll_transmit(self.now, &mut self.buf).is_some() {
+                let _ = self.listener.handle_datagram(self.now, *a, &self.buf);
+                self.buf.clear();
+                moved = true;
+            }
+        }
+        while let Some(id) = self.listener.accept() {
+            let _ = id;
+        }
+        while let Some(ev) = self.listener.poll_event() {
+            if let ListenerEvent::Session(id, _) = ev {
+                let mut tmp = [0u8; 4096];
+                while let Some(s) = self.listener.session_mut(id) {
+                    match s.read(&mut tmp) {
+                        Ok(n) => {
+                            let _ = s.write(&tmp[..n]);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        while let Some((to, _)) = self.listener.poll_transmit(self.now, &mut self.buf) {
+            if let Some(&i) = index.get(&to) {
+                let _ = self.clients[i].1.handle_input(self.now, &self.buf);
+            }
+            self.buf.clear();
+            moved = true;
+        }
+        if moved {
+            return true;
+        }
+        let next = self
+            .clients
+            .iter()
+            .filter_map(|(_, s)| s.poll_timeout())
+            .chain(self.listener.poll_timeout())
+            .min();
+        let Some(t) = next else { return false };
+        self.now = self.now.max(t);
+        self.listener.handle_timeout(self.now);
+        for (_, s) in self.clients.iter_mut() {
+            s.handle_timeout(self.now);
+        }
+        true
+    }
+}
+
+#[test]
+fn many_clients_echo_through_one_listener() {
+    for (d, p) in [(0, 0), (10, 3)] {
+        let mut w = World::new(200, &cfg(d, p));
+        for (i, (_, s)) in w.clients.iter_mut().enumerate() {
+            s.write(format!("hello from client {i}").as_bytes())
+                .unwrap();
+        }
+        let mut got: Vec<Vec<u8>> = vec![Vec::new(); 200];
+        for _ in 0..100_000 {
+            if !w.step() {
+                break;
+            }
+            for (i, (_, s)) in w.clients.iter_mut().enumerate() {
+                let mut tmp = [0u8; 256];
+                while let Ok(n) = s.read(&mut tmp) {
+                    got[i].extend_from_slice(&tmp[..n]);
+                }
+            }
+        }
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(
+                g,
+                format!("hello from client {i}").as_bytes(),
+                "client {i} fec {d}/{p}"
+            );
+        }
+        assert_eq!(w.listener.len(), 200);
+        let snmp = w.listener.snmp();
+        assert_eq!(snmp.passive_opens, 200);
+        assert_eq!(snmp.curr_estab, 200);
+        // Everything acknowledged: the listener arms no timer at all.
+        assert_eq!(w.listener.poll_timeout(), None);
+    }
+}
+
+/// First datagram of a fresh client session to `addr`.
+fn first_datagram(c: &SessionConfig, seed: u64) -> Vec<u8> {
+    let mut s = Session::dial(c, test_start(), Box::new(seeded(seed)));
+    s.write(b"hi").unwrap();
+    let mut buf = Vec::new();
+    s.poll_transmit(test_start(), &mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn backlog_bounds_half_open_sessions_and_they_expire() {
+    let c = cfg(0, 0);
+    let now = test_start();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(1)));
+    for i in 0..1000 {
+        let _ = l.handle_datagram(now, addr(i), &first_datagram(&c, i as u64));
+    }
+    assert_eq!(
+        l.len(),
+        128,
+        "only the backlog's worth of un-accepted sessions exist"
+    );
+    assert_eq!(l.stats().dropped_backlog_full, 872);
+    let mut buf = Vec::new();
+    while l.poll_transmit(now, &mut buf).is_some() {
+        buf.clear();
+    }
+    // Nobody accepts: after the accept timeout they are all gone.
+    let mut t = now;
+    while let Some(d) = l.poll_timeout() {
+        t = t.max(d);
+        l.handle_timeout(t);
+        while l.poll_transmit(t, &mut buf).is_some() {
+            buf.clear();
+        }
+        if t > now + Duration::from_secs(120) {
+            break;
+        }
+    }
+    assert_eq!(l.len(), 0);
+    let closed = std::iter::from_fn(|| l.poll_event())
+        .filter(|e| matches!(e, ListenerEvent::Closed(_, CloseReason::AcceptTimeout)))
+        .count();
+    assert_eq!(closed, 128);
+    assert_eq!(l.poll_timeout(), None);
+}
+
+#[test]
+fn new_conv_with_sn_zero_replaces_and_other_convs_are_dropped() {
+    let c = cfg(0, 0);
+    let now = test_start();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(1)));
+    l.handle_datagram(now, addr(1), &first_datagram(&c, 1))
+        .unwrap();
+    let first = l.accept().unwrap();
+    // Same address, new conversation starting at sn 0: the peer restarted.
+    l.handle_datagram(now, addr(1), &first_datagram(&c, 2))
+        .unwrap();
+    let second = l.accept().unwrap();
+    assert_ne!(first, second);
+    assert!(l.session(first).is_none());
+    assert!(std::iter::from_fn(|| l.poll_event())
+        .any(|e| e == ListenerEvent::Closed(first, CloseReason::Replaced)));
+    // A different conv with sn != 0 is dropped.
+    let mut s = Session::dial(&c, now, Box::new(seeded(3)));
+    for _ in 0..3 {
+        s.write(&[0u8; 2000]).unwrap();
+    }
+    let mut buf = Vec::new();
+    let mut last = Vec::new();
+    while s.poll_transmit(now, &mut buf).is_some() {
+        last = std::mem::take(&mut buf);
+    }
+    l.handle_datagram(now, addr(1), &last).unwrap();
+    assert_eq!(l.stats().dropped_conv_mismatch, 1);
+    assert!(l.session(second).is_some());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    /// Arbitrary (address, datagram) pairs never panic and never exceed the session bound.
+    #[test]
+    fn garbage_is_dropped_and_bounded(pkts in proptest::collection::vec((0usize..300, proptest::collection::vec(any::<u8>(), 0..200)), 0..300)) {
+        for mode in [CryptMode::Raw, CryptMode::Block(CipherKind::None)] {
+            let mut c = cfg(10, 3);
+            c.crypt = mode;
+            let now = test_start();
+            let mut lc = ListenerConfig::new(c);
+            lc.backlog = 16;
+            let mut l = Listener::new(lc, Box::new(seeded(1)));
+            for (a, d) in &pkts {
+                let _ = l.handle_datagram(now, addr(*a), d);
+                prop_assert!(l.len() <= 16);
+            }
+            let mut buf = Vec::new();
+            while l.poll_transmit(now, &mut buf).is_some() {
+                buf.clear();
+            }
+        }
+    }
+}

@@ -35,3 +35,29 @@ fn kcp_machine_corpus() {
         tether_core::fuzzing::kcp_machine(start, &data);
     }
 }
+
+#[test]
+fn session_packet_corpus() {
+    let start = Instant::now();
+    for (path, data) in corpus("session_packet") {
+        eprintln!("{}", path.display());
+        tether_core::fuzzing::session_packet(start, &data);
+    }
+}
+
+#[test]
+fn fec_decoder_corpus() {
+    for (path, data) in corpus("fec_decoder") {
+        eprintln!("{}", path.display());
+        tether_core::fuzzing::fec_decoder(&data);
+    }
+}
+
+#[test]
+fn listener_corpus() {
+    let start = Instant::now();
+    for (path, data) in corpus("listener") {
+        eprintln!("{}", path.display());
+        tether_core::fuzzing::listener(start, &data);
+    }
+}

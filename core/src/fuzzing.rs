@@ -93,7 +93,13 @@ pub fn session_packet(start: Instant, data: &[u8]) {
     ];
     for crypt in modes {
         for (d, p) in [(0, 0), (10, 3)] {
-            let cfg = SessionConfig { kcp: KcpConfig::fast(), crypt, key: [3; 32], data_shards: d, parity_shards: p };
+            let cfg = SessionConfig {
+                kcp: KcpConfig::fast(),
+                crypt,
+                key: [3; 32],
+                data_shards: d,
+                parity_shards: p,
+            };
             let mut s = Session::new(1, &cfg, start, Box::new(crate::rng::seeded(1)));
             let _ = s.handle_input(start, data);
             let mut out = Vec::new();
@@ -109,9 +115,13 @@ pub fn session_packet(start: Instant, data: &[u8]) {
 /// each shard is a length byte followed by that many bytes.
 pub fn fec_decoder(data: &[u8]) {
     use crate::session::fec::FecDecoder;
-    let Some((&sel, mut rest)) = data.split_first() else { return };
+    let Some((&sel, mut rest)) = data.split_first() else {
+        return;
+    };
     let (d, p) = [(10, 3), (1, 1), (3, 2), (20, 5)][sel as usize % 4];
-    let Ok(mut dec) = FecDecoder::new(d, p) else { return };
+    let Ok(mut dec) = FecDecoder::new(d, p) else {
+        return;
+    };
     let mut now = 0u32;
     while let Some((&len, tail)) = rest.split_first() {
         let n = (len as usize).min(tail.len());
@@ -134,14 +144,22 @@ pub fn listener(start: Instant, data: &[u8]) {
     use crate::session::{CryptMode, Listener, ListenerConfig, SessionConfig};
     use std::net::SocketAddr;
     for crypt in [CryptMode::Raw, CryptMode::Block(CipherKind::None)] {
-        let cfg = SessionConfig { kcp: KcpConfig::fast(), crypt, key: [3; 32], data_shards: 10, parity_shards: 3 };
+        let cfg = SessionConfig {
+            kcp: KcpConfig::fast(),
+            crypt,
+            key: [3; 32],
+            data_shards: 10,
+            parity_shards: 3,
+        };
         let mut lc = ListenerConfig::new(cfg);
         lc.backlog = 8;
         let mut l = Listener::new(lc, Box::new(crate::rng::seeded(1)));
         let mut rest = data;
         let mut now = start;
         while let Some((&a, tail)) = rest.split_first() {
-            let Some((&len, tail)) = tail.split_first() else { break };
+            let Some((&len, tail)) = tail.split_first() else {
+                break;
+            };
             let n = (len as usize).min(tail.len());
             let (dgram, tail) = tail.split_at(n);
             rest = tail;

@@ -1,4 +1,11 @@
-//! mio adapter for tether-core (issue 4 builds the socket loop; for now it re-exports the core
-//! so downstream code can depend on the final crate name).
+//! mio adapter for tether-core, and the pieces the tokio and smol adapters share:
+//! [`udp`] (batched `recvmmsg`/`sendmmsg`), [`hub`] (application stream buffers and
+//! wakers) and [`driver`] (the body of the socket loop).
 #![warn(missing_docs)]
+
+pub mod config;
+pub mod driver;
+pub mod hub;
+pub mod udp;
+
 pub use tether_core as core;

@@ -1,4 +1,257 @@
-//! tokio adapter for tether-core (issue 4 builds the socket loop; for now it re-exports the core
-//! so downstream code can depend on the final crate name).
+//! tokio adapter for tether-core: kcp-go-compatible KCP sessions as
+//! `tokio::io::AsyncRead + AsyncWrite` streams.
+//!
+//! One task per UDP socket owns the core [`Listener`](tether_core::session::Listener); it reads
+//! until `WouldBlock` with one `now` per batch, drains datagrams into `sendmmsg` batches,
+//! waits for writability instead of queueing without bound, and arms a single timer at the
+//! core's deadline (none at all when every session is idle). Streams talk to it through a
+//! [`Hub`] of byte buffers; no lock is held around protocol state.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use tether_runtime_tokio::{Config, KcpListener, KcpStream};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! let cfg = Config::default().crypt("aes", "secret").mode("fast3");
+//! let listener = KcpListener::bind("127.0.0.1:0", cfg.clone()).await?;
+//! let mut client = KcpStream::connect(listener.local_addr(), cfg).await?;
+//! client.write_all(b"hello").await?;
+//! let (mut server, _peer) = listener.accept().await?;
+//! let mut buf = [0u8; 5];
+//! server.read_exact(&mut buf).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Deadlines are tokio's: wrap any call in `tokio::time::timeout`.
 #![warn(missing_docs)]
-pub use tether_core as core;
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tether_core::session::SessionId;
+use tether_runtime_mio::driver::Driver;
+use tether_runtime_mio::hub::Hub;
+use tether_runtime_mio::udp;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::ToSocketAddrs;
+
+pub use tether_runtime_mio::config::Config;
+pub use tether_runtime_mio::driver::DriverStats;
+
+/// Accepts KCP sessions on one UDP socket (kcp-go `ListenWithOptions`).
+#[derive(Debug)]
+pub struct KcpListener {
+    hub: Arc<Hub>,
+    local: SocketAddr,
+}
+
+/// One KCP session as a byte stream (kcp-go `UDPSession`).
+#[derive(Debug)]
+pub struct KcpStream {
+    hub: Arc<Hub>,
+    id: SessionId,
+    peer: SocketAddr,
+}
+
+async fn bind_socket(
+    addr: impl ToSocketAddrs,
+    cfg: &Config,
+) -> io::Result<AsyncFd<std::net::UdpSocket>> {
+    let tokio_sock = tokio::net::UdpSocket::bind(addr).await?;
+    let std_sock = tokio_sock.into_std()?;
+    std_sock.set_nonblocking(true)?;
+    udp::set_buffers(&std_sock, cfg.sockbuf);
+    if cfg.dscp != 0 {
+        udp::set_dscp(&std_sock, cfg.dscp);
+    }
+    // SAFETY: a std `UdpSocket` owns its descriptor: it stays open, referring to the same
+    // socket, until the socket is dropped, which happens only when the `AsyncFd` is dropped;
+    // `as_raw_fd` always returns that descriptor.
+    unsafe { AsyncFd::register(std_sock) }.map_err(|e| io::Error::other(e.to_string()))
+}
+
+impl KcpListener {
+    /// Binds a UDP socket and starts its task on the current tokio runtime.
+    pub async fn bind(addr: impl ToSocketAddrs, cfg: Config) -> io::Result<KcpListener> {
+        cfg.validate()?;
+        let sock = bind_socket(addr, &cfg).await?;
+        let local = sock.get_ref().local_addr()?;
+        let hub = Arc::new(Hub::default());
+        let driver = Driver::new(cfg.listener(true), Arc::clone(&hub), true);
+        tokio::spawn(run(driver, sock));
+        Ok(KcpListener { hub, local })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Waits for the next session.
+    pub async fn accept(&self) -> io::Result<(KcpStream, SocketAddr)> {
+        let id = poll_fn(|cx| self.hub.poll_accept(cx))
+            .await
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the KCP listener task has stopped",
+                )
+            })?;
+        let peer = self
+            .hub
+            .lock()
+            .streams
+            .get(&id)
+            .and_then(|s| s.peer)
+            .unwrap_or(self.local);
+        Ok((
+            KcpStream {
+                hub: Arc::clone(&self.hub),
+                id,
+                peer,
+            },
+            peer,
+        ))
+    }
+}
+
+impl KcpStream {
+    /// Dials `addr` from a fresh UDP socket (kcp-go `DialWithOptions`). No packet is sent
+    /// until the first write: KCP has no handshake.
+    pub async fn connect(addr: impl ToSocketAddrs, cfg: Config) -> io::Result<KcpStream> {
+        cfg.validate()?;
+        let peer = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
+        })?;
+        let local: SocketAddr = if peer.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        }
+        .parse()
+        .expect("literal");
+        let sock = bind_socket(local, &cfg).await?;
+        let hub = Arc::new(Hub::default());
+        let mut driver = Driver::new(cfg.listener(false), Arc::clone(&hub), false);
+        let id = driver.connect(Instant::now(), peer);
+        tokio::spawn(run(driver, sock));
+        Ok(KcpStream { hub, id, peer })
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl AsyncRead for KcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let dst = buf.initialize_unfilled();
+        match self.hub.poll_read(self.id, cx, dst) {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for KcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.hub.poll_write(self.id, cx, data)
+    }
+    /// Ready once every written byte has been acknowledged by the peer.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.hub.poll_flush(self.id, cx)
+    }
+    /// KCP has no FIN: shutdown waits until everything is acknowledged.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.hub.poll_flush(self.id, cx)
+    }
+}
+
+impl Drop for KcpStream {
+    fn drop(&mut self) {
+        self.hub.drop_stream(self.id);
+    }
+}
+
+impl Drop for KcpListener {
+    fn drop(&mut self) {
+        self.hub.drop_listener();
+    }
+}
+
+/// Resolves when the application touched the hub.
+struct HubWake<'a>(&'a Hub);
+
+impl Future for HubWake<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.driver_should_wake(cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// The socket task.
+async fn run(mut driver: Driver, sock: AsyncFd<std::net::UdpSocket>) {
+    let hub = Arc::clone(&driver.hub);
+    let result: io::Result<()> = async {
+        loop {
+            let now = Instant::now();
+            let blocked = match driver.process(sock.get_ref(), now) {
+                Ok(()) => false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+                Err(e) => return Err(e),
+            };
+            if driver.finished() {
+                return Ok(());
+            }
+            let deadline = driver.deadline().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                r = sock.readable() => {
+                    let mut guard = r?;
+                    let now = Instant::now();
+                    match guard.try_io(|s| driver.recv(s.get_ref(), now)) {
+                        Ok(r) => r?,
+                        Err(_would_block) => {}
+                    }
+                }
+                r = sock.writable(), if blocked => {
+                    let mut guard = r?;
+                    let now = Instant::now();
+                    match guard.try_io(|s| driver.transmit(s.get_ref(), now)) {
+                        Ok(r) => r?,
+                        Err(_would_block) => {}
+                    }
+                }
+                _ = HubWake(&hub) => {}
+                _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {}
+            }
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!("KCP endpoint stopped: {e}");
+    }
+    hub.lock().shut_down();
+}

@@ -3,4 +3,5 @@
 #![warn(missing_docs)]
 
 pub mod go;
+pub mod peer;
 pub mod vectors;

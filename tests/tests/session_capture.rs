@@ -27,7 +27,11 @@ impl RngCore for Script {
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         for d in dest {
-            *d = if self.0.is_empty() { 0 } else { self.0.remove(0) };
+            *d = if self.0.is_empty() {
+                0
+            } else {
+                self.0.remove(0)
+            };
         }
     }
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), tether_core::rng::RngError> {
@@ -43,7 +47,12 @@ fn h(s: &str) -> Vec<u8> {
 #[test]
 fn kcp_go_capture_fec_3_2_aes_128() {
     let cfg = SessionConfig {
-        kcp: KcpConfig { nocwnd: true, ..KcpConfig::default() }.with_mtu(1350).with_windows(32, 512),
+        kcp: KcpConfig {
+            nocwnd: true,
+            ..KcpConfig::default()
+        }
+        .with_mtu(1350)
+        .with_windows(32, 512),
         crypt: CryptMode::Block(CipherKind::Aes128),
         key: kcptun_key("it's a secrect"),
         data_shards: 3,
@@ -62,7 +71,11 @@ fn kcp_go_capture_fec_3_2_aes_128() {
         }
     }
     let lens: Vec<usize> = wire.iter().map(Vec::len).collect();
-    assert_eq!(lens, [53, 57, 56, 57, 57], "three data datagrams, then two parity of the longest length");
+    assert_eq!(
+        lens,
+        [53, 57, 56, 57, 57],
+        "three data datagrams, then two parity of the longest length"
+    );
     assert_eq!(
         hex::encode(&wire[0]),
         "661ffe9c74a58e735334257e357f8a8cf21423d04080325f0fcc4704f6a4bc1f1970dfcf9efcde71ea0d67b6fab98d50660012fb52"
@@ -72,7 +85,17 @@ fn kcp_go_capture_fec_3_2_aes_128() {
     for p in plain.iter_mut() {
         crypt.open(p).expect("CRC verifies");
     }
-    assert_eq!(plain[1][20..], h("01000000 f100 1f00 44332211 51 00 0002 69000000 01000000 00000000 05000000 68656c6c6f")[..]);
-    assert_eq!(plain[3][20..], h("03000000 f200 1a004433221151000002c400000003000000000000000000000042061c4d6f")[..]);
-    assert_eq!(plain[4][20..], h("04000000 f200 250044332211510000023d00000004000000000000003f000000e8587a815f")[..]);
+    assert_eq!(
+        plain[1][20..],
+        h("01000000 f100 1f00 44332211 51 00 0002 69000000 01000000 00000000 05000000 68656c6c6f")
+            [..]
+    );
+    assert_eq!(
+        plain[3][20..],
+        h("03000000 f200 1a004433221151000002c400000003000000000000000000000042061c4d6f")[..]
+    );
+    assert_eq!(
+        plain[4][20..],
+        h("04000000 f200 250044332211510000023d00000004000000000000003f000000e8587a815f")[..]
+    );
 }

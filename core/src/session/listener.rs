@@ -39,6 +39,9 @@ pub struct ListenerConfig {
     pub accept_timeout: Duration,
     /// Close a session that received nothing for this long (`None`: never, as kcp-go).
     pub idle_timeout: Option<Duration>,
+    /// Whether datagrams from unknown addresses create sessions (a server). A client
+    /// endpoint turns this off: kcp-go clients drop datagrams from other sources (`InErrs`).
+    pub accept_incoming: bool,
 }
 
 impl ListenerConfig {
@@ -50,6 +53,7 @@ impl ListenerConfig {
             max_sessions: 65_536,
             accept_timeout: Duration::from_secs(30),
             idle_timeout: None,
+            accept_incoming: true,
         }
     }
 }
@@ -198,6 +202,18 @@ impl Listener {
         self.slot_mut(id).map(|s| &mut s.session)
     }
 
+    /// Ids of every live session (unordered).
+    pub fn ids(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.as_ref()
+                .filter(|s| s.closing.is_none())
+                .map(|s| SessionId {
+                    idx: i as u32,
+                    gen: s.gen,
+                })
+        })
+    }
+
     /// The session, read-only.
     pub fn session(&self, id: SessionId) -> Option<&Session> {
         self.slot(id).map(|s| &s.session)
@@ -298,6 +314,11 @@ impl Listener {
             self.stats.dropped_unknown += 1;
             return Ok(());
         };
+        if !self.cfg.accept_incoming {
+            // kcp-go-session.md §2.2 step 1: a client only hears its server.
+            self.snmp.in_errs += 1;
+            return Ok(());
+        }
         let waiting = self.backlog.len();
         if waiting >= self.cfg.backlog || self.by_addr.len() >= self.cfg.max_sessions {
             self.stats.dropped_backlog_full += 1;
@@ -322,6 +343,27 @@ impl Listener {
         self.collect_events(idx);
         self.mark_dirty(idx);
         r
+    }
+
+    /// Opens a client session to `addr` (kcp-go `Dial`): the conv comes from the injected RNG
+    /// (kcp-go-session.md §7). Nothing is sent until the application writes. The session is
+    /// already accepted; an existing session to `addr` is replaced.
+    pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> SessionId {
+        if let Some(&old) = self.by_addr.get(&addr) {
+            self.begin_close(old, CloseReason::Replaced);
+        }
+        let mut b = [0u8; 4];
+        self.nonce_seed.fill_bytes(&mut b);
+        let idx = self.create(now, addr, u32::from_le_bytes(b));
+        let slot = self.slots[idx as usize].as_mut().expect("just created");
+        slot.accepted = true;
+        let snmp = slot.session.snmp_mut();
+        snmp.passive_opens -= 1;
+        snmp.active_opens += 1;
+        let id = SessionId { idx, gen: slot.gen };
+        self.backlog.retain(|b| *b != id);
+        self.events.retain(|e| *e != ListenerEvent::Incoming(id));
+        id
     }
 
     fn create(&mut self, now: Instant, addr: SocketAddr, conv: u32) -> u32 {

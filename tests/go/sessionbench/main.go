@@ -14,6 +14,8 @@
 //
 //	cd tests/go/sessionbench && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off GOTOOLCHAIN=local go build -o ../../../target/go-bin/sessionbench .
 //
+// Flags: -size N (packet bytes), -only SUBSTR, -test.benchtime D (per benchmark).
+//
 // Output: one line per benchmark, `name MB/s` (testing.BenchmarkResult's MB/s: bytes set
 // with SetBytes × N / elapsed, 1 MB = 1e6 bytes). Names match core/benches/session.rs:
 // crypt/<kcptun name>, fec/encode, fec/decode.
@@ -151,9 +153,8 @@ func report(name string, r testing.BenchmarkResult) {
 func main() {
 	size := flag.Int("size", 1400, "packet size in bytes (kcp-go's own tests use 1500)")
 	only := flag.String("only", "", "run only benchmarks whose name contains this")
+	testing.Init() // registers -test.benchtime, which testing.Benchmark honours (default 1s)
 	flag.Parse()
-	testing.Init()
-	// -benchtime: testing.Benchmark honours the test.benchtime flag (default 1s).
 	pass := pbkdf2.Key([]byte("it's a secrect"), []byte("kcp-go"), 4096, 32, sha1.New)
 
 	for _, c := range ciphers {

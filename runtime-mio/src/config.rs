@@ -1,0 +1,145 @@
+//! Endpoint configuration with every kcp-go knob, in kcptun's words and defaults, shared by
+//! the three runtimes.
+use std::time::Duration;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{OsRng, RngCore, SeedableRng};
+use tether_core::kcp::KcpConfig;
+use tether_core::session::{CryptMode, Listener, ListenerConfig, SessionConfig};
+
+/// A KCP endpoint's settings. [`Config::default`] is kcptun's client default
+/// (`--crypt aes --key "it's a secrect" --mode fast --mtu 1350 --sndwnd 128 --rcvwnd 512
+/// --datashard 10 --parityshard 3`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Session settings (KCP knobs, crypto, FEC).
+    pub session: SessionConfig,
+    /// Socket buffer size in bytes (kcptun `--sockbuf`, default 4 MiB).
+    pub sockbuf: usize,
+    /// DSCP bits for outgoing datagrams (kcptun `--dscp`, default 0).
+    pub dscp: u8,
+    /// Close sessions that received nothing for this long (default: never, as kcp-go).
+    pub idle_timeout: Option<Duration>,
+    /// Sessions waiting for `accept` (kcp-go: 128).
+    pub backlog: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let kcp = KcpConfig::fast()
+            .with_windows(128, 512)
+            .with_mtu(1350)
+            .with_stream(true);
+        Config {
+            session: SessionConfig::kcptun(kcp, "aes", "it's a secrect", 10, 3),
+            sockbuf: 4 << 20,
+            dscp: 0,
+            idle_timeout: None,
+            backlog: 128,
+        }
+    }
+}
+
+impl Config {
+    /// `--crypt NAME --key KEY` as kcptun maps them (unknown names mean AES-256; also
+    /// `aes-128-gcm` and `chacha20-poly1305`, tether-only authenticated modes).
+    pub fn crypt(mut self, name: &str, key: &str) -> Self {
+        let fresh = SessionConfig::kcptun(self.session.kcp, name, key, 0, 0);
+        self.session.crypt = fresh.crypt;
+        self.session.key = fresh.key;
+        self
+    }
+    /// No crypto header at all (kcp-go `block = nil`).
+    pub fn raw(mut self) -> Self {
+        self.session.crypt = CryptMode::Raw;
+        self
+    }
+    /// `--datashard D --parityshard P` (0 turns FEC off).
+    pub fn fec(mut self, data: usize, parity: usize) -> Self {
+        self.session.data_shards = data;
+        self.session.parity_shards = parity;
+        self
+    }
+    /// `--mode normal|fast|fast2|fast3`; other names keep the current knobs.
+    pub fn mode(mut self, name: &str) -> Self {
+        if let Some(p) = KcpConfig::mode(name) {
+            let k = &mut self.session.kcp;
+            k.nodelay = p.nodelay;
+            k.interval = p.interval;
+            k.resend = p.resend;
+            k.nocwnd = p.nocwnd;
+        }
+        self
+    }
+    /// `--nodelay --interval --resend --nc` (kcptun's `manual` mode).
+    pub fn nodelay(mut self, nodelay: bool, interval: u32, resend: u32, nc: bool) -> Self {
+        let k = &mut self.session.kcp;
+        k.nodelay = nodelay;
+        k.interval = interval;
+        k.resend = resend;
+        k.nocwnd = nc;
+        self
+    }
+    /// `--sndwnd --rcvwnd`.
+    pub fn windows(mut self, snd: u32, rcv: u32) -> Self {
+        self.session.kcp = self.session.kcp.with_windows(snd, rcv);
+        self
+    }
+    /// `--mtu`.
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.session.kcp.mtu = mtu;
+        self
+    }
+    /// Stream mode (kcptun always uses it; default on).
+    pub fn stream_mode(mut self, on: bool) -> Self {
+        self.session.kcp.stream = on;
+        self
+    }
+    /// `--acknodelay`.
+    pub fn ack_nodelay(mut self, on: bool) -> Self {
+        self.session.kcp.ack_nodelay = on;
+        self
+    }
+    /// `--dscp`.
+    pub fn dscp(mut self, dscp: u8) -> Self {
+        self.dscp = dscp;
+        self
+    }
+    /// `--sockbuf`.
+    pub fn sockbuf(mut self, bytes: usize) -> Self {
+        self.sockbuf = bytes;
+        self
+    }
+    /// Idle timeout of sessions.
+    pub fn idle_timeout(mut self, d: Option<Duration>) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// Checks values kcp-go would reject, with a message saying what to change.
+    pub fn validate(&self) -> std::io::Result<()> {
+        let k = self.session.effective_kcp();
+        if self.session.kcp.mtu > 1500 {
+            return Err(invalid(
+                "mtu above 1500 is refused by kcp-go: use --mtu 1500 or less",
+            ));
+        }
+        k.validate().map_err(|e| invalid(&e.to_string()))
+    }
+
+    /// The core listener for this config. `server` decides whether unknown addresses may open
+    /// sessions. Nonces and convs come from a ChaCha20 CSPRNG seeded by the OS.
+    pub fn listener(&self, server: bool) -> Listener {
+        let mut lc = ListenerConfig::new(self.session.clone());
+        lc.idle_timeout = self.idle_timeout;
+        lc.backlog = self.backlog;
+        lc.accept_incoming = server;
+        let mut seed = [0u8; 32];
+        OsRng.fill_bytes(&mut seed);
+        Listener::new(lc, Box::new(ChaCha20Rng::from_seed(seed)))
+    }
+}
+
+fn invalid(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, msg.to_string())
+}

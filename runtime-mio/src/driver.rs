@@ -1,0 +1,257 @@
+//! The body of the socket loop every runtime runs: batched reads into the core listener with
+//! one `now` per batch, timers, moving bytes between the hub and the sessions, and batched
+//! writes that stop at `WouldBlock` (no unbounded side queue). Runtimes add only readiness
+//! and a timer.
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tether_core::kcp::{KcpEvent, WriteError};
+use tether_core::session::{Listener, ListenerEvent, SessionId};
+
+use crate::hub::{Gone, Hub, HubState, StreamBuf, RECV_BUFFER};
+use crate::udp::{self, RecvBatch};
+
+/// Datagram batches read per readiness event before other work gets a turn.
+const MAX_BATCHES_PER_WAKE: usize = 64;
+/// Datagrams queued for one `send_batch` round.
+const MAX_PENDING: usize = 256;
+
+/// Counters of the loop itself (the idle-cost test reads them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Loop iterations (wake-ups).
+    pub wakeups: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// `recvmmsg`/`sendmmsg` calls.
+    pub syscalls: u64,
+}
+
+/// One endpoint's protocol state plus its I/O scratch space.
+pub struct Driver {
+    /// The core listener (server) or client endpoint.
+    pub listener: Listener,
+    /// The application side.
+    pub hub: Arc<Hub>,
+    /// Whether incoming sessions are handed to `accept()`.
+    pub server: bool,
+    batch: RecvBatch,
+    out: Vec<u8>,
+    pending: Vec<(SocketAddr, Range<usize>)>,
+    tmp: Vec<u8>,
+    /// Loop counters.
+    pub stats: DriverStats,
+}
+
+impl Driver {
+    /// A driver for `listener`, talking to the application through `hub`.
+    pub fn new(listener: Listener, hub: Arc<Hub>, server: bool) -> Self {
+        Driver {
+            listener,
+            hub,
+            server,
+            batch: RecvBatch::default(),
+            out: Vec::with_capacity(64 * 1024),
+            pending: Vec::new(),
+            tmp: vec![0; 64 * 1024],
+            stats: DriverStats::default(),
+        }
+    }
+
+    /// Reads datagrams until `WouldBlock` (returned as the error, so readiness-based runtimes
+    /// can clear their flag) or until a fairness bound (then `Ok`).
+    pub fn recv(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
+        for _ in 0..MAX_BATCHES_PER_WAKE {
+            self.stats.syscalls += 1;
+            match udp::recv_batch(sock, &mut self.batch) {
+                Ok(_) => {
+                    for (from, d) in self.batch.iter() {
+                        self.stats.datagrams_in += 1;
+                        if let Err(e) = self.listener.handle_datagram(now, from, d) {
+                            tracing::trace!(%from, "dropped datagram: {e}");
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires due timers.
+    pub fn timeout(&mut self, now: Instant) {
+        if self.listener.poll_timeout().is_some_and(|t| t <= now) {
+            self.listener.handle_timeout(now);
+        }
+    }
+
+    /// The next deadline (`None`: nothing scheduled, sleep until I/O or the app).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.listener.poll_timeout()
+    }
+
+    /// One loop iteration after waking: timers, hub ⇄ sessions, datagrams out. Returns
+    /// `Err(WouldBlock)` when the socket is full and datagrams wait for writability.
+    pub fn process(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
+        self.stats.wakeups += 1;
+        self.timeout(now);
+        self.sync();
+        let r = self.transmit(sock, now);
+        self.sync();
+        r
+    }
+
+    /// Whether the endpoint can stop: no handles left and no sessions left.
+    pub fn finished(&self) -> bool {
+        Arc::strong_count(&self.hub) == 1 && self.listener.is_empty() && self.pending.is_empty()
+    }
+
+    /// Moves bytes between the hub and the sessions, and turns listener events into stream
+    /// state.
+    pub fn sync(&mut self) {
+        let hub = Arc::clone(&self.hub);
+        let mut st = hub.lock();
+        while let Some(ev) = self.listener.poll_event() {
+            match ev {
+                ListenerEvent::Incoming(_) => {}
+                ListenerEvent::Session(id, KcpEvent::DeadLink) => {
+                    self.gone(&mut st, id, Gone::DeadLink)
+                }
+                ListenerEvent::Session(id, _) => self.pump(&mut st, id),
+                ListenerEvent::Closed(id, r) => self.gone(&mut st, id, Gone::Closed(r)),
+            }
+        }
+        if self.server && !st.listener_dropped {
+            // Hand sessions to accept() while the app keeps up; the listener's own backlog
+            // bounds the rest.
+            while st.accept_queue.len() < 128 {
+                let Some(id) = self.listener.accept() else {
+                    break;
+                };
+                st.push_accept(id);
+                if let Some(s) = st.streams.get_mut(&id) {
+                    s.peer = self.listener.remote(id);
+                }
+                self.pump(&mut st, id);
+            }
+        }
+        for id in st.take_dirty() {
+            self.pump(&mut st, id);
+        }
+    }
+
+    fn gone(&mut self, st: &mut HubState, id: SessionId, why: Gone) {
+        if let Some(s) = st.streams.get_mut(&id) {
+            s.gone.get_or_insert(why);
+            s.wake();
+            if s.dropped {
+                st.streams.remove(&id);
+            }
+        }
+        if why == Gone::DeadLink {
+            self.listener.close(id);
+        }
+    }
+
+    /// Moves one stream's bytes: app → KCP while KCP accepts, KCP → app while the app buffer
+    /// has room (KCP's receive window is the back-pressure).
+    fn pump(&mut self, st: &mut HubState, id: SessionId) {
+        let Some(s) = st.streams.get_mut(&id) else {
+            return;
+        };
+        let Some(sess) = self.listener.session_mut(id) else {
+            return;
+        };
+        let mut progressed = false;
+        while !s.send.is_empty() {
+            let (a, _) = s.send.as_slices();
+            let n = a.len().min(64 * 1024);
+            match sess.write(&a[..n]) {
+                Ok(_) => {
+                    s.send.drain(..n);
+                    progressed = true;
+                }
+                Err(WriteError::Blocked) | Err(_) => break,
+            }
+        }
+        while s.recv.len() < RECV_BUFFER {
+            match sess.read(&mut self.tmp) {
+                Ok(n) => {
+                    s.recv.extend(&self.tmp[..n]);
+                    progressed = true;
+                }
+                Err(_) => break,
+            }
+        }
+        let unacked = !s.send.is_empty() || !sess.kcp().all_acked();
+        if unacked != s.unacked {
+            s.unacked = unacked;
+            progressed = true;
+        }
+        if progressed || !s.recv.is_empty() {
+            s.wake();
+        }
+        if s.dropped && !unacked {
+            st.streams.remove(&id);
+            self.listener.close(id);
+        }
+    }
+
+    /// Drains the listener's datagrams into the batch and sends until the socket is full.
+    pub fn transmit(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
+        loop {
+            while self.pending.len() < MAX_PENDING {
+                let start = self.out.len();
+                let Some((to, _)) = self.listener.poll_transmit(now, &mut self.out) else {
+                    break;
+                };
+                self.pending.push((to, start..self.out.len()));
+            }
+            if self.pending.is_empty() {
+                return Ok(());
+            }
+            let items: Vec<(SocketAddr, &[u8])> = self
+                .pending
+                .iter()
+                .map(|(a, r)| (*a, &self.out[r.clone()]))
+                .collect();
+            self.stats.syscalls += 1;
+            let sent = udp::send_batch(sock, &items)?;
+            self.stats.datagrams_out += sent as u64;
+            if sent < self.pending.len() {
+                self.compact(sent);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.pending.clear();
+            self.out.clear();
+        }
+    }
+
+    /// Drops the first `sent` pending datagrams, keeping the rest (and their bytes) in order.
+    fn compact(&mut self, sent: usize) {
+        let cut = self
+            .pending
+            .get(sent)
+            .map_or(self.out.len(), |(_, r)| r.start);
+        self.out.drain(..cut);
+        self.pending.drain(..sent);
+        for (_, r) in self.pending.iter_mut() {
+            *r = r.start - cut..r.end - cut;
+        }
+    }
+
+    /// Opens a client session to `addr` and registers its stream.
+    pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> SessionId {
+        let id = self.listener.connect(now, addr);
+        let mut buf = StreamBuf::default();
+        buf.peer = Some(addr);
+        self.hub.lock().streams.insert(id, buf);
+        id
+    }
+}

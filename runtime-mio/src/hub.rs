@@ -1,0 +1,282 @@
+//! The meeting point of application stream handles and the task that owns the protocol
+//! state (used by the tokio and smol adapters). The mutex guards byte buffers and wakers
+//! only: KCP and session state stay owned by the driver, which never blocks on the app.
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use tether_core::session::{CloseReason, SessionId};
+
+/// Bytes the application may queue for sending before `poll_write` waits for KCP.
+pub const SEND_BUFFER: usize = 1 << 20;
+/// Bytes read from KCP and held for the application before KCP's window closes.
+pub const RECV_BUFFER: usize = 1 << 20;
+
+/// Why a stream can no longer carry data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// A segment was retransmitted `dead_link` times: the peer vanished.
+    DeadLink,
+    /// The listener closed the session.
+    Closed(CloseReason),
+    /// The endpoint (socket task) stopped.
+    EndpointGone,
+}
+
+impl Gone {
+    fn error(self) -> io::Error {
+        match self {
+            Gone::DeadLink => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer stopped acknowledging (dead link)",
+            ),
+            Gone::Closed(CloseReason::IdleTimeout) => {
+                io::Error::new(io::ErrorKind::TimedOut, "session idle timeout")
+            }
+            Gone::Closed(r) => io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                format!("session closed: {r:?}"),
+            ),
+            Gone::EndpointGone => io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the KCP endpoint task has stopped",
+            ),
+        }
+    }
+}
+
+/// One stream's buffers and wakers.
+#[derive(Debug, Default)]
+pub struct StreamBuf {
+    /// Bytes written by the app, not yet accepted by KCP.
+    pub send: VecDeque<u8>,
+    /// Bytes read from KCP, not yet read by the app.
+    pub recv: VecDeque<u8>,
+    /// Whether KCP still holds unacknowledged data (set by the driver).
+    pub unacked: bool,
+    /// Set once the stream can no longer carry data.
+    pub gone: Option<Gone>,
+    /// The remote address.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The app dropped its handle: close once everything is acknowledged.
+    pub dropped: bool,
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+    in_dirty: bool,
+}
+
+impl StreamBuf {
+    /// Wakes whoever waits on this stream.
+    pub fn wake(&mut self) {
+        if let Some(w) = self.read_waker.take() {
+            w.wake();
+        }
+        if let Some(w) = self.write_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Hub state behind the mutex.
+#[derive(Debug, Default)]
+pub struct HubState {
+    /// Streams by session id.
+    pub streams: HashMap<SessionId, StreamBuf>,
+    /// Accepted sessions waiting for `accept()`.
+    pub accept_queue: VecDeque<SessionId>,
+    /// Streams the app touched since the driver last looked.
+    pub dirty: Vec<SessionId>,
+    /// The endpoint task stopped (socket error or shutdown).
+    pub endpoint_gone: bool,
+    /// The listener handle was dropped: accept no more sessions.
+    pub listener_dropped: bool,
+    wake_pending: bool,
+    accept_waker: Option<Waker>,
+    driver_waker: Option<Waker>,
+}
+
+impl HubState {
+    fn wake_driver(&mut self) {
+        self.wake_pending = true;
+        if let Some(w) = self.driver_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn mark_dirty(&mut self, id: SessionId) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            if !s.in_dirty {
+                s.in_dirty = true;
+                self.dirty.push(id);
+            }
+        }
+        self.wake_driver();
+    }
+
+    /// Takes the dirty list (driver side).
+    pub fn take_dirty(&mut self) -> Vec<SessionId> {
+        let d = std::mem::take(&mut self.dirty);
+        for id in &d {
+            if let Some(s) = self.streams.get_mut(id) {
+                s.in_dirty = false;
+            }
+        }
+        d
+    }
+
+    /// Queues an accepted session and wakes `accept()`.
+    pub fn push_accept(&mut self, id: SessionId) {
+        self.streams.entry(id).or_default();
+        self.accept_queue.push_back(id);
+        if let Some(w) = self.accept_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Driver side: true (and cleared) if the app asked for attention since the last call;
+    /// otherwise stores `w` to be woken when it does.
+    pub fn driver_should_wake(&mut self, w: &Waker) -> bool {
+        if std::mem::take(&mut self.wake_pending) {
+            return true;
+        }
+        match &self.driver_waker {
+            Some(old) if old.will_wake(w) => {}
+            _ => self.driver_waker = Some(w.clone()),
+        }
+        false
+    }
+
+    /// Marks every stream gone (the endpoint stopped).
+    pub fn shut_down(&mut self) {
+        self.endpoint_gone = true;
+        for s in self.streams.values_mut() {
+            s.gone.get_or_insert(Gone::EndpointGone);
+            s.wake();
+        }
+        if let Some(w) = self.accept_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Shared between the driver task and every stream handle.
+#[derive(Debug, Default)]
+pub struct Hub {
+    state: Mutex<HubState>,
+}
+
+impl Hub {
+    /// Locks the state (poisoning is ignored: the state stays consistent per operation).
+    pub fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Driver side: see [`HubState::driver_should_wake`].
+    pub fn driver_should_wake(&self, w: &Waker) -> bool {
+        self.lock().driver_should_wake(w)
+    }
+
+    /// The listener handle was dropped.
+    pub fn drop_listener(&self) {
+        let mut st = self.lock();
+        st.listener_dropped = true;
+        st.wake_driver();
+    }
+
+    /// `AsyncRead::poll_read`.
+    pub fn poll_read(
+        &self,
+        id: SessionId,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut st = self.lock();
+        let Some(s) = st.streams.get_mut(&id) else {
+            return Poll::Ready(Ok(0));
+        };
+        if !s.recv.is_empty() {
+            let was_full = s.recv.len() >= RECV_BUFFER;
+            let n = buf.len().min(s.recv.len());
+            for (d, b) in buf.iter_mut().zip(s.recv.drain(..n)) {
+                *d = b;
+            }
+            if was_full || s.recv.len() < RECV_BUFFER / 2 {
+                st.mark_dirty(id);
+            }
+            return Poll::Ready(Ok(n));
+        }
+        if let Some(g) = s.gone {
+            return Poll::Ready(Err(g.error()));
+        }
+        s.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// `AsyncWrite::poll_write`.
+    pub fn poll_write(
+        &self,
+        id: SessionId,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut st = self.lock();
+        let Some(s) = st.streams.get_mut(&id) else {
+            return Poll::Ready(Err(Gone::EndpointGone.error()));
+        };
+        if let Some(g) = s.gone {
+            return Poll::Ready(Err(g.error()));
+        }
+        let room = SEND_BUFFER.saturating_sub(s.send.len());
+        if room == 0 {
+            s.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = room.min(data.len());
+        s.send.extend(&data[..n]);
+        s.unacked = true;
+        st.mark_dirty(id);
+        Poll::Ready(Ok(n))
+    }
+
+    /// `AsyncWrite::poll_flush`: ready once KCP accepted and the peer acknowledged every byte.
+    pub fn poll_flush(&self, id: SessionId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        let Some(s) = st.streams.get_mut(&id) else {
+            return Poll::Ready(Ok(()));
+        };
+        if s.send.is_empty() && !s.unacked {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(g) = s.gone {
+            return Poll::Ready(Err(g.error()));
+        }
+        s.write_waker = Some(cx.waker().clone());
+        st.mark_dirty(id);
+        Poll::Pending
+    }
+
+    /// The handle was dropped: the driver closes the session once all is acknowledged.
+    pub fn drop_stream(&self, id: SessionId) {
+        let mut st = self.lock();
+        if let Some(s) = st.streams.get_mut(&id) {
+            s.dropped = true;
+            s.read_waker = None;
+            s.write_waker = None;
+        }
+        st.mark_dirty(id);
+    }
+
+    /// `accept()`: the next incoming session, or `None` once the endpoint stopped.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Option<SessionId>> {
+        let mut st = self.lock();
+        if let Some(id) = st.accept_queue.pop_front() {
+            return Poll::Ready(Some(id));
+        }
+        if st.endpoint_gone {
+            return Poll::Ready(None);
+        }
+        st.accept_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}

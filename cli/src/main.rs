@@ -1,6 +1,8 @@
 //! `tether`: KCP/kcptun tools built on tether-core.
 #![forbid(unsafe_code)]
 
+mod cat_cmd;
+mod kcp_flags;
 mod netem_cmd;
 mod sim_cmd;
 mod units;
@@ -22,6 +24,8 @@ enum Cmd {
     /// A userspace UDP impairment proxy: loss, delay, jitter, reordering, duplication,
     /// corruption and a rate limit between real sockets, per client and direction.
     Netem(Box<netem_cmd::NetemArgs>),
+    /// netcat for KCP: stdin to the peer, the peer to stdout (kcptun's flags and key handling).
+    Cat(Box<cat_cmd::CatArgs>),
     /// A short tour: compares the kcptun modes over a lossy simulated link.
     Demo,
 }
@@ -31,6 +35,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Sim(args) => sim_cmd::run(&args),
         Cmd::Netem(args) => netem_cmd::run(&args),
+        Cmd::Cat(args) => cat_cmd::run(&args),
         Cmd::Demo => demo(),
     };
     std::process::exit(code);
@@ -63,6 +68,6 @@ fn demo() -> i32 {
     ]);
     match args.cmd {
         Cmd::Sim(a) => sim_cmd::run(&a),
-        Cmd::Netem(_) | Cmd::Demo => 1,
+        _ => 1,
     }
 }

@@ -1,0 +1,173 @@
+//! `tether cat`: netcat for KCP. stdin → peer, peer → stdout, with kcptun's flags.
+//!
+//! KCP has no FIN, so end of stream is inferred: after stdin's EOF, once every byte we sent
+//! has been acknowledged, the command keeps printing what the peer sends until the peer has
+//! been quiet for `--linger`, then exits 0. A closed stdout (EPIPE) ends it at once.
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use tether_runtime_tokio::{KcpListener, KcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::kcp_flags::KcpFlags;
+use crate::units::parse_duration;
+
+/// Protocols `tether cat` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Proto {
+    /// KCP with kcp-go's session layer (crypto + FEC), as kcptun uses it.
+    Kcp,
+}
+
+/// Flags of `tether cat`.
+#[derive(Debug, Clone, Args)]
+pub struct CatArgs {
+    /// Protocol.
+    #[arg(long, value_enum, default_value = "kcp")]
+    pub proto: Proto,
+    /// Listen on this UDP address (serve one session, then exit).
+    #[arg(long, conflicts_with = "connect", required_unless_present = "connect")]
+    pub listen: Option<SocketAddr>,
+    /// Connect to this UDP address.
+    #[arg(long)]
+    pub connect: Option<String>,
+    /// With --listen: serve sessions until killed.
+    #[arg(long, requires = "listen")]
+    pub keep_open: bool,
+    /// With --listen: echo each session's bytes back instead of using stdin/stdout.
+    #[arg(long, requires = "listen")]
+    pub echo: bool,
+    /// After stdin's EOF and all our data acknowledged, exit once the peer is quiet this long.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub linger: Duration,
+    /// Give up on a peer that stops acknowledging after this long without progress.
+    #[arg(long, value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Don't print the settings line to stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub kcp: KcpFlags,
+}
+
+/// Runs `tether cat`; returns the exit code.
+pub fn run(args: &CatArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tether cat: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(cat(args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("tether cat: {e}");
+            1
+        }
+    }
+}
+
+async fn cat(args: &CatArgs) -> io::Result<()> {
+    let cfg = args.kcp.config().idle_timeout(args.idle_timeout);
+    if !args.quiet {
+        eprintln!("tether cat: {}", args.kcp.describe());
+    }
+    if let Some(addr) = &args.connect {
+        let stream = KcpStream::connect(addr.as_str(), cfg).await?;
+        return pipe_stdio(stream, args.linger).await;
+    }
+    let listen = args.listen.expect("clap: --listen or --connect");
+    let listener = KcpListener::bind(listen, cfg).await?;
+    eprintln!("tether cat: listening on {}", listener.local_addr());
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        if !args.quiet {
+            eprintln!("tether cat: session from {peer}");
+        }
+        if args.echo {
+            let task = echo(stream);
+            if args.keep_open {
+                tokio::spawn(task);
+                continue;
+            }
+            return task.await;
+        }
+        pipe_stdio(stream, args.linger).await?;
+        if !args.keep_open {
+            return Ok(());
+        }
+    }
+}
+
+async fn echo(mut s: KcpStream) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        s.write_all(&buf[..n]).await?;
+    }
+}
+
+/// stdin → stream and stream → stdout until stdin's EOF is acknowledged and the peer went
+/// quiet, or stdout closes.
+async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
+    let (mut rx, mut tx) = tokio::io::split(stream);
+    let upload = async {
+        copy_until_eof(&mut tokio::io::stdin(), &mut tx).await?;
+        tx.flush().await // resolves once every byte is acknowledged
+    };
+    tokio::pin!(upload);
+    let mut upload_done = false;
+    let mut out = tokio::io::stdout();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        tokio::select! {
+            r = &mut upload, if !upload_done => {
+                r?;
+                upload_done = true;
+            }
+            r = tokio::time::timeout(linger, rx.read(&mut buf)) => {
+                let n = match r {
+                    // The peer was quiet for the linger time: done once our side is done.
+                    Err(_elapsed) if upload_done => return Ok(()),
+                    Err(_elapsed) => continue,
+                    Ok(r) => r?,
+                };
+                if n == 0 {
+                    return Ok(());
+                }
+                match write_out(&mut out, &buf[..n]).await {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+                    r => r?,
+                }
+            }
+        }
+    }
+}
+
+async fn write_out<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> io::Result<()> {
+    w.write_all(data).await?;
+    w.flush().await
+}
+
+async fn copy_until_eof<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    r: &mut R,
+    w: &mut W,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        w.write_all(&buf[..n]).await?;
+    }
+}

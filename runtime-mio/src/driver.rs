@@ -117,6 +117,7 @@ impl Driver {
     pub fn sync(&mut self) {
         let hub = Arc::clone(&self.hub);
         let mut st = hub.lock();
+        st.driver_stats = self.stats;
         while let Some(ev) = self.listener.poll_event() {
             match ev {
                 ListenerEvent::Incoming(_) => {}

@@ -91,6 +91,8 @@ pub struct HubState {
     pub endpoint_gone: bool,
     /// The listener handle was dropped: accept no more sessions.
     pub listener_dropped: bool,
+    /// The driver's loop counters, refreshed on every iteration.
+    pub driver_stats: crate::driver::DriverStats,
     wake_pending: bool,
     accept_waker: Option<Waker>,
     driver_waker: Option<Waker>,

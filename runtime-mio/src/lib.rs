@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod endpoint;
 pub mod hub;
 pub mod udp;
 

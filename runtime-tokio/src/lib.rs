@@ -92,6 +92,11 @@ impl KcpListener {
         self.local
     }
 
+    /// The socket task's loop counters (wake-ups, datagrams, system calls).
+    pub fn driver_stats(&self) -> DriverStats {
+        self.hub.lock().driver_stats
+    }
+
     /// Waits for the next session.
     pub async fn accept(&self) -> io::Result<(KcpStream, SocketAddr)> {
         let id = poll_fn(|cx| self.hub.poll_accept(cx))

@@ -4,4 +4,5 @@
 
 pub mod go;
 pub mod peer;
+pub mod tether_bin;
 pub mod vectors;

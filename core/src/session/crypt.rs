@@ -18,6 +18,7 @@
 
 use core::fmt;
 
+use super::twofish::Twofish;
 use aes::{Aes128, Aes192, Aes256};
 use blowfish::Blowfish;
 use cast5::Cast5;
@@ -31,7 +32,6 @@ use rand_core::RngCore;
 use salsa20::Salsa20;
 use sha1::Sha1;
 use sm4::Sm4;
-use twofish::Twofish;
 
 /// Size of the random nonce at the start of every datagram (kcp-go-session.md §1).
 pub const NONCE_SIZE: usize = 16;

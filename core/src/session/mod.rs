@@ -9,6 +9,7 @@ pub mod listener;
 #[allow(clippy::module_inception)]
 mod session;
 pub mod snmp;
+mod twofish;
 
 pub use listener::{
     CloseReason, Listener, ListenerConfig, ListenerEvent, ListenerStats, SessionId,

@@ -1,0 +1,433 @@
+//! A single-threaded KCP endpoint for the application's own [`mio::Poll`]: no task, no hub,
+//! no mutex. The [`Endpoint`] owns a non-blocking UDP socket and the core
+//! [`Listener`]; it is a [`mio::event::Source`], so the application registers it
+//! with [`Endpoint::INTEREST`] and calls exactly one method per wake-up,
+//! [`Endpoint::process`], then sleeps until the next event or [`Endpoint::next_deadline`].
+//!
+//! ```no_run
+//! use std::time::Instant;
+//! use mio::{Events, Poll, Token};
+//! use tether_runtime_mio::config::Config;
+//! use tether_runtime_mio::endpoint::Endpoint;
+//! # fn main() -> std::io::Result<()> {
+//! let mut poll = Poll::new()?;
+//! let mut events = Events::with_capacity(64);
+//! let mut ep = Endpoint::bind("127.0.0.1:0".parse().unwrap(), &Config::default(), true)?;
+//! poll.registry().register(&mut ep, Token(0), Endpoint::INTEREST)?;
+//! loop {
+//!     let timeout = ep.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+//!     poll.poll(&mut events, timeout)?;
+//!     ep.process(Instant::now())?;
+//!     while let Some(ev) = ep.poll_event() {
+//!         // accept(), read(), write(), close() as the events say.
+//!         # let _ = ev;
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! Contract with the application:
+//! * call [`Endpoint::process`] after every wake-up (any event on the endpoint's token, or
+//!   the timeout), and after app calls if the loop sleeps with
+//!   [`Endpoint::next_deadline`] (which turns zero when app calls left output to send);
+//! * drain [`Endpoint::poll_event`] every wake-up: events queue until taken;
+//! * take [`ListenerEvent::Incoming`] sessions with [`Endpoint::accept`] (a server), or
+//!   they expire after the listener's accept timeout;
+//! * read after [`KcpEvent::Readable`] until
+//!   [`RecvError::WouldBlock`], write until [`WriteError::Blocked`] and
+//!   resume after [`KcpEvent::Writable`]; close a session after
+//!   [`KcpEvent::DeadLink`] (the endpoint does not close it by itself).
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+use tether_core::kcp::{RecvError, WriteError};
+use tether_core::session::snmp::Snmp;
+use tether_core::session::{Listener, ListenerEvent, SessionId};
+
+use crate::config::Config;
+use crate::udp::{self, RecvBatch};
+
+#[cfg(doc)]
+use tether_core::kcp::KcpEvent;
+
+/// Datagram batches read per [`Endpoint::process`] before other work gets a turn (the
+/// next deadline is then "now", so the loop comes straight back).
+const MAX_BATCHES_PER_WAKE: usize = 64;
+/// Datagrams held for one `sendmmsg` round; also the bound on datagrams kept while the
+/// socket is full (the rest stays inside the sessions, bounded by their KCP windows).
+const MAX_PENDING: usize = 256;
+/// While the socket is full, the longest sleep before timers are looked at again if the
+/// writable event is slow to come.
+const BLOCKED_RECHECK: Duration = Duration::from_millis(10);
+
+/// Why a session call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError<E> {
+    /// The id names no live session: it was closed (locally, replaced by a new conversation
+    /// from the same address, or expired), or never existed.
+    Closed,
+    /// The session refused the call ([`WriteError`] or [`RecvError`]).
+    Kcp(E),
+}
+
+impl<E> From<E> for SessionError<E> {
+    fn from(e: E) -> Self {
+        SessionError::Kcp(e)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for SessionError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Closed => f.write_str("the KCP session is closed"),
+            SessionError::Kcp(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for SessionError<E> {}
+
+/// Counters of the endpoint's I/O.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Calls of [`Endpoint::process`].
+    pub wakeups: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Datagrams the kernel refused (not `WouldBlock`) and that were dropped; KCP
+    /// retransmits them like any lost datagram.
+    pub send_errors: u64,
+    /// `recvmmsg`/`sendmmsg` calls.
+    pub syscalls: u64,
+    /// Times the socket was full and datagrams waited for a writable event.
+    pub blocked: u64,
+}
+
+/// One UDP socket with its KCP sessions, driven by the application's `mio::Poll`.
+pub struct Endpoint {
+    /// The socket the endpoint reads and writes (batched system calls need a std socket).
+    sock: UdpSocket,
+    /// A second descriptor of the same socket, for registration with mio: readiness belongs
+    /// to the socket, not to a descriptor (mio's `SourceFd` needs its `os-ext` feature).
+    reg: mio::net::UdpSocket,
+    listener: Listener,
+    batch: RecvBatch,
+    /// Bytes of the datagrams in `pending`.
+    out: Vec<u8>,
+    /// Datagrams taken from the listener and not yet sent, in order.
+    pending: Vec<(SocketAddr, Range<usize>)>,
+    /// The socket said `WouldBlock`: the rest goes out on the next writable wake-up.
+    blocked: bool,
+    /// The last read stopped at the fairness bound, not at `WouldBlock`.
+    more_to_read: bool,
+    /// An app call since the last `process` may have produced output.
+    app_dirty: bool,
+    /// The `now` of the last `process` (or of `bind`).
+    now: Instant,
+    stats: EndpointStats,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("local", &self.sock.local_addr().ok())
+            .field("sessions", &self.listener.len())
+            .field("pending", &self.pending.len())
+            .field("blocked", &self.blocked)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// The interest to register the endpoint with: readable for datagrams, writable to
+    /// resume sending after the socket was full.
+    pub const INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
+    /// Binds a non-blocking UDP socket to `addr` with `cfg`'s socket buffers and DSCP. A
+    /// `server` accepts sessions from unknown addresses; a client endpoint only talks to the
+    /// addresses it [`connect`](Endpoint::connect)s to (kcp-go drops the rest).
+    pub fn bind(addr: SocketAddr, cfg: &Config, server: bool) -> io::Result<Endpoint> {
+        cfg.validate()?;
+        let sock = UdpSocket::bind(addr)?;
+        Endpoint::from_std(sock, cfg, server)
+    }
+
+    /// Wraps an already bound socket (made non-blocking here), e.g. one inherited or bound
+    /// with special options.
+    pub fn from_std(sock: UdpSocket, cfg: &Config, server: bool) -> io::Result<Endpoint> {
+        cfg.validate()?;
+        sock.set_nonblocking(true)?;
+        udp::set_buffers(&sock, cfg.sockbuf);
+        if cfg.dscp != 0 {
+            udp::set_dscp(&sock, cfg.dscp);
+        }
+        let reg = mio::net::UdpSocket::from_std(sock.try_clone()?);
+        Ok(Endpoint {
+            sock,
+            reg,
+            listener: cfg.listener(server),
+            batch: RecvBatch::default(),
+            out: Vec::with_capacity(64 * 1024),
+            pending: Vec::new(),
+            blocked: false,
+            more_to_read: false,
+            app_dirty: false,
+            now: Instant::now(),
+            stats: EndpointStats::default(),
+        })
+    }
+
+    /// The one call per wake-up: reads datagrams until `WouldBlock` (or a fairness bound,
+    /// after which [`next_deadline`](Endpoint::next_deadline) is immediate), fires due
+    /// timers, and sends queued datagrams until the socket is full (the rest waits for the
+    /// next writable wake-up, bounded). Call it on any event of the endpoint's token and
+    /// when the poll timeout expires; spurious calls are cheap.
+    ///
+    /// `Err` is a receive failure of the socket other than `WouldBlock`, `Interrupted` or an
+    /// ICMP-reported refusal; timers and sending still ran. A datagram the kernel refuses to
+    /// send is dropped and counted in [`EndpointStats::send_errors`] instead.
+    pub fn process(&mut self, now: Instant) -> io::Result<()> {
+        self.now = now;
+        self.stats.wakeups += 1;
+        self.app_dirty = false;
+        let r = self.recv(now);
+        if self.listener.poll_timeout().is_some_and(|t| t <= now) {
+            self.listener.handle_timeout(now);
+        }
+        self.transmit(now);
+        r
+    }
+
+    /// When [`process`](Endpoint::process) must run next if no event comes first (`None`:
+    /// only an event can make progress). In the past means "poll without sleeping": app
+    /// calls left output, or reading stopped at the fairness bound.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.more_to_read {
+            return Some(self.now);
+        }
+        let t = self.listener.poll_timeout();
+        if self.blocked {
+            // Output waits for the writable event; don't spin on the listener's "output
+            // pending" deadline meanwhile, but keep timers roughly alive.
+            return t.map(|t| t.max(self.now + BLOCKED_RECHECK));
+        }
+        if self.app_dirty {
+            return Some(self.now);
+        }
+        t
+    }
+
+    fn recv(&mut self, now: Instant) -> io::Result<()> {
+        self.more_to_read = true;
+        for _ in 0..MAX_BATCHES_PER_WAKE {
+            self.stats.syscalls += 1;
+            match udp::recv_batch(&self.sock, &mut self.batch) {
+                Ok(_) => {
+                    for (from, d) in self.batch.iter() {
+                        self.stats.datagrams_in += 1;
+                        if let Err(e) = self.listener.handle_datagram(now, from, d) {
+                            tracing::trace!(%from, "dropped datagram: {e}");
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.more_to_read = false;
+                    return Ok(());
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    self.more_to_read = false;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the listener's datagrams into `pending` and sends until the socket is full.
+    fn transmit(&mut self, now: Instant) {
+        self.blocked = false;
+        loop {
+            while self.pending.len() < MAX_PENDING {
+                let start = self.out.len();
+                let Some((to, _)) = self.listener.poll_transmit(now, &mut self.out) else {
+                    break;
+                };
+                self.pending.push((to, start..self.out.len()));
+            }
+            if self.pending.is_empty() {
+                self.out.clear();
+                return;
+            }
+            let items: Vec<(SocketAddr, &[u8])> = self
+                .pending
+                .iter()
+                .map(|(a, r)| (*a, &self.out[r.clone()]))
+                .collect();
+            self.stats.syscalls += 1;
+            match udp::send_batch(&self.sock, &items) {
+                Ok(sent) if sent == self.pending.len() => {
+                    self.stats.datagrams_out += sent as u64;
+                    self.pending.clear();
+                    self.out.clear();
+                }
+                Ok(sent) => {
+                    self.stats.datagrams_out += sent as u64;
+                    self.stats.blocked += 1;
+                    self.compact(sent);
+                    self.blocked = true;
+                    return;
+                }
+                Err(e) => {
+                    let to = self.pending[0].0;
+                    tracing::debug!(%to, "dropped outgoing datagram: {e}");
+                    self.stats.send_errors += 1;
+                    self.compact(1);
+                }
+            }
+        }
+    }
+
+    /// Drops the first `sent` pending datagrams, keeping the rest (and their bytes) in order.
+    fn compact(&mut self, sent: usize) {
+        let cut = self
+            .pending
+            .get(sent)
+            .map_or(self.out.len(), |(_, r)| r.start);
+        self.out.drain(..cut);
+        self.pending.drain(..sent);
+        for (_, r) in self.pending.iter_mut() {
+            *r = r.start - cut..r.end - cut;
+        }
+    }
+
+    /// Takes the oldest session waiting for the application (after
+    /// [`ListenerEvent::Incoming`]).
+    pub fn accept(&mut self) -> Option<SessionId> {
+        self.listener.accept()
+    }
+
+    /// Opens a session to `addr` (kcp-go `Dial`), already accepted. Nothing is sent until the
+    /// first write: KCP has no handshake. An existing session to `addr` is replaced.
+    pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> SessionId {
+        self.app_dirty = true;
+        self.listener.connect(now, addr)
+    }
+
+    /// Queues stream bytes: all of `data` or nothing. `Blocked` means the send window is
+    /// full: retry after [`KcpEvent::Writable`]. The datagrams go out on the next
+    /// [`process`](Endpoint::process).
+    pub fn write(&mut self, id: SessionId, data: &[u8]) -> Result<usize, SessionError<WriteError>> {
+        self.app_dirty = true;
+        let s = self.listener.session_mut(id).ok_or(SessionError::Closed)?;
+        Ok(s.write(data)?)
+    }
+
+    /// Whether [`write`](Endpoint::write) would accept data now (false for closed sessions).
+    pub fn can_write(&self, id: SessionId) -> bool {
+        self.listener.session(id).is_some_and(|s| s.can_write())
+    }
+
+    /// Whether everything written to the session has been acknowledged (true for closed
+    /// sessions: nothing more will be).
+    pub fn all_acked(&self, id: SessionId) -> bool {
+        self.listener
+            .session(id)
+            .is_none_or(|s| s.kcp().all_acked())
+    }
+
+    /// Reads stream bytes. `WouldBlock`: nothing yet, wait for [`KcpEvent::Readable`]
+    /// (signalled again only after a read returned `WouldBlock`).
+    pub fn read(
+        &mut self,
+        id: SessionId,
+        buf: &mut [u8],
+    ) -> Result<usize, SessionError<RecvError>> {
+        self.app_dirty = true;
+        let s = self.listener.session_mut(id).ok_or(SessionError::Closed)?;
+        Ok(s.read(buf)?)
+    }
+
+    /// Closes a session: its last datagrams still go out on the next
+    /// [`process`](Endpoint::process); nothing tells the peer (KCP has no FIN).
+    pub fn close(&mut self, id: SessionId) {
+        self.app_dirty = true;
+        self.listener.close(id);
+    }
+
+    /// The next event (new session, readable, writable, dead link, closed), oldest first.
+    pub fn poll_event(&mut self) -> Option<ListenerEvent> {
+        self.listener.poll_event()
+    }
+
+    /// The remote address of a live session.
+    pub fn remote(&self, id: SessionId) -> Option<SocketAddr> {
+        self.listener.remote(id)
+    }
+
+    /// kcp-go's counters summed over every session, alive or closed.
+    pub fn snmp(&self) -> Snmp {
+        self.listener.snmp()
+    }
+
+    /// The socket's bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// The endpoint's I/O counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// The core listener, read-only (sessions, listener drop counters).
+    pub fn listener(&self) -> &Listener {
+        &self.listener
+    }
+
+    /// The core listener, for calls the endpoint does not wrap. Output produced through it
+    /// goes out on the next [`process`](Endpoint::process), which
+    /// [`next_deadline`](Endpoint::next_deadline) makes immediate.
+    pub fn listener_mut(&mut self) -> &mut Listener {
+        self.app_dirty = true;
+        &mut self.listener
+    }
+}
+
+impl Source for Endpoint {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.reg.register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.reg.reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.reg.deregister(registry)
+    }
+}

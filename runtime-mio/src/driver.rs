@@ -18,6 +18,8 @@ use crate::udp::{self, RecvBatch};
 const MAX_BATCHES_PER_WAKE: usize = 64;
 /// Datagrams queued for one `send_batch` round.
 const MAX_PENDING: usize = 256;
+/// While the socket is full, re-check timers no more often than this.
+pub const BLOCKED_RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Counters of the loop itself (the idle-cost test reads them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub struct Driver {
     tmp: Vec<u8>,
     /// Loop counters.
     pub stats: DriverStats,
+    /// The socket refused datagrams (`WouldBlock`): output waits for writability.
+    blocked: Option<Instant>,
 }
 
 impl Driver {
@@ -60,6 +64,7 @@ impl Driver {
             pending: Vec::new(),
             tmp: vec![0; 64 * 1024],
             stats: DriverStats::default(),
+            blocked: None,
         }
     }
 
@@ -91,9 +96,15 @@ impl Driver {
         }
     }
 
-    /// The next deadline (`None`: nothing scheduled, sleep until I/O or the app).
+    /// The next deadline (`None`: nothing scheduled, sleep until I/O or the app). While the
+    /// socket is full, "output pending now" is not a reason to wake: writability is; timers
+    /// are still honoured, at most every [`BLOCKED_RECHECK`].
     pub fn deadline(&self) -> Option<Instant> {
-        self.listener.poll_timeout()
+        let d = self.listener.poll_timeout()?;
+        Some(match self.blocked {
+            Some(since) => d.max(since + BLOCKED_RECHECK),
+            None => d,
+        })
     }
 
     /// One loop iteration after waking: timers, hub ⇄ sessions, datagrams out. Returns
@@ -215,6 +226,7 @@ impl Driver {
                 self.pending.push((to, start..self.out.len()));
             }
             if self.pending.is_empty() {
+                self.blocked = None;
                 return Ok(());
             }
             let items: Vec<(SocketAddr, &[u8])> = self
@@ -227,6 +239,7 @@ impl Driver {
             self.stats.datagrams_out += sent as u64;
             if sent < self.pending.len() {
                 self.compact(sent);
+                self.blocked = Some(now);
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             self.pending.clear();

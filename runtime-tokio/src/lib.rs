@@ -219,6 +219,8 @@ impl Future for HubWake<'_> {
 /// The socket task.
 async fn run(mut driver: Driver, sock: AsyncFd<std::net::UdpSocket>) {
     let hub = Arc::clone(&driver.hub);
+    // However the loop ends (error, finish, panic), streams learn the endpoint is gone.
+    let _shutdown = ShutdownOnDrop(Arc::clone(&hub));
     let result: io::Result<()> = async {
         loop {
             let now = Instant::now();
@@ -258,5 +260,12 @@ async fn run(mut driver: Driver, sock: AsyncFd<std::net::UdpSocket>) {
     if let Err(e) = result {
         tracing::warn!("KCP endpoint stopped: {e}");
     }
-    hub.lock().shut_down();
+}
+
+struct ShutdownOnDrop(Arc<Hub>);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.0.lock().shut_down();
+    }
 }

@@ -64,13 +64,17 @@ pub fn run(args: &CatArgs) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(cat(args)) {
+    let code = match rt.block_on(cat(args)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("tether cat: {e}");
             1
         }
-    }
+    };
+    // A blocking stdin read may still be parked in tokio's thread pool (stdout closed before
+    // stdin): don't wait for it.
+    rt.shutdown_background();
+    code
 }
 
 async fn cat(args: &CatArgs) -> io::Result<()> {

@@ -1,6 +1,7 @@
 //! `tether`: KCP/kcptun tools built on tether-core.
 #![forbid(unsafe_code)]
 
+mod bench_cmd;
 mod cat_cmd;
 mod kcp_flags;
 mod netem_cmd;
@@ -28,6 +29,12 @@ enum Cmd {
     Cat(Box<cat_cmd::CatArgs>),
     /// A short tour: compares the kcptun modes over a lossy simulated link.
     Demo,
+    /// tether vs kcp-go side by side on loopback: bulk throughput, CPU per GiB, 64-byte echo
+    /// RTT, idle sessions' CPU and RSS (builds the Go peer tests/go/kcppeer).
+    Bench(Box<bench_cmd::BenchArgs>),
+    /// The Rust twin of tests/go/kcppeer (roles echo, bulk, rtt, idle), driven by `bench`.
+    #[command(hide = true)]
+    BenchPeer(Box<bench_cmd::PeerArgs>),
 }
 
 fn main() {
@@ -37,6 +44,8 @@ fn main() {
         Cmd::Netem(args) => netem_cmd::run(&args),
         Cmd::Cat(args) => cat_cmd::run(&args),
         Cmd::Demo => demo(),
+        Cmd::Bench(args) => bench_cmd::run(&args),
+        Cmd::BenchPeer(args) => bench_cmd::run_peer(&args),
     };
     std::process::exit(code);
 }

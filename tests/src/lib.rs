@@ -4,5 +4,6 @@
 
 pub mod go;
 pub mod peer;
+pub mod scenarios;
 pub mod tether_bin;
 pub mod vectors;

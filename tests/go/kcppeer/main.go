@@ -42,6 +42,11 @@
 //
 // "seconds" counts from the end of the hello exchange to the end of the role's work.
 //
+// Resource fields: every client JSON line above additionally ends with
+// "cpu_seconds":F (user+system CPU of the whole process so far, getrusage RUSAGE_SELF) and
+// "max_rss_kb":K (peak resident set size, ru_maxrss, KiB); idle also has
+// "hold_cpu_seconds":F (the CPU used during the hold only). tether bench reads them.
+//
 // The hello: every client role first writes the single byte 'h' and waits until it comes
 // back (echo servers echo it like everything else; sink/source servers echo it explicitly).
 // This avoids a start-up stall of kcp-go 5.6.1 (kcp-go-session.md, appendix): a listener
@@ -71,6 +76,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	kcp "github.com/xtaci/kcp-go"
@@ -519,6 +525,24 @@ func printJSON(fields ...interface{}) {
 	_ = os.Stdout.Sync()
 }
 
+// cpuSeconds is the process's user+system CPU time so far (getrusage RUSAGE_SELF).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// maxRSSKB is the process's peak resident set size in KiB (ru_maxrss; Linux reports KiB).
+func maxRSSKB() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return int64(ru.Maxrss)
+}
+
 func runBulk(block kcp.BlockCrypt) {
 	s := dial(block)
 	clientHello(s)
@@ -554,7 +578,8 @@ func runBulk(block kcp.BlockCrypt) {
 		fatalf(exitFail, "bulk: write: %v", werr)
 	}
 	sent, recv := hex.EncodeToString(hs.Sum(nil)), hex.EncodeToString(hr.Sum(nil))
-	printJSON("sent", n, "received", got, "sha256_sent", sent, "sha256_received", recv, "seconds", secs)
+	printJSON("sent", n, "received", got, "sha256_sent", sent, "sha256_received", recv, "seconds", secs,
+		"cpu_seconds", cpuSeconds(), "max_rss_kb", maxRSSKB())
 	s.Close()
 	if sent != recv {
 		fatalf(exitFail, "bulk: the echoed bytes differ from the sent ones")
@@ -610,7 +635,8 @@ func runRTT(block kcp.BlockCrypt) {
 	printJSON("count", cfg.count, "size", cfg.size,
 		"min_us", rtts[0], "p50_us", percentile(rtts, 0.50), "p90_us", percentile(rtts, 0.90),
 		"p99_us", percentile(rtts, 0.99), "max_us", rtts[len(rtts)-1],
-		"mean_us", sum/int64(len(rtts)), "seconds", secs)
+		"mean_us", sum/int64(len(rtts)), "seconds", secs,
+		"cpu_seconds", cpuSeconds(), "max_rss_kb", maxRSSKB())
 	s.Close()
 }
 
@@ -644,14 +670,15 @@ func runIdle(block kcp.BlockCrypt) {
 	wg.Wait()
 	setup := time.Since(start).Seconds()
 	fmt.Fprintf(os.Stderr, "holding %d sessions\n", len(sessions))
-	holdStart := time.Now()
+	holdStart, holdCPU := time.Now(), cpuSeconds()
 	time.Sleep(cfg.hold)
-	hold := time.Since(holdStart).Seconds()
+	hold, holdCPU := time.Since(holdStart).Seconds(), cpuSeconds()-holdCPU
 	for _, s := range sessions {
 		s.Close()
 	}
 	printJSON("sessions", cfg.sessions, "established", established,
-		"setup_seconds", setup, "hold_seconds", hold)
+		"setup_seconds", setup, "hold_seconds", hold,
+		"cpu_seconds", cpuSeconds(), "max_rss_kb", maxRSSKB(), "hold_cpu_seconds", holdCPU)
 }
 
 func runSource(block kcp.BlockCrypt) {
@@ -669,7 +696,8 @@ func runSource(block kcp.BlockCrypt) {
 	}
 	secs := time.Since(start).Seconds()
 	sent, got := hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(reply)
-	printJSON("sent", cfg.bytes, "sha256_sent", sent, "sha256_reply", got, "seconds", secs)
+	printJSON("sent", cfg.bytes, "sha256_sent", sent, "sha256_reply", got, "seconds", secs,
+		"cpu_seconds", cpuSeconds(), "max_rss_kb", maxRSSKB())
 	s.Close()
 	if sent != got {
 		fatalf(exitFail, "source: the server's digest differs from the sent bytes'")
@@ -707,7 +735,8 @@ func runSink(block kcp.BlockCrypt) {
 	}
 	secs := time.Since(start).Seconds()
 	printJSON("received", got, "sha256_received", hex.EncodeToString(h.Sum(nil)),
-		"sha256_expected", patternDigest(cfg.seed, got), "seconds", secs)
+		"sha256_expected", patternDigest(cfg.seed, got), "seconds", secs,
+		"cpu_seconds", cpuSeconds(), "max_rss_kb", maxRSSKB())
 	s.Close()
 	if cfg.bytes > 0 && got < cfg.bytes {
 		fatalf(exitFail, "sink: received %d of %d bytes", got, cfg.bytes)

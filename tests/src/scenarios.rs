@@ -1,0 +1,315 @@
+//! One scenario suite for every runtime adapter: echo, bulk both directions, 1000 concurrent
+//! sessions, close/expiry and a vanishing peer, written once against [`Rt`], a small
+//! blocking facade each runtime implements (see `tests/tests/runtimes.rs`).
+//!
+//! Every wait is bounded: facade calls take a limit and fail with [`deadline_error`] (kind
+//! `Other`, so it is never mistaken for a runtime's own `TimedOut`) when it passes.
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+pub use tether_runtime_mio::config::Config;
+
+/// Bound on one facade call unless a scenario says otherwise.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// A runtime as the scenarios see it: blocking calls with deadlines. Dropping a
+/// [`Rt::Conn`] makes the client go silent (KCP has no FIN); dropping a [`Rt::Server`] shuts
+/// the server down (its socket and sessions go away).
+pub trait Rt {
+    /// Name used in timing lines.
+    const NAME: &'static str;
+    /// A running echo server.
+    type Server: EchoServer;
+    /// One client session.
+    type Conn;
+
+    /// Starts a server on `127.0.0.1:0` that echoes every session's bytes back.
+    fn echo_server(cfg: &Config) -> io::Result<Self::Server>;
+    /// Dials `addr` from a fresh client socket.
+    fn connect(addr: SocketAddr, cfg: &Config) -> io::Result<Self::Conn>;
+    /// Hands all of `data` to the session (not necessarily acknowledged yet).
+    fn write_all(conn: &mut Self::Conn, data: &[u8], limit: Duration) -> io::Result<()>;
+    /// Fills `buf` from the session.
+    fn read_exact(conn: &mut Self::Conn, buf: &mut [u8], limit: Duration) -> io::Result<()>;
+    /// Waits until the peer acknowledged every written byte.
+    fn flush(conn: &mut Self::Conn, limit: Duration) -> io::Result<()>;
+    /// Writes `data` while concurrently reading `data.len()` bytes; returns what was read.
+    fn duplex(conn: &mut Self::Conn, data: &[u8], limit: Duration) -> io::Result<Vec<u8>>;
+    /// Opens one session per message, all at once, sends each message and reads as many
+    /// bytes back on the same session; returns the replies in order.
+    fn echo_many(
+        addr: SocketAddr,
+        cfg: &Config,
+        msgs: &[Vec<u8>],
+        limit: Duration,
+    ) -> io::Result<Vec<Vec<u8>>>;
+}
+
+/// A running echo server.
+pub trait EchoServer {
+    /// Where it listens.
+    fn addr(&self) -> SocketAddr;
+    /// The next server-side session that ended: `Ok(bytes echoed)` on a clean end, or the
+    /// error its read or write returned. `None` if none ended within `limit`.
+    fn next_end(&self, limit: Duration) -> Option<io::Result<usize>>;
+}
+
+/// The error of a facade call that did not finish within `limit`.
+pub fn deadline_error(what: &str, limit: Duration) -> io::Error {
+    io::Error::other(format!(
+        "facade deadline: {what} did not finish within {limit:?}"
+    ))
+}
+
+/// AES, FEC 10/3, fast3, windows 1024/1024. PBKDF2 runs once per process; callers clone.
+pub fn base_config() -> &'static Config {
+    static CFG: OnceLock<Config> = OnceLock::new();
+    CFG.get_or_init(|| {
+        Config::default()
+            .crypt("aes", "tether scenarios")
+            .mode("fast3")
+            .windows(1024, 1024)
+    })
+}
+
+/// [`base_config`] with a 1 s idle timeout (the key is not derived again).
+pub fn idle_config() -> &'static Config {
+    static CFG: OnceLock<Config> = OnceLock::new();
+    CFG.get_or_init(|| {
+        base_config()
+            .clone()
+            .idle_timeout(Some(Duration::from_secs(1)))
+    })
+}
+
+/// Deterministic test bytes (xorshift64*), different for every `seed`.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0xA24B_AED4_963E_E407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+fn report(rt: &str, scenario: &str, took: Duration) {
+    eprintln!("[{rt}] {scenario}: {:.3} s", took.as_secs_f64());
+}
+
+/// 64 KiB written, then read back from the echo server, byte for byte.
+pub fn echo<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config();
+    let server = R::echo_server(cfg).expect("echo server");
+    let mut c = R::connect(server.addr(), cfg).expect("connect");
+    let data = payload(64 << 10, 1);
+    R::write_all(&mut c, &data, LIMIT).expect("write 64 KiB");
+    let mut got = vec![0u8; data.len()];
+    R::read_exact(&mut c, &mut got, LIMIT).expect("read 64 KiB back");
+    assert!(got == data, "echoed bytes differ");
+    R::flush(&mut c, LIMIT).expect("flush");
+    report(R::NAME, "echo", start.elapsed());
+}
+
+/// 4 MiB written while the echo comes back (full duplex), compared by SHA-256.
+pub fn bulk_both_directions<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config();
+    let server = R::echo_server(cfg).expect("echo server");
+    let mut c = R::connect(server.addr(), cfg).expect("connect");
+    let data = payload(4 << 20, 2);
+    let got = R::duplex(&mut c, &data, Duration::from_secs(60)).expect("4 MiB duplex");
+    assert_eq!(got.len(), data.len());
+    assert_eq!(
+        Sha256::digest(&got),
+        Sha256::digest(&data),
+        "echoed bytes differ"
+    );
+    R::flush(&mut c, LIMIT).expect("flush");
+    assert!(
+        server.next_end(Duration::ZERO).is_none(),
+        "no server session may end during the transfer"
+    );
+    report(R::NAME, "bulk_both_directions", start.elapsed());
+}
+
+/// Sessions opened at once in [`thousand_sessions`].
+pub const SESSIONS: usize = 1000;
+
+/// 1000 client sessions to one echo server, each with its own 100-byte message.
+pub fn thousand_sessions<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config();
+    let server = R::echo_server(cfg).expect("echo server");
+    let msgs: Vec<Vec<u8>> = (0..SESSIONS)
+        .map(|i| {
+            let mut m = format!("session {i:04} ").into_bytes();
+            m.extend(payload(100 - m.len(), 1000 + i as u64));
+            m
+        })
+        .collect();
+    let got = R::echo_many(server.addr(), cfg, &msgs, Duration::from_secs(60))
+        .expect("1000 concurrent echoes");
+    assert_eq!(got.len(), msgs.len());
+    let wrong: Vec<usize> = (0..SESSIONS).filter(|&i| got[i] != msgs[i]).collect();
+    assert!(wrong.is_empty(), "sessions with a wrong echo: {wrong:?}");
+    report(R::NAME, "thousand_sessions", start.elapsed());
+}
+
+/// A server with a 1 s idle timeout: a client exchanges once and goes silent; the server's
+/// session ends with an idle-timeout error (`TimedOut`) about a second later.
+pub fn close_expiry<R: Rt>() {
+    let start = Instant::now();
+    let server = R::echo_server(idle_config()).expect("echo server");
+    let mut c = R::connect(server.addr(), base_config()).expect("connect");
+    let msg = payload(1000, 3);
+    R::write_all(&mut c, &msg, LIMIT).expect("write");
+    let mut got = vec![0u8; msg.len()];
+    R::read_exact(&mut c, &mut got, LIMIT).expect("read back");
+    assert!(got == msg);
+    R::flush(&mut c, LIMIT).expect("flush");
+    let silent = Instant::now();
+    drop(c);
+    let end = server
+        .next_end(Duration::from_secs(10))
+        .expect("the server session did not end within 10 s of the client going silent");
+    let waited = silent.elapsed();
+    let err = end.expect_err("an expired session must fail, not end cleanly");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("idle"), "{err}");
+    assert!(
+        waited >= Duration::from_millis(500) && waited <= Duration::from_secs(5),
+        "expired after {waited:?}, idle timeout 1 s"
+    );
+    eprintln!(
+        "[{}] close_expiry: expired {waited:.2?} after the client went silent",
+        R::NAME
+    );
+    report(R::NAME, "close_expiry", start.elapsed());
+}
+
+/// The client talks to the server through a [`Relay`]; after one exchange the relay stops
+/// forwarding and the server shuts down. The client's next flush fails (dead link) within
+/// 15 s, and reads fail after it.
+pub fn peer_vanishes<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config();
+    let server = R::echo_server(cfg).expect("echo server");
+    let relay = Relay::start(server.addr()).expect("relay");
+    let mut c = R::connect(relay.addr(), cfg).expect("connect");
+    let msg = payload(1000, 4);
+    R::write_all(&mut c, &msg, LIMIT).expect("write");
+    let mut got = vec![0u8; msg.len()];
+    R::read_exact(&mut c, &mut got, LIMIT).expect("read back");
+    assert!(got == msg);
+    R::flush(&mut c, LIMIT).expect("flush");
+
+    relay.cut();
+    drop(server);
+    let vanished = Instant::now();
+    // Buffered writes may still succeed; the flush cannot.
+    let _ = R::write_all(&mut c, &msg, Duration::from_secs(5));
+    let err = R::flush(&mut c, Duration::from_secs(20)).expect_err("flush to a vanished peer");
+    let waited = vanished.elapsed();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(
+        waited <= Duration::from_secs(15),
+        "dead link noticed after {waited:?}"
+    );
+    let mut one = [0u8; 1];
+    let err = R::read_exact(&mut c, &mut one, Duration::from_secs(2))
+        .expect_err("read after the dead link");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    let err =
+        R::write_all(&mut c, &msg, Duration::from_secs(2)).expect_err("write after the dead link");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    eprintln!("[{}] peer_vanishes: dead link after {waited:.2?}", R::NAME);
+    report(R::NAME, "peer_vanishes", start.elapsed());
+}
+
+/// A UDP relay between one client and one upstream address that can stop forwarding.
+#[derive(Debug)]
+pub struct Relay {
+    addr: SocketAddr,
+    forwarding: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Listens on `127.0.0.1:0` and forwards to and from `upstream`.
+    pub fn start(upstream: SocketAddr) -> io::Result<Relay> {
+        let front = UdpSocket::bind("127.0.0.1:0")?;
+        let back = UdpSocket::bind("127.0.0.1:0")?;
+        back.connect(upstream)?;
+        for s in [&front, &back] {
+            s.set_read_timeout(Some(Duration::from_millis(20)))?;
+        }
+        let addr = front.local_addr()?;
+        let forwarding = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+        let (front2, back2) = (front.try_clone()?, back.try_clone()?);
+        let up = {
+            let (fwd, stop, client) = (forwarding.clone(), stop.clone(), client.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok((n, from)) = front.recv_from(&mut buf) {
+                        *client.lock().unwrap() = Some(from);
+                        if fwd.load(Ordering::SeqCst) {
+                            let _ = back.send(&buf[..n]);
+                        }
+                    }
+                }
+            })
+        };
+        let down = {
+            let (fwd, stop) = (forwarding.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(n) = back2.recv(&mut buf) {
+                        let to = *client.lock().unwrap();
+                        if let (true, Some(to)) = (fwd.load(Ordering::SeqCst), to) {
+                            let _ = front2.send_to(&buf[..n], to);
+                        }
+                    }
+                }
+            })
+        };
+        Ok(Relay {
+            addr,
+            forwarding,
+            stop,
+            threads: vec![up, down],
+        })
+    }
+
+    /// Where clients send.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Drops every datagram from now on, both ways.
+    pub fn cut(&self) {
+        self.forwarding.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

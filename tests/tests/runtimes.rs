@@ -1,0 +1,894 @@
+//! The scenario suite of `tether_tests::scenarios`, unchanged on all three runtimes: tokio
+//! (`KcpListener`/`KcpStream` on one shared multi-thread runtime), smol (the same API over
+//! async-io) and mio (`Endpoint`s owned by dedicated event-loop threads, driven by
+//! commands from the test thread).
+//!
+//! Each scenario prints its wall time (`cargo test ... -- --nocapture`).
+use tether_tests::scenarios;
+
+macro_rules! suite {
+    ($name:ident, $rt:ty) => {
+        mod $name {
+            #[test]
+            fn echo() {
+                super::scenarios::echo::<$rt>();
+            }
+            #[test]
+            fn bulk_both_directions() {
+                super::scenarios::bulk_both_directions::<$rt>();
+            }
+            #[test]
+            fn thousand_sessions() {
+                super::scenarios::thousand_sessions::<$rt>();
+            }
+            #[test]
+            fn close_expiry() {
+                super::scenarios::close_expiry::<$rt>();
+            }
+            #[test]
+            fn peer_vanishes() {
+                super::scenarios::peer_vanishes::<$rt>();
+            }
+        }
+    };
+}
+
+suite!(tokio_rt, crate::tokio_facade::Tokio);
+suite!(smol_rt, crate::smol_facade::Smol);
+suite!(mio_rt, crate::mio_facade::Mio);
+
+/// tokio: one multi-thread runtime for the process; the test thread enters it with
+/// `block_on`, servers and `echo_many` sessions are tasks.
+mod tokio_facade {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::{mpsc, OnceLock};
+    use std::time::Duration;
+
+    use tether_runtime_tokio::{Config, KcpListener, KcpStream};
+    use tether_tests::scenarios::{deadline_error, EchoServer, Rt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::runtime::Runtime;
+    use tokio::task::JoinSet;
+
+    fn rt() -> &'static Runtime {
+        static RT: OnceLock<Runtime> = OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+        })
+    }
+
+    /// Runs `f` on the runtime, giving up after `limit`.
+    fn within<T>(
+        what: &str,
+        limit: Duration,
+        f: impl std::future::Future<Output = io::Result<T>>,
+    ) -> io::Result<T> {
+        rt().block_on(async {
+            tokio::time::timeout(limit, f)
+                .await
+                .unwrap_or_else(|_| Err(deadline_error(what, limit)))
+        })
+    }
+
+    pub struct Tokio;
+
+    pub struct Server {
+        addr: SocketAddr,
+        ends: mpsc::Receiver<io::Result<usize>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            // The accept task owns the listener and the session tasks (a `JoinSet`).
+            self.task.abort();
+        }
+    }
+
+    impl EchoServer for Server {
+        fn addr(&self) -> SocketAddr {
+            self.addr
+        }
+        fn next_end(&self, limit: Duration) -> Option<io::Result<usize>> {
+            self.ends.recv_timeout(limit).ok()
+        }
+    }
+
+    async fn echo_session(mut s: KcpStream) -> io::Result<usize> {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut echoed = 0;
+        loop {
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(echoed);
+            }
+            s.write_all(&buf[..n]).await?;
+            echoed += n;
+        }
+    }
+
+    impl Rt for Tokio {
+        const NAME: &'static str = "tokio";
+        type Server = Server;
+        type Conn = KcpStream;
+
+        fn echo_server(cfg: &Config) -> io::Result<Server> {
+            let listener = rt().block_on(KcpListener::bind("127.0.0.1:0", cfg.clone()))?;
+            let addr = listener.local_addr();
+            let (tx, ends) = mpsc::channel();
+            let task = rt().spawn(async move {
+                let mut sessions = JoinSet::new();
+                while let Ok((s, _)) = listener.accept().await {
+                    let tx = tx.clone();
+                    sessions.spawn(async move {
+                        let _ = tx.send(echo_session(s).await);
+                    });
+                }
+            });
+            Ok(Server { addr, ends, task })
+        }
+
+        fn connect(addr: SocketAddr, cfg: &Config) -> io::Result<KcpStream> {
+            rt().block_on(KcpStream::connect(addr, cfg.clone()))
+        }
+
+        fn write_all(c: &mut KcpStream, data: &[u8], limit: Duration) -> io::Result<()> {
+            within("write_all", limit, c.write_all(data))
+        }
+
+        fn read_exact(c: &mut KcpStream, buf: &mut [u8], limit: Duration) -> io::Result<()> {
+            within("read_exact", limit, async {
+                c.read_exact(buf).await.map(drop)
+            })
+        }
+
+        fn flush(c: &mut KcpStream, limit: Duration) -> io::Result<()> {
+            within("flush", limit, c.flush())
+        }
+
+        fn duplex(c: &mut KcpStream, data: &[u8], limit: Duration) -> io::Result<Vec<u8>> {
+            within("duplex", limit, async {
+                let (mut r, mut w) = tokio::io::split(c);
+                let mut got = vec![0u8; data.len()];
+                let (wr, rd) = tokio::join!(w.write_all(data), r.read_exact(&mut got));
+                wr?;
+                rd?;
+                Ok(got)
+            })
+        }
+
+        fn echo_many(
+            addr: SocketAddr,
+            cfg: &Config,
+            msgs: &[Vec<u8>],
+            limit: Duration,
+        ) -> io::Result<Vec<Vec<u8>>> {
+            within("echo_many", limit, async {
+                // Dropping the set (also on the deadline) aborts every session task.
+                let mut set = JoinSet::new();
+                for (i, m) in msgs.iter().enumerate() {
+                    let (cfg, m) = (cfg.clone(), m.clone());
+                    set.spawn(async move {
+                        let mut s = KcpStream::connect(addr, cfg).await?;
+                        s.write_all(&m).await?;
+                        let mut got = vec![0u8; m.len()];
+                        s.read_exact(&mut got).await?;
+                        io::Result::Ok((i, got))
+                    });
+                }
+                let mut out = vec![Vec::new(); msgs.len()];
+                while let Some(r) = set.join_next().await {
+                    let (i, got) = r.map_err(io::Error::other)??;
+                    out[i] = got;
+                }
+                Ok(out)
+            })
+        }
+    }
+}
+
+/// smol: servers run an `Executor` on their own thread; the test thread uses
+/// `smol::block_on`. (Every endpoint also has the adapter's own `tether-kcp` thread.)
+mod smol_facade {
+    use std::future::Future;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::mpsc;
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+    use smol::{Executor, LocalExecutor, Timer};
+    use tether_runtime_smol::{Config, KcpListener, KcpStream};
+    use tether_tests::scenarios::{deadline_error, EchoServer, Rt};
+
+    /// Runs `f` on the calling thread, giving up after `limit`.
+    fn within<T>(
+        what: &str,
+        limit: Duration,
+        f: impl Future<Output = io::Result<T>>,
+    ) -> io::Result<T> {
+        smol::block_on(future::or(f, async {
+            Timer::after(limit).await;
+            Err(deadline_error(what, limit))
+        }))
+    }
+
+    pub struct Smol;
+
+    pub struct Server {
+        addr: SocketAddr,
+        ends: mpsc::Receiver<io::Result<usize>>,
+        stop: Option<smol::channel::Sender<()>>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            // Closing the channel ends the executor's run; dropping it drops every session.
+            self.stop.take();
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    impl EchoServer for Server {
+        fn addr(&self) -> SocketAddr {
+            self.addr
+        }
+        fn next_end(&self, limit: Duration) -> Option<io::Result<usize>> {
+            self.ends.recv_timeout(limit).ok()
+        }
+    }
+
+    async fn echo_session(mut s: KcpStream) -> io::Result<usize> {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut echoed = 0;
+        loop {
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(echoed);
+            }
+            s.write_all(&buf[..n]).await?;
+            echoed += n;
+        }
+    }
+
+    impl Rt for Smol {
+        const NAME: &'static str = "smol";
+        type Server = Server;
+        type Conn = KcpStream;
+
+        fn echo_server(cfg: &Config) -> io::Result<Server> {
+            let listener = smol::block_on(KcpListener::bind("127.0.0.1:0", cfg.clone()))?;
+            let addr = listener.local_addr();
+            let (tx, ends) = mpsc::channel();
+            let (stop, stopped) = smol::channel::bounded::<()>(1);
+            let thread = std::thread::spawn(move || {
+                let ex = Executor::new();
+                let serve = async {
+                    while let Ok((s, _)) = listener.accept().await {
+                        let tx = tx.clone();
+                        ex.spawn(async move {
+                            let _ = tx.send(echo_session(s).await);
+                        })
+                        .detach();
+                    }
+                };
+                let stop = async {
+                    let _ = stopped.recv().await;
+                };
+                smol::block_on(ex.run(future::or(serve, stop)));
+            });
+            Ok(Server {
+                addr,
+                ends,
+                stop: Some(stop),
+                thread: Some(thread),
+            })
+        }
+
+        fn connect(addr: SocketAddr, cfg: &Config) -> io::Result<KcpStream> {
+            smol::block_on(KcpStream::connect(addr, cfg.clone()))
+        }
+
+        fn write_all(c: &mut KcpStream, data: &[u8], limit: Duration) -> io::Result<()> {
+            within("write_all", limit, c.write_all(data))
+        }
+
+        fn read_exact(c: &mut KcpStream, buf: &mut [u8], limit: Duration) -> io::Result<()> {
+            within("read_exact", limit, c.read_exact(buf))
+        }
+
+        fn flush(c: &mut KcpStream, limit: Duration) -> io::Result<()> {
+            within("flush", limit, c.flush())
+        }
+
+        fn duplex(c: &mut KcpStream, data: &[u8], limit: Duration) -> io::Result<Vec<u8>> {
+            within("duplex", limit, async {
+                let (mut r, mut w) = futures_lite::io::split(c);
+                let mut got = vec![0u8; data.len()];
+                let (wr, rd) = future::zip(w.write_all(data), r.read_exact(&mut got)).await;
+                wr?;
+                rd?;
+                Ok(got)
+            })
+        }
+
+        fn echo_many(
+            addr: SocketAddr,
+            cfg: &Config,
+            msgs: &[Vec<u8>],
+            limit: Duration,
+        ) -> io::Result<Vec<Vec<u8>>> {
+            within("echo_many", limit, async {
+                // Dropped with this future (also on the deadline), taking every task along.
+                let ex = LocalExecutor::new();
+                ex.run(async {
+                    let tasks: Vec<_> = msgs
+                        .iter()
+                        .map(|m| {
+                            let (cfg, m) = (cfg.clone(), m.clone());
+                            ex.spawn(async move {
+                                let mut s = KcpStream::connect(addr, cfg).await?;
+                                s.write_all(&m).await?;
+                                let mut got = vec![0u8; m.len()];
+                                s.read_exact(&mut got).await?;
+                                io::Result::Ok(got)
+                            })
+                        })
+                        .collect();
+                    let mut out = Vec::with_capacity(tasks.len());
+                    for t in tasks {
+                        out.push(t.await?);
+                    }
+                    Ok(out)
+                })
+                .await
+            })
+        }
+    }
+}
+
+/// mio: a server thread owns one server `Endpoint` and echoes; a client thread owns one
+/// `Endpoint` per session (one for `connect`, 1000 for `echo_many`) and serves commands
+/// from the test thread over a channel plus a `mio::Waker`.
+mod mio_facade {
+    use std::collections::{HashMap, VecDeque};
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use mio::{Events, Poll, Token, Waker};
+    use tether_runtime_mio::config::Config;
+    use tether_runtime_mio::core::kcp::{KcpEvent, RecvError, WriteError};
+    use tether_runtime_mio::core::session::{CloseReason, ListenerEvent, SessionId};
+    use tether_runtime_mio::endpoint::{Endpoint, SessionError};
+    use tether_tests::scenarios::{deadline_error, EchoServer, Rt};
+
+    const WAKE: Token = Token(usize::MAX);
+    const CHUNK: usize = 16 << 10;
+    /// Echo bytes a server session holds before it stops reading (KCP's window pushes back).
+    const ECHO_BUFFER: usize = 256 << 10;
+
+    fn localhost() -> SocketAddr {
+        "127.0.0.1:0".parse().expect("literal")
+    }
+
+    /// Why a session ended, as the hub of the tokio and smol adapters words it.
+    #[derive(Debug, Clone, Copy)]
+    enum End {
+        DeadLink,
+        Closed(CloseReason),
+    }
+
+    impl End {
+        fn error(self) -> io::Error {
+            match self {
+                End::DeadLink => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "peer stopped acknowledging (dead link)",
+                ),
+                End::Closed(CloseReason::IdleTimeout) => {
+                    io::Error::new(io::ErrorKind::TimedOut, "session idle timeout")
+                }
+                End::Closed(r) => io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    format!("session closed: {r:?}"),
+                ),
+            }
+        }
+    }
+
+    fn loop_gone() -> io::Error {
+        io::Error::new(io::ErrorKind::BrokenPipe, "the mio loop thread has stopped")
+    }
+
+    pub struct Mio;
+
+    // ---- server -------------------------------------------------------------------------
+
+    pub struct Server {
+        addr: SocketAddr,
+        ends: mpsc::Receiver<io::Result<usize>>,
+        stop: Arc<AtomicBool>,
+        waker: Arc<Waker>,
+        thread: Option<JoinHandle<io::Result<()>>>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = self.waker.wake();
+            if let Some(t) = self.thread.take() {
+                match t.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => eprintln!("mio server loop failed: {e}"),
+                    Err(_) => eprintln!("mio server loop panicked"),
+                }
+            }
+        }
+    }
+
+    impl EchoServer for Server {
+        fn addr(&self) -> SocketAddr {
+            self.addr
+        }
+        fn next_end(&self, limit: Duration) -> Option<io::Result<usize>> {
+            self.ends.recv_timeout(limit).ok()
+        }
+    }
+
+    #[derive(Default)]
+    struct Echo {
+        buf: VecDeque<u8>,
+        echoed: usize,
+    }
+
+    fn serve(
+        mut poll: Poll,
+        mut ep: Endpoint,
+        stop: Arc<AtomicBool>,
+        ends: mpsc::Sender<io::Result<usize>>,
+    ) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        let mut sessions: HashMap<SessionId, Echo> = HashMap::new();
+        let mut buf = vec![0u8; 64 << 10];
+        while !stop.load(Ordering::SeqCst) {
+            let timeout = ep
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            poll.poll(&mut events, timeout)?;
+            ep.process(Instant::now())?;
+            while let Some(ev) = ep.poll_event() {
+                match ev {
+                    ListenerEvent::Incoming(_) => {
+                        while let Some(id) = ep.accept() {
+                            sessions.insert(id, Echo::default());
+                        }
+                    }
+                    ListenerEvent::Session(id, KcpEvent::DeadLink) => {
+                        ep.close(id);
+                        if sessions.remove(&id).is_some() {
+                            let _ = ends.send(Err(End::DeadLink.error()));
+                        }
+                    }
+                    ListenerEvent::Session(..) => {}
+                    ListenerEvent::Closed(id, r) => {
+                        if sessions.remove(&id).is_some() {
+                            let _ = ends.send(Err(End::Closed(r).error()));
+                        }
+                    }
+                }
+            }
+            for (&id, e) in sessions.iter_mut() {
+                echo(&mut ep, id, e, &mut buf);
+            }
+        }
+        eprintln!("DEBUG server: sessions {} listener {} stats {:?} lstats {:?} snmp in_segs {} out_segs {}", sessions.len(), ep.listener().len(), ep.stats(), ep.listener().stats(), ep.snmp().in_segs, ep.snmp().out_segs);
+        Ok(())
+    }
+
+    /// Writes back while KCP takes bytes, reads while the echo buffer has room.
+    fn echo(ep: &mut Endpoint, id: SessionId, e: &mut Echo, buf: &mut [u8]) {
+        loop {
+            let mut progressed = false;
+            if !e.buf.is_empty() {
+                let (front, _) = e.buf.as_slices();
+                let n = front.len().min(CHUNK);
+                if let Ok(n) = ep.write(id, &front[..n]) {
+                    e.buf.drain(..n);
+                    e.echoed += n;
+                    progressed = true;
+                }
+            }
+            if e.buf.len() < ECHO_BUFFER {
+                if let Ok(n) = ep.read(id, buf) {
+                    e.buf.extend(&buf[..n]);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    // ---- clients ------------------------------------------------------------------------
+
+    enum Cmd {
+        Write(usize, Vec<u8>, mpsc::Sender<io::Result<()>>),
+        Read(usize, usize, mpsc::Sender<io::Result<Vec<u8>>>),
+        Flush(usize, mpsc::Sender<io::Result<()>>),
+        Close(usize),
+    }
+
+    /// The client loop thread; stops (closing its sessions) when the last handle drops.
+    struct Clients {
+        tx: Option<mpsc::Sender<Cmd>>,
+        waker: Arc<Waker>,
+        thread: Option<JoinHandle<io::Result<()>>>,
+    }
+
+    impl Clients {
+        /// `n` client endpoints, each with one session to `addr`.
+        fn spawn(addr: SocketAddr, cfg: &Config, n: usize) -> io::Result<Arc<Clients>> {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+            let now = Instant::now();
+            let mut clients = Vec::with_capacity(n);
+            for i in 0..n {
+                let mut ep = Endpoint::bind(localhost(), cfg, false)?;
+                poll.registry()
+                    .register(&mut ep, Token(i), Endpoint::INTEREST)?;
+                let id = ep.connect(now, addr);
+                clients.push(Client {
+                    ep,
+                    id,
+                    send: VecDeque::new(),
+                    recv: VecDeque::new(),
+                    write: None,
+                    read: None,
+                    flush: None,
+                    end: None,
+                    closed: false,
+                });
+            }
+            let (tx, rx) = mpsc::channel();
+            let thread = std::thread::spawn(move || run_clients(poll, clients, rx));
+            Ok(Arc::new(Clients {
+                tx: Some(tx),
+                waker,
+                thread: Some(thread),
+            }))
+        }
+
+        fn send(&self, cmd: Cmd) {
+            if let Some(tx) = &self.tx {
+                let _ = tx.send(cmd);
+            }
+            let _ = self.waker.wake();
+        }
+
+        /// Sends a command and returns where its answer arrives.
+        fn submit<T>(
+            &self,
+            make: impl FnOnce(mpsc::Sender<io::Result<T>>) -> Cmd,
+        ) -> mpsc::Receiver<io::Result<T>> {
+            let (tx, rx) = mpsc::channel();
+            self.send(make(tx));
+            rx
+        }
+    }
+
+    /// Waits for a command's answer until `give_up`.
+    fn answer<T>(
+        rx: &mpsc::Receiver<io::Result<T>>,
+        what: &str,
+        give_up: Instant,
+        limit: Duration,
+    ) -> io::Result<T> {
+        match rx.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(deadline_error(what, limit)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(loop_gone()),
+        }
+    }
+
+    impl Drop for Clients {
+        fn drop(&mut self) {
+            self.tx.take();
+            let _ = self.waker.wake();
+            if let Some(t) = self.thread.take() {
+                match t.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => eprintln!("mio client loop failed: {e}"),
+                    Err(_) => eprintln!("mio client loop panicked"),
+                }
+            }
+        }
+    }
+
+    struct Client {
+        ep: Endpoint,
+        id: SessionId,
+        /// Bytes written by the test, not yet taken by KCP.
+        send: VecDeque<u8>,
+        /// Bytes read from KCP, not yet asked for.
+        recv: VecDeque<u8>,
+        write: Option<mpsc::Sender<io::Result<()>>>,
+        read: Option<(usize, mpsc::Sender<io::Result<Vec<u8>>>)>,
+        flush: Option<mpsc::Sender<io::Result<()>>>,
+        end: Option<End>,
+        closed: bool,
+    }
+
+    impl Client {
+        fn apply(&mut self, cmd: Cmd) {
+            match cmd {
+                Cmd::Write(_, data, tx) => {
+                    self.send.extend(data);
+                    self.write = Some(tx);
+                }
+                Cmd::Read(_, n, tx) => self.read = Some((n, tx)),
+                Cmd::Flush(_, tx) => self.flush = Some(tx),
+                Cmd::Close(_) => {
+                    self.closed = true;
+                    self.ep.close(self.id);
+                }
+            }
+        }
+
+        /// Moves bytes between the buffers and KCP, then answers what can be answered.
+        fn pump(&mut self, buf: &mut [u8]) {
+            if self.closed {
+                return;
+            }
+            if self.end.is_none() {
+                while !self.send.is_empty() {
+                    let (a, _) = self.send.as_slices();
+                    let n = a.len().min(CHUNK);
+                    match self.ep.write(self.id, &a[..n]) {
+                        Ok(n) => drop(self.send.drain(..n)),
+                        Err(SessionError::Kcp(WriteError::Blocked)) => break,
+                        Err(e) => panic!("client write: {e}"),
+                    }
+                }
+                loop {
+                    match self.ep.read(self.id, buf) {
+                        Ok(n) => self.recv.extend(&buf[..n]),
+                        Err(SessionError::Kcp(RecvError::WouldBlock)) => break,
+                        Err(e) => panic!("client read: {e}"),
+                    }
+                }
+            }
+            if let Some((n, _)) = &self.read {
+                if self.recv.len() >= *n {
+                    let (n, tx) = self.read.take().expect("checked");
+                    let _ = tx.send(Ok(self.recv.drain(..n).collect()));
+                }
+            }
+            if let Some(end) = self.end {
+                if let Some(tx) = self.write.take() {
+                    let _ = tx.send(Err(end.error()));
+                }
+                if let Some((_, tx)) = self.read.take() {
+                    let _ = tx.send(Err(end.error()));
+                }
+                if let Some(tx) = self.flush.take() {
+                    let _ = tx.send(Err(end.error()));
+                }
+                return;
+            }
+            if self.send.is_empty() {
+                if let Some(tx) = self.write.take() {
+                    let _ = tx.send(Ok(()));
+                }
+                if self.ep.all_acked(self.id) {
+                    if let Some(tx) = self.flush.take() {
+                        let _ = tx.send(Ok(()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_clients(
+        mut poll: Poll,
+        mut clients: Vec<Client>,
+        rx: mpsc::Receiver<Cmd>,
+    ) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut touched = vec![false; clients.len()];
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let timeout = clients
+                .iter()
+                .filter_map(|c| c.ep.next_deadline())
+                .min()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            poll.poll(&mut events, timeout)?;
+            touched.fill(false);
+            for ev in events.iter() {
+                if ev.token() != WAKE {
+                    touched[ev.token().0] = true;
+                }
+            }
+            loop {
+                match rx.try_recv() {
+                    Ok(cmd) => {
+                        let i = match &cmd {
+                            Cmd::Write(i, ..) | Cmd::Read(i, ..) | Cmd::Flush(i, _) => *i,
+                            Cmd::Close(i) => *i,
+                        };
+                        touched[i] = true;
+                        clients[i].apply(cmd);
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        // Last handle gone: close what is left; the final datagrams go out.
+                        for (i, c) in clients
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, c)| c.read.is_some())
+                            .take(3)
+                        {
+                            let sn = c.ep.snmp();
+                            eprintln!("DEBUG stuck client {i}: send {} recv {} end {:?} dl {:?} stats {:?} out_segs {} retrans {} in_segs {} in_pkts {} in_errs {} acked {}", c.send.len(), c.recv.len(), c.end, c.ep.next_deadline().map(|d| d.saturating_duration_since(Instant::now())), c.ep.stats(), sn.out_segs, sn.retrans_segs, sn.in_segs, sn.in_pkts, sn.in_errs, c.ep.all_acked(c.id));
+                        }
+                        let now = Instant::now();
+                        for c in clients.iter_mut().filter(|c| !c.closed) {
+                            c.ep.close(c.id);
+                            let _ = c.ep.process(now);
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+            let now = Instant::now();
+            for (c, &t) in clients.iter_mut().zip(&touched) {
+                if !t && !c.ep.next_deadline().is_some_and(|d| d <= now) {
+                    continue;
+                }
+                c.ep.process(now)?;
+                while let Some(ev) = c.ep.poll_event() {
+                    match ev {
+                        ListenerEvent::Session(_, KcpEvent::DeadLink) => {
+                            c.end.get_or_insert(End::DeadLink);
+                            c.ep.close(c.id);
+                        }
+                        ListenerEvent::Closed(_, r) => {
+                            c.end.get_or_insert(End::Closed(r));
+                        }
+                        _ => {}
+                    }
+                }
+                c.pump(&mut buf);
+            }
+        }
+    }
+
+    pub struct Conn {
+        clients: Arc<Clients>,
+        idx: usize,
+    }
+
+    impl Drop for Conn {
+        fn drop(&mut self) {
+            self.clients.send(Cmd::Close(self.idx));
+        }
+    }
+
+    impl Conn {
+        fn call<T>(
+            &self,
+            what: &str,
+            limit: Duration,
+            make: impl FnOnce(mpsc::Sender<io::Result<T>>) -> Cmd,
+        ) -> io::Result<T> {
+            let rx = self.clients.submit(make);
+            answer(&rx, what, Instant::now() + limit, limit)
+        }
+    }
+
+    impl Rt for Mio {
+        const NAME: &'static str = "mio";
+        type Server = Server;
+        type Conn = Conn;
+
+        fn echo_server(cfg: &Config) -> io::Result<Server> {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+            let mut ep = Endpoint::bind(localhost(), cfg, true)?;
+            poll.registry()
+                .register(&mut ep, Token(0), Endpoint::INTEREST)?;
+            let addr = ep.local_addr()?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let (tx, ends) = mpsc::channel();
+            let s2 = stop.clone();
+            let thread = std::thread::spawn(move || serve(poll, ep, s2, tx));
+            Ok(Server {
+                addr,
+                ends,
+                stop,
+                waker,
+                thread: Some(thread),
+            })
+        }
+
+        fn connect(addr: SocketAddr, cfg: &Config) -> io::Result<Conn> {
+            Ok(Conn {
+                clients: Clients::spawn(addr, cfg, 1)?,
+                idx: 0,
+            })
+        }
+
+        fn write_all(c: &mut Conn, data: &[u8], limit: Duration) -> io::Result<()> {
+            let (idx, data) = (c.idx, data.to_vec());
+            c.call("write_all", limit, |tx| Cmd::Write(idx, data, tx))
+        }
+
+        fn read_exact(c: &mut Conn, buf: &mut [u8], limit: Duration) -> io::Result<()> {
+            let (idx, n) = (c.idx, buf.len());
+            let got = c.call("read_exact", limit, |tx| Cmd::Read(idx, n, tx))?;
+            buf.copy_from_slice(&got);
+            Ok(())
+        }
+
+        fn flush(c: &mut Conn, limit: Duration) -> io::Result<()> {
+            let idx = c.idx;
+            c.call("flush", limit, |tx| Cmd::Flush(idx, tx))
+        }
+
+        fn duplex(c: &mut Conn, data: &[u8], limit: Duration) -> io::Result<Vec<u8>> {
+            let give_up = Instant::now() + limit;
+            let (idx, n) = (c.idx, data.len());
+            let data = data.to_vec();
+            let w = c.clients.submit(|tx| Cmd::Write(idx, data, tx));
+            let r = c.clients.submit(|tx| Cmd::Read(idx, n, tx));
+            answer(&w, "duplex write", give_up, limit)?;
+            answer(&r, "duplex read", give_up, limit)
+        }
+
+        fn echo_many(
+            addr: SocketAddr,
+            cfg: &Config,
+            msgs: &[Vec<u8>],
+            limit: Duration,
+        ) -> io::Result<Vec<Vec<u8>>> {
+            let give_up = Instant::now() + limit;
+            let clients = Clients::spawn(addr, cfg, msgs.len())?;
+            let pending: Vec<_> = msgs
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let w = clients.submit(|tx| Cmd::Write(i, m.clone(), tx));
+                    let r = clients.submit(|tx| Cmd::Read(i, m.len(), tx));
+                    (w, r)
+                })
+                .collect();
+            let res: Vec<io::Result<Vec<u8>>> = pending
+                .iter()
+                .map(|(w, r)| {
+                    answer(w, "echo_many write", give_up, limit)?;
+                    answer(r, "echo_many read", give_up, limit)
+                })
+                .collect();
+            let bad: Vec<(usize, String)> = res
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.to_string())))
+                .collect();
+            eprintln!("DEBUG bad {}: {:?}", bad.len(), &bad[..bad.len().min(10)]);
+            res.into_iter().collect()
+        }
+    }
+}

@@ -892,3 +892,33 @@ mod mio_facade {
         }
     }
 }
+
+#[test]
+fn zz_repro_reads_starve_retransmit() {
+    use std::time::{Duration, Instant};
+    use tether_runtime_mio::endpoint::Endpoint;
+    let cfg = tether_tests::scenarios::base_config().clone();
+    for touch in [false, true] {
+        let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut ep = Endpoint::bind("127.0.0.1:0".parse().unwrap(), &cfg, false).unwrap();
+        let id = ep.connect(Instant::now(), hole.local_addr().unwrap());
+        ep.write(id, &[1u8; 100]).unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 1500];
+        while start.elapsed() < Duration::from_secs(2) {
+            ep.process(Instant::now()).unwrap();
+            while ep.poll_event().is_some() {}
+            if touch {
+                let _ = ep.read(id, &mut buf);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let s = ep.snmp();
+        eprintln!(
+            "touch={touch}: out_segs {} retrans {} datagrams_out {}",
+            s.out_segs,
+            s.retrans_segs,
+            ep.stats().datagrams_out
+        );
+    }
+}

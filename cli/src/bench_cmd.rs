@@ -475,7 +475,6 @@ async fn idle(args: &PeerArgs, cfg: Config, addr: SocketAddr) -> Result<String, 
     for _ in 0..args.sessions {
         streams.push(dial(addr, cfg.clone()).await?);
     }
-    eprintln!("TMPDBG dial {:?}", start.elapsed());
     // The hellos concurrently (one at a time would cost N RTTs).
     let mut set = tokio::task::JoinSet::new();
     for mut s in streams {

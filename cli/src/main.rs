@@ -5,6 +5,7 @@ mod bench_cmd;
 mod cat_cmd;
 mod demo_live;
 mod kcp_flags;
+mod link_flags;
 mod netem_cmd;
 mod sim_cmd;
 mod units;

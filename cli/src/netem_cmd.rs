@@ -20,9 +20,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use tether_core::sim::{LinkConfig, PRESET_NAMES};
+use tether_core::sim::LinkConfig;
 
-use crate::units::{parse_duration, parse_prob, parse_rate, parse_size};
+use crate::link_flags::LinkFlags;
+
+use crate::units::parse_duration;
 
 #[path = "netem/engine.rs"]
 pub mod engine;
@@ -45,42 +47,11 @@ pub struct NetemArgs {
     /// Address of the server datagrams are forwarded to.
     #[arg(long, value_parser = parse_addr)]
     pub forward: SocketAddr,
-    /// Start from a named link preset; the flags below override it.
-    #[arg(long, value_parser = parse_preset)]
-    pub preset: Option<String>,
-    /// Random loss in each direction (Bernoulli), e.g. 5%.
-    #[arg(long, value_parser = parse_prob)]
-    pub loss: Option<f64>,
-    /// Bursty loss (Gilbert–Elliott) with this mean loss rate and mean burst length --burst-len.
-    #[arg(long, value_parser = parse_prob)]
-    pub burst_loss: Option<f64>,
-    /// Mean length of a loss burst, in datagrams (with --burst-loss).
-    #[arg(long, default_value_t = 4.0)]
-    pub burst_len: f64,
+    #[command(flatten)]
+    pub impair: LinkFlags,
     /// One-way delay added in each direction (so the RTT grows by twice this).
     #[arg(long, value_parser = parse_duration)]
     pub delay: Option<Duration>,
-    /// One-way jitter (uniform ±); never reorders by itself.
-    #[arg(long, value_parser = parse_duration)]
-    pub jitter: Option<Duration>,
-    /// Probability that a datagram is held back by --reorder-delay so later ones overtake it.
-    #[arg(long, value_parser = parse_prob)]
-    pub reorder: Option<f64>,
-    /// Extra delay of a reordered datagram [default: half of --delay, at least 10ms].
-    #[arg(long, value_parser = parse_duration)]
-    pub reorder_delay: Option<Duration>,
-    /// Probability that a datagram is duplicated.
-    #[arg(long, value_parser = parse_prob)]
-    pub dup: Option<f64>,
-    /// Probability that a datagram has one bit flipped.
-    #[arg(long, value_parser = parse_prob)]
-    pub corrupt: Option<f64>,
-    /// Bottleneck rate in each direction and per client, e.g. 50mbit; 0 = unlimited.
-    #[arg(long, value_parser = parse_rate)]
-    pub rate: Option<u64>,
-    /// Bottleneck queue size (drop-tail), with --rate.
-    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
-    pub queue: u64,
     /// Bound on datagrams held by one link (per client and direction); more are dropped.
     #[arg(long, default_value_t = 8192)]
     pub max_in_flight: usize,
@@ -108,56 +79,13 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{s}` resolves to no address"))
 }
 
-fn parse_preset(s: &str) -> Result<String, String> {
-    LinkConfig::preset(s).map(|_| s.to_string()).ok_or_else(|| {
-        format!(
-            "unknown preset `{s}`: choose one of {}",
-            PRESET_NAMES.join(", ")
-        )
-    })
-}
-
 impl NetemArgs {
     /// The impairments of one direction (both directions get the same configuration and
     /// different seeds).
     pub fn link(&self) -> LinkConfig {
-        let mut l = self
-            .preset
-            .as_deref()
-            .and_then(LinkConfig::preset)
-            .unwrap_or_else(LinkConfig::perfect);
-        if let Some(p) = self.loss {
-            l = l.with_loss(p);
-        }
-        if let Some(p) = self.burst_loss {
-            // Gilbert–Elliott with a lossless good state and a fully lossy bad state: mean burst
-            // length 1/r, stationary loss p/(p+r).
-            let r = 1.0 / self.burst_len.max(1.0);
-            let pg = if p >= 1.0 { 1.0 } else { p * r / (1.0 - p) };
-            l = l.with_gilbert_elliott(pg.min(1.0), r, 0.0, 1.0);
-        }
-        if let Some(d) = self.delay {
-            l = l.with_delay(d);
-        }
-        if let Some(j) = self.jitter {
-            l = l.with_jitter(j);
-        }
-        if let Some(p) = self.reorder {
-            let extra = self
-                .reorder_delay
-                .unwrap_or_else(|| (l.delay / 2).max(Duration::from_millis(10)));
-            l = l.with_reorder(p, extra);
-        }
-        if let Some(p) = self.dup {
-            l = l.with_duplicate(p);
-        }
-        if let Some(p) = self.corrupt {
-            l = l.with_corrupt(p);
-        }
-        if let Some(rate) = self.rate {
-            l = l.with_rate(rate, self.queue as usize);
-        }
-        l.with_max_in_flight(self.max_in_flight.max(1))
+        self.impair
+            .link(self.delay)
+            .with_max_in_flight(self.max_in_flight.max(1))
     }
 
     /// The engine configuration these flags describe.

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tether_core::kcp::{KcpConfig, MODE_NAMES};
 use tether_core::sim::transfer::{run_transfer, TransferConfig, TransferReport};
-use tether_core::sim::{LinkConfig, PRESET_NAMES};
+use tether_core::sim::LinkConfig;
 
-use crate::units::{parse_duration, parse_prob, parse_rate, parse_size};
+use crate::link_flags::LinkFlags;
+
+use crate::units::{parse_duration, parse_size};
 
 /// Flags of `tether sim`.
 #[derive(Debug, Args, Clone)]
@@ -17,39 +19,11 @@ pub struct SimArgs {
     /// Payload to transfer (B, KiB, MiB, GiB, KB, MB, GB).
     #[arg(long, default_value = "8MiB", value_parser = parse_size)]
     pub bytes: u64,
-    /// Start from a named link preset; the flags below override it.
-    #[arg(long, value_parser = parse_preset)]
-    pub preset: Option<String>,
-    /// Random loss in each direction (Bernoulli), e.g. 10%.
-    #[arg(long, value_parser = parse_prob)]
-    pub loss: Option<f64>,
-    /// Bursty loss (Gilbert–Elliott) with this mean loss rate and mean burst length --burst-len.
-    #[arg(long, value_parser = parse_prob)]
-    pub burst_loss: Option<f64>,
-    /// Mean length of a loss burst, in packets (with --burst-loss).
-    #[arg(long, default_value_t = 4.0)]
-    pub burst_len: f64,
+    #[command(flatten)]
+    pub impair: LinkFlags,
     /// Round-trip time (split evenly between the directions).
     #[arg(long, value_parser = parse_duration)]
     pub rtt: Option<Duration>,
-    /// One-way jitter (uniform ±).
-    #[arg(long, value_parser = parse_duration)]
-    pub jitter: Option<Duration>,
-    /// Bottleneck rate in each direction, e.g. 20mbit; 0 = unlimited.
-    #[arg(long, value_parser = parse_rate)]
-    pub rate: Option<u64>,
-    /// Bottleneck queue size (drop-tail), with --rate.
-    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
-    pub queue: u64,
-    /// Probability that a datagram is delayed past its successors.
-    #[arg(long, value_parser = parse_prob)]
-    pub reorder: Option<f64>,
-    /// Probability that a datagram is duplicated.
-    #[arg(long, value_parser = parse_prob)]
-    pub dup: Option<f64>,
-    /// Probability that a datagram has one bit flipped.
-    #[arg(long, value_parser = parse_prob)]
-    pub corrupt: Option<f64>,
     /// kcptun mode: normal, fast, fast2, fast3.
     #[arg(long, default_value = "fast", value_parser = parse_mode)]
     pub mode: String,
@@ -82,15 +56,6 @@ pub struct SimArgs {
     pub json: bool,
 }
 
-fn parse_preset(s: &str) -> Result<String, String> {
-    LinkConfig::preset(s).map(|_| s.to_string()).ok_or_else(|| {
-        format!(
-            "unknown preset `{s}`: choose one of {}",
-            PRESET_NAMES.join(", ")
-        )
-    })
-}
-
 fn parse_mode(s: &str) -> Result<String, String> {
     if KcpConfig::mode(s).is_some() {
         Ok(s.to_string())
@@ -104,40 +69,7 @@ fn parse_mode(s: &str) -> Result<String, String> {
 
 impl SimArgs {
     fn link(&self) -> LinkConfig {
-        let mut l = self
-            .preset
-            .as_deref()
-            .and_then(LinkConfig::preset)
-            .unwrap_or_else(LinkConfig::perfect);
-        if let Some(p) = self.loss {
-            l = l.with_loss(p);
-        }
-        if let Some(p) = self.burst_loss {
-            // Gilbert–Elliott with a lossless good state and a fully lossy bad state: mean burst
-            // length 1/r, stationary loss p/(p+r).
-            let r = 1.0 / self.burst_len.max(1.0);
-            let pg = if p >= 1.0 { 1.0 } else { p * r / (1.0 - p) };
-            l = l.with_gilbert_elliott(pg.min(1.0), r, 0.0, 1.0);
-        }
-        if let Some(rtt) = self.rtt {
-            l = l.with_delay(rtt / 2);
-        }
-        if let Some(j) = self.jitter {
-            l = l.with_jitter(j);
-        }
-        if let Some(rate) = self.rate {
-            l = l.with_rate(rate, self.queue as usize);
-        }
-        if let Some(p) = self.reorder {
-            l = l.with_reorder(p, self.rtt.unwrap_or(Duration::from_millis(20)) / 4);
-        }
-        if let Some(p) = self.dup {
-            l = l.with_duplicate(p);
-        }
-        if let Some(p) = self.corrupt {
-            l = l.with_corrupt(p);
-        }
-        l
+        self.impair.link(self.rtt.map(|r| r / 2))
     }
 
     fn transfer(&self, mode: &str) -> TransferConfig {
@@ -160,28 +92,29 @@ impl SimArgs {
 
     fn describe(&self) -> String {
         let mut s = format!("{} over", fmt_bytes(self.bytes));
-        if let Some(p) = &self.preset {
+        if let Some(p) = &self.impair.preset {
             let _ = write!(s, " preset {p} with");
         }
         let _ = write!(
             s,
             " loss {}",
-            self.loss
+            self.impair
+                .loss
                 .map_or("0%".into(), |p| format!("{:.1}%", p * 100.0))
         );
-        if let Some(p) = self.burst_loss {
+        if let Some(p) = self.impair.burst_loss {
             let _ = write!(
                 s,
                 " (bursty {:.1}%, bursts of ~{})",
                 p * 100.0,
-                self.burst_len
+                self.impair.burst_len
             );
         }
         let _ = write!(s, ", rtt {}", fmt_dur(self.rtt.unwrap_or_default()));
-        if let Some(j) = self.jitter {
+        if let Some(j) = self.impair.jitter {
             let _ = write!(s, " ±{}", fmt_dur(j));
         }
-        match self.rate {
+        match self.impair.rate {
             Some(r) if r > 0 => {
                 let _ = write!(s, ", rate {:.1} Mbit/s", r as f64 / 1e6);
             }

@@ -908,7 +908,9 @@ fn zz_repro_reads_starve_retransmit() {
         while start.elapsed() < Duration::from_secs(2) {
             ep.process(Instant::now()).unwrap();
             while ep.poll_event().is_some() {}
-            if touch && (start.elapsed() > Duration::from_millis(300) || std::env::var("LATE").is_err()) {
+            if touch
+                && (start.elapsed() > Duration::from_millis(300) || std::env::var("LATE").is_err())
+            {
                 let _ = ep.read(id, &mut buf);
             }
             std::thread::sleep(Duration::from_millis(5));

@@ -148,6 +148,9 @@ pub struct PeerArgs {
     /// Server: do not log sessions.
     #[arg(long)]
     pub quiet: bool,
+    /// tokio worker threads (1: a current-thread runtime, as `tether cat`).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     #[command(flatten)]
     pub kcp: KcpFlags,
 }
@@ -176,10 +179,16 @@ pub fn run_peer(args: &PeerArgs) -> i32 {
         eprintln!("tether bench-peer: unknown role {role:?} (want {want})");
         return 2;
     }
-    // A current-thread runtime, as `tether cat` (the cli builds tokio without rt-multi-thread).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
+    let rt = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    };
     let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
@@ -531,6 +540,9 @@ pub struct BenchArgs {
     /// Print one JSON object with every number instead of the markdown tables.
     #[arg(long)]
     pub json: bool,
+    /// tokio worker threads of tether's peers (1: a current-thread runtime).
+    #[arg(long, default_value_t = 1, hide = true)]
+    pub threads: usize,
 }
 
 /// One benchmark setting, applied identically to both peers.
@@ -738,6 +750,7 @@ impl Proc {
 struct Peers {
     go: PathBuf,
     rust: PathBuf,
+    threads: usize,
 }
 
 impl Peers {
@@ -746,7 +759,8 @@ impl Peers {
             Impl::KcpGo => Command::new(&self.go),
             Impl::Tether => {
                 let mut c = Command::new(&self.rust);
-                c.arg("bench-peer");
+                c.arg("bench-peer")
+                    .args(["--threads", &self.threads.to_string()]);
                 c
             }
         };
@@ -1064,7 +1078,11 @@ fn bench(args: &BenchArgs) -> Result<(), (i32, String)> {
     if cfg!(debug_assertions) {
         eprintln!("tether bench: WARNING: this is a debug build of tether; build with --release (scripts/bench-kcp.sh) for meaningful numbers");
     }
-    let peers = Peers { go, rust };
+    let peers = Peers {
+        go,
+        rust,
+        threads: args.threads,
+    };
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

@@ -16,6 +16,8 @@ use crate::udp::{self, RecvBatch};
 
 /// Datagram batches read per readiness event before other work gets a turn.
 const MAX_BATCHES_PER_WAKE: usize = 64;
+/// Un-accepted sessions at which reading pauses so the application can accept.
+const ACCEPT_PRESSURE: usize = 32;
 /// Datagrams queued for one `send_batch` round.
 const MAX_PENDING: usize = 256;
 /// While the socket is full, re-check timers no more often than this.
@@ -60,9 +62,9 @@ impl Driver {
             hub,
             server,
             batch: RecvBatch::default(),
-            out: Vec::with_capacity(64 * 1024),
+            out: Vec::new(),
             pending: Vec::new(),
-            tmp: vec![0; 64 * 1024],
+            tmp: Vec::new(),
             stats: DriverStats::default(),
             blocked: None,
         }
@@ -80,6 +82,11 @@ impl Driver {
                         if let Err(e) = self.listener.handle_datagram(now, from, d) {
                             tracing::trace!(%from, "dropped datagram: {e}");
                         }
+                    }
+                    // New sessions are piling up: let the application accept them before
+                    // reading more, or a burst overflows the backlog (kcp-go's is 128).
+                    if self.listener.backlog_len() >= ACCEPT_PRESSURE {
+                        return Ok(());
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
@@ -116,6 +123,11 @@ impl Driver {
         let r = self.transmit(sock, now);
         self.sync();
         r
+    }
+
+    /// Whether the application is behind on `accept()`: the runtime should yield to it.
+    pub fn accept_pending(&self) -> bool {
+        self.server && !self.hub.lock().accept_queue.is_empty()
     }
 
     /// Whether the endpoint can stop: no handles left and no sessions left.
@@ -191,6 +203,9 @@ impl Driver {
                 }
                 Err(WriteError::Blocked) | Err(_) => break,
             }
+        }
+        if self.tmp.is_empty() {
+            self.tmp = vec![0; 64 * 1024]; // allocated on first use: idle clients stay small
         }
         while s.recv.len() < RECV_BUFFER {
             match sess.read(&mut self.tmp) {

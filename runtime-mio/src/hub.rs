@@ -200,9 +200,11 @@ impl Hub {
         if !s.recv.is_empty() {
             let was_full = s.recv.len() >= RECV_BUFFER;
             let n = buf.len().min(s.recv.len());
-            for (d, b) in buf.iter_mut().zip(s.recv.drain(..n)) {
-                *d = b;
-            }
+            let (a, b) = s.recv.as_slices();
+            let from_a = n.min(a.len());
+            buf[..from_a].copy_from_slice(&a[..from_a]);
+            buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+            s.recv.drain(..n);
             if was_full || s.recv.len() < RECV_BUFFER / 2 {
                 st.mark_dirty(id);
             }

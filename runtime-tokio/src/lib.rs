@@ -232,6 +232,10 @@ async fn run(mut driver: Driver, sock: AsyncFd<std::net::UdpSocket>) {
             if driver.finished() {
                 return Ok(());
             }
+            if driver.accept_pending() {
+                // Let the accepting task run before reading more.
+                tokio::task::yield_now().await;
+            }
             let deadline = driver.deadline().map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;

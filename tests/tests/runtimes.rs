@@ -447,10 +447,24 @@ mod mio_facade {
         }
     }
 
-    #[derive(Default)]
+    /// One echo session; `readable`/`writable` follow the endpoint's events, so calls are
+    /// only made when they can progress (the `Endpoint` contract).
     struct Echo {
         buf: VecDeque<u8>,
         echoed: usize,
+        readable: bool,
+        writable: bool,
+    }
+
+    impl Default for Echo {
+        fn default() -> Self {
+            Echo {
+                buf: VecDeque::new(),
+                echoed: 0,
+                readable: true,
+                writable: true,
+            }
+        }
     }
 
     fn serve(
@@ -481,7 +495,16 @@ mod mio_facade {
                             let _ = ends.send(Err(End::DeadLink.error()));
                         }
                     }
-                    ListenerEvent::Session(..) => {}
+                    ListenerEvent::Session(id, KcpEvent::Readable) => {
+                        if let Some(e) = sessions.get_mut(&id) {
+                            e.readable = true;
+                        }
+                    }
+                    ListenerEvent::Session(id, KcpEvent::Writable) => {
+                        if let Some(e) = sessions.get_mut(&id) {
+                            e.writable = true;
+                        }
+                    }
                     ListenerEvent::Closed(id, r) => {
                         if sessions.remove(&id).is_some() {
                             let _ = ends.send(Err(End::Closed(r).error()));
@@ -493,7 +516,6 @@ mod mio_facade {
                 echo(&mut ep, id, e, &mut buf);
             }
         }
-        eprintln!("DEBUG server: sessions {} listener {} stats {:?} lstats {:?} snmp in_segs {} out_segs {}", sessions.len(), ep.listener().len(), ep.stats(), ep.listener().stats(), ep.snmp().in_segs, ep.snmp().out_segs);
         Ok(())
     }
 
@@ -501,19 +523,27 @@ mod mio_facade {
     fn echo(ep: &mut Endpoint, id: SessionId, e: &mut Echo, buf: &mut [u8]) {
         loop {
             let mut progressed = false;
-            if !e.buf.is_empty() {
+            if e.writable && !e.buf.is_empty() {
                 let (front, _) = e.buf.as_slices();
                 let n = front.len().min(CHUNK);
-                if let Ok(n) = ep.write(id, &front[..n]) {
-                    e.buf.drain(..n);
-                    e.echoed += n;
-                    progressed = true;
+                match ep.write(id, &front[..n]) {
+                    Ok(n) => {
+                        e.buf.drain(..n);
+                        e.echoed += n;
+                        progressed = true;
+                    }
+                    Err(SessionError::Kcp(WriteError::Blocked)) => e.writable = false,
+                    Err(_) => return,
                 }
             }
-            if e.buf.len() < ECHO_BUFFER {
-                if let Ok(n) = ep.read(id, buf) {
-                    e.buf.extend(&buf[..n]);
-                    progressed = true;
+            if e.readable && e.buf.len() < ECHO_BUFFER {
+                match ep.read(id, buf) {
+                    Ok(n) => {
+                        e.buf.extend(&buf[..n]);
+                        progressed = true;
+                    }
+                    Err(SessionError::Kcp(RecvError::WouldBlock)) => e.readable = false,
+                    Err(_) => return,
                 }
             }
             if !progressed {
@@ -560,6 +590,8 @@ mod mio_facade {
                     flush: None,
                     end: None,
                     closed: false,
+                    readable: false,
+                    writable: true,
                 });
             }
             let (tx, rx) = mpsc::channel();
@@ -629,6 +661,10 @@ mod mio_facade {
         flush: Option<mpsc::Sender<io::Result<()>>>,
         end: Option<End>,
         closed: bool,
+        /// Readable since the last `WouldBlock` (the endpoint's `Readable` event).
+        readable: bool,
+        /// Not `Blocked` since the last `Writable` event.
+        writable: bool,
     }
 
     impl Client {
@@ -653,19 +689,19 @@ mod mio_facade {
                 return;
             }
             if self.end.is_none() {
-                while !self.send.is_empty() {
+                while self.writable && !self.send.is_empty() {
                     let (a, _) = self.send.as_slices();
                     let n = a.len().min(CHUNK);
                     match self.ep.write(self.id, &a[..n]) {
                         Ok(n) => drop(self.send.drain(..n)),
-                        Err(SessionError::Kcp(WriteError::Blocked)) => break,
+                        Err(SessionError::Kcp(WriteError::Blocked)) => self.writable = false,
                         Err(e) => panic!("client write: {e}"),
                     }
                 }
-                loop {
+                while self.readable {
                     match self.ep.read(self.id, buf) {
                         Ok(n) => self.recv.extend(&buf[..n]),
-                        Err(SessionError::Kcp(RecvError::WouldBlock)) => break,
+                        Err(SessionError::Kcp(RecvError::WouldBlock)) => self.readable = false,
                         Err(e) => panic!("client read: {e}"),
                     }
                 }
@@ -735,15 +771,6 @@ mod mio_facade {
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         // Last handle gone: close what is left; the final datagrams go out.
-                        for (i, c) in clients
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, c)| c.read.is_some())
-                            .take(3)
-                        {
-                            let sn = c.ep.snmp();
-                            eprintln!("DEBUG stuck client {i}: send {} recv {} end {:?} dl {:?} stats {:?} out_segs {} retrans {} in_segs {} in_pkts {} in_errs {} acked {}", c.send.len(), c.recv.len(), c.end, c.ep.next_deadline().map(|d| d.saturating_duration_since(Instant::now())), c.ep.stats(), sn.out_segs, sn.retrans_segs, sn.in_segs, sn.in_pkts, sn.in_errs, c.ep.all_acked(c.id));
-                        }
                         let now = Instant::now();
                         for c in clients.iter_mut().filter(|c| !c.closed) {
                             c.ep.close(c.id);
@@ -755,7 +782,7 @@ mod mio_facade {
             }
             let now = Instant::now();
             for (c, &t) in clients.iter_mut().zip(&touched) {
-                if !t && !c.ep.next_deadline().is_some_and(|d| d <= now) {
+                if !t && c.ep.next_deadline().is_none_or(|d| d > now) {
                     continue;
                 }
                 c.ep.process(now)?;
@@ -765,10 +792,12 @@ mod mio_facade {
                             c.end.get_or_insert(End::DeadLink);
                             c.ep.close(c.id);
                         }
+                        ListenerEvent::Session(_, KcpEvent::Readable) => c.readable = true,
+                        ListenerEvent::Session(_, KcpEvent::Writable) => c.writable = true,
                         ListenerEvent::Closed(_, r) => {
                             c.end.get_or_insert(End::Closed(r));
                         }
-                        _ => {}
+                        ListenerEvent::Incoming(_) => {}
                     }
                 }
                 c.pump(&mut buf);
@@ -875,52 +904,13 @@ mod mio_facade {
                     (w, r)
                 })
                 .collect();
-            let res: Vec<io::Result<Vec<u8>>> = pending
+            pending
                 .iter()
                 .map(|(w, r)| {
                     answer(w, "echo_many write", give_up, limit)?;
                     answer(r, "echo_many read", give_up, limit)
                 })
-                .collect();
-            let bad: Vec<(usize, String)> = res
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.to_string())))
-                .collect();
-            eprintln!("DEBUG bad {}: {:?}", bad.len(), &bad[..bad.len().min(10)]);
-            res.into_iter().collect()
+                .collect()
         }
-    }
-}
-
-#[test]
-fn zz_repro_reads_starve_retransmit() {
-    use std::time::{Duration, Instant};
-    use tether_runtime_mio::endpoint::Endpoint;
-    let cfg = tether_tests::scenarios::base_config().clone();
-    for touch in [false, true] {
-        let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut ep = Endpoint::bind("127.0.0.1:0".parse().unwrap(), &cfg, false).unwrap();
-        let id = ep.connect(Instant::now(), hole.local_addr().unwrap());
-        ep.write(id, &[1u8; 100]).unwrap();
-        let start = Instant::now();
-        let mut buf = [0u8; 1500];
-        while start.elapsed() < Duration::from_secs(2) {
-            ep.process(Instant::now()).unwrap();
-            while ep.poll_event().is_some() {}
-            if touch
-                && (start.elapsed() > Duration::from_millis(300) || std::env::var("LATE").is_err())
-            {
-                let _ = ep.read(id, &mut buf);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let s = ep.snmp();
-        eprintln!(
-            "touch={touch}: out_segs {} retrans {} datagrams_out {}",
-            s.out_segs,
-            s.retrans_segs,
-            ep.stats().datagrams_out
-        );
     }
 }

@@ -18,20 +18,18 @@
 
 use core::fmt;
 
+use super::des::TdesEde3;
+use super::salsa::Salsa20;
+use super::sm4::Sm4;
 use super::twofish::Twofish;
 use aes::{Aes128, Aes192, Aes256};
 use blowfish::Blowfish;
 use cast5::Cast5;
 use cfb_mode::{BufDecryptor, BufEncryptor};
 use cipher::consts::{U16, U8};
-use cipher::{
-    Block, BlockCipher, BlockEncrypt, Key, KeyInit, KeyIvInit, KeySizeUser, StreamCipher,
-};
-use des::TdesEde3;
+use cipher::{Block, BlockCipher, BlockEncrypt, Key, KeyInit, KeySizeUser};
 use rand_core::RngCore;
-use salsa20::Salsa20;
 use sha1::Sha1;
-use sm4::Sm4;
 
 /// Size of the random nonce at the start of every datagram (kcp-go-session.md §1).
 pub const NONCE_SIZE: usize = 16;
@@ -217,7 +215,7 @@ impl PacketCrypt {
             CipherKind::Aes256 => Box::new(Cfb::<Aes256>::new(key)),
             CipherKind::Aes128 => Box::new(Cfb::<Aes128>::new(key)),
             CipherKind::Aes192 => Box::new(Cfb::<Aes192>::new(key)),
-            CipherKind::Salsa20 => Box::new(Salsa20Packet { key: *pass }),
+            CipherKind::Salsa20 => Box::new(Salsa20Packet(Salsa20::new(pass))),
             CipherKind::Blowfish => Box::new(Cfb::<Blowfish>::new(key)),
             CipherKind::Twofish => Box::new(Cfb::<Twofish>::new(key)),
             CipherKind::Cast5 => Box::new(Cfb::<Cast5>::new(key)),
@@ -322,9 +320,7 @@ impl<C: BlockCipher + BlockEncrypt + Send + Sync> Transform for Cfb<C> {
 }
 
 /// Salsa20/20 with the datagram's first 8 bytes as nonce (kcp-go-session.md §3.3).
-struct Salsa20Packet {
-    key: [u8; 32],
-}
+struct Salsa20Packet(Salsa20);
 
 impl Salsa20Packet {
     /// XORs `buf[8..]` with the keystream; encryption and decryption are the same.
@@ -333,8 +329,9 @@ impl Salsa20Packet {
             return;
         }
         let (nonce, body) = buf.split_at_mut(SALSA20_NONCE);
-        let mut cipher = Salsa20::new((&self.key).into(), (&*nonce).into());
-        cipher.apply_keystream(body);
+        let mut n = [0u8; SALSA20_NONCE];
+        n.copy_from_slice(nonce);
+        self.0.apply_keystream(&n, body);
     }
 }
 
@@ -449,7 +446,9 @@ fn tea_mix(v: u32, sum: u32, a: u32, b: u32) -> u32 {
     (v << 4).wrapping_add(a) ^ v.wrapping_add(sum) ^ (v >> 5).wrapping_add(b)
 }
 
-/// XTEA encryption with `cycles` cycles (standard: 32).
+/// XTEA encryption with `cycles` cycles (standard: 32). The reference form, kept for the
+/// known-answer tests; [`Xtea`] runs the precomputed [`XteaKeys`] instead.
+#[cfg(test)]
 fn xtea_encrypt(k: &[u32; 4], [mut v0, mut v1]: [u32; 2], cycles: u32) -> [u32; 2] {
     let mut sum = 0u32;
     for _ in 0..cycles {
@@ -461,12 +460,48 @@ fn xtea_encrypt(k: &[u32; 4], [mut v0, mut v1]: [u32; 2], cycles: u32) -> [u32; 
 }
 
 /// XTEA decryption, the inverse of [`xtea_encrypt`].
+#[cfg(test)]
 fn xtea_decrypt(k: &[u32; 4], [mut v0, mut v1]: [u32; 2], cycles: u32) -> [u32; 2] {
     let mut sum = TEA_DELTA.wrapping_mul(cycles);
     for _ in 0..cycles {
         v1 = v1.wrapping_sub(xtea_mix(v0) ^ sum.wrapping_add(k[((sum >> 11) & 3) as usize]));
         sum = sum.wrapping_sub(TEA_DELTA);
         v0 = v0.wrapping_sub(xtea_mix(v1) ^ sum.wrapping_add(k[(sum & 3) as usize]));
+    }
+    [v0, v1]
+}
+
+/// Standard XTEA's 64 per-round values `sum + k[..]`, computed once at key setup as
+/// x/crypto/xtea does (its `table`): round pair `i` uses `[2i]` for `v0` and `[2i+1]` for
+/// `v1`. A round is then `v += mix(w) ^ t[j]`, with no key indexing or sum update.
+type XteaKeys = [u32; 2 * XTEA_CYCLES as usize];
+
+/// Precomputes [`XteaKeys`] from the four key words.
+fn xtea_schedule(k: &[u32; 4]) -> XteaKeys {
+    let mut t = [0u32; 2 * XTEA_CYCLES as usize];
+    let mut sum = 0u32;
+    for pair in t.chunks_exact_mut(2) {
+        pair[0] = sum.wrapping_add(k[(sum & 3) as usize]);
+        sum = sum.wrapping_add(TEA_DELTA);
+        pair[1] = sum.wrapping_add(k[((sum >> 11) & 3) as usize]);
+    }
+    t
+}
+
+/// XTEA encryption with a precomputed schedule (same result as [`xtea_encrypt`]).
+fn xtea_encrypt_fast(t: &XteaKeys, [mut v0, mut v1]: [u32; 2]) -> [u32; 2] {
+    for pair in t.chunks_exact(2) {
+        v0 = v0.wrapping_add(xtea_mix(v1) ^ pair[0]);
+        v1 = v1.wrapping_add(xtea_mix(v0) ^ pair[1]);
+    }
+    [v0, v1]
+}
+
+/// XTEA decryption with a precomputed schedule, the inverse of [`xtea_encrypt_fast`].
+fn xtea_decrypt_fast(t: &XteaKeys, [mut v0, mut v1]: [u32; 2]) -> [u32; 2] {
+    for pair in t.rchunks_exact(2) {
+        v1 = v1.wrapping_sub(xtea_mix(v0) ^ pair[1]);
+        v0 = v0.wrapping_sub(xtea_mix(v1) ^ pair[0]);
     }
     [v0, v1]
 }
@@ -508,10 +543,11 @@ cipher::impl_simple_block_encdec!(
     }
 );
 
-/// Standard XTEA, exposed through the `cipher` traits so [`Cfb`] can run it.
+/// Standard XTEA with its round values precomputed ([`XteaKeys`]), exposed through the
+/// `cipher` traits so [`Cfb`] can run it.
 #[derive(Clone)]
 struct Xtea {
-    k: [u32; 4],
+    t: XteaKeys,
 }
 
 impl KeySizeUser for Xtea {
@@ -521,7 +557,7 @@ impl KeySizeUser for Xtea {
 impl KeyInit for Xtea {
     fn new(key: &Key<Self>) -> Self {
         Xtea {
-            k: be_key_words(key),
+            t: xtea_schedule(&be_key_words(key)),
         }
     }
 }
@@ -531,11 +567,11 @@ impl BlockCipher for Xtea {}
 cipher::impl_simple_block_encdec!(
     Xtea, U8, c, block,
     encrypt: {
-        let v = xtea_encrypt(&c.k, block_words(block.get_in()), XTEA_CYCLES);
+        let v = xtea_encrypt_fast(&c.t, block_words(block.get_in()));
         write_block_words(block.get_out(), v);
     }
     decrypt: {
-        let v = xtea_decrypt(&c.k, block_words(block.get_in()), XTEA_CYCLES);
+        let v = xtea_decrypt_fast(&c.t, block_words(block.get_in()));
         write_block_words(block.get_out(), v);
     }
 );
@@ -783,6 +819,28 @@ mod tests {
         assert_eq!(xtea_decrypt(&k, ct, XTEA_CYCLES), [0x41424344, 0x45464748]);
         let ct = xtea_encrypt(&[0; 4], [0x41414141; 2], XTEA_CYCLES);
         assert_eq!(ct, [0xed23375a, 0x821a8c2d]);
+    }
+
+    // The precomputed schedule matches the reference loop, on random keys and blocks.
+    #[test]
+    fn xtea_schedule_matches_reference() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for _ in 0..1000 {
+            let k = [
+                rng.next_u32(),
+                rng.next_u32(),
+                rng.next_u32(),
+                rng.next_u32(),
+            ];
+            let v = [rng.next_u32(), rng.next_u32()];
+            let t = xtea_schedule(&k);
+            let ct = xtea_encrypt_fast(&t, v);
+            assert_eq!(ct, xtea_encrypt(&k, v, XTEA_CYCLES));
+            assert_eq!(xtea_decrypt_fast(&t, ct), v);
+        }
+        let k = be_key_words(&(0u8..16).collect::<Vec<_>>());
+        let ct = xtea_encrypt_fast(&xtea_schedule(&k), [0x41424344, 0x45464748]);
+        assert_eq!(ct, [0x497df3d0, 0x72612cb5]);
     }
 
     #[test]

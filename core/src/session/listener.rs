@@ -169,6 +169,11 @@ impl Listener {
     pub fn is_empty(&self) -> bool {
         self.by_addr.is_empty()
     }
+    /// Sessions waiting for [`Listener::accept`].
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.len()
+    }
+
     /// Listener-level drop counters.
     pub fn stats(&self) -> ListenerStats {
         self.stats

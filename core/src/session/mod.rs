@@ -2,12 +2,15 @@
 pub mod aead;
 pub mod autotune;
 pub mod crypt;
+mod des;
 pub mod fec;
 pub mod key;
 pub mod listener;
+mod salsa;
 // The file is named for what it holds (the Session machine), as DESIGN.md's layout has it.
 #[allow(clippy::module_inception)]
 mod session;
+mod sm4;
 pub mod snmp;
 mod twofish;
 

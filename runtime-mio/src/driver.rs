@@ -36,6 +36,63 @@ pub struct DriverStats {
     pub syscalls: u64,
 }
 
+/// What one [`read_datagrams`] call did.
+#[derive(Debug)]
+pub struct ReadOutcome {
+    /// `Err(WouldBlock)` once the socket is drained; `Ok` when a fairness bound stopped the
+    /// reading early (more may be waiting); other errors are fatal to the endpoint.
+    pub result: io::Result<()>,
+    /// Datagrams handed to the listener.
+    pub datagrams: u64,
+    /// `recvmmsg` calls made.
+    pub syscalls: u64,
+}
+
+/// Reads batches into `listener` with one `now`, until the socket is drained, a fairness
+/// bound is hit, or new sessions pile up so the application should accept them first (a
+/// burst would otherwise overflow the backlog, as kcp-go's 128). Shared by every runtime.
+pub fn read_datagrams(
+    sock: &UdpSocket,
+    batch: &mut RecvBatch,
+    listener: &mut Listener,
+    now: Instant,
+) -> ReadOutcome {
+    let mut out = ReadOutcome {
+        result: Ok(()),
+        datagrams: 0,
+        syscalls: 0,
+    };
+    for _ in 0..MAX_BATCHES_PER_WAKE {
+        out.syscalls += 1;
+        match udp::recv_batch(sock, batch) {
+            Ok(_) => {
+                for (from, d) in batch.iter() {
+                    out.datagrams += 1;
+                    if let Err(e) = listener.handle_datagram(now, from, d) {
+                        tracing::trace!(%from, "dropped datagram: {e}");
+                    }
+                }
+                if listener.backlog_len() >= ACCEPT_PRESSURE {
+                    return out;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                out.result = Err(e);
+                return out;
+            }
+        }
+    }
+    out
+}
+
 /// One endpoint's protocol state plus its I/O scratch space.
 pub struct Driver {
     /// The core listener (server) or client endpoint.
@@ -73,34 +130,17 @@ impl Driver {
     /// Reads datagrams until `WouldBlock` (returned as the error, so readiness-based runtimes
     /// can clear their flag) or until a fairness bound (then `Ok`).
     pub fn recv(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
-        for _ in 0..MAX_BATCHES_PER_WAKE {
-            self.stats.syscalls += 1;
-            match udp::recv_batch(sock, &mut self.batch) {
-                Ok(_) => {
-                    for (from, d) in self.batch.iter() {
-                        self.stats.datagrams_in += 1;
-                        if let Err(e) = self.listener.handle_datagram(now, from, d) {
-                            tracing::trace!(%from, "dropped datagram: {e}");
-                        }
-                    }
-                    // New sessions are piling up: let the application accept them before
-                    // reading more, or a burst overflows the backlog (kcp-go's is 128).
-                    if self.listener.backlog_len() >= ACCEPT_PRESSURE {
-                        return Ok(());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        let r = read_datagrams(sock, &mut self.batch, &mut self.listener, now);
+        self.stats.syscalls += r.syscalls;
+        self.stats.datagrams_in += r.datagrams;
+        r.result
     }
 
     /// Fires due timers.
     pub fn timeout(&mut self, now: Instant) {
-        if self.listener.poll_timeout().is_some_and(|t| t <= now) {
-            self.listener.handle_timeout(now);
-        }
+        // Unconditional: cheap when nothing is due, and no "pending output" deadline can
+        // hide a due timer.
+        self.listener.handle_timeout(now);
     }
 
     /// The next deadline (`None`: nothing scheduled, sleep until I/O or the app). While the

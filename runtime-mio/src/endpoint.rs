@@ -50,6 +50,7 @@ use tether_core::session::snmp::Snmp;
 use tether_core::session::{Listener, ListenerEvent, SessionId};
 
 use crate::config::Config;
+use crate::driver::read_datagrams;
 use crate::udp::{self, RecvBatch};
 
 #[cfg(doc)]
@@ -57,7 +58,6 @@ use tether_core::kcp::KcpEvent;
 
 /// Datagram batches read per [`Endpoint::process`] before other work gets a turn (the
 /// next deadline is then "now", so the loop comes straight back).
-const MAX_BATCHES_PER_WAKE: usize = 64;
 /// Datagrams held for one `sendmmsg` round; also the bound on datagrams kept while the
 /// socket is full (the rest stays inside the sessions, bounded by their KCP windows).
 const MAX_PENDING: usize = 256;
@@ -198,9 +198,9 @@ impl Endpoint {
         self.stats.wakeups += 1;
         self.app_dirty = false;
         let r = self.recv(now);
-        if self.listener.poll_timeout().is_some_and(|t| t <= now) {
-            self.listener.handle_timeout(now);
-        }
+        // Unconditional: cheap when nothing is due, and a "pending output" deadline must not
+        // hide a due timer.
+        self.listener.handle_timeout(now);
         self.transmit(now);
         r
     }
@@ -225,37 +225,23 @@ impl Endpoint {
     }
 
     fn recv(&mut self, now: Instant) -> io::Result<()> {
-        self.more_to_read = true;
-        for _ in 0..MAX_BATCHES_PER_WAKE {
-            self.stats.syscalls += 1;
-            match udp::recv_batch(&self.sock, &mut self.batch) {
-                Ok(_) => {
-                    for (from, d) in self.batch.iter() {
-                        self.stats.datagrams_in += 1;
-                        if let Err(e) = self.listener.handle_datagram(now, from, d) {
-                            tracing::trace!(%from, "dropped datagram: {e}");
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.more_to_read = false;
-                    return Ok(());
-                }
+        let r = read_datagrams(&self.sock, &mut self.batch, &mut self.listener, now);
+        self.stats.syscalls += r.syscalls;
+        self.stats.datagrams_in += r.datagrams;
+        match r.result {
+            Ok(()) => {
+                self.more_to_read = true;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.more_to_read = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.more_to_read = false;
                 Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    self.more_to_read = false;
-                    return Err(e);
-                }
             }
         }
-        Ok(())
     }
 
     /// Moves the listener's datagrams into `pending` and sends until the socket is full.

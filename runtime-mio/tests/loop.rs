@@ -128,3 +128,23 @@ fn idle_endpoint_sleeps_and_closed_sessions_say_so() {
     poll.registry().deregister(&mut client).unwrap();
     poll.registry().deregister(&mut server).unwrap();
 }
+
+/// Regression: application calls on a session that never heard back must not starve its
+/// retransmission timer (a dirty listener used to report only "output pending now").
+#[test]
+fn app_calls_do_not_starve_retransmission() {
+    let hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap(); // never answers
+    let cfg = Config::default().mode("fast3");
+    let mut ep = Endpoint::bind("127.0.0.1:0".parse().unwrap(), &cfg, false).unwrap();
+    let id = ep.connect(Instant::now(), hole.local_addr().unwrap());
+    ep.write(id, &[1u8; 100]).unwrap();
+    let mut buf = [0u8; 1500];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        ep.process(Instant::now()).unwrap();
+        while ep.poll_event().is_some() {}
+        let _ = ep.read(id, &mut buf); // WouldBlock, but marks the session dirty
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(ep.snmp().retrans_segs > 0, "{:?}", ep.snmp());
+}

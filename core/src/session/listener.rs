@@ -354,6 +354,7 @@ impl Listener {
     /// (kcp-go-session.md §7). Nothing is sent until the application writes. The session is
     /// already accepted; an existing session to `addr` is replaced.
     pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> SessionId {
+        self.last_now = Some(now);
         if let Some(&old) = self.by_addr.get(&addr) {
             self.begin_close(old, CloseReason::Replaced);
         }
@@ -495,10 +496,16 @@ impl Listener {
 
     /// The earliest deadline of any session (`None`: every session is idle).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
         if !self.dirty.is_empty() {
-            return self.last_now;
+            // Output is pending "now"; never hide an earlier timer behind it, and never
+            // report nothing when the listener has not seen a clock yet.
+            return match (self.last_now, timer) {
+                (Some(n), Some(t)) => Some(n.min(t)),
+                (n, t) => n.or(t),
+            };
         }
-        self.timers.peek().map(|Reverse((t, _, _))| *t)
+        timer
     }
 
     /// Fires the timers due at `now`.

@@ -23,7 +23,9 @@ const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 fn step(t: Lanes, a: Lanes, b: Lanes, n: u32) -> Lanes {
     let mut out = t;
     for i in 0..4 {
-        out[i] ^= a[i].wrapping_add(b[i]).rotate_left(n);
+        let s = a[i].wrapping_add(b[i]);
+        out[i] ^= s << n;
+        out[i] ^= s >> (32 - n);
     }
     out
 }
@@ -35,6 +37,19 @@ fn quarter(x: &mut [Lanes; 16], a: usize, b: usize, c: usize, d: usize) {
     x[c] = step(x[c], x[b], x[a], 9);
     x[d] = step(x[d], x[c], x[b], 13);
     x[a] = step(x[a], x[d], x[c], 18);
+}
+
+/// A column round then a row round (paper §3, §4).
+#[inline(always)]
+fn double_round(x: &mut [Lanes; 16]) {
+    quarter(x, 0, 4, 8, 12);
+    quarter(x, 5, 9, 13, 1);
+    quarter(x, 10, 14, 2, 6);
+    quarter(x, 15, 3, 7, 11);
+    quarter(x, 0, 1, 2, 3);
+    quarter(x, 5, 6, 7, 4);
+    quarter(x, 10, 11, 8, 9);
+    quarter(x, 15, 12, 13, 14);
 }
 
 /// Salsa20/20 keyed with a 32-byte key.
@@ -92,21 +107,28 @@ fn keystream4(input: &[u32; 16], counter: u64, out: &mut [u8; CHUNK]) {
     init[8] = blocks.map(|c| c as u32);
     init[9] = blocks.map(|c| (c >> 32) as u32);
     let mut x = init;
-    for _ in 0..10 {
-        // Column round.
-        quarter(&mut x, 0, 4, 8, 12);
-        quarter(&mut x, 5, 9, 13, 1);
-        quarter(&mut x, 10, 14, 2, 6);
-        quarter(&mut x, 15, 3, 7, 11);
-        // Row round.
-        quarter(&mut x, 0, 1, 2, 3);
-        quarter(&mut x, 5, 6, 7, 4);
-        quarter(&mut x, 10, 11, 8, 9);
-        quarter(&mut x, 15, 12, 13, 14);
-    }
-    for (w, (xw, iw)) in x.iter().zip(init.iter()).enumerate() {
+    // Fully unrolled: one basic block from the input to the sums, which lets the SLP
+    // vectorizer turn each lane array into one SIMD register.
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    // Lane-major sums first (contiguous, so they vectorize), then the transpose into
+    // block order.
+    let mut sum = [[0u32; 4]; 16];
+    for (sw, (xw, iw)) in sum.iter_mut().zip(x.iter().zip(init.iter())) {
         for j in 0..4 {
-            let v = xw[j].wrapping_add(iw[j]);
+            sw[j] = xw[j].wrapping_add(iw[j]);
+        }
+    }
+    for (w, sw) in sum.iter().enumerate() {
+        for (j, v) in sw.iter().enumerate() {
             out[64 * j + 4 * w..64 * j + 4 * w + 4].copy_from_slice(&v.to_le_bytes());
         }
     }

@@ -20,6 +20,9 @@ const MAX_BATCHES_PER_WAKE: usize = 64;
 const ACCEPT_PRESSURE: usize = 32;
 /// Datagrams queued for one `send_batch` round.
 const MAX_PENDING: usize = 256;
+/// How stale the hub's SNMP snapshot may get while the endpoint is active (summing the
+/// counters walks every session, so it is not done on every wake-up).
+pub const SNMP_REFRESH: std::time::Duration = std::time::Duration::from_millis(100);
 /// While the socket is full, re-check timers no more often than this.
 pub const BLOCKED_RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
 
@@ -109,6 +112,7 @@ pub struct Driver {
     pub stats: DriverStats,
     /// The socket refused datagrams (`WouldBlock`): output waits for writability.
     blocked: Option<Instant>,
+    snmp_at: Option<Instant>,
 }
 
 impl Driver {
@@ -124,6 +128,7 @@ impl Driver {
             tmp: Vec::new(),
             stats: DriverStats::default(),
             blocked: None,
+            snmp_at: None,
         }
     }
 
@@ -162,6 +167,14 @@ impl Driver {
         self.sync();
         let r = self.transmit(sock, now);
         self.sync();
+        if self
+            .snmp_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= SNMP_REFRESH)
+        {
+            self.snmp_at = Some(now);
+            let snmp = self.listener.snmp();
+            self.hub.lock().snmp = snmp;
+        }
         r
     }
 

@@ -93,6 +93,9 @@ pub struct HubState {
     pub listener_dropped: bool,
     /// The driver's loop counters, refreshed on every iteration.
     pub driver_stats: crate::driver::DriverStats,
+    /// kcp-go's 24 counters summed over the endpoint's sessions, refreshed at most every
+    /// [`crate::driver::SNMP_REFRESH`] while the endpoint is active.
+    pub snmp: tether_core::session::snmp::Snmp,
     wake_pending: bool,
     accept_waker: Option<Waker>,
     driver_waker: Option<Waker>,

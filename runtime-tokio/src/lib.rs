@@ -92,6 +92,12 @@ impl KcpListener {
         self.local
     }
 
+    /// kcp-go's 24 SNMP counters summed over this listener's sessions (kcptun's `--snmplog`
+    /// columns; `Snmp::csv_row`). Refreshed at most every 100 ms while the endpoint is busy.
+    pub fn snmp(&self) -> tether_core::session::snmp::Snmp {
+        self.hub.lock().snmp
+    }
+
     /// The socket task's loop counters (wake-ups, datagrams, system calls).
     pub fn driver_stats(&self) -> DriverStats {
         self.hub.lock().driver_stats

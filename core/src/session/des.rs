@@ -177,14 +177,12 @@ fn f(r: u32, k: RoundKey) -> u32 {
     let fb = &FEISTEL_BOX;
     let t = r ^ k.odd;
     let u = r.rotate_right(4) ^ k.even;
-    fb[7][(t & 0x3f) as usize]
-        ^ fb[5][((t >> 8) & 0x3f) as usize]
-        ^ fb[3][((t >> 16) & 0x3f) as usize]
-        ^ fb[1][((t >> 24) & 0x3f) as usize]
-        ^ fb[6][(u & 0x3f) as usize]
-        ^ fb[4][((u >> 8) & 0x3f) as usize]
-        ^ fb[2][((u >> 16) & 0x3f) as usize]
-        ^ fb[0][((u >> 24) & 0x3f) as usize]
+    // Two independent halves, so the loads and XORs overlap.
+    let odd = (fb[7][(t & 0x3f) as usize] ^ fb[5][((t >> 8) & 0x3f) as usize])
+        ^ (fb[3][((t >> 16) & 0x3f) as usize] ^ fb[1][((t >> 24) & 0x3f) as usize]);
+    let even = (fb[6][(u & 0x3f) as usize] ^ fb[4][((u >> 8) & 0x3f) as usize])
+        ^ (fb[2][((u >> 16) & 0x3f) as usize] ^ fb[0][((u >> 24) & 0x3f) as usize]);
+    odd ^ even
 }
 
 /// 16 rounds with the keys in the given order, on halves `(l, r)`; returns `(L16, R16)`

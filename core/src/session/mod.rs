@@ -6,7 +6,6 @@ mod des;
 pub mod fec;
 pub mod key;
 pub mod listener;
-mod salsa;
 // The file is named for what it holds (the Session machine), as DESIGN.md's layout has it.
 #[allow(clippy::module_inception)]
 mod session;

@@ -54,7 +54,16 @@ pub struct ReadOutcome {
 /// Reads batches into `listener` with one `now`, until the socket is drained, a fairness
 /// bound is hit, or new sessions pile up so the application should accept them first (a
 /// burst would otherwise overflow the backlog, as kcp-go's 128). Shared by every runtime.
-pub fn read_datagrams(
+pub fn read_datagrams(sock: &UdpSocket, listener: &mut Listener, now: Instant) -> ReadOutcome {
+    // One receive batch per thread, not per endpoint: 5 000 client endpoints would otherwise
+    // hold 64 KiB each. Nothing awaits while it is borrowed.
+    thread_local! {
+        static BATCH: std::cell::RefCell<RecvBatch> = std::cell::RefCell::new(RecvBatch::default());
+    }
+    BATCH.with(|b| read_into(sock, &mut b.borrow_mut(), listener, now))
+}
+
+fn read_into(
     sock: &UdpSocket,
     batch: &mut RecvBatch,
     listener: &mut Listener,
@@ -104,10 +113,8 @@ pub struct Driver {
     pub hub: Arc<Hub>,
     /// Whether incoming sessions are handed to `accept()`.
     pub server: bool,
-    batch: RecvBatch,
     out: Vec<u8>,
     pending: Vec<(SocketAddr, Range<usize>)>,
-    tmp: Vec<u8>,
     /// Loop counters.
     pub stats: DriverStats,
     /// The socket refused datagrams (`WouldBlock`): output waits for writability.
@@ -122,10 +129,8 @@ impl Driver {
             listener,
             hub,
             server,
-            batch: RecvBatch::default(),
             out: Vec::new(),
             pending: Vec::new(),
-            tmp: Vec::new(),
             stats: DriverStats::default(),
             blocked: None,
             snmp_at: None,
@@ -135,7 +140,7 @@ impl Driver {
     /// Reads datagrams until `WouldBlock` (returned as the error, so readiness-based runtimes
     /// can clear their flag) or until a fairness bound (then `Ok`).
     pub fn recv(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
-        let r = read_datagrams(sock, &mut self.batch, &mut self.listener, now);
+        let r = read_datagrams(sock, &mut self.listener, now);
         self.stats.syscalls += r.syscalls;
         self.stats.datagrams_in += r.datagrams;
         r.result
@@ -257,18 +262,21 @@ impl Driver {
                 Err(WriteError::Blocked) | Err(_) => break,
             }
         }
-        if self.tmp.is_empty() {
-            self.tmp = vec![0; 64 * 1024]; // allocated on first use: idle clients stay small
+        thread_local! {
+            static TMP: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
         }
-        while s.recv.len() < RECV_BUFFER {
-            match sess.read(&mut self.tmp) {
-                Ok(n) => {
-                    s.recv.extend(&self.tmp[..n]);
-                    progressed = true;
+        TMP.with(|tmp| {
+            let tmp = &mut tmp.borrow_mut()[..];
+            while s.recv.len() < RECV_BUFFER {
+                match sess.read(tmp) {
+                    Ok(n) => {
+                        s.recv.extend(&tmp[..n]);
+                        progressed = true;
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
+        });
         let unacked = !s.send.is_empty() || !sess.kcp().all_acked();
         if unacked != s.unacked {
             s.unacked = unacked;

@@ -51,7 +51,7 @@ use tether_core::session::{Listener, ListenerEvent, SessionId};
 
 use crate::config::Config;
 use crate::driver::read_datagrams;
-use crate::udp::{self, RecvBatch};
+use crate::udp;
 
 #[cfg(doc)]
 use tether_core::kcp::KcpEvent;
@@ -118,7 +118,6 @@ pub struct Endpoint {
     /// to the socket, not to a descriptor (mio's `SourceFd` needs its `os-ext` feature).
     reg: mio::net::UdpSocket,
     listener: Listener,
-    batch: RecvBatch,
     /// Bytes of the datagrams in `pending`.
     out: Vec<u8>,
     /// Datagrams taken from the listener and not yet sent, in order.
@@ -173,7 +172,6 @@ impl Endpoint {
             sock,
             reg,
             listener: cfg.listener(server),
-            batch: RecvBatch::default(),
             out: Vec::with_capacity(64 * 1024),
             pending: Vec::new(),
             blocked: false,
@@ -225,7 +223,7 @@ impl Endpoint {
     }
 
     fn recv(&mut self, now: Instant) -> io::Result<()> {
-        let r = read_datagrams(&self.sock, &mut self.batch, &mut self.listener, now);
+        let r = read_datagrams(&self.sock, &mut self.listener, now);
         self.stats.syscalls += r.syscalls;
         self.stats.datagrams_in += r.datagrams;
         match r.result {

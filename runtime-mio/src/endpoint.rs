@@ -164,6 +164,7 @@ impl Endpoint {
         cfg.validate()?;
         sock.set_nonblocking(true)?;
         udp::set_buffers(&sock, cfg.sockbuf);
+        udp::enable_gro(&sock);
         if cfg.dscp != 0 {
             udp::set_dscp(&sock, cfg.dscp);
         }

@@ -1,19 +1,27 @@
 //! Batched, non-blocking UDP I/O shared by the three runtimes: `recvmmsg`/`sendmmsg` on Linux,
-//! a `recv_from`/`send_to` loop elsewhere. Each call moves up to [`BATCH`] datagrams in one
+//! a `recv_from`/`send_to` loop elsewhere. Each call moves up to [`BATCH`] messages in one
 //! system call; on `WouldBlock` the caller waits for readiness (never an unbounded queue).
+//!
+//! On Linux, UDP GSO and GRO are used where the kernel supports them: consecutive datagrams
+//! of equal size to one peer leave as one `UDP_SEGMENT` message (the kernel splits them), and
+//! with `UDP_GRO` the kernel hands over coalesced runs that [`RecvBatch::iter`] splits again.
+//! A kernel that refuses either is detected once and the plain path is used from then on;
+//! `TETHER_NO_GSO=1` turns both off.
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
 /// Datagrams moved per system call.
 pub const BATCH: usize = 32;
-/// Largest datagram received (kcp-go's `mtuLimit` is 1500; leave room for odd peers).
-pub const MAX_DATAGRAM: usize = 2048;
+/// Receive slot size: a GRO run of coalesced datagrams can fill a whole 64 KiB message.
+pub const MAX_DATAGRAM: usize = 65_536;
 
 /// Receive buffers for one batch.
 pub struct RecvBatch {
     bufs: Vec<[u8; MAX_DATAGRAM]>,
     lens: [usize; BATCH],
     addrs: [Option<SocketAddr>; BATCH],
+    /// GRO segment size of each message (0: one datagram).
+    segs: [usize; BATCH],
     count: usize,
 }
 
@@ -23,15 +31,26 @@ impl Default for RecvBatch {
             bufs: vec![[0u8; MAX_DATAGRAM]; BATCH],
             lens: [0; BATCH],
             addrs: [None; BATCH],
+            segs: [0; BATCH],
             count: 0,
         }
     }
 }
 
 impl RecvBatch {
-    /// The datagrams of the last successful [`recv_batch`], with their sources.
+    /// The datagrams of the last successful [`recv_batch`], with their sources (GRO runs
+    /// split back into datagrams).
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        (0..self.count).filter_map(move |i| Some((self.addrs[i]?, &self.bufs[i][..self.lens[i]])))
+        (0..self.count).flat_map(move |i| {
+            let data = &self.bufs[i][..self.lens[i]];
+            let seg = if self.segs[i] == 0 {
+                data.len().max(1)
+            } else {
+                self.segs[i]
+            };
+            let addr = self.addrs[i];
+            data.chunks(seg).filter_map(move |d| Some((addr?, d)))
+        })
     }
 }
 
@@ -68,6 +87,12 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// Turns on UDP GRO for `sock` where the kernel supports it (best effort; [`recv_batch`]
+/// handles coalesced runs either way).
+pub fn enable_gro(sock: &UdpSocket) {
+    sys::enable_gro(sock);
+}
+
 /// Sets the socket's receive and send buffer sizes (kcptun `--sockbuf`), best effort.
 pub fn set_buffers(sock: &UdpSocket, bytes: usize) {
     sys::set_buffers(sock, bytes);
@@ -84,6 +109,7 @@ mod sys {
     use std::mem::{size_of, zeroed};
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
     use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::{RecvBatch, BATCH};
 
@@ -137,6 +163,58 @@ mod sys {
         }
     }
 
+    /// `SOL_UDP` options (not in every libc crate target).
+    const SOL_UDP: i32 = 17;
+    const UDP_SEGMENT: i32 = 103;
+    const UDP_GRO: i32 = 104;
+    /// GSO limits: segments per message, and bytes per message.
+    const GSO_MAX_SEGMENTS: usize = 64;
+    const GSO_MAX_BYTES: usize = 65_000;
+
+    /// Set once the kernel refused GSO (or `TETHER_NO_GSO` is set): plain sends from then on.
+    static GSO_OFF: AtomicBool = AtomicBool::new(false);
+    static GSO_CHECKED: std::sync::Once = std::sync::Once::new();
+
+    fn gso_off() -> bool {
+        GSO_CHECKED.call_once(|| {
+            if std::env::var_os("TETHER_NO_GSO").is_some_and(|v| v != "0") {
+                GSO_OFF.store(true, Ordering::Relaxed);
+            }
+        });
+        GSO_OFF.load(Ordering::Relaxed)
+    }
+
+    /// Control-message space for one `int`/`u16` option, 8-byte aligned.
+    type Cmsg = [u64; 4];
+
+    pub(super) fn enable_gro(sock: &UdpSocket) {
+        if !gso_off() {
+            setsockopt_int(sock, SOL_UDP, UDP_GRO, 1);
+        }
+    }
+
+    /// The `UDP_GRO` segment size in a received message's control data, if any.
+    fn gro_segment(hdr: &libc::msghdr) -> usize {
+        // SAFETY: `hdr` was filled by recvmmsg; CMSG_FIRSTHDR/NXTHDR walk only within
+        // msg_control[..msg_controllen], and each cmsg's data is read as the int it holds.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(hdr);
+            while !c.is_null() {
+                if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                    let mut v: i32 = 0;
+                    std::ptr::copy_nonoverlapping(
+                        libc::CMSG_DATA(c),
+                        (&mut v as *mut i32).cast(),
+                        size_of::<i32>(),
+                    );
+                    return v.max(0) as usize;
+                }
+                c = libc::CMSG_NXTHDR(hdr, c);
+            }
+        }
+        0
+    }
+
     pub(super) fn recv_batch(sock: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
         // SAFETY: all-zero is a valid value for these plain C structs.
         let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
@@ -144,6 +222,7 @@ mod sys {
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
         // SAFETY: as above.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        let mut ctrl: [Cmsg; BATCH] = [[0; 4]; BATCH];
         for i in 0..BATCH {
             iovs[i].iov_base = batch.bufs[i].as_mut_ptr().cast();
             iovs[i].iov_len = batch.bufs[i].len();
@@ -151,10 +230,12 @@ mod sys {
             msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             msgs[i].msg_hdr.msg_iov = &mut iovs[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_control = ctrl[i].as_mut_ptr().cast();
+            msgs[i].msg_hdr.msg_controllen = size_of::<Cmsg>() as _;
         }
-        // SAFETY: every mmsghdr points at a live iovec and sockaddr_storage owned by this stack
-        // frame (or at `batch.bufs`, borrowed mutably for the call); lengths are the buffers'
-        // real sizes; MSG_DONTWAIT keeps the call non-blocking.
+        // SAFETY: every mmsghdr points at a live iovec, sockaddr_storage and control buffer
+        // owned by this stack frame (or at `batch.bufs`, borrowed mutably for the call);
+        // lengths are the buffers' real sizes; MSG_DONTWAIT keeps the call non-blocking.
         let n = unsafe {
             libc::recvmmsg(
                 sock.as_raw_fd(),
@@ -171,42 +252,124 @@ mod sys {
         for i in 0..n {
             batch.lens[i] = msgs[i].msg_len as usize;
             batch.addrs[i] = to_addr(&names[i]);
+            batch.segs[i] = gro_segment(&msgs[i].msg_hdr);
         }
         Ok(n)
     }
 
+    /// Groups consecutive items into GSO runs: same peer, same size (the last may be
+    /// shorter), within the kernel's limits. Returns the item count of each run.
+    fn gso_runs(items: &[(SocketAddr, &[u8])], runs: &mut Vec<usize>) {
+        runs.clear();
+        let mut i = 0;
+        while i < items.len() {
+            let (addr, first) = items[i];
+            let size = first.len();
+            let mut n = 1;
+            let mut bytes = size;
+            while i + n < items.len() && n < GSO_MAX_SEGMENTS && size > 0 {
+                let (a, d) = items[i + n];
+                if a != addr || d.len() > size || bytes + d.len() > GSO_MAX_BYTES {
+                    break;
+                }
+                n += 1;
+                bytes += d.len();
+                if d.len() < size {
+                    break; // a shorter datagram can only end a run
+                }
+            }
+            runs.push(n);
+            i += n;
+        }
+    }
+
     pub(super) fn send_batch(sock: &UdpSocket, items: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
-        let n = items.len().min(BATCH);
+        let items = &items[..items.len().min(BATCH)];
+        if !gso_off() {
+            match send_messages(sock, items, true) {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::ENOPROTOOPT)
+                    ) =>
+                {
+                    // The kernel or device refuses UDP_SEGMENT: remember, and send plainly.
+                    tracing::debug!("UDP GSO unavailable ({e}); using plain sendmmsg");
+                    GSO_OFF.store(true, Ordering::Relaxed);
+                }
+                r => return r,
+            }
+        }
+        send_messages(sock, items, false)
+    }
+
+    /// One `sendmmsg` of `items`, as GSO runs when `gso`; returns how many items went out.
+    fn send_messages(
+        sock: &UdpSocket,
+        items: &[(SocketAddr, &[u8])],
+        gso: bool,
+    ) -> io::Result<usize> {
+        let mut runs = Vec::with_capacity(BATCH);
+        if gso {
+            gso_runs(items, &mut runs);
+        } else {
+            runs.extend(std::iter::repeat_n(1, items.len()));
+        }
         // SAFETY: all-zero is a valid value for these plain C structs.
         let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
         // SAFETY: as above.
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
         // SAFETY: as above.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        for i in 0..n {
-            let (addr, data) = &items[i];
-            let len = from_addr(addr, &mut names[i]);
+        let mut ctrl: [Cmsg; BATCH] = [[0; 4]; BATCH];
+        for (i, (_, data)) in items.iter().enumerate() {
             iovs[i].iov_base = data.as_ptr() as *mut libc::c_void;
             iovs[i].iov_len = data.len();
-            msgs[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
-            msgs[i].msg_hdr.msg_namelen = len;
-            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
         }
-        // SAFETY: the first `n` headers point at live addresses and at the callers' data
-        // slices, which outlive the call; the kernel only reads through iov_base for sends.
+        let mut start = 0;
+        for (m, &count) in runs.iter().enumerate() {
+            let (addr, first) = items[start];
+            let h = &mut msgs[m].msg_hdr;
+            h.msg_namelen = from_addr(&addr, &mut names[m]);
+            h.msg_name = (&mut names[m] as *mut libc::sockaddr_storage).cast();
+            h.msg_iov = &mut iovs[start];
+            h.msg_iovlen = count as _;
+            if count > 1 {
+                h.msg_control = ctrl[m].as_mut_ptr().cast();
+                // SAFETY: CMSG_SPACE/LEN are pure arithmetic.
+                h.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as _;
+                // SAFETY: the control buffer is 32 bytes, enough for one u16 cmsg
+                // (CMSG_SPACE(2) = 24), 8-byte aligned; CMSG_FIRSTHDR points into it.
+                unsafe {
+                    let c = libc::CMSG_FIRSTHDR(h);
+                    (*c).cmsg_level = SOL_UDP;
+                    (*c).cmsg_type = UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+                    let seg = first.len() as u16;
+                    std::ptr::copy_nonoverlapping(
+                        (&seg as *const u16).cast(),
+                        libc::CMSG_DATA(c),
+                        size_of::<u16>(),
+                    );
+                }
+            }
+            start += count;
+        }
+        // SAFETY: the first `runs.len()` headers point at live addresses, control buffers and
+        // iovecs over the callers' data slices, all of which outlive the call; the kernel only
+        // reads through them for a send.
         let r = unsafe {
             libc::sendmmsg(
                 sock.as_raw_fd(),
                 msgs.as_mut_ptr(),
-                n as u32,
+                runs.len() as u32,
                 libc::MSG_DONTWAIT,
             )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(r as usize)
+        Ok(runs[..r as usize].iter().sum())
     }
 
     fn setsockopt_int(sock: &UdpSocket, level: i32, name: i32, value: i32) {
@@ -264,6 +427,7 @@ mod sys {
         sock.send_to(data, addr).map(|_| 1)
     }
 
+    pub(super) fn enable_gro(_sock: &UdpSocket) {}
     pub(super) fn set_buffers(_sock: &UdpSocket, _bytes: usize) {}
     pub(super) fn set_dscp(_sock: &UdpSocket, _dscp: u8) {}
 }
@@ -298,5 +462,43 @@ mod tests {
             got.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
             payloads
         );
+    }
+}
+
+#[cfg(test)]
+mod gso_tests {
+    use super::*;
+
+    /// Equal-size runs (GSO on send, GRO on receive where the kernel has them) come out as
+    /// exactly the datagrams that went in, in order.
+    #[test]
+    fn gso_and_gro_preserve_datagram_boundaries() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        enable_gro(&b);
+        let to = b.local_addr().unwrap();
+        // 20 full datagrams, a short one (ends the run), 10 more full, then odd sizes.
+        let mut payloads: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 1350]).collect();
+        payloads.push(vec![0xAA; 100]);
+        payloads.extend((0..10u8).map(|i| vec![100 + i; 1350]));
+        payloads.extend([vec![1; 7], vec![2; 900], vec![3; 1350]]);
+        let items: Vec<(SocketAddr, &[u8])> = payloads.iter().map(|p| (to, p.as_slice())).collect();
+        let mut sent = 0;
+        while sent < items.len() {
+            sent += send_batch(&a, &items[sent..]).unwrap();
+        }
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut batch = RecvBatch::default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < payloads.len() && std::time::Instant::now() < deadline {
+            match recv_batch(&b, &mut batch) {
+                Ok(_) => got.extend(batch.iter().map(|(_, d)| d.to_vec())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, payloads);
     }
 }

@@ -77,6 +77,7 @@ pub struct KcpStream {
 fn bind_socket(addr: impl ToSocketAddrs, cfg: &Config) -> io::Result<Async<UdpSocket>> {
     let sock = UdpSocket::bind(addr)?;
     udp::set_buffers(&sock, cfg.sockbuf);
+    udp::enable_gro(&sock);
     if cfg.dscp != 0 {
         udp::set_dscp(&sock, cfg.dscp);
     }

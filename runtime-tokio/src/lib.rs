@@ -66,6 +66,7 @@ async fn bind_socket(
     let std_sock = tokio_sock.into_std()?;
     std_sock.set_nonblocking(true)?;
     udp::set_buffers(&std_sock, cfg.sockbuf);
+    udp::enable_gro(&std_sock);
     if cfg.dscp != 0 {
         udp::set_dscp(&std_sock, cfg.dscp);
     }

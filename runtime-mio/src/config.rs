@@ -116,6 +116,15 @@ impl Config {
         self
     }
 
+    /// Applies the socket-level settings (buffers, GRO, DSCP) to a freshly bound socket.
+    pub fn configure_socket(&self, sock: &std::net::UdpSocket) {
+        crate::udp::set_buffers(sock, self.sockbuf);
+        crate::udp::enable_gro(sock);
+        if self.dscp != 0 {
+            crate::udp::set_dscp(sock, self.dscp);
+        }
+    }
+
     /// Checks values kcp-go would reject, with a message saying what to change.
     pub fn validate(&self) -> std::io::Result<()> {
         let k = self.session.effective_kcp();

@@ -163,11 +163,7 @@ impl Endpoint {
     pub fn from_std(sock: UdpSocket, cfg: &Config, server: bool) -> io::Result<Endpoint> {
         cfg.validate()?;
         sock.set_nonblocking(true)?;
-        udp::set_buffers(&sock, cfg.sockbuf);
-        udp::enable_gro(&sock);
-        if cfg.dscp != 0 {
-            udp::set_dscp(&sock, cfg.dscp);
-        }
+        cfg.configure_socket(&sock);
         let reg = mio::net::UdpSocket::from_std(sock.try_clone()?);
         Ok(Endpoint {
             sock,

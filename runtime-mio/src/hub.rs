@@ -274,6 +274,28 @@ impl Hub {
         st.mark_dirty(id);
     }
 
+    /// `accept()` for every async runtime: the next session and its remote address.
+    pub async fn accept(
+        &self,
+        local: std::net::SocketAddr,
+    ) -> io::Result<(SessionId, std::net::SocketAddr)> {
+        let id = std::future::poll_fn(|cx| self.poll_accept(cx))
+            .await
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the KCP listener task has stopped",
+                )
+            })?;
+        let peer = self
+            .lock()
+            .streams
+            .get(&id)
+            .and_then(|s| s.peer)
+            .unwrap_or(local);
+        Ok((id, peer))
+    }
+
     /// `accept()`: the next incoming session, or `None` once the endpoint stopped.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Option<SessionId>> {
         let mut st = self.lock();

@@ -41,7 +41,7 @@
 //! [`async_io::Timer`], e.g. with `futures_lite::future::or`.
 #![warn(missing_docs)]
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::pin::Pin;
@@ -54,7 +54,6 @@ use futures_lite::future;
 use tether_core::session::SessionId;
 use tether_runtime_mio::driver::Driver;
 use tether_runtime_mio::hub::Hub;
-use tether_runtime_mio::udp;
 
 pub use tether_runtime_mio::config::Config;
 pub use tether_runtime_mio::driver::DriverStats;
@@ -76,11 +75,7 @@ pub struct KcpStream {
 
 fn bind_socket(addr: impl ToSocketAddrs, cfg: &Config) -> io::Result<Async<UdpSocket>> {
     let sock = UdpSocket::bind(addr)?;
-    udp::set_buffers(&sock, cfg.sockbuf);
-    udp::enable_gro(&sock);
-    if cfg.dscp != 0 {
-        udp::set_dscp(&sock, cfg.dscp);
-    }
+    cfg.configure_socket(&sock);
     // Sets the socket non-blocking and registers it with async-io's reactor.
     Async::new(sock)
 }
@@ -123,21 +118,7 @@ impl KcpListener {
 
     /// Waits for the next session.
     pub async fn accept(&self) -> io::Result<(KcpStream, SocketAddr)> {
-        let id = poll_fn(|cx| self.hub.poll_accept(cx))
-            .await
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "the KCP listener task has stopped",
-                )
-            })?;
-        let peer = self
-            .hub
-            .lock()
-            .streams
-            .get(&id)
-            .and_then(|s| s.peer)
-            .unwrap_or(self.local);
+        let (id, peer) = self.hub.accept(self.local).await?;
         Ok((
             KcpStream {
                 hub: Arc::clone(&self.hub),

@@ -24,7 +24,7 @@
 //! Deadlines are tokio's: wrap any call in `tokio::time::timeout`.
 #![warn(missing_docs)]
 
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -35,7 +35,6 @@ use std::time::Instant;
 use tether_core::session::SessionId;
 use tether_runtime_mio::driver::Driver;
 use tether_runtime_mio::hub::Hub;
-use tether_runtime_mio::udp;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::ToSocketAddrs;
@@ -65,11 +64,7 @@ async fn bind_socket(
     let tokio_sock = tokio::net::UdpSocket::bind(addr).await?;
     let std_sock = tokio_sock.into_std()?;
     std_sock.set_nonblocking(true)?;
-    udp::set_buffers(&std_sock, cfg.sockbuf);
-    udp::enable_gro(&std_sock);
-    if cfg.dscp != 0 {
-        udp::set_dscp(&std_sock, cfg.dscp);
-    }
+    cfg.configure_socket(&std_sock);
     // SAFETY: a std `UdpSocket` owns its descriptor: it stays open, referring to the same
     // socket, until the socket is dropped, which happens only when the `AsyncFd` is dropped;
     // `as_raw_fd` always returns that descriptor.
@@ -106,21 +101,7 @@ impl KcpListener {
 
     /// Waits for the next session.
     pub async fn accept(&self) -> io::Result<(KcpStream, SocketAddr)> {
-        let id = poll_fn(|cx| self.hub.poll_accept(cx))
-            .await
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "the KCP listener task has stopped",
-                )
-            })?;
-        let peer = self
-            .hub
-            .lock()
-            .streams
-            .get(&id)
-            .and_then(|s| s.peer)
-            .unwrap_or(self.local);
+        let (id, peer) = self.hub.accept(self.local).await?;
         Ok((
             KcpStream {
                 hub: Arc::clone(&self.hub),

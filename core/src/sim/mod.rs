@@ -72,5 +72,5 @@ pub use seed::{parse_seed, seed_from_env, SeedGuard, DUMP_ENV, SEED_ENV};
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // #[cfg(test)]: the origin of virtual time
 pub(crate) fn test_start() -> std::time::Instant {
-    std::time::Instant::now()
+    std::time::Instant::now() // #[cfg(test)] only: the origin of virtual time in unit tests
 }

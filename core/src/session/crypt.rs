@@ -19,6 +19,7 @@
 use core::fmt;
 
 use super::des::TdesEde3;
+use super::salsa::Salsa20;
 use super::sm4::Sm4;
 use super::twofish::Twofish;
 use aes::{Aes128, Aes192, Aes256};
@@ -26,11 +27,8 @@ use blowfish::Blowfish;
 use cast5::Cast5;
 use cfb_mode::{BufDecryptor, BufEncryptor};
 use cipher::consts::{U16, U8};
-use cipher::{
-    Block, BlockCipher, BlockEncrypt, Key, KeyInit, KeyIvInit, KeySizeUser, StreamCipher,
-};
+use cipher::{Block, BlockCipher, BlockEncrypt, Key, KeyInit, KeySizeUser};
 use rand_core::RngCore;
-use salsa20::Salsa20;
 use sha1::Sha1;
 
 /// Size of the random nonce at the start of every datagram (kcp-go-session.md §1).
@@ -217,7 +215,9 @@ impl PacketCrypt {
             CipherKind::Aes256 => Box::new(Cfb::<Aes256>::new(key)),
             CipherKind::Aes128 => Box::new(Cfb::<Aes128>::new(key)),
             CipherKind::Aes192 => Box::new(Cfb::<Aes192>::new(key)),
-            CipherKind::Salsa20 => Box::new(Salsa20Packet { key: *pass }),
+            CipherKind::Salsa20 => Box::new(Salsa20Packet {
+                key: Salsa20::new(pass),
+            }),
             CipherKind::Blowfish => Box::new(Cfb::<Blowfish>::new(key)),
             CipherKind::Twofish => Box::new(Cfb::<Twofish>::new(key)),
             CipherKind::Cast5 => Box::new(Cfb::<Cast5>::new(key)),
@@ -323,7 +323,7 @@ impl<C: BlockCipher + BlockEncrypt + Send + Sync> Transform for Cfb<C> {
 
 /// Salsa20/20 with the datagram's first 8 bytes as nonce (kcp-go-session.md §3.3).
 struct Salsa20Packet {
-    key: [u8; 32],
+    key: Salsa20,
 }
 
 impl Salsa20Packet {
@@ -333,8 +333,9 @@ impl Salsa20Packet {
             return;
         }
         let (nonce, body) = buf.split_at_mut(SALSA20_NONCE);
-        let mut cipher = Salsa20::new((&self.key).into(), (&*nonce).into());
-        cipher.apply_keystream(body);
+        let mut n = [0u8; SALSA20_NONCE];
+        n.copy_from_slice(nonce);
+        self.key.apply(&n, body);
     }
 }
 

@@ -7,6 +7,7 @@ pub mod fec;
 pub mod key;
 pub mod listener;
 // The file is named for what it holds (the Session machine), as DESIGN.md's layout has it.
+mod salsa;
 #[allow(clippy::module_inception)]
 mod session;
 mod sm4;

@@ -105,6 +105,95 @@ fn read_into(
     out
 }
 
+/// What one [`Outbox::flush`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlushReport {
+    /// `sendmmsg` calls made.
+    pub syscalls: u64,
+    /// Datagrams the socket accepted.
+    pub sent: u64,
+    /// Datagrams the kernel refused (dropped and counted: one bad peer must not wedge the
+    /// queue).
+    pub errors: u64,
+    /// The socket is full: the rest waits for writability.
+    pub blocked: bool,
+}
+
+/// Datagrams drained from a listener and not yet accepted by the socket, in order, and
+/// bounded (256 datagrams); the rest stays inside the sessions, bounded by their windows.
+/// Shared by the driver and the mio endpoint.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    out: Vec<u8>,
+    pending: Vec<(SocketAddr, Range<usize>)>,
+}
+
+impl Outbox {
+    /// Whether nothing waits for the socket.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Drains `listener` and sends until everything went out or the socket is full.
+    pub fn flush(
+        &mut self,
+        listener: &mut Listener,
+        sock: &UdpSocket,
+        now: Instant,
+    ) -> FlushReport {
+        let mut r = FlushReport::default();
+        loop {
+            while self.pending.len() < MAX_PENDING {
+                let start = self.out.len();
+                let Some((to, _)) = listener.poll_transmit(now, &mut self.out) else {
+                    break;
+                };
+                self.pending.push((to, start..self.out.len()));
+            }
+            if self.pending.is_empty() {
+                self.out.clear();
+                return r;
+            }
+            let items: Vec<(SocketAddr, &[u8])> = self
+                .pending
+                .iter()
+                .map(|(a, rg)| (*a, &self.out[rg.clone()]))
+                .collect();
+            r.syscalls += 1;
+            match udp::send_batch(sock, &items) {
+                Ok(sent) => {
+                    r.sent += sent as u64;
+                    if sent < self.pending.len() {
+                        self.compact(sent);
+                        r.blocked = true;
+                        return r;
+                    }
+                    self.pending.clear();
+                    self.out.clear();
+                }
+                Err(e) => {
+                    tracing::debug!(to = %self.pending[0].0, "dropped outgoing datagram: {e}");
+                    r.errors += 1;
+                    self.compact(1);
+                }
+            }
+        }
+    }
+
+    /// Drops the first `sent` pending datagrams, keeping the rest (and their bytes) in order.
+    fn compact(&mut self, sent: usize) {
+        let cut = self
+            .pending
+            .get(sent)
+            .map_or(self.out.len(), |(_, r)| r.start);
+        self.out.drain(..cut);
+        self.pending.drain(..sent);
+        for (_, r) in self.pending.iter_mut() {
+            *r = r.start - cut..r.end - cut;
+        }
+    }
+}
+
 /// One endpoint's protocol state plus its I/O scratch space.
 pub struct Driver {
     /// The core listener (server) or client endpoint.
@@ -113,8 +202,7 @@ pub struct Driver {
     pub hub: Arc<Hub>,
     /// Whether incoming sessions are handed to `accept()`.
     pub server: bool,
-    out: Vec<u8>,
-    pending: Vec<(SocketAddr, Range<usize>)>,
+    outbox: Outbox,
     /// Loop counters.
     pub stats: DriverStats,
     /// The socket refused datagrams (`WouldBlock`): output waits for writability.
@@ -129,8 +217,7 @@ impl Driver {
             listener,
             hub,
             server,
-            out: Vec::new(),
-            pending: Vec::new(),
+            outbox: Outbox::default(),
             stats: DriverStats::default(),
             blocked: None,
             snmp_at: None,
@@ -190,7 +277,7 @@ impl Driver {
 
     /// Whether the endpoint can stop: no handles left and no sessions left.
     pub fn finished(&self) -> bool {
-        Arc::strong_count(&self.hub) == 1 && self.listener.is_empty() && self.pending.is_empty()
+        Arc::strong_count(&self.hub) == 1 && self.listener.is_empty() && self.outbox.is_empty()
     }
 
     /// Moves bytes between the hub and the sessions, and turns listener events into stream
@@ -291,49 +378,18 @@ impl Driver {
         }
     }
 
-    /// Drains the listener's datagrams into the batch and sends until the socket is full.
+    /// Drains the listener's datagrams and sends until the socket is full, then returns
+    /// `Err(WouldBlock)` so the runtime waits for writability.
     pub fn transmit(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
-        loop {
-            while self.pending.len() < MAX_PENDING {
-                let start = self.out.len();
-                let Some((to, _)) = self.listener.poll_transmit(now, &mut self.out) else {
-                    break;
-                };
-                self.pending.push((to, start..self.out.len()));
-            }
-            if self.pending.is_empty() {
-                self.blocked = None;
-                return Ok(());
-            }
-            let items: Vec<(SocketAddr, &[u8])> = self
-                .pending
-                .iter()
-                .map(|(a, r)| (*a, &self.out[r.clone()]))
-                .collect();
-            self.stats.syscalls += 1;
-            let sent = udp::send_batch(sock, &items)?;
-            self.stats.datagrams_out += sent as u64;
-            if sent < self.pending.len() {
-                self.compact(sent);
-                self.blocked = Some(now);
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            self.pending.clear();
-            self.out.clear();
+        let r = self.outbox.flush(&mut self.listener, sock, now);
+        self.stats.syscalls += r.syscalls;
+        self.stats.datagrams_out += r.sent;
+        if r.blocked {
+            self.blocked = Some(now);
+            return Err(io::ErrorKind::WouldBlock.into());
         }
-    }
-
-    /// Drops the first `sent` pending datagrams, keeping the rest (and their bytes) in order.
-    fn compact(&mut self, sent: usize) {
-        let cut = self
-            .pending
-            .get(sent)
-            .map_or(self.out.len(), |(_, r)| r.start);
-        self.out.drain(..cut);
-        self.pending.drain(..sent);
-        for (_, r) in self.pending.iter_mut() {
-            *r = r.start - cut..r.end - cut;
-        }
+        self.blocked = None;
+        Ok(())
     }
 
     /// Opens a client session to `addr` and registers its stream.

@@ -40,7 +40,6 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use mio::event::Source;
@@ -50,17 +49,11 @@ use tether_core::session::snmp::Snmp;
 use tether_core::session::{Listener, ListenerEvent, SessionId};
 
 use crate::config::Config;
-use crate::driver::read_datagrams;
-use crate::udp;
+use crate::driver::{read_datagrams, Outbox};
 
 #[cfg(doc)]
 use tether_core::kcp::KcpEvent;
 
-/// Datagram batches read per [`Endpoint::process`] before other work gets a turn (the
-/// next deadline is then "now", so the loop comes straight back).
-/// Datagrams held for one `sendmmsg` round; also the bound on datagrams kept while the
-/// socket is full (the rest stays inside the sessions, bounded by their KCP windows).
-const MAX_PENDING: usize = 256;
 /// While the socket is full, the longest sleep before timers are looked at again if the
 /// writable event is slow to come.
 const BLOCKED_RECHECK: Duration = Duration::from_millis(10);
@@ -118,10 +111,8 @@ pub struct Endpoint {
     /// to the socket, not to a descriptor (mio's `SourceFd` needs its `os-ext` feature).
     reg: mio::net::UdpSocket,
     listener: Listener,
-    /// Bytes of the datagrams in `pending`.
-    out: Vec<u8>,
     /// Datagrams taken from the listener and not yet sent, in order.
-    pending: Vec<(SocketAddr, Range<usize>)>,
+    outbox: Outbox,
     /// The socket said `WouldBlock`: the rest goes out on the next writable wake-up.
     blocked: bool,
     /// The last read stopped at the fairness bound, not at `WouldBlock`.
@@ -138,7 +129,7 @@ impl fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("local", &self.sock.local_addr().ok())
             .field("sessions", &self.listener.len())
-            .field("pending", &self.pending.len())
+            .field("outbox_empty", &self.outbox.is_empty())
             .field("blocked", &self.blocked)
             .finish_non_exhaustive()
     }
@@ -169,8 +160,7 @@ impl Endpoint {
             sock,
             reg,
             listener: cfg.listener(server),
-            out: Vec::with_capacity(64 * 1024),
-            pending: Vec::new(),
+            outbox: Outbox::default(),
             blocked: false,
             more_to_read: false,
             app_dirty: false,
@@ -239,61 +229,14 @@ impl Endpoint {
         }
     }
 
-    /// Moves the listener's datagrams into `pending` and sends until the socket is full.
+    /// Moves the listener's datagrams out and sends until the socket is full.
     fn transmit(&mut self, now: Instant) {
-        self.blocked = false;
-        loop {
-            while self.pending.len() < MAX_PENDING {
-                let start = self.out.len();
-                let Some((to, _)) = self.listener.poll_transmit(now, &mut self.out) else {
-                    break;
-                };
-                self.pending.push((to, start..self.out.len()));
-            }
-            if self.pending.is_empty() {
-                self.out.clear();
-                return;
-            }
-            let items: Vec<(SocketAddr, &[u8])> = self
-                .pending
-                .iter()
-                .map(|(a, r)| (*a, &self.out[r.clone()]))
-                .collect();
-            self.stats.syscalls += 1;
-            match udp::send_batch(&self.sock, &items) {
-                Ok(sent) if sent == self.pending.len() => {
-                    self.stats.datagrams_out += sent as u64;
-                    self.pending.clear();
-                    self.out.clear();
-                }
-                Ok(sent) => {
-                    self.stats.datagrams_out += sent as u64;
-                    self.stats.blocked += 1;
-                    self.compact(sent);
-                    self.blocked = true;
-                    return;
-                }
-                Err(e) => {
-                    let to = self.pending[0].0;
-                    tracing::debug!(%to, "dropped outgoing datagram: {e}");
-                    self.stats.send_errors += 1;
-                    self.compact(1);
-                }
-            }
-        }
-    }
-
-    /// Drops the first `sent` pending datagrams, keeping the rest (and their bytes) in order.
-    fn compact(&mut self, sent: usize) {
-        let cut = self
-            .pending
-            .get(sent)
-            .map_or(self.out.len(), |(_, r)| r.start);
-        self.out.drain(..cut);
-        self.pending.drain(..sent);
-        for (_, r) in self.pending.iter_mut() {
-            *r = r.start - cut..r.end - cut;
-        }
+        let r = self.outbox.flush(&mut self.listener, &self.sock, now);
+        self.stats.syscalls += r.syscalls;
+        self.stats.datagrams_out += r.sent;
+        self.stats.send_errors += r.errors;
+        self.stats.blocked += u64::from(r.blocked);
+        self.blocked = r.blocked;
     }
 
     /// Takes the oldest session waiting for the application (after

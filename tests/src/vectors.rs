@@ -489,6 +489,24 @@ pub fn describe_datagram(datagram: &[u8], reserved: usize) -> String {
     s
 }
 
+/// The first line where `got` and `want` differ, for a readable failure when a regenerated
+/// vector file no longer matches the checked-in one.
+pub fn first_difference(got: &str, want: &str) -> String {
+    let pair = got
+        .lines()
+        .zip(want.lines())
+        .enumerate()
+        .find(|(_, (g, w))| g != w);
+    match pair {
+        Some((i, (g, w))) => format!("line {}:\n got: {:.200}\nwant: {:.200}", i + 1, g, w),
+        None => format!(
+            "line counts differ: {} vs {}",
+            got.lines().count(),
+            want.lines().count()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tether_tests::vectors::first_difference;
 
 use tether_core::session::crypt::{CipherKind, PacketCrypt};
 use tether_core::session::key::kcptun_key;
@@ -128,23 +129,6 @@ fn cipher_lines_match_packet_crypt() {
         "every cipher has vectors"
     );
     assert!(vectors.len() >= 250, "only {} vectors", vectors.len());
-}
-
-/// The first line where `got` and `want` differ, for a readable failure.
-fn first_difference(got: &str, want: &str) -> String {
-    let pair = got
-        .lines()
-        .zip(want.lines())
-        .enumerate()
-        .find(|(_, (g, w))| g != w);
-    match pair {
-        Some((i, (g, w))) => format!("line {}:\n got: {:.200}\nwant: {:.200}", i + 1, g, w),
-        None => format!(
-            "line counts differ: {} vs {}",
-            got.lines().count(),
-            want.lines().count()
-        ),
-    }
 }
 
 /// The checked-in file must be exactly what the dumper prints today. Without Go (or

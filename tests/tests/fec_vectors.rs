@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use tether_tests::vectors::first_difference;
 
 use tether_core::session::fec::{FecDecoder, FecEncoder};
 use tether_tests::go::{build_go, require_peer};
@@ -251,23 +252,6 @@ fn our_fec_matches_kcp_go_vectors() {
         autotuned >= 2,
         "only {autotuned} scenarios exercise autotune"
     );
-}
-
-/// The first line where `got` and `want` differ, for a readable failure.
-fn first_difference(got: &str, want: &str) -> String {
-    let pair = got
-        .lines()
-        .zip(want.lines())
-        .enumerate()
-        .find(|(_, (g, w))| g != w);
-    match pair {
-        Some((i, (g, w))) => format!("line {}:\n got: {:.200}\nwant: {:.200}", i + 1, g, w),
-        None => format!(
-            "line counts differ: {} vs {}",
-            got.lines().count(),
-            want.lines().count()
-        ),
-    }
 }
 
 /// The checked-in file must be exactly what the Go dumper prints today (skips without Go

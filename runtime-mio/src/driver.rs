@@ -375,6 +375,10 @@ impl Driver {
         if s.dropped && !unacked {
             st.streams.remove(&id);
             self.listener.close(id);
+            return;
+        }
+        if s.send.is_empty() && s.recv.is_empty() && sess.is_idle() {
+            s.release_buffers();
         }
     }
 

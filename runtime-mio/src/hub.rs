@@ -67,6 +67,17 @@ pub struct StreamBuf {
 }
 
 impl StreamBuf {
+    /// Gives back the capacity of the empty byte buffers (an idle session's stream costs
+    /// only its struct; the buffers grow again on the next read or write).
+    pub fn release_buffers(&mut self) {
+        if self.send.is_empty() {
+            self.send = VecDeque::new();
+        }
+        if self.recv.is_empty() {
+            self.recv = VecDeque::new();
+        }
+    }
+
     /// Wakes whoever waits on this stream.
     pub fn wake(&mut self) {
         if let Some(w) = self.read_waker.take() {

@@ -1,5 +1,7 @@
 //! The four queues: user data in (`send`), in order out (`recv`), and the buffer pool
 //! (kcp.md §4, §7).
+use std::collections::VecDeque;
+
 use super::{Kcp, RecvError, Seg, SendError, ASK_TELL, MAX_FRAGMENTS};
 
 impl Kcp {
@@ -15,6 +17,39 @@ impl Kcp {
             b.clear();
             self.pool.push(b);
         }
+    }
+
+    /// Whether the control block is idle: nothing queued, in flight, unacknowledged,
+    /// unread, out of order, waiting to be ACKed or sent, and no probe or flush pending.
+    pub fn is_idle(&self) -> bool {
+        self.snd_queue.is_empty()
+            && self.snd_buf.is_empty()
+            && self.rcv_buf.is_empty()
+            && self.rcv_queue.is_empty()
+            && self.acklist.is_empty()
+            && self.out.is_empty()
+            && self.events.is_empty()
+            && self.probe == 0
+            && !self.flush_pending
+    }
+
+    /// Gives back the memory of an idle control block ([`Kcp::is_idle`]): the buffer pool,
+    /// the queues' capacity and the datagram being built beyond its reserved header space.
+    /// Does nothing while the block is busy. The next send or input allocates again; a
+    /// session that stays busy keeps its pool and allocates nothing per segment.
+    pub fn release_idle(&mut self) {
+        if !self.is_idle() {
+            return;
+        }
+        self.pool = Vec::new();
+        self.snd_queue = VecDeque::new();
+        self.snd_buf = VecDeque::new();
+        self.rcv_buf = VecDeque::new();
+        self.rcv_queue = VecDeque::new();
+        self.acklist = Vec::new();
+        self.out = VecDeque::new();
+        self.events = VecDeque::new();
+        self.obuf.shrink_to_fit();
     }
 
     fn new_seg(&mut self, data: &[u8], frg: u8) -> Seg {

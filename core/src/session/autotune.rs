@@ -16,9 +16,10 @@ struct Pulse {
 }
 
 /// The sample ring; all entries start as `(parity, seqid 0)` like kcp-go's zero value.
+/// Boxed (2 KB): the session that owns it stays small.
 #[derive(Debug, Clone)]
 pub struct AutoTune {
-    pulses: [Pulse; MAX_AUTOTUNE_SAMPLES],
+    pulses: Box<[Pulse; MAX_AUTOTUNE_SAMPLES]>,
 }
 
 impl Default for AutoTune {
@@ -31,7 +32,7 @@ impl AutoTune {
     /// An empty ring.
     pub fn new() -> Self {
         Self {
-            pulses: [Pulse::default(); MAX_AUTOTUNE_SAMPLES],
+            pulses: Box::new([Pulse::default(); MAX_AUTOTUNE_SAMPLES]),
         }
     }
 

@@ -84,11 +84,34 @@ pub enum FecError {
     NotFec(u16),
 }
 
-fn check_counts(data: usize, parity: usize) -> Result<ReedSolomon, FecError> {
+/// The conditions under which `ReedSolomon::new` succeeds (kcp-go-session.md §4.5), checked
+/// without building the codec: codecs are built on first use (see [`Codec`]).
+fn check_counts(data: usize, parity: usize) -> Result<(), FecError> {
     if data == 0 || parity == 0 || data + parity > MAX_TOTAL_SHARDS {
         return Err(FecError::InvalidShards { data, parity });
     }
-    ReedSolomon::new(data, parity).map_err(|_| FecError::InvalidShards { data, parity })
+    Ok(())
+}
+
+/// A Reed–Solomon codec built on first use and dropped when the session goes idle.
+///
+/// `reed_solomon_erasure::ReedSolomon` is about 1.2 KB inline plus a 254-entry decode-matrix
+/// cache (about 9 KB of hash table) allocated up front; an idle session needs neither.
+#[derive(Default)]
+struct Codec(Option<Box<ReedSolomon>>);
+
+impl Codec {
+    /// The codec for `data` + `parity` shards, built if it is not there yet.
+    fn get(&mut self, data: usize, parity: usize) -> Option<&ReedSolomon> {
+        if self.0.is_none() {
+            self.0 = ReedSolomon::new(data, parity).ok().map(Box::new);
+        }
+        self.0.as_deref()
+    }
+
+    fn release(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// The KCP bytes inside a recovered datagram: `r[2..sz]` where `sz` is its size field, or
@@ -109,6 +132,15 @@ struct Window {
     start: usize,
 }
 
+impl Window {
+    /// Room for the largest datagram at once, so a busy encoder never reallocates (a
+    /// no-op once the buffer has it).
+    fn reserve_full(&mut self) {
+        let len = self.buf.len();
+        self.buf.reserve_exact(MTU_LIMIT.saturating_sub(len));
+    }
+}
+
 impl AsRef<[u8]> for Window {
     fn as_ref(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
@@ -122,7 +154,8 @@ impl AsMut<[u8]> for Window {
 }
 
 /// Sender side: stamps data datagrams and makes parity datagrams (kcp-go-session.md §4.1,
-/// §4.2). Buffers are allocated once (`data + parity` × 1500 bytes) and reused.
+/// §4.2). Shard buffers (`data + parity` × 1500 bytes) and the codec are allocated on first
+/// use and reused; [`FecEncoder::release_idle`] gives them back.
 pub struct FecEncoder {
     data_shards: usize,
     parity_shards: usize,
@@ -132,8 +165,10 @@ pub struct FecEncoder {
     max_size: usize,
     header_offset: usize,
     payload_offset: usize,
+    /// The current group's shards; empty until the first datagram (and after
+    /// [`FecEncoder::release_idle`] with no group pending).
     shards: Vec<Window>,
-    codec: ReedSolomon,
+    codec: Codec,
 }
 
 impl core::fmt::Debug for FecEncoder {
@@ -153,18 +188,12 @@ impl FecEncoder {
     /// `offset` is where the FEC header starts in each datagram: 20 with the crypto header,
     /// 0 without (kcp-go-session.md §4.2).
     pub fn new(data_shards: usize, parity_shards: usize, offset: usize) -> Result<Self, FecError> {
-        let codec = check_counts(data_shards, parity_shards)?;
+        check_counts(data_shards, parity_shards)?;
         if offset + FEC_HEADER_SIZE_PLUS2 > MTU_LIMIT {
             return Err(FecError::InvalidOffset { offset });
         }
         let n = data_shards + parity_shards;
         let payload_offset = offset + FEC_HEADER_SIZE;
-        let shards = (0..n)
-            .map(|_| Window {
-                buf: Vec::with_capacity(MTU_LIMIT),
-                start: payload_offset,
-            })
-            .collect();
         Ok(Self {
             data_shards,
             parity_shards,
@@ -175,8 +204,8 @@ impl FecEncoder {
             max_size: 0,
             header_offset: offset,
             payload_offset,
-            shards,
-            codec,
+            shards: Vec::new(),
+            codec: Codec::default(),
         })
     }
 
@@ -211,6 +240,19 @@ impl FecEncoder {
         self.shard_count
     }
 
+    /// Gives back the memory an idle sender does not need: the codec and every shard
+    /// buffer, except the data datagrams of the current, incomplete group, which the
+    /// group's parity is computed from (kcp-go-session.md §4.2) and which are kept at their
+    /// exact length. The next datagram allocates again.
+    pub fn release_idle(&mut self) {
+        self.codec.release();
+        self.shards.truncate(self.shard_count);
+        for s in self.shards.iter_mut() {
+            s.buf.shrink_to_fit();
+        }
+        self.shards.shrink_to_fit();
+    }
+
     /// Stamps `pkt` as a data shard (seqid, type 0xF1 at `offset`, size at `offset + 6`)
     /// and, if it completes a group, calls `emit` once per parity datagram in parity
     /// order. Returns how many parity datagrams were emitted.
@@ -228,8 +270,17 @@ impl FecEncoder {
         let seqid = self.next;
         self.next = self.next.wrapping_add(1); // kcp-go-session.md §4.1: data never wraps at paws
         self.stamp_data(pkt, seqid);
+        if self.shards.len() < self.data_shards + self.parity_shards {
+            let start = self.payload_offset;
+            self.shards
+                .resize_with(self.data_shards + self.parity_shards, || Window {
+                    buf: Vec::new(),
+                    start,
+                });
+        }
         if let Some(shard) = self.shards.get_mut(self.shard_count) {
             shard.buf.clear();
+            shard.reserve_full();
             shard.buf.extend_from_slice(pkt);
         }
         self.shard_count += 1;
@@ -270,12 +321,17 @@ impl FecEncoder {
         self.shard_count = 0;
         self.max_size = 0;
         for s in self.shards.iter_mut() {
+            s.reserve_full();
             s.buf.resize(max, 0);
         }
         for s in self.shards.iter_mut().skip(self.data_shards) {
             s.buf.fill(0);
         }
-        if self.codec.encode(&mut self.shards[..]).is_err() {
+        let encoded = match self.codec.get(self.data_shards, self.parity_shards) {
+            Some(codec) => codec.encode(&mut self.shards[..]).is_ok(),
+            None => false,
+        };
+        if !encoded {
             return 0; // as kcp-go: no parity if the codec refuses (equal lengths make it unreachable)
         }
         let mut next = self.next;
@@ -353,7 +409,8 @@ impl<'a> Recovered<'a> {
 
 /// Receiver side (kcp-go-session.md §4.3, §4.4). Holds at most `3 · (data + parity)`
 /// shards of at most 1500 bytes; with the 256-shard cap that is under 1.2 MB however a
-/// peer behaves.
+/// peer behaves. Work buffers and the codec are allocated on first use;
+/// [`FecDecoder::release_idle`] gives them back.
 pub struct FecDecoder {
     data_shards: usize,
     parity_shards: usize,
@@ -364,7 +421,7 @@ pub struct FecDecoder {
     work: Vec<(Vec<u8>, bool)>,
     out: Vec<Vec<u8>>,
     n_out: usize,
-    codec: ReedSolomon,
+    codec: Codec,
     autotune: AutoTune,
     stats: FecStats,
 }
@@ -394,7 +451,7 @@ impl FecDecoder {
     /// with (1, 1) when FEC datagrams arrive at a session without FEC; autotune then learns
     /// the sender's counts (kcp-go-session.md §2.2 step 5).
     pub fn new(data_shards: usize, parity_shards: usize) -> Result<Self, FecError> {
-        let codec = check_counts(data_shards, parity_shards)?;
+        check_counts(data_shards, parity_shards)?;
         let n = data_shards + parity_shards;
         Ok(Self {
             data_shards,
@@ -403,10 +460,10 @@ impl FecDecoder {
             rxlimit: RX_FEC_MULTI * n,
             rx: Vec::new(),
             pool: Vec::new(),
-            work: (0..n).map(|_| (Vec::new(), false)).collect(),
+            work: Vec::new(),
             out: Vec::new(),
             n_out: 0,
-            codec,
+            codec: Codec::default(),
             autotune: AutoTune::new(),
             stats: FecStats::default(),
         })
@@ -440,6 +497,30 @@ impl FecDecoder {
     /// Number of shards waiting for their group.
     pub fn pending_len(&self) -> usize {
         self.rx.len()
+    }
+
+    /// Gives back the memory an idle receiver does not need: the codec, the work, output
+    /// and pool buffers, and the shards of every group but the newest. What must persist
+    /// stays: the counts autotune learned, its sample ring, the counters, and the newest
+    /// group's shards (at their exact length), so a group that spans a quiet moment of
+    /// interactive traffic can still be rebuilt. Older groups resolved or were abandoned:
+    /// on an idle session (everything received in order and acknowledged) a datagram they
+    /// could still rebuild is one KCP already has. kcp-go drops them too, after 60 s
+    /// (kcp-go-session.md §4.3 step 8).
+    pub fn release_idle(&mut self) {
+        self.codec.release();
+        self.pool = Vec::new();
+        self.work = Vec::new();
+        self.out = Vec::new();
+        self.n_out = 0;
+        if let Some(newest) = self.rx.last().map(|e| e.seqid) {
+            let begin = newest.wrapping_sub(newest % self.shard_size as u32);
+            self.rx.retain(|e| itimediff(e.seqid, begin) >= 0);
+        }
+        for e in self.rx.iter_mut() {
+            e.data.shrink_to_fit();
+        }
+        self.rx.shrink_to_fit();
     }
 
     /// Feeds one FEC datagram (the bytes after the crypto header, starting at the FEC
@@ -488,16 +569,14 @@ impl FecDecoder {
         }
         // kcp-go 5.6.1 half-applies a failed rebuild (D+P > 256) and later indexes out of
         // range; we keep the working configuration instead.
-        let Ok(codec) = check_counts(ds, ps) else {
+        if check_counts(ds, ps).is_err() {
             return;
-        };
-        self.codec = codec;
+        }
+        self.codec.release(); // rebuilt for the new counts on first use
         self.data_shards = ds;
         self.parity_shards = ps;
         self.shard_size = ds + ps;
         self.rxlimit = RX_FEC_MULTI * self.shard_size;
-        self.work
-            .resize_with(self.shard_size, || (Vec::new(), false));
     }
 
     /// kcp-go-session.md §4.3 step 2: sorted insert (wrapping compare, scanning from the
@@ -550,6 +629,7 @@ impl FecDecoder {
     fn collect_group(&mut self, from: usize, to: usize, begin: u32, end: u32) -> Group {
         let n = self.shard_size;
         let mut g = Group::default();
+        self.work.resize_with(n, || (Vec::new(), false));
         for w in self.work.iter_mut() {
             w.1 = false;
         }
@@ -584,7 +664,11 @@ impl FecDecoder {
                 w.0.resize(maxlen, 0);
             }
         }
-        if self.codec.reconstruct_data(&mut self.work[..]).is_err() {
+        let rebuilt = match self.codec.get(self.data_shards, self.parity_shards) {
+            Some(codec) => codec.reconstruct_data(&mut self.work[..]).is_ok(),
+            None => false,
+        };
+        if !rebuilt {
             return;
         }
         for k in 0..d {
@@ -929,10 +1013,69 @@ mod tests {
     #[test]
     fn encoder_reuses_its_buffers() {
         let mut enc = FecEncoder::new(10, 3, 20).unwrap();
+        assert!(
+            enc.shards.is_empty(),
+            "nothing allocated before the first datagram"
+        );
+        encode_all(&mut enc, &[30; 10]);
         let ptrs: Vec<*const u8> = enc.shards.iter().map(|s| s.buf.as_ptr()).collect();
         encode_all(&mut enc, &(0..50).map(|k| 30 + k * 29).collect::<Vec<_>>());
         let after: Vec<*const u8> = enc.shards.iter().map(|s| s.buf.as_ptr()).collect();
         assert_eq!(ptrs, after, "no reallocation while encoding");
+    }
+
+    /// An idle encoder keeps only the pending group's data datagrams, and the parity it
+    /// makes afterwards is the same as without the release (kcp-go-session.md §4.2).
+    #[test]
+    fn encoder_release_keeps_pending_group_and_parity() {
+        let pkts: Vec<Vec<u8>> = (0..23).map(|k| packet(30 + (k * 37) % 200, k)).collect();
+        let run = |release_at: &[usize]| {
+            let mut enc = FecEncoder::new(10, 3, 20).unwrap();
+            let mut wire = Vec::new();
+            for (k, p) in pkts.iter().enumerate() {
+                if release_at.contains(&k) {
+                    enc.release_idle();
+                    assert_eq!(enc.shards.len(), k % 10, "only the pending group is kept");
+                    assert!(enc.shards.iter().all(|s| s.buf.capacity() == s.buf.len()));
+                    assert!(enc.codec.0.is_none());
+                }
+                let mut d = p.clone();
+                let mut parity = Vec::new();
+                enc.encode(&mut d, |x| parity.push(x.to_vec())).unwrap();
+                wire.push(d);
+                wire.extend(parity);
+            }
+            wire
+        };
+        assert_eq!(run(&[4, 10, 17]), run(&[]));
+    }
+
+    /// An idle decoder drops its buffers and older groups but still rebuilds a loss in the
+    /// newest group across the release (kcp-go-session.md §4.3).
+    #[test]
+    fn decoder_release_keeps_newest_group() {
+        let mut enc = FecEncoder::new(3, 2, 0).unwrap();
+        let wire = encode_all(&mut enc, &[20, 21, 22, 23, 24, 25]);
+        let mut dec = FecDecoder::new(3, 2).unwrap();
+        // Group 0: data 0 lost, data 1 + 2 arrive, one parity arrives late and rebuilds it.
+        assert!(dec.decode(0, &wire[1].0).unwrap().is_empty());
+        assert!(dec.decode(0, &wire[2].0).unwrap().is_empty());
+        assert_eq!(dec.decode(0, &wire[3].0).unwrap().len(), 1);
+        // Its second parity stays in rx; group 1's first data shard too.
+        dec.decode(0, &wire[4].0).unwrap();
+        dec.decode(0, &wire[5].0).unwrap();
+        assert_eq!(dec.pending_len(), 2);
+        dec.release_idle();
+        assert_eq!(dec.pending().collect::<Vec<_>>(), [(5, true)]);
+        assert!(dec.work.is_empty() && dec.pool.is_empty() && dec.codec.0.is_none());
+        // Group 1: data 6 lost; 7 and one parity rebuild it.
+        assert!(dec.decode(0, &wire[7].0).unwrap().is_empty());
+        let rec = dec.decode(0, &wire[8].0).unwrap();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(
+            recovered_payload(rec.get(0).unwrap()),
+            Some(&wire[6].0[8..])
+        );
     }
 
     proptest! {

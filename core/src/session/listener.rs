@@ -489,9 +489,18 @@ impl Listener {
             } else {
                 self.collect_events(idx);
                 self.reschedule(idx);
+                self.release_if_idle(idx);
             }
         }
         None
+    }
+
+    /// An idle session gives its buffers back (issue 13 item 5: idle sessions cost a few
+    /// KiB, not the ~48 KiB of FEC codecs and buffers a busy one holds).
+    fn release_if_idle(&mut self, idx: u32) {
+        if let Some(Some(slot)) = self.slots.get_mut(idx as usize) {
+            slot.session.release_idle();
+        }
     }
 
     /// The earliest deadline of any session (`None`: every session is idle).

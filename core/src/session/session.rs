@@ -303,6 +303,34 @@ impl Session {
         s
     }
 
+    /// Whether the session is idle: no datagram waiting to be sent and KCP idle (nothing
+    /// queued, unacknowledged or unread; see [`Kcp::is_idle`]).
+    pub fn is_idle(&self) -> bool {
+        self.out.is_empty() && self.kcp.is_idle()
+    }
+
+    /// Gives back the memory an idle session does not need (issue 13 item 5): KCP's pool
+    /// and queues, the FEC codecs and shard buffers (see [`FecEncoder::release_idle`] and
+    /// [`FecDecoder::release_idle`] for the state that stays), and the datagram pool and
+    /// scratch space. Does nothing while the session is busy; the next datagram or write
+    /// allocates again.
+    pub fn release_idle(&mut self) {
+        if !self.is_idle() {
+            return;
+        }
+        self.kcp.release_idle();
+        if let Some(enc) = &mut self.enc {
+            enc.release_idle();
+        }
+        if let Some(dec) = &mut self.dec {
+            dec.release_idle();
+        }
+        self.out = VecDeque::new();
+        self.pool = Vec::new();
+        self.parity = Vec::new();
+        self.scratch = Vec::new();
+    }
+
     /// Session-level counters the listener maintains (opens, source errors).
     pub(super) fn snmp_mut(&mut self) -> &mut Snmp {
         &mut self.snmp

@@ -275,14 +275,40 @@ async fn serve(args: &PeerArgs, cfg: Config, listen: SocketAddr) -> io::Result<(
     }
 }
 
+/// Reads up to this much without the 64 KiB buffer (the hello, the RTT echoes).
+const SMALL_READ: usize = 512;
+/// A session whose bytes stopped flowing for this long gives its 64 KiB buffer back.
+const ECHO_BUFFER_IDLE: Duration = Duration::from_secs(1);
+
+/// Echoes every byte. The 64 KiB buffer exists only while a bulk transfer flows, so an idle
+/// session's RSS is the library's, not a touched 64 KiB `calloc` per session (kcp-go's echo
+/// buffer is never written beyond its first page, so it costs no RSS either).
 async fn echo(mut s: KcpStream) -> io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
+    let mut small = [0u8; SMALL_READ];
+    let mut big: Vec<u8> = Vec::new();
     loop {
-        let n = s.read(&mut buf).await?;
+        if big.is_empty() {
+            let n = s.read(&mut small).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            s.write_all(&small[..n]).await?;
+            if n == SMALL_READ {
+                big = vec![0u8; CHUNK];
+            }
+            continue;
+        }
+        let n = match tokio::time::timeout(ECHO_BUFFER_IDLE, s.read(&mut big)).await {
+            Ok(r) => r?,
+            Err(_quiet) => {
+                big = Vec::new();
+                continue;
+            }
+        };
         if n == 0 {
             return Ok(());
         }
-        s.write_all(&buf[..n]).await?;
+        s.write_all(&big[..n]).await?;
     }
 }
 
@@ -844,12 +870,20 @@ struct IdleResult {
     server_hold_cpu: f64,
     client_hold_cpu: f64,
     server_rss_kb: f64,
+    /// The server's VmRSS once listening, before the first session.
+    server_rss_base_kb: f64,
+    sessions: usize,
     client_max_rss_kb: f64,
 }
 
 impl IdleResult {
     fn core_pct(&self) -> f64 {
         100.0 * (self.server_hold_cpu + self.client_hold_cpu) / self.hold_seconds.max(1e-9)
+    }
+
+    /// Server memory per idle session: the RSS delta over the sessions.
+    fn kib_per_session(&self) -> f64 {
+        (self.server_rss_kb - self.server_rss_base_kb) / self.sessions.max(1) as f64
     }
 }
 
@@ -902,6 +936,7 @@ fn run_setting(
 fn run_idle(peers: &Peers, imp: Impl, s: &Setting, args: &BenchArgs) -> Result<IdleResult, String> {
     let (server, addr) = peers.server(imp, s)?;
     let spid = server.pid();
+    let server_rss_base = proc_status_kb(&spid, "VmRSS").unwrap_or(0) as f64;
     let setup_bound = Duration::from_secs(60 + args.idle_sessions as u64 / 50);
     let timeout = setup_bound + args.hold + Duration::from_secs(30);
     let extra = [
@@ -934,6 +969,8 @@ fn run_idle(peers: &Peers, imp: Impl, s: &Setting, args: &BenchArgs) -> Result<I
         server_hold_cpu: server_cpu * hold / elapsed.max(1e-9),
         client_hold_cpu: num(&j, "hold_cpu_seconds")?,
         server_rss_kb: server_rss,
+        server_rss_base_kb: server_rss_base,
+        sessions: args.idle_sessions,
         client_max_rss_kb: num(&j, "max_rss_kb")?,
     })
 }
@@ -1159,8 +1196,8 @@ fn bench(args: &BenchArgs) -> Result<(), (i32, String)> {
         }
         let idle_json = |r: &IdleResult| {
             format!(
-                "{{\"setup_seconds\":{:.3},\"hold_seconds\":{:.3},\"server_hold_cpu_seconds\":{:.2},\"client_hold_cpu_seconds\":{:.2},\"core_percent\":{:.3},\"server_rss_kb\":{},\"client_max_rss_kb\":{}}}",
-                r.setup_seconds, r.hold_seconds, r.server_hold_cpu, r.client_hold_cpu, r.core_pct(), r.server_rss_kb, r.client_max_rss_kb
+                "{{\"setup_seconds\":{:.3},\"hold_seconds\":{:.3},\"server_hold_cpu_seconds\":{:.2},\"client_hold_cpu_seconds\":{:.2},\"core_percent\":{:.3},\"server_rss_kb\":{},\"server_rss_base_kb\":{},\"server_kib_per_session\":{:.2},\"client_max_rss_kb\":{}}}",
+                r.setup_seconds, r.hold_seconds, r.server_hold_cpu, r.client_hold_cpu, r.core_pct(), r.server_rss_kb, r.server_rss_base_kb, r.kib_per_session(), r.client_max_rss_kb
             )
         };
         o.push_str(&format!(
@@ -1266,6 +1303,13 @@ fn bench(args: &BenchArgs) -> Result<(), (i32, String)> {
         "server RSS MiB (VmRSS, end of hold)",
         it.server_rss_kb / 1024.0,
         ig.server_rss_kb / 1024.0,
+        1,
+    );
+    row(
+        &mut out,
+        "server KiB per idle session (RSS delta / sessions)",
+        it.kib_per_session(),
+        ig.kib_per_session(),
         1,
     );
     row(

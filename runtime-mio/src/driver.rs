@@ -377,9 +377,7 @@ impl Driver {
             self.listener.close(id);
             return;
         }
-        if s.send.is_empty() && s.recv.is_empty() && sess.is_idle() {
-            s.release_buffers();
-        }
+        s.release_buffers();
     }
 
     /// Drains the listener's datagrams and sends until the socket is full, then returns

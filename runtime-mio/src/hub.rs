@@ -67,8 +67,9 @@ pub struct StreamBuf {
 }
 
 impl StreamBuf {
-    /// Gives back the capacity of the empty byte buffers (an idle session's stream costs
-    /// only its struct; the buffers grow again on the next read or write).
+    /// Gives back the capacity of the empty byte buffers, so an idle session's stream costs
+    /// only its struct (issue 13 item 5). Called where a buffer drains: the next read or
+    /// write allocates again, one allocation per burst rather than a held 1 MiB.
     pub fn release_buffers(&mut self) {
         if self.send.is_empty() {
             self.send = VecDeque::new();
@@ -219,6 +220,7 @@ impl Hub {
             buf[..from_a].copy_from_slice(&a[..from_a]);
             buf[from_a..n].copy_from_slice(&b[..n - from_a]);
             s.recv.drain(..n);
+            s.release_buffers();
             if was_full || s.recv.len() < RECV_BUFFER / 2 {
                 st.mark_dirty(id);
             }
@@ -318,5 +320,48 @@ impl Hub {
         }
         st.accept_waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Drained stream buffers give their capacity back (issue 13 item 5: an idle stream
+    /// costs only its struct, not up to 2 MiB of buffers from its last burst).
+    #[test]
+    fn drained_buffers_hold_no_capacity() {
+        let mut listener = crate::config::Config::default().listener(false);
+        let id = listener.connect(Instant::now(), "127.0.0.1:9".parse().unwrap());
+        let hub = Hub::default();
+        hub.lock().streams.insert(id, StreamBuf::default());
+        let mut cx = Context::from_waker(Waker::noop());
+        let data = vec![7u8; 100_000];
+        assert!(matches!(
+            hub.poll_write(id, &mut cx, &data),
+            Poll::Ready(Ok(100_000))
+        ));
+        hub.lock()
+            .streams
+            .get_mut(&id)
+            .unwrap()
+            .recv
+            .extend(&data[..50_000]);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        while got < 50_000 {
+            match hub.poll_read(id, &mut cx, &mut buf) {
+                Poll::Ready(Ok(n)) => got += n,
+                other => panic!("read: {other:?}"),
+            }
+        }
+        let mut st = hub.lock();
+        let s = st.streams.get_mut(&id).unwrap();
+        assert_eq!(s.recv.capacity(), 0, "read to empty: recv released");
+        assert!(s.send.capacity() >= 100_000);
+        s.send.clear();
+        s.release_buffers();
+        assert_eq!(s.send.capacity(), 0, "sent to empty: send released");
     }
 }

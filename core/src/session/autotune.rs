@@ -15,11 +15,21 @@ struct Pulse {
     seq: u32,
 }
 
+/// Slot count as a `u32`, for the seqid arithmetic.
+const SAMPLES: u32 = MAX_AUTOTUNE_SAMPLES as u32;
+/// Packed sample: the slot was written.
+const SET: u32 = 1 << 31;
+/// Packed sample: a data shard.
+const DATA: u32 = 1 << 30;
+
 /// The sample ring; all entries start as `(parity, seqid 0)` like kcp-go's zero value.
-/// Boxed (2 KB): the session that owns it stays small.
+///
+/// A sample in slot `seq mod 258` is stored in 4 bytes rather than 8: the slot gives
+/// `seq mod 258`, so `seq / 258` (< 2^24) plus the kind and a written flag rebuild it
+/// exactly. Boxed, so a session holds 1 KB on the heap instead of 2 KB inline.
 #[derive(Debug, Clone)]
 pub struct AutoTune {
-    pulses: Box<[Pulse; MAX_AUTOTUNE_SAMPLES]>,
+    pulses: Box<[u32; MAX_AUTOTUNE_SAMPLES]>,
 }
 
 impl Default for AutoTune {
@@ -32,16 +42,28 @@ impl AutoTune {
     /// An empty ring.
     pub fn new() -> Self {
         Self {
-            pulses: Box::new([Pulse::default(); MAX_AUTOTUNE_SAMPLES]),
+            pulses: Box::new([0; MAX_AUTOTUNE_SAMPLES]),
         }
     }
 
     /// Records one FEC datagram: `bit` is true for a data shard. The slot is `seq mod 258`
     /// (kcp-go-session.md §4.4).
     pub fn sample(&mut self, bit: bool, seq: u32) {
-        let slot = (seq % MAX_AUTOTUNE_SAMPLES as u32) as usize;
+        let slot = (seq % SAMPLES) as usize;
         if let Some(p) = self.pulses.get_mut(slot) {
-            *p = Pulse { bit, seq };
+            *p = SET | if bit { DATA } else { 0 } | seq / SAMPLES;
+        }
+    }
+
+    /// The sample in `slot` (kcp-go's zero value if never written).
+    fn pulse(&self, slot: usize) -> Pulse {
+        let packed = self.pulses.get(slot).copied().unwrap_or(0);
+        if packed & SET == 0 {
+            return Pulse::default();
+        }
+        Pulse {
+            bit: packed & DATA != 0,
+            seq: (packed & (DATA - 1)) * SAMPLES + slot as u32,
         }
     }
 
@@ -58,12 +80,13 @@ impl AutoTune {
 
     /// Index of the first rising edge into `bit` with consecutive seqids, else 0.
     fn left_edge(&self, bit: bool) -> usize {
-        let mut last = self.pulses[0];
-        for (idx, p) in self.pulses.iter().enumerate().skip(1) {
+        let mut last = self.pulse(0);
+        for idx in 1..MAX_AUTOTUNE_SAMPLES {
+            let p = self.pulse(idx);
             if last.bit != bit && p.bit == bit && last.seq.wrapping_add(1) == p.seq {
                 return idx;
             }
-            last = *p;
+            last = p;
         }
         0
     }
@@ -71,15 +94,16 @@ impl AutoTune {
     /// Index of the edge leaving `bit` after `left`: `Some(0)` when the ring ends first,
     /// `None` when seqids stop being consecutive.
     fn right_edge(&self, bit: bool, left: usize) -> Option<usize> {
-        let mut last = self.pulses[left];
-        for (idx, p) in self.pulses.iter().enumerate().skip(left + 1) {
+        let mut last = self.pulse(left);
+        for idx in left + 1..MAX_AUTOTUNE_SAMPLES {
+            let p = self.pulse(idx);
             if last.seq.wrapping_add(1) != p.seq {
                 return None;
             }
             if last.bit == bit && p.bit != bit {
                 return Some(idx);
             }
-            last = *p;
+            last = p;
         }
         Some(0)
     }
@@ -103,6 +127,30 @@ mod tests {
             assert_eq!(t.find_period(true), d as i32, "data period {d},{p}");
             assert_eq!(t.find_period(false), p as i32, "parity period {d},{p}");
         }
+    }
+
+    /// The packed ring gives back exactly what was sampled, whatever the seqid.
+    #[test]
+    fn packing_round_trips() {
+        let mut t = AutoTune::new();
+        for seq in [
+            0,
+            1,
+            257,
+            258,
+            259,
+            1 << 24,
+            u32::MAX - 258,
+            u32::MAX - 1,
+            u32::MAX,
+        ] {
+            for bit in [false, true] {
+                t.sample(bit, seq);
+                let slot = (seq % SAMPLES) as usize;
+                assert_eq!(t.pulse(slot), Pulse { bit, seq }, "seq {seq} bit {bit}");
+            }
+        }
+        assert_eq!(AutoTune::new().pulse(5), Pulse::default());
     }
 
     #[test]

@@ -258,8 +258,10 @@ fn idle_session_costs_at_most_8_kib_in_the_tokio_runtime() {
         .enable_all()
         .build()
         .unwrap();
-    let mut cfg = Config::default();
-    cfg.session = session_config();
+    let cfg = Config {
+        session: session_config(),
+        ..Config::default()
+    };
     let listener = Arc::new(rt.block_on(KcpListener::bind("127.0.0.1:0", cfg)).unwrap());
     let addr = listener.local_addr();
     let echoed = Arc::new(AtomicUsize::new(0));

@@ -51,7 +51,8 @@ impl AutoTune {
     pub fn sample(&mut self, bit: bool, seq: u32) {
         let slot = (seq % SAMPLES) as usize;
         if let Some(p) = self.pulses.get_mut(slot) {
-            *p = SET | if bit { DATA } else { 0 } | seq / SAMPLES;
+            let kind = if bit { DATA } else { 0 };
+            *p = SET | kind | (seq / SAMPLES);
         }
     }
 

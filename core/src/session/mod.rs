@@ -4,6 +4,7 @@ pub mod autotune;
 pub mod crypt;
 mod des;
 pub mod fec;
+mod handshake;
 pub mod key;
 pub mod listener;
 // The file is named for what it holds (the Session machine), as DESIGN.md's layout has it.
@@ -23,3 +24,5 @@ pub use session::{CryptMode, Session, SessionConfig, SessionInputError};
 mod listener_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod aead_tests;

@@ -69,7 +69,9 @@ impl Link {
         let mut moved = false;
         while self.client.poll_transmit(self.now, &mut buf).is_some() {
             self.recorded.push(buf.clone());
-            let _ = self.server.handle_datagram(self.now, self.client_addr, &buf);
+            let _ = self
+                .server
+                .handle_datagram(self.now, self.client_addr, &buf);
             buf.clear();
             moved = true;
         }
@@ -147,7 +149,11 @@ fn reflected_server_datagrams_fail_authentication() {
         // Server writes too, so it sends data datagrams, not only ACKs.
         l.transfer(&payload(200_000));
         let id = l.server.ids().next().expect("server session");
-        l.server.session_mut(id).unwrap().write(&payload(300_000)).unwrap();
+        l.server
+            .session_mut(id)
+            .unwrap()
+            .write(&payload(300_000))
+            .unwrap();
         for _ in 0..10_000 {
             if !l.step() {
                 break;
@@ -256,7 +262,11 @@ fn replayed_session_delivers_nothing() {
                 fresh.handle_timeout(now);
             }
             read_all(&mut fresh, &mut got);
-            assert_eq!(got.len(), 0, "{kind:?} from {from}: replayed bytes delivered");
+            assert_eq!(
+                got.len(),
+                0,
+                "{kind:?} from {from}: replayed bytes delivered"
+            );
         }
         // And replayed into the live server itself: nothing new either.
         let before = l.received.len();
@@ -366,4 +376,240 @@ fn client_endpoint_ignores_foreign_conv_with_sn_zero() {
     assert!(ep.session(id).is_some());
     assert_eq!(ep.len(), 1);
     assert_eq!(ep.snmp().in_errs, 1);
+}
+
+/// Issue 13 item 1: the handshake survives loss (hello, server hello and confirm
+/// retransmitted) and the transfer is exact, on the simulator's lossy link.
+#[test]
+fn handshake_and_transfer_under_loss() {
+    use crate::sim::transfer::{run_session_transfer, TransferConfig};
+    use crate::sim::LinkConfig;
+    for (kind, seed) in [
+        (AeadKind::ChaCha20Poly1305, 1),
+        (AeadKind::Aes128Gcm, 2),
+        (AeadKind::ChaCha20Poly1305, 3),
+    ] {
+        let c = cfg(CryptMode::Aead(kind));
+        let link = LinkConfig::perfect()
+            .with_delay(Duration::from_millis(30))
+            .with_loss(0.3);
+        let t = TransferConfig {
+            bytes: 100_000,
+            kcp: c.kcp,
+            link_ab: link.clone(),
+            link_ba: link,
+            seed,
+            time_limit: Duration::from_secs(3600),
+        };
+        let r = run_session_transfer(&t, &c, test_start());
+        assert!(r.completed, "{kind:?} seed {seed}: incomplete");
+        assert_eq!(r.sha256_sent, r.sha256_received);
+    }
+}
+
+/// Every handshake datagram lost a few times in a row: the client's back-off retransmits
+/// until the session is up, and nothing is delivered twice.
+#[test]
+fn hello_retransmission_after_repeated_loss() {
+    let c = cfg(CHACHA);
+    let now = test_start();
+    let mut client = Session::dial(&c, now, Box::new(seeded(11)));
+    let mut server = Session::new(client.conv(), &c, now, Box::new(seeded(12)));
+    client.write(b"first words").unwrap();
+    let (mut t, mut buf, mut got) = (now, Vec::new(), Vec::new());
+    // Drop the first 3 client datagrams (hellos) and the first 2 server ones (server hellos).
+    let (mut c_drop, mut s_drop) = (3, 2);
+    let mut c_sent = 0;
+    for _ in 0..10_000 {
+        let mut moved = false;
+        while client.poll_transmit(t, &mut buf).is_some() {
+            c_sent += 1;
+            if c_drop > 0 {
+                c_drop -= 1;
+            } else {
+                let _ = server.handle_input(t, &buf);
+            }
+            buf.clear();
+            moved = true;
+        }
+        while server.poll_transmit(t, &mut buf).is_some() {
+            if s_drop > 0 {
+                s_drop -= 1;
+            } else {
+                let _ = client.handle_input(t, &buf);
+            }
+            buf.clear();
+            moved = true;
+        }
+        let mut tmp = [0u8; 64];
+        while let Ok(n) = server.read(&mut tmp) {
+            got.extend_from_slice(&tmp[..n]);
+        }
+        if !moved {
+            let Some(next) = [client.poll_timeout(), server.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                break;
+            };
+            t = t.max(next);
+            client.handle_timeout(t);
+            server.handle_timeout(t);
+        }
+    }
+    assert_eq!(got, b"first words");
+    assert!(c_sent >= 6, "hello retransmitted ({c_sent} datagrams)");
+    assert!(t - now < Duration::from_secs(30), "took {:?}", t - now);
+    assert!(client.is_verified() && server.is_verified());
+    assert_eq!(client.poll_timeout(), None, "nothing left armed once idle");
+}
+
+/// Issue 13 item 1: a send counter at `u64::MAX` closes the session with a typed reason
+/// (never an overflow, never a reused nonce).
+#[test]
+fn counter_exhaustion_closes_the_session() {
+    let c = cfg(CHACHA);
+    let mut l = Link::new(&c, 6);
+    l.transfer(&payload(2_000));
+    let id = l.server.ids().next().unwrap();
+    let s = l.server.session_mut(id).unwrap();
+    s.set_send_counter(u64::MAX - 2);
+    s.write(&payload(20_000)).unwrap();
+    let mut closed = None;
+    for _ in 0..100 {
+        l.step();
+        while let Some(ev) = l.server.poll_event() {
+            if let ListenerEvent::Closed(i, r) = ev {
+                closed = Some((i, r));
+            }
+        }
+        if closed.is_some() {
+            break;
+        }
+    }
+    assert_eq!(closed, Some((id, CloseReason::CounterExhausted)));
+    assert!(l.server.session(id).is_none());
+    // A bare session: stops sending, reports it, no panic.
+    let now = test_start();
+    let mut client = Session::dial(&c, now, Box::new(seeded(1)));
+    let mut server = Session::new(client.conv(), &c, now, Box::new(seeded(2)));
+    let mut buf = Vec::new();
+    client.poll_transmit(now, &mut buf).unwrap();
+    server.handle_input(now, &buf).unwrap();
+    buf.clear();
+    server.poll_transmit(now, &mut buf).unwrap();
+    client.handle_input(now, &buf).unwrap();
+    buf.clear();
+    client.poll_transmit(now, &mut buf).unwrap(); // the confirm, counter 0
+    server.handle_input(now, &buf).unwrap();
+    assert!(server.is_verified());
+    client.set_send_counter(u64::MAX);
+    client.write(b"x").unwrap();
+    buf.clear();
+    assert!(client.poll_transmit(now, &mut buf).is_none());
+    assert!(client.is_exhausted());
+}
+
+/// Issue 13 item 1: conv replacement happens only after authentication. A forged hello
+/// creates nothing; a genuine restarted client (same address, new conv) replaces the old
+/// session only once it completed the handshake.
+#[test]
+fn conv_replacement_only_after_authentication() {
+    let c = cfg(CHACHA);
+    let mut l = Link::new(&c, 7);
+    l.transfer(&payload(1_000));
+    let old = l.server.ids().next().unwrap();
+    while l.server.poll_event().is_some() {}
+    // A forged hello (right type byte, wrong tag).
+    let mut forged = vec![super::aead::TYPE_CLIENT_HELLO];
+    forged.resize(super::aead::HELLO_LEN, 0x5a);
+    assert!(l.server.handle_datagram(l.now, addr(1), &forged).is_err());
+    assert_eq!(l.server.len(), 1);
+    assert_eq!(l.server.stats().dropped_unprotect, 1);
+    // The client restarts from the same address: its hello alone replaces nothing.
+    l.client = Session::dial(&c, l.now, Box::new(seeded(70)));
+    let mut buf = Vec::new();
+    l.client.poll_transmit(l.now, &mut buf).unwrap();
+    l.server.handle_datagram(l.now, addr(1), &buf).unwrap();
+    assert!(l.server.session(old).is_some(), "replaced by a bare hello");
+    assert_eq!(l.server.len(), 2, "one live + one half-open");
+    while let Some(ev) = l.server.poll_event() {
+        assert!(!matches!(
+            ev,
+            ListenerEvent::Closed(..) | ListenerEvent::Incoming(_)
+        ));
+    }
+    // Completing the handshake (and a transfer) replaces it.
+    let mut replaced = false;
+    l.received.clear();
+    let data = payload(3_000);
+    let mut off = 0;
+    for _ in 0..10_000 {
+        if off < data.len() {
+            l.client.write(&data[..1000.min(data.len())]).unwrap();
+            off += 1000;
+        }
+        while let Some(ev) = l.server.poll_event() {
+            replaced |= ev == ListenerEvent::Closed(old, CloseReason::Replaced);
+        }
+        if !l.step() {
+            break;
+        }
+    }
+    while let Some(ev) = l.server.poll_event() {
+        replaced |= ev == ListenerEvent::Closed(old, CloseReason::Replaced);
+    }
+    assert!(replaced);
+    assert_eq!(l.server.len(), 1);
+    assert_eq!(
+        l.received,
+        [&data[..1000], &data[..1000], &data[..1000]].concat()
+    );
+}
+
+/// Half-open sessions from many sources: bounded by the backlog, never announced, expired
+/// by `accept_timeout`; the server never sends a source more bytes than it received.
+#[test]
+fn half_open_sessions_are_bounded_and_silent() {
+    let c = cfg(CHACHA);
+    let now = test_start();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(1)));
+    let mut buf = Vec::new();
+    let (mut rx, mut tx) = (0usize, 0usize);
+    for i in 0..1000u32 {
+        let mut s = Session::dial(&c, now, Box::new(seeded(i as u64)));
+        s.poll_transmit(now, &mut buf).unwrap();
+        let from = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 5000));
+        rx += buf.len();
+        let _ = l.handle_datagram(now, from, &buf);
+        let _ = l.handle_datagram(now, from, &buf); // a retransmission
+        rx += buf.len();
+        buf.clear();
+        while l.poll_transmit(now, &mut buf).is_some() {
+            tx += buf.len();
+            buf.clear();
+        }
+    }
+    assert_eq!(l.len(), 128);
+    assert!(tx <= rx, "sent {tx} bytes for {rx} received");
+    assert_eq!(l.accept(), None);
+    assert_eq!(l.ids().count(), 0);
+    let mut t = now;
+    while let Some(d) = l.poll_timeout() {
+        t = t.max(d);
+        l.handle_timeout(t);
+        while l.poll_transmit(t, &mut buf).is_some() {
+            buf.clear();
+        }
+        if t > now + Duration::from_secs(120) {
+            break;
+        }
+    }
+    assert_eq!(l.len(), 0);
+    assert_eq!(
+        l.poll_event(),
+        None,
+        "half-open sessions are never announced"
+    );
 }

@@ -165,8 +165,7 @@ impl AeadChannel {
                         server_random: [0; HELLO_RANDOM],
                     }
                 });
-                self.master
-                    .seal_hello(TYPE_CLIENT_HELLO, &h, out, rng);
+                self.master.seal_hello(TYPE_CLIENT_HELLO, &h, out, rng);
                 self.arm(now);
             }
             (Role::Client, Some(keys)) => {
@@ -303,6 +302,9 @@ impl AeadChannel {
     /// Client: `None` before keys exist, else whether `h` carries the server random in use.
     fn hello_keys_for(&self, h: &Hello) -> Option<bool> {
         self.keys.as_ref()?;
-        Some(self.hello.is_some_and(|m| m.server_random == h.server_random))
+        Some(
+            self.hello
+                .is_some_and(|m| m.server_random == h.server_random),
+        )
     }
 }

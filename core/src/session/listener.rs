@@ -18,8 +18,8 @@ use rand_core::RngCore;
 
 use super::aead::{MasterKeys, Role, TYPE_CLIENT_HELLO};
 use super::session::{peek_conv, unauthenticated, Crypt};
-use super::CryptMode;
 use super::snmp::Snmp;
+use super::CryptMode;
 use super::{Session, SessionConfig, SessionInputError};
 use crate::driver::{Machine, Transmit};
 use crate::kcp::KcpEvent;
@@ -418,6 +418,7 @@ impl Listener {
                 .map(|s| s.session.conv())
         };
         let mut last_err = None;
+        let mut known_conv = false;
         let candidates = [
             self.by_addr.get(&from).copied(),
             self.half_open.get(&from).copied(),
@@ -426,18 +427,23 @@ impl Listener {
             if hello_conv.is_some_and(|c| Some(c) != conv_of(self, idx)) {
                 continue;
             }
+            known_conv = true;
             match self.feed_raw(idx, now, buf) {
                 Err(e) if unauthenticated(&e) => last_err = Some(e),
                 r => return r,
             }
         }
-        let Some(conv) = hello_conv else {
+        let conv = match hello_conv {
+            // A late or replayed hello of a conv this address already has: nothing new.
+            Some(c) if !known_conv => c,
             // Data under no key we hold: a reflection, a replay, or garbage.
-            if let Some(e) = last_err {
-                return Err(e);
+            _ => {
+                if let Some(e) = last_err {
+                    return Err(e);
+                }
+                self.stats.dropped_unknown += 1;
+                return Ok(());
             }
-            self.stats.dropped_unknown += 1;
-            return Ok(());
         };
         if !self.cfg.accept_incoming {
             // kcp-go-session.md §2.2 step 1: a client only hears its server.

@@ -21,8 +21,8 @@ pub use listener::{
 pub use session::{CryptMode, Session, SessionConfig, SessionInputError};
 
 #[cfg(test)]
+mod aead_tests;
+#[cfg(test)]
 mod listener_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod aead_tests;

@@ -613,3 +613,31 @@ fn half_open_sessions_are_bounded_and_silent() {
         "half-open sessions are never announced"
     );
 }
+
+/// Closing a stale id (its slot reused by a newer session) leaves the newer session alone.
+#[test]
+fn closing_a_stale_id_spares_the_slots_next_session() {
+    let c = cfg(CryptMode::Block(CipherKind::Aes128));
+    let now = test_start();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(1)));
+    let mut buf = Vec::new();
+    let mut open = |l: &mut Listener, seed: u64, from: SocketAddr| {
+        let mut s = Session::dial(&c, now, Box::new(seeded(seed)));
+        s.write(b"hi").unwrap();
+        let mut d = Vec::new();
+        s.poll_transmit(now, &mut d).unwrap();
+        l.handle_datagram(now, from, &d).unwrap();
+        l.accept().unwrap()
+    };
+    let a = open(&mut l, 1, addr(1));
+    l.close(a);
+    while l.poll_transmit(now, &mut buf).is_some() {
+        buf.clear();
+    }
+    let b = open(&mut l, 2, addr(2));
+    l.close(a);
+    assert!(
+        l.session(b).is_some(),
+        "a stale close closed the slot's new session"
+    );
+}

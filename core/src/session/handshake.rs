@@ -24,7 +24,7 @@
 //!   (sealed under the old session's keys) authenticate, and no KCP data is delivered before
 //!   a datagram under the new keys arrives, which only the holder of the `--key` who saw the
 //!   new ServerHello can produce. Within a session the [`ReplayWindow`] rejects duplicates.
-//! - **No amplification.** Both hellos are [`HELLO_LEN`] bytes and the server sends one
+//! - **No amplification.** Both hellos are [`HELLO_LEN`](super::aead::HELLO_LEN) bytes and the server sends one
 //!   ServerHello per ClientHello received; it sends nothing else before the proof.
 //! - **Loss.** The client retransmits its hello (and then its confirm, until anything under
 //!   the session keys arrives from the server) with exponential back-off; the server answers

@@ -261,7 +261,10 @@ impl Listener {
     /// Closes a session: kcp-go flushes once more and forgets it; nothing tells the peer
     /// (KCP has no FIN; kcp-go-session.md §8). Its last datagrams still go out.
     pub fn close(&mut self, id: SessionId) {
-        self.begin_close(id.idx, CloseReason::Local);
+        // A stale id must not close the slot's next occupant.
+        if self.slot(id).is_some() {
+            self.begin_close(id.idx, CloseReason::Local);
+        }
     }
 
     fn slot(&self, id: SessionId) -> Option<&Slot> {

@@ -4,7 +4,7 @@ pub mod autotune;
 pub mod crypt;
 mod des;
 pub mod fec;
-mod handshake;
+pub mod handshake;
 pub mod key;
 pub mod listener;
 // The file is named for what it holds (the Session machine), as DESIGN.md's layout has it.

@@ -621,7 +621,7 @@ fn closing_a_stale_id_spares_the_slots_next_session() {
     let now = test_start();
     let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(1)));
     let mut buf = Vec::new();
-    let mut open = |l: &mut Listener, seed: u64, from: SocketAddr| {
+    let open = |l: &mut Listener, seed: u64, from: SocketAddr| {
         let mut s = Session::dial(&c, now, Box::new(seeded(seed)));
         s.write(b"hi").unwrap();
         let mut d = Vec::new();

@@ -31,6 +31,12 @@
 //!   each copy of the same hello with the same ServerHello.
 //! - **Cost.** One extra round trip at session start; KCP writes made meanwhile are held by
 //!   KCP's own bounded send queue and flushed once the keys exist.
+//! - **Not covered.** Anyone holding the `--key` can open sessions (it is a shared secret,
+//!   not an identity); traffic sizes and timing are visible; a spoofer who replays a recorded
+//!   hello from a client's address replaces that address's *half-open* session (one per
+//!   address), which delays that client's handshake until its next retransmission, but never
+//!   touches an established session; the server random is only as good as the RNG injected
+//!   into the listener (the runtimes seed a ChaCha20 CSPRNG from the OS).
 use std::time::{Duration, Instant};
 
 use rand_core::RngCore;

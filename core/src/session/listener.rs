@@ -4,6 +4,11 @@
 //! Bounds a peer cannot push past: at most `backlog` sessions waiting for [`Listener::accept`]
 //! (kcp-go: 128; beyond it the datagram is dropped), at most `max_sessions` in all, and
 //! un-accepted sessions expire after `accept_timeout`.
+//!
+//! In the authenticated mode (`session::handshake`) a server session starts half-open: it
+//! exists from the client's hello, counts against the backlog, expires after
+//! `accept_timeout`, but is announced ([`ListenerEvent::Incoming`]), replaces an older
+//! session of its address, and delivers KCP data only once the client proved the session keys.
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -11,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
-use super::session::{peek_conv, Crypt};
+use super::aead::{MasterKeys, Role, TYPE_CLIENT_HELLO};
+use super::session::{peek_conv, unauthenticated, Crypt};
 use super::snmp::Snmp;
+use super::CryptMode;
 use super::{Session, SessionConfig, SessionInputError};
 use crate::driver::{Machine, Transmit};
 use crate::kcp::KcpEvent;
@@ -69,6 +76,9 @@ pub enum CloseReason {
     AcceptTimeout,
     /// Nothing received within `idle_timeout`.
     IdleTimeout,
+    /// Authenticated mode: the session's datagram counter reached `u64::MAX`; a new session
+    /// must be opened to continue.
+    CounterExhausted,
 }
 
 /// Listener events, oldest first.
@@ -105,18 +115,33 @@ struct Slot {
     scheduled: Option<Instant>,
     dirty: bool,
     closing: Option<CloseReason>,
+    /// Whether the application was told (`Incoming`, or `connect`); half-open
+    /// authenticated-mode sessions are not, and leave without a `Closed` event.
+    announced: bool,
+}
+
+/// How a listener finds the session of a datagram.
+enum Demux {
+    /// kcp-go modes: one listener-wide crypto opens every datagram, then the conv routes it
+    /// (kcp-go-session.md §6).
+    Compat(Crypt),
+    /// Authenticated mode: keys are per session; only hellos open with the listener's
+    /// master keys (to learn the conv of a new session).
+    Aead(Box<MasterKeys>),
 }
 
 /// Many kcp-go sessions behind one UDP socket.
 pub struct Listener {
     cfg: ListenerConfig,
-    crypt: Crypt,
+    demux: Demux,
     rng: SimRng,
     nonce_seed: Box<dyn RngCore + Send>,
     slots: Vec<Option<Slot>>,
     gens: Vec<u32>,
     free: Vec<u32>,
     by_addr: HashMap<SocketAddr, u32>,
+    /// Authenticated mode: half-open sessions (hello answered, no proof yet) by address.
+    half_open: HashMap<SocketAddr, u32>,
     backlog: VecDeque<SessionId>,
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     dirty: VecDeque<u32>,
@@ -141,7 +166,10 @@ impl Listener {
     pub fn new(cfg: ListenerConfig, mut rng: Box<dyn RngCore + Send>) -> Self {
         let seed = rng.next_u64();
         Listener {
-            crypt: Crypt::new(cfg.session.crypt, &cfg.session.key),
+            demux: match cfg.session.crypt {
+                CryptMode::Aead(k) => Demux::Aead(Box::new(MasterKeys::new(k, &cfg.session.key))),
+                m => Demux::Compat(Crypt::new(m, &cfg.session.key, 0, Role::Server)),
+            },
             cfg,
             rng: seeded(seed),
             nonce_seed: rng,
@@ -149,6 +177,7 @@ impl Listener {
             gens: Vec::new(),
             free: Vec::new(),
             by_addr: HashMap::new(),
+            half_open: HashMap::new(),
             backlog: VecDeque::new(),
             timers: BinaryHeap::new(),
             dirty: VecDeque::new(),
@@ -161,13 +190,13 @@ impl Listener {
         }
     }
 
-    /// Sessions alive.
+    /// Sessions alive (half-open authenticated-mode sessions included).
     pub fn len(&self) -> usize {
-        self.by_addr.len()
+        self.by_addr.len() + self.half_open.len()
     }
     /// Whether no session is alive.
     pub fn is_empty(&self) -> bool {
-        self.by_addr.is_empty()
+        self.len() == 0
     }
     /// Sessions waiting for [`Listener::accept`].
     pub fn backlog_len(&self) -> usize {
@@ -211,7 +240,7 @@ impl Listener {
     pub fn ids(&self) -> impl Iterator<Item = SessionId> + '_ {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
             s.as_ref()
-                .filter(|s| s.closing.is_none())
+                .filter(|s| s.closing.is_none() && s.announced)
                 .map(|s| SessionId {
                     idx: i as u32,
                     gen: s.gen,
@@ -232,21 +261,24 @@ impl Listener {
     /// Closes a session: kcp-go flushes once more and forgets it; nothing tells the peer
     /// (KCP has no FIN; kcp-go-session.md §8). Its last datagrams still go out.
     pub fn close(&mut self, id: SessionId) {
-        self.begin_close(id.idx, CloseReason::Local);
+        // A stale id must not close the slot's next occupant.
+        if self.slot(id).is_some() {
+            self.begin_close(id.idx, CloseReason::Local);
+        }
     }
 
     fn slot(&self, id: SessionId) -> Option<&Slot> {
         self.slots
             .get(id.idx as usize)?
             .as_ref()
-            .filter(|s| s.gen == id.gen && s.closing.is_none())
+            .filter(|s| s.gen == id.gen && s.closing.is_none() && s.announced)
     }
 
     fn slot_mut(&mut self, id: SessionId) -> Option<&mut Slot> {
         self.slots
             .get_mut(id.idx as usize)?
             .as_mut()
-            .filter(|s| s.gen == id.gen && s.closing.is_none())
+            .filter(|s| s.gen == id.gen && s.closing.is_none() && s.announced)
     }
 
     fn id_of(&self, idx: u32) -> Option<SessionId> {
@@ -287,10 +319,18 @@ impl Listener {
         from: SocketAddr,
         buf: &mut [u8],
     ) -> Result<(), SessionInputError> {
-        let (range, ctr) = self.crypt.open(buf).inspect_err(|_| {
+        let crypt = match &mut self.demux {
+            Demux::Aead(_) => return self.route_aead(now, from, buf),
+            Demux::Compat(c) => c,
+        };
+        // kcp-go modes: the CRC (our only check) passes before anything else happens.
+        let opened = crypt.open(buf, &mut self.rng).inspect_err(|_| {
             self.stats.dropped_unprotect += 1;
             self.snmp.in_csum_errors += 1;
         })?;
+        let super::handshake::Opened::Data(range) = opened else {
+            return Ok(());
+        };
         let payload = &buf[range];
         if payload.len() < 24 {
             self.stats.dropped_unknown += 1;
@@ -304,11 +344,19 @@ impl Listener {
                 _ => true,
             };
             if same {
-                return self.feed(idx, now, payload, ctr);
+                return self.feed(idx, now, payload);
             }
             match conv {
-                // kcp-go-session.md §6 step 3: the peer restarted.
-                Some((_, 0)) => self.begin_close(idx, CloseReason::Replaced),
+                // kcp-go-session.md §6 step 3: the peer restarted. A client endpoint has no
+                // peer that could restart into it: another conv from its server's address is
+                // a spoofer's, and must not kill the session (issue 13 item 2).
+                Some((_, 0)) if self.cfg.accept_incoming => {
+                    self.begin_close(idx, CloseReason::Replaced)
+                }
+                Some((_, 0)) => {
+                    self.snmp.in_errs += 1;
+                    return Ok(());
+                }
                 _ => {
                     self.stats.dropped_conv_mismatch += 1;
                     return Ok(());
@@ -329,25 +377,144 @@ impl Listener {
             self.stats.dropped_backlog_full += 1;
             return Ok(());
         }
-        let idx = self.create(now, from, conv);
-        self.feed(idx, now, payload, ctr)
+        let idx = self.create(now, from, conv, Role::Server, true);
+        self.feed(idx, now, payload)
     }
 
-    fn feed(
-        &mut self,
-        idx: u32,
-        now: Instant,
-        payload: &[u8],
-        ctr: Option<u64>,
-    ) -> Result<(), SessionInputError> {
+    fn feed(&mut self, idx: u32, now: Instant, payload: &[u8]) -> Result<(), SessionInputError> {
         let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
             return Ok(());
         };
-        slot.last_rx = now;
-        let r = slot.session.handle_opened(now, payload, ctr);
+        let r = slot.session.handle_opened(now, payload);
+        self.after_input(idx, now, &r);
+        r
+    }
+
+    /// Authenticated mode: the session of `from` (or its half-open successor) opens the
+    /// datagram itself; a valid hello for a new conv starts a half-open session. Nothing
+    /// that fails authentication changes any state (issue 13 item 1).
+    fn route_aead(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+    ) -> Result<(), SessionInputError> {
+        let Demux::Aead(master) = &self.demux else {
+            return Ok(());
+        };
+        // A client hello names its conv: route it to the session of that conv only.
+        let hello_conv = match buf.first() {
+            Some(&TYPE_CLIENT_HELLO) => match master.open_hello(buf) {
+                Ok(Some((_, h))) => Some(h.conv),
+                Ok(None) | Err(_) => {
+                    self.stats.dropped_unprotect += 1;
+                    self.snmp.in_csum_errors += 1;
+                    return Err(super::aead::AeadError::BadTag.into());
+                }
+            },
+            _ => None,
+        };
+        let conv_of = |l: &Listener, idx: u32| {
+            l.slots
+                .get(idx as usize)
+                .and_then(|s| s.as_ref())
+                .map(|s| s.session.conv())
+        };
+        let mut last_err = None;
+        let mut known_conv = false;
+        let candidates = [
+            self.by_addr.get(&from).copied(),
+            self.half_open.get(&from).copied(),
+        ];
+        for idx in candidates.into_iter().flatten() {
+            if hello_conv.is_some_and(|c| Some(c) != conv_of(self, idx)) {
+                continue;
+            }
+            known_conv = true;
+            match self.feed_raw(idx, now, buf) {
+                Err(e) if unauthenticated(&e) => last_err = Some(e),
+                r => return r,
+            }
+        }
+        let conv = match hello_conv {
+            // A late or replayed hello of a conv this address already has: nothing new.
+            Some(c) if !known_conv => c,
+            // Data under no key we hold: a reflection, a replay, or garbage.
+            _ => {
+                if let Some(e) = last_err {
+                    return Err(e);
+                }
+                self.stats.dropped_unknown += 1;
+                return Ok(());
+            }
+        };
+        if !self.cfg.accept_incoming {
+            // kcp-go-session.md §2.2 step 1: a client only hears its server.
+            self.snmp.in_errs += 1;
+            return Ok(());
+        }
+        // A new (possibly replayed) hello: at most one half-open session per address, all of
+        // them counted against the backlog; the live session of the address stays until the
+        // newcomer proves itself.
+        if let Some(old) = self.half_open.get(&from).copied() {
+            self.begin_close(old, CloseReason::Replaced);
+        }
+        let waiting = self.backlog.len() + self.half_open.len();
+        if waiting >= self.cfg.backlog || self.len() >= self.cfg.max_sessions {
+            self.stats.dropped_backlog_full += 1;
+            return Ok(());
+        }
+        let idx = self.create(now, from, conv, Role::Server, false);
+        self.feed_raw(idx, now, buf)
+    }
+
+    /// Hands a whole datagram to a session (authenticated mode).
+    fn feed_raw(&mut self, idx: u32, now: Instant, buf: &[u8]) -> Result<(), SessionInputError> {
+        let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
+            return Ok(());
+        };
+        let r = slot.session.handle_input(now, buf);
+        if !slot.announced && slot.session.is_verified() {
+            self.promote(idx);
+        }
+        self.after_input(idx, now, &r);
+        r
+    }
+
+    /// A half-open session whose client proved the keys: it replaces the session of its
+    /// address (kcp-go-session.md §6's restart rule, applied only after authentication) and
+    /// is announced.
+    fn promote(&mut self, idx: u32) {
+        let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        slot.announced = true;
+        let (addr, id) = (slot.addr, SessionId { idx, gen: slot.gen });
+        if self.half_open.get(&addr) == Some(&idx) {
+            self.half_open.remove(&addr);
+        }
+        if let Some(old) = self.by_addr.insert(addr, idx) {
+            if old != idx {
+                // Keep the old slot from removing the new mapping when it closes.
+                self.by_addr.insert(addr, old);
+                self.begin_close(old, CloseReason::Replaced);
+                self.by_addr.insert(addr, idx);
+            }
+        }
+        self.backlog.push_back(id);
+        self.events.push_back(ListenerEvent::Incoming(id));
+    }
+
+    /// Bookkeeping after a session took a datagram: only an authenticated datagram counts as
+    /// a sign of life (`idle_timeout`).
+    fn after_input(&mut self, idx: u32, now: Instant, r: &Result<(), SessionInputError>) {
+        if let Some(Some(slot)) = self.slots.get_mut(idx as usize) {
+            if !matches!(r, Err(e) if unauthenticated(e)) {
+                slot.last_rx = now;
+            }
+        }
         self.collect_events(idx);
         self.mark_dirty(idx);
-        r
     }
 
     /// Opens a client session to `addr` (kcp-go `Dial`): the conv comes from the injected RNG
@@ -360,7 +527,8 @@ impl Listener {
         }
         let mut b = [0u8; 4];
         self.nonce_seed.fill_bytes(&mut b);
-        let idx = self.create(now, addr, u32::from_le_bytes(b));
+        let idx = self.create(now, addr, u32::from_le_bytes(b), Role::Client, true);
+        self.mark_dirty(idx); // the authenticated mode's hello goes out at once
         let slot = self.slots[idx as usize].as_mut().expect("just created");
         slot.accepted = true;
         let snmp = slot.session.snmp_mut();
@@ -372,7 +540,16 @@ impl Listener {
         id
     }
 
-    fn create(&mut self, now: Instant, addr: SocketAddr, conv: u32) -> u32 {
+    /// A new session in a free slot; `announce` puts it in the backlog at once (otherwise
+    /// it is a half-open authenticated-mode session, see [`Listener::promote`]).
+    fn create(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        conv: u32,
+        role: Role,
+        announce: bool,
+    ) -> u32 {
         let idx = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.gens.push(0);
@@ -380,8 +557,14 @@ impl Listener {
         });
         let gen = self.gens[idx as usize].wrapping_add(1);
         self.gens[idx as usize] = gen;
-        let rng = Box::new(seeded(self.rng.next_u64() ^ self.nonce_seed.next_u64()));
-        let mut session = Session::new(conv, &self.cfg.session, now, rng);
+        // 256 bits from the injected CSPRNG (hello randoms come from this generator).
+        let mut seed = [0u8; 32];
+        self.nonce_seed.fill_bytes(&mut seed);
+        for (s, r) in seed.iter_mut().zip(self.rng.next_u64().to_le_bytes()) {
+            *s ^= r;
+        }
+        let rng = Box::new(<SimRng as rand_core::SeedableRng>::from_seed(seed));
+        let mut session = Session::with_role(conv, &self.cfg.session, now, rng, role);
         session.snmp_mut().passive_opens += 1;
         self.slots[idx as usize] = Some(Slot {
             gen,
@@ -393,7 +576,13 @@ impl Listener {
             scheduled: None,
             dirty: false,
             closing: None,
+            announced: announce,
         });
+        if !announce {
+            self.half_open.insert(addr, idx);
+            self.mark_dirty(idx);
+            return idx;
+        }
         self.by_addr.insert(addr, idx);
         let id = SessionId { idx, gen };
         self.backlog.push_back(id);
@@ -415,8 +604,13 @@ impl Listener {
         if self.by_addr.get(&slot.addr) == Some(&idx) {
             self.by_addr.remove(&slot.addr);
         }
+        if self.half_open.get(&slot.addr) == Some(&idx) {
+            self.half_open.remove(&slot.addr);
+        }
         self.backlog.retain(|b| *b != id);
-        self.events.push_back(ListenerEvent::Closed(id, reason));
+        if slot.announced {
+            self.events.push_back(ListenerEvent::Closed(id, reason));
+        }
         // Drained by poll_transmit (kcp-go's final flush), then freed.
         self.mark_dirty(idx);
     }
@@ -484,6 +678,10 @@ impl Listener {
             }
             slot.dirty = false;
             self.dirty.pop_front();
+            if slot.closing.is_none() && slot.session.is_exhausted() {
+                self.begin_close(idx, CloseReason::CounterExhausted);
+                continue;
+            }
             if slot.closing.is_some() {
                 self.free_slot(idx);
             } else {

@@ -4,6 +4,7 @@ pub mod autotune;
 pub mod crypt;
 mod des;
 pub mod fec;
+pub mod handshake;
 pub mod key;
 pub mod listener;
 // The file is named for what it holds (the Session machine), as DESIGN.md's layout has it.
@@ -19,6 +20,8 @@ pub use listener::{
 };
 pub use session::{CryptMode, Session, SessionConfig, SessionInputError};
 
+#[cfg(test)]
+mod aead_tests;
 #[cfg(test)]
 mod listener_tests;
 #[cfg(test)]

@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use rand_core::RngCore;
 
-use super::aead::{AeadCrypt, AeadError, AeadKind, ReplayWindow, AEAD_HEADER, AEAD_TAG};
+use super::aead::{AeadError, AeadKind, Role, AEAD_HEADER, AEAD_TAG};
 use super::crypt::{CipherKind, CryptError, PacketCrypt, CRYPT_HEADER};
 use super::fec::{
     recovered_payload, FecDecoder, FecEncoder, FecError, FEC_HEADER_SIZE_PLUS2, TYPE_DATA,
     TYPE_PARITY,
 };
+use super::handshake::{AeadChannel, Opened};
 use super::key::kcptun_key;
 use super::snmp::Snmp;
 use crate::driver::{Machine, Transmit};
@@ -23,7 +24,8 @@ pub enum CryptMode {
     Raw,
     /// kcp-go's nonce + CRC32 header and one of its 13 ciphers (`none` still sends the header).
     Block(CipherKind),
-    /// tether's authenticated mode (AEAD + replay window). **Not kcp-go-compatible.**
+    /// tether's authenticated mode (handshake, per-session per-direction AEAD keys, replay
+    /// window; see `session::handshake`). **Not kcp-go-compatible.**
     Aead(AeadKind),
 }
 
@@ -129,49 +131,60 @@ pub enum SessionInputError {
     Kcp(#[from] crate::kcp::InputError),
 }
 
-/// The crypto layer of one session or listener.
+/// The crypto layer of one session (or, for the kcp-go modes, of a listener).
 pub(super) enum Crypt {
     Raw,
     Block(PacketCrypt),
-    Aead(Box<AeadCrypt>),
+    Aead(Box<AeadChannel>),
 }
 
 impl Crypt {
-    pub(super) fn new(mode: CryptMode, key: &[u8; 32]) -> Crypt {
+    /// The crypto of a session for `conv` on the `role` side (the role matters only to the
+    /// authenticated mode).
+    pub(super) fn new(mode: CryptMode, key: &[u8; 32], conv: u32, role: Role) -> Crypt {
         match mode {
             CryptMode::Raw => Crypt::Raw,
             CryptMode::Block(k) => Crypt::Block(PacketCrypt::new(k, key)),
-            CryptMode::Aead(k) => Crypt::Aead(Box::new(AeadCrypt::new(k, key))),
+            CryptMode::Aead(k) => Crypt::Aead(Box::new(AeadChannel::new(k, key, conv, role))),
         }
     }
 
-    fn seal(&mut self, d: &mut Vec<u8>, rng: &mut dyn RngCore) {
+    /// Protects one datagram in place; only the authenticated mode can fail (counter spent).
+    fn seal(&mut self, d: &mut Vec<u8>, rng: &mut dyn RngCore) -> Result<(), AeadError> {
         match self {
-            Crypt::Raw => {}
-            Crypt::Block(c) => c.seal(d, rng),
-            Crypt::Aead(c) => c.seal(d, rng),
+            Crypt::Raw => Ok(()),
+            Crypt::Block(c) => {
+                c.seal(d, rng);
+                Ok(())
+            }
+            Crypt::Aead(c) => c.seal_data(d),
         }
     }
 
-    /// Decrypts and checks a datagram in place (kcp-go-session.md §2.2 step 2). Returns the
-    /// payload range and, in AEAD mode, the replay counter the owner must check.
+    /// Decrypts and checks a datagram in place (kcp-go-session.md §2.2 step 2); in the
+    /// authenticated mode also runs the handshake and the replay check.
     pub(super) fn open(
-        &self,
+        &mut self,
         buf: &mut [u8],
-    ) -> Result<(std::ops::Range<usize>, Option<u64>), SessionInputError> {
+        rng: &mut dyn RngCore,
+    ) -> Result<Opened, SessionInputError> {
         let total = buf.len();
         match self {
-            Crypt::Raw => Ok((0..total, None)),
+            Crypt::Raw => Ok(Opened::Data(0..total)),
             Crypt::Block(c) => {
                 let n = c.open(buf)?.len();
-                Ok((total - n..total, None))
+                Ok(Opened::Data(total - n..total))
             }
-            Crypt::Aead(c) => {
-                let (ctr, r) = c.open(buf)?;
-                Ok((r, Some(ctr)))
-            }
+            Crypt::Aead(c) => Ok(c.open(buf, rng)?),
         }
     }
+}
+
+/// Whether a [`Session::handle_input`] error means the datagram did not authenticate (failed
+/// CRC/tag, replay, unexpected handshake datagram): such datagrams must not refresh any
+/// liveness state.
+pub(super) fn unauthenticated(e: &SessionInputError) -> bool {
+    matches!(e, SessionInputError::Crypt(_) | SessionInputError::Aead(_))
 }
 
 /// Where the conv of an unprotected payload sits (kcp-go-session.md §6 step 2): returns
@@ -199,7 +212,6 @@ pub struct Session {
     kcp: Kcp,
     mode: CryptMode,
     crypt: Crypt,
-    replay: ReplayWindow,
     enc: Option<FecEncoder>,
     dec: Option<FecDecoder>,
     rng: Box<dyn RngCore + Send>,
@@ -223,10 +235,32 @@ impl std::fmt::Debug for Session {
 const POOL_LIMIT: usize = 256;
 
 impl Session {
-    /// A session for conversation `conv`. `rng` supplies the per-datagram nonces (a CSPRNG in
-    /// production; seeded in tests).
+    /// A server-side session for conversation `conv` (in the authenticated mode it answers
+    /// the client's hello). `rng` supplies the per-datagram nonces and hello randoms (a CSPRNG
+    /// in production; seeded in tests).
     pub fn new(conv: u32, cfg: &SessionConfig, now: Instant, rng: Box<dyn RngCore + Send>) -> Self {
-        let crypt = Crypt::new(cfg.crypt, &cfg.key);
+        Session::with_role(conv, cfg, now, rng, Role::Server)
+    }
+
+    /// A client-side session for conversation `conv` (in the authenticated mode it sends the
+    /// hello). [`Session::dial`] draws the conv from the RNG.
+    pub fn client(
+        conv: u32,
+        cfg: &SessionConfig,
+        now: Instant,
+        rng: Box<dyn RngCore + Send>,
+    ) -> Self {
+        Session::with_role(conv, cfg, now, rng, Role::Client)
+    }
+
+    pub(super) fn with_role(
+        conv: u32,
+        cfg: &SessionConfig,
+        now: Instant,
+        rng: Box<dyn RngCore + Send>,
+        role: Role,
+    ) -> Self {
+        let crypt = Crypt::new(cfg.crypt, &cfg.key, conv, role);
         let fec_offset = cfg.crypt.header();
         let (enc, dec) = if cfg.fec() {
             (
@@ -240,7 +274,6 @@ impl Session {
             kcp: Kcp::new(conv, cfg.effective_kcp(), now),
             mode: cfg.crypt,
             crypt,
-            replay: ReplayWindow::default(),
             enc,
             dec,
             rng,
@@ -257,7 +290,7 @@ impl Session {
     pub fn dial(cfg: &SessionConfig, now: Instant, mut rng: Box<dyn RngCore + Send>) -> Self {
         let mut b = [0u8; 4];
         rng.fill_bytes(&mut b);
-        let mut s = Session::new(u32::from_le_bytes(b), cfg, now, rng);
+        let mut s = Session::client(u32::from_le_bytes(b), cfg, now, rng);
         s.snmp.active_opens += 1;
         s
     }
@@ -301,6 +334,29 @@ impl Session {
             s.fec_short_shards += f.fec_short_shards;
         }
         s
+    }
+
+    /// Authenticated mode: whether the peer proved this session's keys (always true in the
+    /// kcp-go modes). A listener announces a server session only once this holds.
+    pub fn is_verified(&self) -> bool {
+        match &self.crypt {
+            Crypt::Aead(c) => c.is_proven(),
+            _ => true,
+        }
+    }
+
+    /// Authenticated mode: whether this side's datagram counter is spent. The session sends
+    /// nothing more and must be closed ([`super::CloseReason::CounterExhausted`]).
+    pub fn is_exhausted(&self) -> bool {
+        matches!(&self.crypt, Crypt::Aead(c) if c.is_exhausted())
+    }
+
+    /// Test hook: jumps the authenticated mode's send counter.
+    #[cfg(test)]
+    pub(crate) fn set_send_counter(&mut self, c: u64) {
+        if let Crypt::Aead(ch) = &mut self.crypt {
+            ch.set_send_counter(c);
+        }
     }
 
     /// Whether the session is idle: no datagram waiting to be sent and KCP idle (nothing
@@ -350,6 +406,20 @@ impl Session {
     /// Turns KCP's output (header space reserved) into protected datagrams: FEC stamp and
     /// parity, then nonce + CRC + encryption (kcp-go-session.md §2.1).
     fn pump(&mut self, now: Instant) {
+        if let Crypt::Aead(ch) = &mut self.crypt {
+            let mut d = self.pool.pop().unwrap_or_default();
+            while ch.poll_control(now, &mut d, &mut *self.rng) {
+                self.snmp.out_pkts += 1;
+                self.snmp.out_bytes += d.len() as u64;
+                self.out.push_back(std::mem::take(&mut d));
+            }
+            self.pool.push(d);
+            if !ch.can_send_data() {
+                // Nothing of KCP's leaves before the handshake (and, on a server, the
+                // client's proof); KCP keeps the writes in its bounded send queue.
+                return;
+            }
+        }
         loop {
             let mut d = self.take_buf();
             if self.kcp.poll_transmit(now, &mut d).is_none() {
@@ -380,50 +450,41 @@ impl Session {
     }
 
     fn protect_and_queue(&mut self, mut d: Vec<u8>) {
-        self.crypt.seal(&mut d, &mut *self.rng);
+        if self.crypt.seal(&mut d, &mut *self.rng).is_err() {
+            // Counter spent: drop; the owner sees `is_exhausted` and closes the session.
+            self.give_buf(d);
+            return;
+        }
         self.snmp.out_pkts += 1;
         self.snmp.out_bytes += d.len() as u64;
         self.out.push_back(d);
     }
 
-    /// Removes the crypto layer of `scratch` in place; returns the range of the FEC/KCP
-    /// payload. Failures are counted as `InCsumErrors`.
-    fn unprotect(&mut self) -> Result<std::ops::Range<usize>, SessionInputError> {
-        let (range, ctr) = self.crypt.open(&mut self.scratch).inspect_err(|e| {
-            if !matches!(
-                e,
-                SessionInputError::Crypt(CryptError::TooShort { .. })
-                    | SessionInputError::Aead(AeadError::TooShort(_))
-            ) {
-                self.snmp.in_csum_errors += 1;
-            }
-        })?;
-        self.check_replay(ctr)?;
-        Ok(range)
+    /// Removes the crypto layer of `scratch` in place; returns what it held. Failures are
+    /// counted as `InCsumErrors`.
+    fn unprotect(&mut self) -> Result<Opened, SessionInputError> {
+        self.crypt
+            .open(&mut self.scratch, &mut *self.rng)
+            .inspect_err(|e| {
+                if !matches!(
+                    e,
+                    SessionInputError::Crypt(CryptError::TooShort { .. })
+                        | SessionInputError::Aead(AeadError::TooShort(_))
+                ) {
+                    self.snmp.in_csum_errors += 1;
+                }
+            })
     }
 
-    fn check_replay(&mut self, ctr: Option<u64>) -> Result<(), SessionInputError> {
-        match ctr {
-            Some(c) if !self.replay.accept(c) => {
-                self.snmp.in_csum_errors += 1;
-                Err(AeadError::Replay(c).into())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Input of a payload the listener already unprotected (with the AEAD counter, if any).
+    /// Input of a payload the listener already unprotected (kcp-go modes only).
     pub(super) fn handle_opened(
         &mut self,
         now: Instant,
         payload: &[u8],
-        ctr: Option<u64>,
     ) -> Result<(), SessionInputError> {
-        let r = self.check_replay(ctr).and_then(|()| {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(payload);
-            self.kcp_input(now, 0..payload.len())
-        });
+        self.scratch.clear();
+        self.scratch.extend_from_slice(payload);
+        let r = self.kcp_input(now, 0..payload.len());
         self.pump(now);
         r
     }
@@ -483,9 +544,10 @@ impl Machine for Session {
         scratch.clear();
         scratch.extend_from_slice(data);
         self.scratch = scratch;
-        let r = self
-            .unprotect()
-            .and_then(|range| self.kcp_input(now, range));
+        let r = self.unprotect().and_then(|opened| match opened {
+            Opened::Data(range) => self.kcp_input(now, range),
+            Opened::Control => Ok(()),
+        });
         self.pump(now);
         r
     }
@@ -505,10 +567,30 @@ impl Machine for Session {
         if !self.out.is_empty() {
             return Some(self.kcp.last_input_time());
         }
+        if let Crypt::Aead(ch) = &self.crypt {
+            if ch.wants_send() {
+                return Some(self.kcp.last_input_time());
+            }
+            if !ch.can_send_data() {
+                // KCP's timers wait for the handshake (its output could not leave anyway).
+                return ch.poll_timeout();
+            }
+            return [ch.poll_timeout(), self.kcp.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+        }
         self.kcp.poll_timeout()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if let Crypt::Aead(ch) = &mut self.crypt {
+            ch.handle_timeout(now);
+            if !ch.can_send_data() {
+                self.pump(now);
+                return;
+            }
+        }
         self.kcp.handle_timeout(now);
         self.pump(now);
     }

@@ -268,7 +268,8 @@ pub fn run_session_transfer(
     start: Instant,
 ) -> TransferReport {
     use crate::session::Session;
-    let a = Session::new(1, session, start, Box::new(seeded(cfg.seed ^ 0xa)));
+    // `a` dials (the authenticated mode's handshake has a client and a server side).
+    let a = Session::client(1, session, start, Box::new(seeded(cfg.seed ^ 0xa)));
     let b = Session::new(1, session, start, Box::new(seeded(cfg.seed ^ 0xb)));
     run_transfer_between(a, b, cfg, start)
 }

@@ -23,6 +23,8 @@
 //! assert_eq!(recovered_payload(rec.get(0).unwrap()), Some(&b"first"[..]));
 //! ```
 
+use std::sync::{Arc, Mutex};
+
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
 use super::autotune::AutoTune;
@@ -93,18 +95,46 @@ fn check_counts(data: usize, parity: usize) -> Result<(), FecError> {
     Ok(())
 }
 
-/// A Reed–Solomon codec built on first use and dropped when the session goes idle.
+/// Codecs for this many shard-count pairs are kept for the whole process (see
+/// [`shared_codec`]); a hostile peer that makes autotune cycle through more only evicts.
+const SHARED_CODECS: usize = 8;
+
+/// The most recently used codecs, most recent last.
+static SHARED: Mutex<Vec<((usize, usize), Arc<ReedSolomon>)>> = Mutex::new(Vec::new());
+
+/// The codec for `data` + `parity` shards, shared by every session of the process.
 ///
-/// `reed_solomon_erasure::ReedSolomon` is about 1.2 KB inline plus a 254-entry decode-matrix
-/// cache (about 9 KB of hash table) allocated up front; an idle session needs neither.
+/// A `reed_solomon_erasure::ReedSolomon` costs about 10 KB (its encoding matrix, and a
+/// 254-entry decode-matrix cache allocated up front) and 10–20 µs to build; it is immutable
+/// apart from that cache, which has its own mutex. Sharing it keeps an idle session at a
+/// few KiB without rebuilding a codec each time an interactive session wakes up. The
+/// output only depends on the shard counts, so sharing cannot change a byte on the wire.
+fn shared_codec(data: usize, parity: usize) -> Option<Arc<ReedSolomon>> {
+    let mut cache = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = cache.iter().position(|(k, _)| *k == (data, parity)) {
+        let entry = cache.remove(i);
+        let codec = Arc::clone(&entry.1);
+        cache.push(entry);
+        return Some(codec);
+    }
+    let codec = Arc::new(ReedSolomon::new(data, parity).ok()?);
+    if cache.len() >= SHARED_CODECS {
+        cache.remove(0);
+    }
+    cache.push(((data, parity), Arc::clone(&codec)));
+    Some(codec)
+}
+
+/// A session's handle on its Reed–Solomon codec: taken on first use, let go when the
+/// session goes idle (the codec itself stays in [`shared_codec`]'s cache).
 #[derive(Default)]
-struct Codec(Option<Box<ReedSolomon>>);
+struct Codec(Option<Arc<ReedSolomon>>);
 
 impl Codec {
-    /// The codec for `data` + `parity` shards, built if it is not there yet.
+    /// The codec for `data` + `parity` shards.
     fn get(&mut self, data: usize, parity: usize) -> Option<&ReedSolomon> {
         if self.0.is_none() {
-            self.0 = ReedSolomon::new(data, parity).ok().map(Box::new);
+            self.0 = shared_codec(data, parity);
         }
         self.0.as_deref()
     }

@@ -118,7 +118,17 @@ struct Slot {
     /// Whether the application was told (`Incoming`, or `connect`); half-open
     /// authenticated-mode sessions are not, and leave without a `Closed` event.
     announced: bool,
+    /// When an idle session gives its buffers back, if it stays idle until then.
+    release_at: Option<Instant>,
+    /// The session's buffers were given back and it has been idle since.
+    released: bool,
 }
+
+/// How long a session must stay idle before it gives its buffers back (issue 13 item 5).
+/// Releasing at once would make an interactive session (a request, its answer, quiet,
+/// again) free and rebuild its buffers on every exchange, about 4 µs per side per round
+/// trip; after this long the single timer wake-up costs nothing that matters.
+pub const IDLE_RELEASE_DELAY: Duration = Duration::from_millis(100);
 
 /// How a listener finds the session of a datagram.
 enum Demux {
@@ -574,6 +584,8 @@ impl Listener {
             created: now,
             last_rx: now,
             scheduled: None,
+            release_at: None,
+            released: false,
             dirty: false,
             closing: None,
             announced: announce,
@@ -643,6 +655,9 @@ impl Listener {
         if let Some(idle) = self.cfg.idle_timeout {
             add(slot.last_rx + idle);
         }
+        if let Some(t) = slot.release_at {
+            add(t);
+        }
         d
     }
 
@@ -686,18 +701,24 @@ impl Listener {
                 self.free_slot(idx);
             } else {
                 self.collect_events(idx);
+                self.note_idle(idx, now);
                 self.reschedule(idx);
-                self.release_if_idle(idx);
             }
         }
         None
     }
 
-    /// An idle session gives its buffers back (issue 13 item 5: idle sessions cost a few
-    /// KiB, not the ~48 KiB of FEC codecs and buffers a busy one holds).
-    fn release_if_idle(&mut self, idx: u32) {
+    /// After a session's output was drained: an idle session is due to give its buffers
+    /// back [`IDLE_RELEASE_DELAY`] from now (issue 13 item 5: an idle session costs a few
+    /// KiB, not the ~48 KiB of FEC codecs and buffers a busy one holds); a busy one is not.
+    fn note_idle(&mut self, idx: u32, now: Instant) {
         if let Some(Some(slot)) = self.slots.get_mut(idx as usize) {
-            slot.session.release_idle();
+            if !slot.session.is_idle() {
+                slot.release_at = None;
+                slot.released = false;
+            } else if !slot.released && slot.release_at.is_none() {
+                slot.release_at = now.checked_add(IDLE_RELEASE_DELAY);
+            }
         }
     }
 
@@ -742,6 +763,16 @@ impl Listener {
         if let Some(idle) = self.cfg.idle_timeout {
             if now >= slot.last_rx + idle {
                 self.begin_close(idx, CloseReason::IdleTimeout);
+                return;
+            }
+        }
+        if slot.release_at.is_some_and(|t| now >= t) {
+            slot.release_at = None;
+            if slot.session.is_idle() {
+                // Idle: no KCP timer is due and nothing is to be sent.
+                slot.session.release_idle();
+                slot.released = true;
+                self.reschedule(idx);
                 return;
             }
         }

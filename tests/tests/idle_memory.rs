@@ -4,7 +4,8 @@
 //! `(live with N sessions - live with 1 session) / (N - 1)`.
 //!
 //! Two servers are measured, each with N sessions that exchanged a one-byte hello and its
-//! echo and then went idle (everything acknowledged, no timer armed):
+//! echo and then went idle (everything acknowledged, buffers given back after the
+//! listener's `IDLE_RELEASE_DELAY`, no timer armed):
 //! - the core `Listener` on its own, driven in simulated time;
 //! - the tokio runtime's listener over loopback (driver, hub, stream buffers, socket task),
 //!   with one application task that holds the accepted streams.

@@ -99,8 +99,11 @@ fn check_counts(data: usize, parity: usize) -> Result<(), FecError> {
 /// [`shared_codec`]); a hostile peer that makes autotune cycle through more only evicts.
 const SHARED_CODECS: usize = 8;
 
+/// A codec and its `(data, parity)` shard counts.
+type SharedCodec = ((usize, usize), Arc<ReedSolomon>);
+
 /// The most recently used codecs, most recent last.
-static SHARED: Mutex<Vec<((usize, usize), Arc<ReedSolomon>)>> = Mutex::new(Vec::new());
+static SHARED: Mutex<Vec<SharedCodec>> = Mutex::new(Vec::new());
 
 /// The codec for `data` + `parity` shards, shared by every session of the process.
 ///

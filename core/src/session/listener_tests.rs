@@ -248,3 +248,38 @@ proptest! {
         }
     }
 }
+
+/// An idle session gives its buffers back `IDLE_RELEASE_DELAY` after it went idle, on one
+/// timer that is not re-armed, and works as before afterwards (issue 13 item 5; the bytes
+/// themselves are counted in tests/tests/idle_memory.rs).
+#[test]
+fn idle_release_fires_once_and_the_session_keeps_working() {
+    use super::listener::IDLE_RELEASE_DELAY;
+    let mut w = World::new(1, &cfg(10, 3));
+    for round in 0..3 {
+        w.clients[0].1.write(b"ping").unwrap();
+        let (mut got, mut armed) = (Vec::new(), false);
+        for _ in 0..10_000 {
+            if got == b"ping" && w.clients[0].1.poll_timeout().is_none() {
+                // Everything exchanged and acknowledged: only the release timer is left.
+                if let Some(t) = w.listener.poll_timeout() {
+                    armed |= t > w.now && t <= w.now + IDLE_RELEASE_DELAY;
+                }
+            }
+            if !w.step() {
+                break;
+            }
+            let mut tmp = [0u8; 64];
+            while let Ok(n) = w.clients[0].1.read(&mut tmp) {
+                got.extend_from_slice(&tmp[..n]);
+            }
+        }
+        assert_eq!(got, b"ping", "round {round}");
+        assert!(armed, "round {round}: release timer armed once idle");
+        assert_eq!(
+            w.listener.poll_timeout(),
+            None,
+            "round {round}: not re-armed"
+        );
+    }
+}

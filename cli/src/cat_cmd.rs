@@ -19,6 +19,10 @@ use crate::units::parse_duration;
 pub enum Proto {
     /// KCP with kcp-go's session layer (crypto + FEC), as kcptun uses it.
     Kcp,
+    /// Raw KCP as skywind3000's C ikcp and its ports speak it (and kcp-go with a nil
+    /// BlockCrypt and no FEC): bare 24-byte segments in UDP, no crypto, no FEC. --crypt,
+    /// --key, --datashard and --parityshard are ignored.
+    KcpRaw,
 }
 
 /// Flags of `tether cat`.
@@ -45,6 +49,16 @@ pub struct CatArgs {
     /// Give up on a peer that stops acknowledging after this long without progress.
     #[arg(long, value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// With --connect: the KCP conversation id. Default: random, as kcp-go's Dial, so a
+    /// restarted client is a new conversation to the listener; set it when the peer creates
+    /// its KCP object with a fixed conv (common in raw-KCP servers). A listener takes each
+    /// session's conv from that address's first datagram.
+    #[arg(long, requires = "connect")]
+    pub conv: Option<u32>,
+    /// Message mode: each chunk read from stdin (up to 64 KiB) is sent as one KCP message
+    /// (ikcp's default mode; at most 127 segments each, cut otherwise). Default: stream mode.
+    #[arg(long)]
+    pub message: bool,
     /// Don't print the settings line to stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -78,9 +92,17 @@ pub fn run(args: &CatArgs) -> i32 {
 }
 
 async fn cat(args: &CatArgs) -> io::Result<()> {
-    let cfg = args.kcp.config().idle_timeout(args.idle_timeout);
+    let mut cfg = args
+        .kcp
+        .config()
+        .idle_timeout(args.idle_timeout)
+        .conv(args.conv)
+        .message_mode(args.message);
+    if args.proto == Proto::KcpRaw {
+        cfg = cfg.raw_kcp();
+    }
     if !args.quiet {
-        eprintln!("tether cat: {}", args.kcp.describe());
+        eprintln!("tether cat: {}", describe(args));
     }
     if let Some(addr) = &args.connect {
         let stream = KcpStream::connect(addr.as_str(), cfg).await?;
@@ -105,6 +127,24 @@ async fn cat(args: &CatArgs) -> io::Result<()> {
         pipe_stdio(stream, args.linger).await?;
         if !args.keep_open {
             return Ok(());
+        }
+    }
+}
+
+/// The settings line: kcptun's, or the raw-KCP subset.
+fn describe(args: &CatArgs) -> String {
+    let framing = if args.message { "message" } else { "stream" };
+    match args.proto {
+        Proto::Kcp => format!("{}, framing: {framing}", args.kcp.describe()),
+        Proto::KcpRaw => {
+            let k = &args.kcp;
+            let conv = args
+                .conv
+                .map_or_else(|| "random".to_string(), |c| c.to_string());
+            format!(
+                "proto: kcp-raw (no crypto, no FEC), conv: {conv}, framing: {framing}, mode: {}, mtu: {}, sndwnd: {}, rcvwnd: {}, acknodelay: {}",
+                k.mode, k.mtu, k.sndwnd, k.rcvwnd, k.acknodelay
+            )
         }
     }
 }

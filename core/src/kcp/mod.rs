@@ -98,6 +98,9 @@ pub enum WriteError {
     /// An empty write.
     #[error("cannot write an empty buffer")]
     Empty,
+    /// A message that needs more than 255 fragments (kcp-go `Send` returns -2).
+    #[error("message of {0} bytes needs more than 255 fragments: send smaller messages or use stream mode")]
+    TooLarge(usize),
 }
 
 /// kcp-go `Recv` failures.
@@ -328,6 +331,27 @@ impl Kcp {
         }
         self.flush_pending = true;
         Ok(data.len())
+    }
+
+    /// ikcp's `ikcp_send` as the application call: `data` becomes **one** KCP message, cut
+    /// into fragments whose `frg` counts down (kcp.md §4), so a message-mode peer (ikcp,
+    /// kcp-go's `Recv`) receives it whole. [`Kcp::write`] instead cuts the buffer into
+    /// independent `mss`-sized sends, as kcp-go's session layer does. In stream mode the two
+    /// are the same. Accepted when the send queue is below both windows, like `write`.
+    pub fn write_message(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        if data.is_empty() {
+            return Err(WriteError::Empty);
+        }
+        if !self.can_write() {
+            self.want_writable = true;
+            return Err(WriteError::Blocked);
+        }
+        let n = self.send(data).map_err(|e| match e {
+            SendError::Empty => WriteError::Empty,
+            SendError::TooLarge(n) => WriteError::TooLarge(n),
+        })?;
+        self.flush_pending = true;
+        Ok(n)
     }
 
     /// Application events, oldest first.

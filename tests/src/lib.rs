@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod go;
+pub mod ikcp;
 pub mod peer;
 pub mod scenarios;
 pub mod tether_bin;

@@ -4,6 +4,7 @@
 
 pub mod go;
 pub mod ikcp;
+pub mod kcp_replay;
 pub mod peer;
 pub mod scenarios;
 pub mod tether_bin;

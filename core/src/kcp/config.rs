@@ -1,5 +1,21 @@
 //! KCP knobs and the kcptun presets (kcp.md §3, §12, §13).
 
+/// Whose KCP the control block behaves as where kcp-go 5.6.1 and skywind3000's ikcp.c 1.7
+/// differ in ways a C peer can see (kcp.md §14; the README's differences table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KcpFlavor {
+    /// kcp-go 5.6.1, byte for byte (the golden vectors of tests/vectors/kcp).
+    #[default]
+    KcpGo,
+    /// ikcp.c where a C peer sees it: the receive window is at least 128
+    /// (`ikcp_wndsize`, `IKCP_WND_RCV`) and the peer's window is assumed 128 until it says
+    /// otherwise; a message of 128 fragments or more is refused (`ikcp_send` -2, so an
+    /// ikcp receiver can always reassemble it) and an empty one sent as one empty segment
+    /// (message mode); every queued ACK is written (no kcp-go pruning); Input never
+    /// flushes. Timing (RTO estimator, backoff, fast-resend rules) stays kcp-go's.
+    Ikcp,
+}
+
 /// Configuration of one KCP control block. Field names follow kcp-go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KcpConfig {
@@ -25,6 +41,8 @@ pub struct KcpConfig {
     pub ack_nodelay: bool,
     /// Retransmissions of one segment after which the link is reported dead.
     pub dead_link: u32,
+    /// kcp-go's or ikcp's behaviour where they differ visibly to the peer.
+    pub flavor: KcpFlavor,
 }
 
 impl Default for KcpConfig {
@@ -42,6 +60,7 @@ impl Default for KcpConfig {
             stream: false,
             ack_nodelay: false,
             dead_link: 20,
+            flavor: KcpFlavor::KcpGo,
         }
     }
 }

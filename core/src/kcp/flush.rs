@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::cwnd::FlushOutcome;
 use super::segment::{Cmd, Header, OVERHEAD};
-use super::{Kcp, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT};
+use super::{Kcp, KcpFlavor, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT};
 use crate::time::timediff;
 use crate::wire::Writer;
 
@@ -79,7 +79,8 @@ impl Kcp {
         let last = acks.len().wrapping_sub(1);
         for (i, &(sn, ts)) in acks.iter().enumerate() {
             self.make_space(OVERHEAD);
-            if timediff(sn, self.rcv_nxt) >= 0 || i == last {
+            // ikcp.c writes every entry.
+            if timediff(sn, self.rcv_nxt) >= 0 || i == last || self.cfg.flavor == KcpFlavor::Ikcp {
                 tmpl.sn = sn;
                 tmpl.ts = ts;
                 self.write_header(tmpl);

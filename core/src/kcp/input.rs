@@ -2,7 +2,7 @@
 use std::time::Instant;
 
 use super::segment::{Cmd, Header, OVERHEAD};
-use super::{InputError, Kcp, Seg, ASK_TELL};
+use super::{InputError, Kcp, KcpFlavor, Seg, ASK_TELL};
 use crate::time::timediff;
 use crate::wire::Reader;
 
@@ -73,6 +73,13 @@ impl Kcp {
             self.stats.in_segs += 1;
         }
         self.after_input(now, prev_una, latest_ack_ts, regular);
+        if self.cfg.flavor == KcpFlavor::Ikcp {
+            // ikcp.c never flushes from ikcp_input: the caller's next ikcp_update does.
+            if self.acklist.len() > self.ack_limit() {
+                self.flush(now, true);
+            }
+            return Ok(());
+        }
         if window_slides {
             self.flush_and_schedule(now);
         } else if ack_nodelay && !self.acklist.is_empty() {

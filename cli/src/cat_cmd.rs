@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use tether_core::kcp::KcpFlavor;
 use tether_runtime_tokio::{KcpListener, KcpStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -23,6 +24,15 @@ pub enum Proto {
     /// BlockCrypt and no FEC): bare 24-byte segments in UDP, no crypto, no FEC. --crypt,
     /// --key, --datashard and --parityshard are ignored.
     KcpRaw,
+}
+
+/// `--kcp-flavor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Flavor {
+    /// kcp-go 5.6.1.
+    KcpGo,
+    /// skywind3000's ikcp.c where a C peer sees it.
+    Ikcp,
 }
 
 /// Flags of `tether cat`.
@@ -59,6 +69,11 @@ pub struct CatArgs {
     /// (ikcp's default mode; at most 127 segments each, cut otherwise). Default: stream mode.
     #[arg(long)]
     pub message: bool,
+    /// KCP behaviour where kcp-go and C ikcp differ visibly to the peer: kcp-go (default;
+    /// byte-identical to kcp-go 5.6.1) or ikcp (receive window at least 128, every ACK
+    /// written, as ikcp.c).
+    #[arg(long, value_enum, default_value = "kcp-go")]
+    pub kcp_flavor: Flavor,
     /// Don't print the settings line to stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -97,7 +112,11 @@ async fn cat(args: &CatArgs) -> io::Result<()> {
         .config()
         .idle_timeout(args.idle_timeout)
         .conv(args.conv)
-        .message_mode(args.message);
+        .message_mode(args.message)
+        .flavor(match args.kcp_flavor {
+            Flavor::KcpGo => KcpFlavor::KcpGo,
+            Flavor::Ikcp => KcpFlavor::Ikcp,
+        });
     if args.proto == Proto::KcpRaw {
         cfg = cfg.raw_kcp();
     }
@@ -142,8 +161,8 @@ fn describe(args: &CatArgs) -> String {
                 .conv
                 .map_or_else(|| "random".to_string(), |c| c.to_string());
             format!(
-                "proto: kcp-raw (no crypto, no FEC), conv: {conv}, framing: {framing}, mode: {}, mtu: {}, sndwnd: {}, rcvwnd: {}, acknodelay: {}",
-                k.mode, k.mtu, k.sndwnd, k.rcvwnd, k.acknodelay
+                "proto: kcp-raw (no crypto, no FEC), conv: {conv}, framing: {framing}, flavor: {:?}, mode: {}, mtu: {}, sndwnd: {}, rcvwnd: {}, acknodelay: {}",
+                args.kcp_flavor, k.mode, k.mtu, k.sndwnd, k.rcvwnd, k.acknodelay
             )
         }
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
-use tether_core::kcp::KcpConfig;
+use tether_core::kcp::{KcpConfig, KcpFlavor};
 use tether_core::session::{CryptMode, Listener, ListenerConfig, SessionConfig};
 
 /// A KCP endpoint's settings. [`Config::default`] is kcptun's client default
@@ -68,6 +68,12 @@ impl Config {
     /// Listeners take each session's conv from its first datagram.
     pub fn conv(mut self, conv: Option<u32>) -> Self {
         self.conv = conv;
+        self
+    }
+    /// kcp-go's KCP (default) or ikcp's where a C peer can see the difference
+    /// ([`KcpFlavor::Ikcp`]: receive window at least 128, every ACK written).
+    pub fn flavor(mut self, flavor: KcpFlavor) -> Self {
+        self.session.kcp.flavor = flavor;
         self
     }
     /// Message mode: each write becomes one KCP message, delivered whole to a message-mode

@@ -32,6 +32,8 @@ struct Case {
     lossy: bool,
     tether_mtu: u32,
     ikcp_mtu: u32,
+    /// `--kcp-flavor ikcp` on the tether side.
+    ikcp_flavor: bool,
 }
 
 impl Case {
@@ -89,6 +91,9 @@ impl Case {
         .collect();
         if self.message {
             v.push("--message".into());
+        }
+        if self.ikcp_flavor {
+            v.extend(["--kcp-flavor".into(), "ikcp".into()]);
         }
         v
     }
@@ -252,6 +257,7 @@ fn matrix(lossy: bool) -> Vec<Case> {
                 lossy,
                 tether_mtu: 1400,
                 ikcp_mtu: 1400,
+                ikcp_flavor: false,
             });
         }
     }
@@ -268,6 +274,7 @@ fn ikcp_both_directions_stream_and_message_through_netem_5pct_loss() {
     run_all(matrix(true));
 }
 
+/// MTU 1200 against 1400 both ways, with tether's `--kcp-flavor ikcp`.
 #[test]
 fn ikcp_with_a_different_mtu_both_ways() {
     let mut v = Vec::new();
@@ -279,6 +286,7 @@ fn ikcp_with_a_different_mtu_both_ways() {
                 lossy: false,
                 tether_mtu,
                 ikcp_mtu,
+                ikcp_flavor: true,
             });
         }
     }

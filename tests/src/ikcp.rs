@@ -101,7 +101,10 @@ impl IkcpPeer {
         all.extend_from_slice(args);
         let mut p = IkcpPeer::spawn(&all);
         let line = p.lines.recv_timeout(READY_LIMIT).unwrap_or_else(|_| {
-            panic!("ikcppeer server printed no `listening` line: {}", p.stderr())
+            panic!(
+                "ikcppeer server printed no `listening` line: {}",
+                p.stderr()
+            )
         });
         let addr = line
             .strip_prefix("listening ")
@@ -150,7 +153,10 @@ impl IkcpPeer {
 
     /// What the peer wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

@@ -242,4 +242,3 @@ pub fn replay(sc: &Scenario, cfg: KcpConfig, rec: &Recorder) -> Result<(), Strin
     }
     Ok(())
 }
-

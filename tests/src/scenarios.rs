@@ -149,7 +149,13 @@ fn raw_segments(d: &[u8]) -> Vec<(u32, u8, u8, u32, Vec<u8>)> {
     while rest.len() >= 24 {
         let len = le(&rest[20..24]) as usize;
         let end = (24 + len).min(rest.len());
-        out.push((le(&rest[0..4]), rest[4], rest[5], le(&rest[12..16]), rest[24..end].to_vec()));
+        out.push((
+            le(&rest[0..4]),
+            rest[4],
+            rest[5],
+            le(&rest[12..16]),
+            rest[24..end].to_vec(),
+        ));
         rest = &rest[end..];
     }
     out
@@ -171,7 +177,9 @@ pub fn raw_kcp<R: Rt>() {
     let mut c = R::connect(sniff.local_addr().expect("addr"), &dialer).expect("connect");
     R::write_all(&mut c, b"hello", LIMIT).expect("write");
     let mut buf = [0u8; 2048];
-    let (n, _) = sniff.recv_from(&mut buf).expect("the client's first datagram");
+    let (n, _) = sniff
+        .recv_from(&mut buf)
+        .expect("the client's first datagram");
     assert_eq!(
         raw_segments(&buf[..n]),
         vec![(0x00C0_FFEE, 81, 0, 0, b"hello".to_vec())],
@@ -185,7 +193,11 @@ pub fn raw_kcp<R: Rt>() {
     peer.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let mut push = Vec::new();
-    for v in [0xBEEFu32.to_le_bytes().as_slice(), &[81, 0], &128u16.to_le_bytes()] {
+    for v in [
+        0xBEEFu32.to_le_bytes().as_slice(),
+        &[81, 0],
+        &128u16.to_le_bytes(),
+    ] {
         push.extend_from_slice(v);
     }
     for v in [0u32, 0, 0, 4] {

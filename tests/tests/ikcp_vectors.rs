@@ -27,14 +27,35 @@ const REPRODUCED: &[&str] = &[
 
 /// Scenarios it does not, with the ikcp rule responsible (README: kcp-go vs ikcp).
 const DIFFERS: &[(&str, &str)] = &[
-    ("bad_input", "first-send resendts = current + rto + rx_rto/8 (nodelay 0): ikcp retransmits later"),
-    ("clock_wrap", "first-send resendts = current + rto + rx_rto/8 (nodelay 0)"),
+    (
+        "bad_input",
+        "first-send resendts = current + rto + rx_rto/8 (nodelay 0): ikcp retransmits later",
+    ),
+    (
+        "clock_wrap",
+        "first-send resendts = current + rto + rx_rto/8 (nodelay 0)",
+    ),
     ("early_retransmit", "ikcp has no early retransmit"),
-    ("fast_retransmit", "fastack counted once per datagram against the largest acked sn, whatever its ts"),
-    ("fragment", "ikcp_recv codes: -2 for an incomplete message, -3 for a short buffer (C API only)"),
-    ("stream_merge", "ikcp_recv codes: -3 for a short buffer (C API only)"),
-    ("timeout_retransmit", "first-send resendts + rx_rto/8 and timeout backoff rto += max(rto, rx_rto)"),
-    ("timeout_retransmit_nodelay", "timeout backoff rto += rto/2 (nodelay 1) and ikcp's RTO estimator"),
+    (
+        "fast_retransmit",
+        "fastack counted once per datagram against the largest acked sn, whatever its ts",
+    ),
+    (
+        "fragment",
+        "ikcp_recv codes: -2 for an incomplete message, -3 for a short buffer (C API only)",
+    ),
+    (
+        "stream_merge",
+        "ikcp_recv codes: -3 for a short buffer (C API only)",
+    ),
+    (
+        "timeout_retransmit",
+        "first-send resendts + rx_rto/8 and timeout backoff rto += max(rto, rx_rto)",
+    ),
+    (
+        "timeout_retransmit_nodelay",
+        "timeout backoff rto += rto/2 (nodelay 1) and ikcp's RTO estimator",
+    ),
 ];
 
 fn ikcp_config(sc: &Scenario) -> KcpConfig {
@@ -56,14 +77,20 @@ fn ikcp_vectors_replay_with_the_ikcp_flavour() {
             "`{}` is in neither REPRODUCED nor DIFFERS",
             sc.name
         );
-        eprintln!("{:40} {}", sc.name, if r.is_ok() { "reproduced" } else { "differs" });
+        eprintln!(
+            "{:40} {}",
+            sc.name,
+            if r.is_ok() { "reproduced" } else { "differs" }
+        );
         match (expected, r) {
             (true, Err(e)) => wrong.push(format!("`{}` must be reproduced:\n{e}", sc.name)),
             (false, Ok(())) => wrong.push(format!(
                 "`{}` is now reproduced: move it to REPRODUCED",
                 sc.name
             )),
-            (false, Err(e)) => eprintln!("  {}", e.lines().take(6).collect::<Vec<_>>().join("\n  ")),
+            (false, Err(e)) => {
+                eprintln!("  {}", e.lines().take(6).collect::<Vec<_>>().join("\n  "))
+            }
             (true, Ok(())) => {}
         }
     }
@@ -99,7 +126,8 @@ fn ikcp_vectors_regenerate_identically() {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("tether-ikcpvectors-{}-{nanos}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("tether-ikcpvectors-{}-{nanos}", std::process::id()));
     let out = std::process::Command::new("bash")
         .arg(root.join("tests/ikcp/regen.sh"))
         .arg(&dir)
@@ -129,6 +157,9 @@ fn ikcp_vectors_regenerate_identically() {
     let names = |v: &[(String, String)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
     assert_eq!(names(&fresh), names(&checked_in), "run tests/ikcp/regen.sh");
     for ((name, a), (_, b)) in fresh.iter().zip(&checked_in) {
-        assert!(a == b, "tests/vectors/ikcp/{name} is stale: run tests/ikcp/regen.sh");
+        assert!(
+            a == b,
+            "tests/vectors/ikcp/{name} is stale: run tests/ikcp/regen.sh"
+        );
     }
 }

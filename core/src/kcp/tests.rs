@@ -310,5 +310,8 @@ fn write_message_is_one_fragmented_message() {
     assert_eq!(b.recv(&mut out), Ok(3000));
     assert_eq!(out[..3000], msg[..]);
     let huge = vec![0u8; 256 * a.mss()];
-    assert_eq!(a.write_message(&huge), Err(WriteError::TooLarge(huge.len())));
+    assert_eq!(
+        a.write_message(&huge),
+        Err(WriteError::TooLarge(huge.len()))
+    );
 }

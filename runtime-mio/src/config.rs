@@ -78,8 +78,10 @@ impl Config {
     }
     /// Message mode: each write becomes one KCP message, delivered whole to a message-mode
     /// peer (ikcp's default); writes of more than 127 segments are cut into 127-segment
-    /// messages (ikcp's limit). Reads still return the bytes in order. Off (stream mode) by
-    /// default, as kcptun.
+    /// messages (ikcp's limit). The tokio/smol streams still read a byte stream (message
+    /// boundaries are not kept on receive); the mio [`Endpoint`](crate::endpoint::Endpoint)
+    /// has `write_message`/`recv_message` for both directions. Off (stream mode) by default,
+    /// as kcptun.
     pub fn message_mode(mut self, on: bool) -> Self {
         self.session.kcp.stream = !on;
         self

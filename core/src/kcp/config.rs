@@ -7,12 +7,15 @@ pub enum KcpFlavor {
     /// kcp-go 5.6.1, byte for byte (the golden vectors of tests/vectors/kcp).
     #[default]
     KcpGo,
-    /// ikcp.c where a C peer sees it: the receive window is at least 128
-    /// (`ikcp_wndsize`, `IKCP_WND_RCV`) and the peer's window is assumed 128 until it says
-    /// otherwise; a message of 128 fragments or more is refused (`ikcp_send` -2, so an
-    /// ikcp receiver can always reassemble it) and an empty one sent as one empty segment
-    /// (message mode); every queued ACK is written (no kcp-go pruning); Input never
-    /// flushes. Timing (RTO estimator, backoff, fast-resend rules) stays kcp-go's.
+    /// skywind3000's ikcp.c 1.7 (as PyPI kcp 0.1.6 vendors it), reproducing its transcripts
+    /// byte for byte (tests/vectors/ikcp): receive window at least 128 (`ikcp_wndsize`) and
+    /// the peer's assumed 128 until it speaks; messages of 128 fragments or more refused
+    /// (`ikcp_send` -2), an empty message sent as one empty segment; every queued ACK
+    /// written; no flush from input; per-ACK RTT samples with ikcp's estimator; acked
+    /// segments unlinked at once; fastack once per datagram against the largest acked sn;
+    /// first send, timeout, fast retransmit in that order (first-send slack `rx_rto >> 3`
+    /// without nodelay, backoff `rto += max(rto, rx_rto)` or `rto / 2`, fast retransmit at
+    /// most 5 transmissions, no early retransmit). Only `ikcp_recv`'s C return codes differ.
     Ikcp,
 }
 

@@ -35,7 +35,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 
     /// Every byte delivered exactly once, in order, for loss 0–30 %, reordering, duplication
-    /// and every preset, in stream and message mode.
+    /// and every preset, in stream and message mode, in kcp-go's and ikcp's flavour.
     #[test]
     fn delivers_exactly_once_in_order(
         seed in any::<u64>(),
@@ -44,6 +44,7 @@ proptest! {
         dup in 0.0f64..0.2,
         m in 0usize..5,
         stream in any::<bool>(),
+        ikcp in any::<bool>(),
         bytes in 1u64..150_000,
     ) {
         let _g = SeedGuard::new(seed);
@@ -53,7 +54,10 @@ proptest! {
             .with_loss(loss)
             .with_reorder(reorder, Duration::from_millis(10))
             .with_duplicate(dup);
-        let kcp = mode(m).with_windows(128, 128).with_stream(stream);
+        let mut kcp = mode(m).with_windows(128, 128).with_stream(stream);
+        if ikcp {
+            kcp.flavor = KcpFlavor::Ikcp;
+        }
         let r = run_transfer(&transfer(bytes, kcp, link, seed), test_start());
         prop_assert!(r.completed, "transfer did not complete: {r:?}");
         prop_assert_eq!(r.delivered, bytes);

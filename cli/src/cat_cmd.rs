@@ -31,7 +31,7 @@ pub enum Proto {
 pub enum Flavor {
     /// kcp-go 5.6.1.
     KcpGo,
-    /// skywind3000's ikcp.c where a C peer sees it.
+    /// skywind3000's ikcp.c 1.7.
     Ikcp,
 }
 
@@ -69,9 +69,10 @@ pub struct CatArgs {
     /// (ikcp's default mode; at most 127 segments each, cut otherwise). Default: stream mode.
     #[arg(long)]
     pub message: bool,
-    /// KCP behaviour where kcp-go and C ikcp differ visibly to the peer: kcp-go (default;
-    /// byte-identical to kcp-go 5.6.1) or ikcp (receive window at least 128, every ACK
-    /// written, as ikcp.c).
+    /// Whose KCP behaviour to reproduce where kcp-go and C ikcp differ on the wire: kcp-go
+    /// (default; byte-identical to kcp-go 5.6.1) or ikcp (skywind3000's ikcp.c: receive
+    /// window at least 128, every ACK written, its RTO estimator, back-off and
+    /// fast-retransmit rules).
     #[arg(long, value_enum, default_value = "kcp-go")]
     pub kcp_flavor: Flavor,
     /// Don't print the settings line to stderr.
@@ -154,7 +155,8 @@ async fn cat(args: &CatArgs) -> io::Result<()> {
 fn describe(args: &CatArgs) -> String {
     let framing = if args.message { "message" } else { "stream" };
     match args.proto {
-        Proto::Kcp => format!("{}, framing: {framing}", args.kcp.describe()),
+        Proto::Kcp if args.message => format!("{}, framing: message", args.kcp.describe()),
+        Proto::Kcp => args.kcp.describe(),
         Proto::KcpRaw => {
             let k = &args.kcp;
             let conv = args

@@ -1,6 +1,6 @@
 //! The four queues: user data in (`send`), in order out (`recv`), and the buffer pool
 //! (kcp.md §4, §7).
-use super::{Kcp, RecvError, Seg, SendError, ASK_TELL, MAX_FRAGMENTS};
+use super::{Kcp, KcpFlavor, RecvError, Seg, SendError, ASK_TELL, IKCP_WND_RCV, MAX_FRAGMENTS};
 
 impl Kcp {
     /// A cleared buffer from the pool.
@@ -32,7 +32,8 @@ impl Kcp {
     /// bytes queued.
     pub fn send(&mut self, mut data: &[u8]) -> Result<usize, SendError> {
         let total = data.len();
-        if data.is_empty() {
+        let ikcp = self.cfg.flavor == KcpFlavor::Ikcp;
+        if data.is_empty() && !ikcp {
             return Err(SendError::Empty);
         }
         let mss = self.mss as usize;
@@ -50,8 +51,15 @@ impl Kcp {
             }
         }
         let count = data.len().div_ceil(mss).max(1);
-        if count > MAX_FRAGMENTS {
+        // ikcp.c ikcp_send: `count >= IKCP_WND_RCV` is -2; an empty message is one empty
+        // segment (the chunks loop below makes none, so push it here).
+        if count > MAX_FRAGMENTS || (ikcp && count >= IKCP_WND_RCV as usize) {
             return Err(SendError::TooLarge(total));
+        }
+        if data.is_empty() {
+            let seg = self.new_seg(data, 0);
+            self.snd_queue.push_back(seg);
+            return Ok(0);
         }
         for (i, chunk) in data.chunks(mss).enumerate() {
             let frg = if self.cfg.stream {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use tether_core::kcp::KcpFlavor;
 use tether_runtime_tokio::{KcpListener, KcpStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -19,6 +20,19 @@ use crate::units::parse_duration;
 pub enum Proto {
     /// KCP with kcp-go's session layer (crypto + FEC), as kcptun uses it.
     Kcp,
+    /// Raw KCP as skywind3000's C ikcp and its ports speak it (and kcp-go with a nil
+    /// BlockCrypt and no FEC): bare 24-byte segments in UDP, no crypto, no FEC. --crypt,
+    /// --key, --datashard and --parityshard are ignored.
+    KcpRaw,
+}
+
+/// `--kcp-flavor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Flavor {
+    /// kcp-go 5.6.1.
+    KcpGo,
+    /// skywind3000's ikcp.c 1.7.
+    Ikcp,
 }
 
 /// Flags of `tether cat`.
@@ -45,6 +59,22 @@ pub struct CatArgs {
     /// Give up on a peer that stops acknowledging after this long without progress.
     #[arg(long, value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// With --connect: the KCP conversation id. Default: random, as kcp-go's Dial, so a
+    /// restarted client is a new conversation to the listener; set it when the peer creates
+    /// its KCP object with a fixed conv (common in raw-KCP servers). A listener takes each
+    /// session's conv from that address's first datagram.
+    #[arg(long, requires = "connect")]
+    pub conv: Option<u32>,
+    /// Message mode: each chunk read from stdin (up to 64 KiB) is sent as one KCP message
+    /// (ikcp's default mode; at most 127 segments each, cut otherwise). Default: stream mode.
+    #[arg(long)]
+    pub message: bool,
+    /// Whose KCP behaviour to reproduce where kcp-go and C ikcp differ on the wire: kcp-go
+    /// (default; byte-identical to kcp-go 5.6.1) or ikcp (skywind3000's ikcp.c: receive
+    /// window at least 128, every ACK written, its RTO estimator, back-off and
+    /// fast-retransmit rules).
+    #[arg(long, value_enum, default_value = "kcp-go")]
+    pub kcp_flavor: Flavor,
     /// Don't print the settings line to stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -78,9 +108,21 @@ pub fn run(args: &CatArgs) -> i32 {
 }
 
 async fn cat(args: &CatArgs) -> io::Result<()> {
-    let cfg = args.kcp.config().idle_timeout(args.idle_timeout);
+    let mut cfg = args
+        .kcp
+        .config()
+        .idle_timeout(args.idle_timeout)
+        .conv(args.conv)
+        .message_mode(args.message)
+        .flavor(match args.kcp_flavor {
+            Flavor::KcpGo => KcpFlavor::KcpGo,
+            Flavor::Ikcp => KcpFlavor::Ikcp,
+        });
+    if args.proto == Proto::KcpRaw {
+        cfg = cfg.raw_kcp();
+    }
     if !args.quiet {
-        eprintln!("tether cat: {}", args.kcp.describe());
+        eprintln!("tether cat: {}", describe(args));
     }
     if let Some(addr) = &args.connect {
         let stream = KcpStream::connect(addr.as_str(), cfg).await?;
@@ -105,6 +147,25 @@ async fn cat(args: &CatArgs) -> io::Result<()> {
         pipe_stdio(stream, args.linger).await?;
         if !args.keep_open {
             return Ok(());
+        }
+    }
+}
+
+/// The settings line: kcptun's, or the raw-KCP subset.
+fn describe(args: &CatArgs) -> String {
+    let framing = if args.message { "message" } else { "stream" };
+    match args.proto {
+        Proto::Kcp if args.message => format!("{}, framing: message", args.kcp.describe()),
+        Proto::Kcp => args.kcp.describe(),
+        Proto::KcpRaw => {
+            let k = &args.kcp;
+            let conv = args
+                .conv
+                .map_or_else(|| "random".to_string(), |c| c.to_string());
+            format!(
+                "proto: kcp-raw (no crypto, no FEC), conv: {conv}, framing: {framing}, flavor: {:?}, mode: {}, mtu: {}, sndwnd: {}, rcvwnd: {}, acknodelay: {}",
+                args.kcp_flavor, k.mode, k.mtu, k.sndwnd, k.rcvwnd, k.acknodelay
+            )
         }
     }
 }

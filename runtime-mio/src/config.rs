@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
-use tether_core::kcp::KcpConfig;
+use tether_core::kcp::{KcpConfig, KcpFlavor};
 use tether_core::session::{CryptMode, Listener, ListenerConfig, SessionConfig};
 
 /// A KCP endpoint's settings. [`Config::default`] is kcptun's client default
@@ -22,6 +22,8 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Sessions waiting for `accept` (kcp-go: 128).
     pub backlog: usize,
+    /// The conv of client sessions (`None`: random, as kcp-go's `Dial`).
+    pub conv: Option<u32>,
 }
 
 impl Default for Config {
@@ -36,6 +38,7 @@ impl Default for Config {
             dscp: 0,
             idle_timeout: None,
             backlog: 128,
+            conv: None,
         }
     }
 }
@@ -52,6 +55,35 @@ impl Config {
     /// No crypto header at all (kcp-go `block = nil`).
     pub fn raw(mut self) -> Self {
         self.session.crypt = CryptMode::Raw;
+        self
+    }
+    /// Raw KCP as skywind3000's ikcp and its ports (C#, Java, game engines) speak it: the
+    /// 24-byte segments straight in UDP datagrams, no crypto header, no FEC (kcp-go with a
+    /// nil `BlockCrypt` and no FEC sends exactly this). Other knobs stay as they are.
+    pub fn raw_kcp(self) -> Self {
+        self.raw().fec(0, 0)
+    }
+    /// The conv of sessions this endpoint dials (`None`: random, as kcp-go's `Dial`; a
+    /// raw-KCP server that creates its `ikcpcb` with a fixed conv needs that value here).
+    /// Listeners take each session's conv from its first datagram.
+    pub fn conv(mut self, conv: Option<u32>) -> Self {
+        self.conv = conv;
+        self
+    }
+    /// kcp-go's KCP (default) or ikcp's where a C peer can see the difference
+    /// ([`KcpFlavor::Ikcp`]: receive window at least 128, every ACK written).
+    pub fn flavor(mut self, flavor: KcpFlavor) -> Self {
+        self.session.kcp.flavor = flavor;
+        self
+    }
+    /// Message mode: each write becomes one KCP message, delivered whole to a message-mode
+    /// peer (ikcp's default); writes of more than 127 segments are cut into 127-segment
+    /// messages (ikcp's limit). The tokio/smol streams still read a byte stream (message
+    /// boundaries are not kept on receive); the mio [`Endpoint`](crate::endpoint::Endpoint)
+    /// has `write_message`/`recv_message` for both directions. Off (stream mode) by default,
+    /// as kcptun.
+    pub fn message_mode(mut self, on: bool) -> Self {
+        self.session.kcp.stream = !on;
         self
     }
     /// `--datashard D --parityshard P` (0 turns FEC off).
@@ -143,6 +175,7 @@ impl Config {
         lc.idle_timeout = self.idle_timeout;
         lc.backlog = self.backlog;
         lc.accept_incoming = server;
+        lc.client_conv = self.conv;
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
         Listener::new(lc, Box::new(ChaCha20Rng::from_seed(seed)))

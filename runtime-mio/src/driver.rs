@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tether_core::kcp::{KcpEvent, WriteError};
-use tether_core::session::{Listener, ListenerEvent, SessionId};
+use tether_core::session::{Listener, ListenerEvent, Session, SessionId};
 
 use crate::hub::{Gone, Hub, HubState, StreamBuf, RECV_BUFFER};
 use crate::udp::{self, RecvBatch};
@@ -337,18 +337,12 @@ impl Driver {
         let Some(sess) = self.listener.session_mut(id) else {
             return;
         };
-        let mut progressed = false;
-        while !s.send.is_empty() {
-            let (a, _) = s.send.as_slices();
-            let n = a.len().min(64 * 1024);
-            match sess.write(&a[..n]) {
-                Ok(_) => {
-                    s.send.drain(..n);
-                    progressed = true;
-                }
-                Err(WriteError::Blocked) | Err(_) => break,
-            }
-        }
+        let mut progressed = if sess.kcp().config().stream {
+            s.writes.clear();
+            pump_stream(s, sess)
+        } else {
+            pump_messages(s, sess)
+        };
         thread_local! {
             static TMP: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
         }
@@ -403,3 +397,49 @@ impl Driver {
         id
     }
 }
+
+/// Stream mode: app bytes → KCP in pieces of up to 64 KiB (kcp-go's `Write`).
+fn pump_stream(s: &mut StreamBuf, sess: &mut Session) -> bool {
+    let mut progressed = false;
+    while !s.send.is_empty() {
+        let (a, _) = s.send.as_slices();
+        let n = a.len().min(64 * 1024);
+        match sess.write(&a[..n]) {
+            Ok(_) => {
+                s.send.drain(..n);
+                progressed = true;
+            }
+            Err(WriteError::Blocked) | Err(_) => break,
+        }
+    }
+    progressed
+}
+
+/// Message mode: each app write becomes one KCP message (ikcp's `ikcp_send`). A write of
+/// more than [`MAX_MESSAGE_FRAGMENTS`] segments is cut into messages of that many: ikcp
+/// refuses to send, and cannot reassemble, a message of 128 fragments or more (kcp.md §4).
+fn pump_messages(s: &mut StreamBuf, sess: &mut Session) -> bool {
+    let mut progressed = false;
+    let max = sess.kcp().mss() * MAX_MESSAGE_FRAGMENTS;
+    while let Some(&len) = s.writes.front() {
+        let piece = len.min(max);
+        let data = &s.send.make_contiguous()[..piece];
+        match sess.write_message(data) {
+            Ok(_) => {
+                s.send.drain(..piece);
+                if piece == len {
+                    s.writes.pop_front();
+                } else if let Some(front) = s.writes.front_mut() {
+                    *front -= piece;
+                }
+                progressed = true;
+            }
+            Err(_) => break,
+        }
+    }
+    progressed
+}
+
+/// Largest message, in segments, the runtimes send in message mode: ikcp's receive window
+/// floor (`IKCP_WND_RCV` = 128) minus one, the most an ikcp peer can reassemble.
+pub const MAX_MESSAGE_FRAGMENTS: usize = 127;

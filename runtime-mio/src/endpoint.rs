@@ -261,6 +261,30 @@ impl Endpoint {
         Ok(s.write(data)?)
     }
 
+    /// Queues `data` as one KCP message (message mode; ikcp's `ikcp_send`): a message-mode
+    /// peer receives it whole. `TooLarge` beyond 255 segments; an ikcp peer reassembles at
+    /// most 127 ([`crate::driver::MAX_MESSAGE_FRAGMENTS`]).
+    pub fn write_message(
+        &mut self,
+        id: SessionId,
+        data: &[u8],
+    ) -> Result<usize, SessionError<WriteError>> {
+        self.app_dirty = true;
+        let s = self.listener.session_mut(id).ok_or(SessionError::Closed)?;
+        Ok(s.write_message(data)?)
+    }
+
+    /// Reads one whole message (message mode): `BufferTooSmall` names the size needed.
+    pub fn recv_message(
+        &mut self,
+        id: SessionId,
+        buf: &mut [u8],
+    ) -> Result<usize, SessionError<RecvError>> {
+        self.app_dirty = true;
+        let s = self.listener.session_mut(id).ok_or(SessionError::Closed)?;
+        Ok(s.recv(buf)?)
+    }
+
     /// Whether [`write`](Endpoint::write) would accept data now (false for closed sessions).
     pub fn can_write(&self, id: SessionId) -> bool {
         self.listener.session(id).is_some_and(|s| s.can_write())

@@ -51,6 +51,9 @@ impl Gone {
 pub struct StreamBuf {
     /// Bytes written by the app, not yet accepted by KCP.
     pub send: VecDeque<u8>,
+    /// Lengths of the app's writes still in `send`, oldest first: the message boundaries the
+    /// driver keeps in KCP message mode (it clears them in stream mode).
+    pub writes: VecDeque<usize>,
     /// Bytes read from KCP, not yet read by the app.
     pub recv: VecDeque<u8>,
     /// Whether KCP still holds unacknowledged data (set by the driver).
@@ -254,6 +257,7 @@ impl Hub {
         }
         let n = room.min(data.len());
         s.send.extend(&data[..n]);
+        s.writes.push_back(n);
         s.unacked = true;
         st.mark_dirty(id);
         Poll::Ready(Ok(n))

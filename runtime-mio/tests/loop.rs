@@ -148,3 +148,13 @@ fn app_calls_do_not_starve_retransmission() {
     }
     assert!(ep.snmp().retrans_segs > 0, "{:?}", ep.snmp());
 }
+
+#[path = "../examples/raw_game_server.rs"]
+mod raw_game_server;
+
+/// The raw-KCP game-server example: 16 players, 50 inputs each, every state message back.
+#[test]
+fn raw_game_server_answers_every_input() {
+    let states = raw_game_server::run(16, 50, LIMIT).unwrap();
+    assert_eq!(states, 16 * 50);
+}

@@ -26,6 +26,10 @@ macro_rules! suite {
                 super::scenarios::close_expiry::<$rt>();
             }
             #[test]
+            fn raw_kcp() {
+                super::scenarios::raw_kcp::<$rt>();
+            }
+            #[test]
             fn peer_vanishes() {
                 super::scenarios::peer_vanishes::<$rt>();
             }

@@ -1,5 +1,24 @@
 //! KCP knobs and the kcptun presets (kcp.md §3, §12, §13).
 
+/// Whose KCP the control block behaves as where kcp-go 5.6.1 and skywind3000's ikcp.c 1.7
+/// differ in ways a C peer can see (kcp.md §14; the README's differences table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KcpFlavor {
+    /// kcp-go 5.6.1, byte for byte (the golden vectors of tests/vectors/kcp).
+    #[default]
+    KcpGo,
+    /// skywind3000's ikcp.c 1.7 (as PyPI kcp 0.1.6 vendors it), reproducing its transcripts
+    /// byte for byte (tests/vectors/ikcp): receive window at least 128 (`ikcp_wndsize`) and
+    /// the peer's assumed 128 until it speaks; messages of 128 fragments or more refused
+    /// (`ikcp_send` -2), an empty message sent as one empty segment; every queued ACK
+    /// written; no flush from input; per-ACK RTT samples with ikcp's estimator; acked
+    /// segments unlinked at once; fastack once per datagram against the largest acked sn;
+    /// first send, timeout, fast retransmit in that order (first-send slack `rx_rto >> 3`
+    /// without nodelay, backoff `rto += max(rto, rx_rto)` or `rto / 2`, fast retransmit at
+    /// most 5 transmissions, no early retransmit). Only `ikcp_recv`'s C return codes differ.
+    Ikcp,
+}
+
 /// Configuration of one KCP control block. Field names follow kcp-go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KcpConfig {
@@ -25,6 +44,8 @@ pub struct KcpConfig {
     pub ack_nodelay: bool,
     /// Retransmissions of one segment after which the link is reported dead.
     pub dead_link: u32,
+    /// kcp-go's or ikcp's behaviour where they differ visibly to the peer.
+    pub flavor: KcpFlavor,
 }
 
 impl Default for KcpConfig {
@@ -42,6 +63,7 @@ impl Default for KcpConfig {
             stream: false,
             ack_nodelay: false,
             dead_link: 20,
+            flavor: KcpFlavor::KcpGo,
         }
     }
 }

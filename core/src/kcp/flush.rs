@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::cwnd::FlushOutcome;
 use super::segment::{Cmd, Header, OVERHEAD};
-use super::{Kcp, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT};
+use super::{Kcp, KcpFlavor, Seg, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT};
 use crate::time::timediff;
 use crate::wire::Writer;
 
@@ -79,7 +79,8 @@ impl Kcp {
         let last = acks.len().wrapping_sub(1);
         for (i, &(sn, ts)) in acks.iter().enumerate() {
             self.make_space(OVERHEAD);
-            if timediff(sn, self.rcv_nxt) >= 0 || i == last {
+            // ikcp.c writes every entry.
+            if timediff(sn, self.rcv_nxt) >= 0 || i == last || self.cfg.flavor == KcpFlavor::Ikcp {
                 tmpl.sn = sn;
                 tmpl.ts = ts;
                 self.write_header(tmpl);
@@ -154,32 +155,19 @@ impl Kcp {
         let mut earliest: Option<u32> = None;
         let mut fastack_pending = false;
         let rx_rto = self.rtt.rto;
+        let nodelay = self.cfg.nodelay;
+        let ikcp = self.cfg.flavor == KcpFlavor::Ikcp;
         let mut bufs = std::mem::take(&mut self.snd_buf);
         for seg in bufs.iter_mut() {
             if seg.acked {
                 continue;
             }
-            let send = if seg.xmit == 0 {
-                seg.rto = rx_rto;
-                true
-            } else if seg.fastack >= resent {
-                seg.rto = rx_rto;
-                rs.fast += 1;
-                true
-            } else if seg.fastack > 0 && new_segs == 0 {
-                seg.rto = rx_rto;
-                rs.early += 1;
-                true
-            } else if timediff(current, seg.resendts) >= 0 {
-                seg.rto += if self.cfg.nodelay { rx_rto / 2 } else { rx_rto };
-                rs.lost += 1;
-                true
+            let send = if ikcp {
+                decide_ikcp(seg, current, rx_rto, resent, nodelay, &mut rs)
             } else {
-                false
+                decide_kcp_go(seg, current, rx_rto, new_segs, resent, nodelay, &mut rs)
             };
             if send {
-                seg.fastack = 0;
-                seg.resendts = current.wrapping_add(seg.rto);
                 seg.xmit += 1;
                 seg.ts = current;
                 let h = Header {
@@ -261,3 +249,79 @@ impl Kcp {
         self.out.push_back(d);
     }
 }
+
+/// kcp-go's retransmission decision for one unacked segment (kcp.md §8.3): first
+/// transmission, fast, early, timeout; every send resets fastack and re-arms `rto` later.
+fn decide_kcp_go(
+    seg: &mut Seg,
+    current: u32,
+    rx_rto: u32,
+    new_segs: usize,
+    resent: u32,
+    nodelay: bool,
+    rs: &mut Resends,
+) -> bool {
+    let send = if seg.xmit == 0 {
+        seg.rto = rx_rto;
+        true
+    } else if seg.fastack >= resent {
+        seg.rto = rx_rto;
+        rs.fast += 1;
+        true
+    } else if seg.fastack > 0 && new_segs == 0 {
+        seg.rto = rx_rto;
+        rs.early += 1;
+        true
+    } else if timediff(current, seg.resendts) >= 0 {
+        seg.rto += if nodelay { rx_rto / 2 } else { rx_rto };
+        rs.lost += 1;
+        true
+    } else {
+        false
+    };
+    if send {
+        seg.fastack = 0;
+        seg.resendts = current.wrapping_add(seg.rto);
+    }
+    send
+}
+
+/// ikcp.c's decision (`ikcp_flush`; kcp.md §8.3 "ikcp differs"): first transmission (with
+/// `rx_rto >> 3` extra slack when nodelay is off), then timeout (backoff `rto += max(rto,
+/// rx_rto)`, or `rto / 2` with nodelay), then fast retransmit while the segment was sent at
+/// most `IKCP_FASTACK_LIMIT` times. No early retransmit; a timeout keeps fastack.
+fn decide_ikcp(
+    seg: &mut Seg,
+    current: u32,
+    rx_rto: u32,
+    resent: u32,
+    nodelay: bool,
+    rs: &mut Resends,
+) -> bool {
+    if seg.xmit == 0 {
+        seg.rto = rx_rto;
+        let rtomin = if nodelay { 0 } else { rx_rto >> 3 };
+        seg.resendts = current.wrapping_add(seg.rto).wrapping_add(rtomin);
+        true
+    } else if timediff(current, seg.resendts) >= 0 {
+        let step = if nodelay {
+            seg.rto / 2
+        } else {
+            seg.rto.max(rx_rto)
+        };
+        seg.rto = seg.rto.wrapping_add(step);
+        seg.resendts = current.wrapping_add(seg.rto);
+        rs.lost += 1;
+        true
+    } else if seg.fastack >= resent && seg.xmit <= IKCP_FASTACK_LIMIT {
+        seg.fastack = 0;
+        seg.resendts = current.wrapping_add(seg.rto);
+        rs.fast += 1;
+        true
+    } else {
+        false
+    }
+}
+
+/// ikcp.c's `IKCP_FASTACK_LIMIT`: no fast retransmit of a segment already sent more often.
+const IKCP_FASTACK_LIMIT: u32 = 5;

@@ -2,7 +2,7 @@
 use std::time::Instant;
 
 use super::segment::{Cmd, Header, OVERHEAD};
-use super::{InputError, Kcp, Seg, ASK_TELL};
+use super::{InputError, Kcp, KcpFlavor, Seg, ASK_TELL};
 use crate::time::timediff;
 use crate::wire::Reader;
 
@@ -39,6 +39,8 @@ impl Kcp {
             return Err(InputError::TooShort(data.len()));
         }
         let prev_una = self.snd_una;
+        let ikcp = self.cfg.flavor == KcpFlavor::Ikcp;
+        let mut maxack: Option<u32> = None;
         let mut latest_ack_ts = None;
         let mut window_slides = false;
         let mut r = Reader::new(data);
@@ -59,8 +61,26 @@ impl Kcp {
             if self.parse_una(h.una) > 0 {
                 window_slides = true;
             }
+            if ikcp {
+                self.pop_acked_front();
+            }
             self.shrink_buf();
             match cmd {
+                Cmd::Ack if ikcp => {
+                    // ikcp.c: one RTT sample per ACK, the segment unlinked at once, fastack
+                    // once per datagram against the largest acked sn.
+                    let rtt = timediff(self.clock.ms(now), h.ts);
+                    if rtt >= 0 {
+                        self.rtt.update_ikcp(rtt, self.cfg.interval);
+                    }
+                    self.parse_ack(h.sn);
+                    self.pop_acked_front();
+                    self.shrink_buf();
+                    maxack = match maxack {
+                        Some(m) if timediff(h.sn, m) <= 0 => Some(m),
+                        _ => Some(h.sn),
+                    };
+                }
                 Cmd::Ack => {
                     self.parse_ack(h.sn);
                     self.parse_fastack(h.sn, h.ts);
@@ -71,6 +91,20 @@ impl Kcp {
                 Cmd::Wins => {}
             }
             self.stats.in_segs += 1;
+        }
+        if ikcp {
+            if let Some(m) = maxack {
+                self.parse_fastack_ikcp(m);
+            }
+            // ikcp.c grows cwnd whatever nocwnd says (unused when nocwnd is set).
+            if timediff(self.snd_una, prev_una) > 0 {
+                self.cw.on_una_advanced(self.mss, self.rmt_wnd);
+            }
+            // ikcp.c never flushes from ikcp_input: the caller's next ikcp_update does.
+            if self.acklist.len() > self.ack_limit() {
+                self.flush(now, true);
+            }
+            return Ok(());
         }
         self.after_input(now, prev_una, latest_ack_ts, regular);
         if window_slides {
@@ -185,6 +219,36 @@ impl Kcp {
                 self.give_buf(data);
             }
         }
+    }
+
+    /// ikcp.c unlinks an acked segment at once; with `snd_buf` kept contiguous, dropping the
+    /// acked segments at its front gives the same `snd_una` (acked ones further in are skipped
+    /// by flush, as ikcp's missing ones are).
+    fn pop_acked_front(&mut self) {
+        while self.snd_buf.front().is_some_and(|s| s.acked) {
+            if let Some(seg) = self.snd_buf.pop_front() {
+                self.give_buf(seg.data);
+            }
+        }
+    }
+
+    /// ikcp.c `ikcp_parse_fastack` without `IKCP_FASTACK_CONSERVE`: every unacked segment
+    /// before `maxack` gets one more fastack, whatever its ts.
+    fn parse_fastack_ikcp(&mut self, maxack: u32) {
+        if !self.in_flight(maxack) {
+            return;
+        }
+        let mut bumped = false;
+        for seg in self.snd_buf.iter_mut() {
+            if timediff(maxack, seg.sn) <= 0 {
+                break;
+            }
+            if !seg.acked {
+                seg.fastack += 1;
+                bumped = true;
+            }
+        }
+        self.fastack_pending |= bumped;
     }
 
     /// kcp-go `parse_fastack`: every earlier segment sent no later than the acked one gets one

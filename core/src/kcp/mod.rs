@@ -21,7 +21,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-pub use config::{ConfigError, KcpConfig, MODE_NAMES};
+pub use config::{ConfigError, KcpConfig, KcpFlavor, MODE_NAMES};
 pub use cwnd::Cwnd;
 pub use rto::RttEstimator;
 pub use stats::KcpStats;
@@ -39,6 +39,9 @@ const PROBE_INIT: u32 = 7000;
 const PROBE_LIMIT: u32 = 120_000;
 /// kcp-go refuses messages of more than 255 fragments (kcp.md §4).
 const MAX_FRAGMENTS: usize = 255;
+/// ikcp.c's `IKCP_WND_RCV`: its receive-window floor, and the fragment count from which
+/// `ikcp_send` refuses a message.
+const IKCP_WND_RCV: u32 = 128;
 
 /// One segment held in a queue.
 #[derive(Debug, Default)]
@@ -98,6 +101,9 @@ pub enum WriteError {
     /// An empty write.
     #[error("cannot write an empty buffer")]
     Empty,
+    /// A message that needs more than 255 fragments (kcp-go `Send` returns -2).
+    #[error("message of {0} bytes needs more than 255 fragments: send smaller messages or use stream mode")]
+    TooLarge(usize),
 }
 
 /// kcp-go `Recv` failures.
@@ -215,6 +221,11 @@ impl Kcp {
         cfg.reserved = cfg.reserved.min(cfg.mtu - segment::OVERHEAD as u32 - 1);
         cfg.snd_wnd = cfg.snd_wnd.max(1);
         cfg.rcv_wnd = cfg.rcv_wnd.clamp(1, u16::MAX as u32);
+        let ikcp = cfg.flavor == KcpFlavor::Ikcp;
+        if ikcp {
+            // ikcp.c ikcp_wndsize: rcv_wnd never below IKCP_WND_RCV.
+            cfg.rcv_wnd = cfg.rcv_wnd.max(IKCP_WND_RCV);
+        }
         cfg.interval = cfg.clamped_interval();
         let mut k = Kcp {
             conv,
@@ -224,8 +235,12 @@ impl Kcp {
             snd_una: 0,
             snd_nxt: 0,
             rcv_nxt: 0,
-            // kcp.md §3: kcp-go starts rmt_wnd at its default receive window (32).
-            rmt_wnd: KcpConfig::default().rcv_wnd,
+            // kcp.md §3: kcp-go starts rmt_wnd at its default receive window (32), ikcp at 128.
+            rmt_wnd: if ikcp {
+                IKCP_WND_RCV
+            } else {
+                KcpConfig::default().rcv_wnd
+            },
             cw: Cwnd::default(),
             rtt: RttEstimator::new(cfg.nodelay),
             probe: 0,
@@ -328,6 +343,27 @@ impl Kcp {
         }
         self.flush_pending = true;
         Ok(data.len())
+    }
+
+    /// ikcp's `ikcp_send` as the application call: `data` becomes **one** KCP message, cut
+    /// into fragments whose `frg` counts down (kcp.md §4), so a message-mode peer (ikcp,
+    /// kcp-go's `Recv`) receives it whole. [`Kcp::write`] instead cuts the buffer into
+    /// independent `mss`-sized sends, as kcp-go's session layer does. In stream mode the two
+    /// are the same. Accepted when the send queue is below both windows, like `write`.
+    pub fn write_message(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        if data.is_empty() {
+            return Err(WriteError::Empty);
+        }
+        if !self.can_write() {
+            self.want_writable = true;
+            return Err(WriteError::Blocked);
+        }
+        let n = self.send(data).map_err(|e| match e {
+            SendError::Empty => WriteError::Empty,
+            SendError::TooLarge(n) => WriteError::TooLarge(n),
+        })?;
+        self.flush_pending = true;
+        Ok(n)
     }
 
     /// Application events, oldest first.

@@ -2,7 +2,7 @@
 //! (kcp.md §4, §7).
 use std::collections::VecDeque;
 
-use super::{Kcp, RecvError, Seg, SendError, ASK_TELL, MAX_FRAGMENTS};
+use super::{Kcp, KcpFlavor, RecvError, Seg, SendError, ASK_TELL, IKCP_WND_RCV, MAX_FRAGMENTS};
 
 impl Kcp {
     /// A cleared buffer from the pool.
@@ -67,7 +67,8 @@ impl Kcp {
     /// bytes queued.
     pub fn send(&mut self, mut data: &[u8]) -> Result<usize, SendError> {
         let total = data.len();
-        if data.is_empty() {
+        let ikcp = self.cfg.flavor == KcpFlavor::Ikcp;
+        if data.is_empty() && !ikcp {
             return Err(SendError::Empty);
         }
         let mss = self.mss as usize;
@@ -85,8 +86,15 @@ impl Kcp {
             }
         }
         let count = data.len().div_ceil(mss).max(1);
-        if count > MAX_FRAGMENTS {
+        // ikcp.c ikcp_send: `count >= IKCP_WND_RCV` is -2; an empty message is one empty
+        // segment (the chunks loop below makes none, so push it here).
+        if count > MAX_FRAGMENTS || (ikcp && count >= IKCP_WND_RCV as usize) {
             return Err(SendError::TooLarge(total));
+        }
+        if data.is_empty() {
+            let seg = self.new_seg(data, 0);
+            self.snd_queue.push_back(seg);
+            return Ok(0);
         }
         for (i, chunk) in data.chunks(mss).enumerate() {
             let frg = if self.cfg.stream {

@@ -58,6 +58,24 @@ impl RttEstimator {
     }
 }
 
+impl RttEstimator {
+    /// ikcp.c's `ikcp_update_ack` (kcp.md §9): `rttval = (3·rttval + |Δ|) / 4`,
+    /// `srtt = (7·srtt + rtt) / 8` (at least 1), C integer division.
+    pub fn update_ikcp(&mut self, rtt: i32, interval: u32) {
+        if self.srtt == 0 {
+            self.srtt = rtt;
+            self.rttvar = rtt / 2;
+        } else {
+            let delta = (i64::from(rtt) - i64::from(self.srtt)).abs();
+            self.rttvar = ((3 * i64::from(self.rttvar) + delta) / 4) as i32;
+            self.srtt = ((7 * i64::from(self.srtt) + i64::from(rtt)) / 8).max(1) as i32;
+        }
+        let rto = (i64::from(self.srtt) + i64::from(interval).max(4 * i64::from(self.rttvar)))
+            .clamp(0, i64::from(u32::MAX)) as u32;
+        self.rto = rto.clamp(self.min_rto, RTO_MAX);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

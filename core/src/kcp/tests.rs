@@ -35,7 +35,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 
     /// Every byte delivered exactly once, in order, for loss 0–30 %, reordering, duplication
-    /// and every preset, in stream and message mode.
+    /// and every preset, in stream and message mode, in kcp-go's and ikcp's flavour.
     #[test]
     fn delivers_exactly_once_in_order(
         seed in any::<u64>(),
@@ -44,6 +44,7 @@ proptest! {
         dup in 0.0f64..0.2,
         m in 0usize..5,
         stream in any::<bool>(),
+        ikcp in any::<bool>(),
         bytes in 1u64..150_000,
     ) {
         let _g = SeedGuard::new(seed);
@@ -53,7 +54,10 @@ proptest! {
             .with_loss(loss)
             .with_reorder(reorder, Duration::from_millis(10))
             .with_duplicate(dup);
-        let kcp = mode(m).with_windows(128, 128).with_stream(stream);
+        let mut kcp = mode(m).with_windows(128, 128).with_stream(stream);
+        if ikcp {
+            kcp.flavor = KcpFlavor::Ikcp;
+        }
         let r = run_transfer(&transfer(bytes, kcp, link, seed), test_start());
         prop_assert!(r.completed, "transfer did not complete: {r:?}");
         prop_assert_eq!(r.delivered, bytes);
@@ -285,4 +289,33 @@ fn zero_window_is_probed_then_reopened() {
     );
     let _ = k.handle_input(now, &segment(5, Cmd::Wins, 0, 32, 0, 1, &[]));
     assert!(k.write(b"z").is_ok());
+}
+
+/// `write_message` sends one message as fragments with `frg` counting down, which a
+/// message-mode receiver delivers whole (ikcp's `ikcp_send`, kcp.md §4); `write` sends
+/// `mss`-sized messages with frg 0, as kcp-go's session layer.
+#[test]
+fn write_message_is_one_fragmented_message() {
+    let now = test_start();
+    let cfg = KcpConfig::fast3().with_windows(256, 256);
+    let (mut a, mut b) = (Kcp::new(7, cfg, now), Kcp::new(7, cfg, now));
+    let msg: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    assert_eq!(a.write_message(&msg), Ok(3000));
+    let mut frgs = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(t) = a.poll_transmit(now, &mut buf) {
+        let d = &buf[buf.len() - t.len..];
+        frgs.extend(segment::segments(d).map(|r| r.expect("segment").0.frg));
+        b.handle_input(now, d).expect("input");
+        buf.clear();
+    }
+    assert_eq!(frgs, [2, 1, 0]);
+    let mut out = vec![0u8; 4000];
+    assert_eq!(b.recv(&mut out), Ok(3000));
+    assert_eq!(out[..3000], msg[..]);
+    let huge = vec![0u8; 256 * a.mss()];
+    assert_eq!(
+        a.write_message(&huge),
+        Err(WriteError::TooLarge(huge.len()))
+    );
 }

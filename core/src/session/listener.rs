@@ -49,6 +49,10 @@ pub struct ListenerConfig {
     /// Whether datagrams from unknown addresses create sessions (a server). A client
     /// endpoint turns this off: kcp-go clients drop datagrams from other sources (`InErrs`).
     pub accept_incoming: bool,
+    /// The conv of sessions opened with [`Listener::connect`]; `None` draws a random one, as
+    /// kcp-go's `Dial` (kcp-go-session.md §7). Raw-KCP peers such as ikcp servers often
+    /// expect a conv agreed out of band.
+    pub client_conv: Option<u32>,
 }
 
 impl ListenerConfig {
@@ -61,6 +65,7 @@ impl ListenerConfig {
             accept_timeout: Duration::from_secs(30),
             idle_timeout: None,
             accept_incoming: true,
+            client_conv: None,
         }
     }
 }
@@ -536,9 +541,12 @@ impl Listener {
         if let Some(&old) = self.by_addr.get(&addr) {
             self.begin_close(old, CloseReason::Replaced);
         }
-        let mut b = [0u8; 4];
-        self.nonce_seed.fill_bytes(&mut b);
-        let idx = self.create(now, addr, u32::from_le_bytes(b), Role::Client, true);
+        let conv = self.cfg.client_conv.unwrap_or_else(|| {
+            let mut b = [0u8; 4];
+            self.nonce_seed.fill_bytes(&mut b);
+            u32::from_le_bytes(b)
+        });
+        let idx = self.create(now, addr, conv, Role::Client, true);
         self.mark_dirty(idx); // the authenticated mode's hello goes out at once
         let slot = self.slots[idx as usize].as_mut().expect("just created");
         slot.accepted = true;

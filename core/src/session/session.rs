@@ -311,6 +311,11 @@ impl Session {
     pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         self.kcp.write(data)
     }
+    /// Writes `data` as one KCP message ([`Kcp::write_message`]; for message-mode peers such
+    /// as ikcp).
+    pub fn write_message(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.kcp.write_message(data)
+    }
     /// Whether [`Session::write`] would accept data.
     pub fn can_write(&self) -> bool {
         self.kcp.can_write()

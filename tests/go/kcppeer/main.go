@@ -8,6 +8,9 @@
 //
 //	cd tests/go/kcppeer && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off GOTOOLCHAIN=local go build -o ../../../target/go-bin/kcppeer .
 //
+// Raw KCP (`-raw`): a nil BlockCrypt and no FEC, so kcp-go sends bare 24-byte KCP segments
+// in UDP datagrams, the wire of skywind3000's C ikcp (tether's `--proto kcp-raw`).
+//
 // Server: `kcppeer -listen 127.0.0.1:0 [-role echo|sink|source] [-bytes N] [options]`.
 // After binding it prints exactly one line `listening <ip:port>` to stdout, then serves
 // every accepted session until -timeout (exit 0) or, with -parentwatch, until stdin closes.
@@ -111,6 +114,7 @@ type config struct {
 	hold, idle         time.Duration
 	timeout            time.Duration
 	hello, parentwatch bool
+	raw                bool
 	quiet              bool
 }
 
@@ -137,6 +141,7 @@ func main() {
 	flag.StringVar(&cfg.listen, "listen", "", "server: UDP address to listen on (127.0.0.1:0 picks a port)")
 	flag.StringVar(&cfg.connect, "connect", "", "client: UDP address of the server")
 	flag.StringVar(&cfg.crypt, "crypt", "aes", "kcptun crypt name: aes, aes-128, aes-192, salsa20, blowfish, twofish, cast5, 3des, tea, xtea, sm4, xor, none (unknown = aes)")
+	flag.BoolVar(&cfg.raw, "raw", false, "raw KCP: nil BlockCrypt and no FEC (bare segments in UDP, as skywind3000's ikcp); -crypt, -key, -datashard, -parityshard are ignored")
 	flag.StringVar(&cfg.key, "key", "it's a secrect", "pre-shared secret (PBKDF2-SHA1, salt kcp-go, 4096 iterations, 32 bytes)")
 	flag.IntVar(&cfg.datashard, "datashard", 10, "FEC data shards")
 	flag.IntVar(&cfg.parity, "parityshard", 3, "FEC parity shards")
@@ -176,7 +181,12 @@ func main() {
 			os.Exit(0)
 		}()
 	}
-	block := newBlock(cfg.crypt, cfg.key)
+	var block kcp.BlockCrypt // raw: nil, so kcp-go sends bare KCP segments
+	if cfg.raw {
+		cfg.datashard, cfg.parity = 0, 0
+	} else {
+		block = newBlock(cfg.crypt, cfg.key)
+	}
 	if cfg.listen != "" {
 		server(block)
 	} else {

@@ -2,6 +2,7 @@
 //! one `now` per batch, timers, moving bytes between the hub and the sessions, and batched
 //! writes that stop at `WouldBlock` (no unbounded side queue). Runtimes add only readiness
 //! and a timer.
+use std::collections::HashSet;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
@@ -208,6 +209,12 @@ pub struct Driver {
     /// The socket refused datagrams (`WouldBlock`): output waits for writability.
     blocked: Option<Instant>,
     snmp_at: Option<Instant>,
+    /// Streams whose bytes are not all acknowledged yet. KCP raises no event when an ACK
+    /// empties its send buffer, so these are re-checked on every pass: a `flush()` whose
+    /// peer never writes back still completes, and a dropped stream still gets closed.
+    awaiting_ack: HashSet<SessionId>,
+    /// The previous pass's `awaiting_ack`, kept for its capacity (no allocation per pass).
+    awaiting_scratch: HashSet<SessionId>,
 }
 
 impl Driver {
@@ -221,6 +228,8 @@ impl Driver {
             stats: DriverStats::default(),
             blocked: None,
             snmp_at: None,
+            awaiting_ack: HashSet::new(),
+            awaiting_scratch: HashSet::new(),
         }
     }
 
@@ -313,6 +322,21 @@ impl Driver {
         for id in st.take_dirty() {
             self.pump(&mut st, id);
         }
+        self.recheck_acks(&mut st);
+    }
+
+    /// Pumps every stream still waiting for ACKs: `pump` refreshes its `unacked` flag (waking
+    /// a pending flush) and keeps it in the set only while something is unacknowledged.
+    fn recheck_acks(&mut self, st: &mut HubState) {
+        if self.awaiting_ack.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut self.awaiting_scratch);
+        std::mem::swap(&mut ids, &mut self.awaiting_ack);
+        for id in ids.drain() {
+            self.pump(st, id);
+        }
+        self.awaiting_scratch = ids;
     }
 
     fn gone(&mut self, st: &mut HubState, id: SessionId, why: Gone) {
@@ -365,6 +389,9 @@ impl Driver {
             }
         });
         let unacked = !s.send.is_empty() || !sess.kcp().all_acked();
+        if unacked {
+            self.awaiting_ack.insert(id);
+        }
         if unacked != s.unacked {
             s.unacked = unacked;
             progressed = true;

@@ -325,8 +325,9 @@ impl Driver {
         self.recheck_acks(&mut st);
     }
 
-    /// Pumps every stream still waiting for ACKs: `pump` refreshes its `unacked` flag (waking
-    /// a pending flush) and keeps it in the set only while something is unacknowledged.
+    /// Pumps the streams whose data became fully acknowledged since they were last pumped
+    /// (`pump` clears their `unacked` flag, waking a pending flush, and closes a dropped
+    /// one). The check is read-only: a session still waiting is not marked for output.
     fn recheck_acks(&mut self, st: &mut HubState) {
         if self.awaiting_ack.is_empty() {
             return;
@@ -334,7 +335,13 @@ impl Driver {
         let mut ids = std::mem::take(&mut self.awaiting_scratch);
         std::mem::swap(&mut ids, &mut self.awaiting_ack);
         for id in ids.drain() {
-            self.pump(st, id);
+            match self.listener.session(id) {
+                None => {} // closed: its stream learns through the Closed event
+                Some(sess) if sess.kcp().all_acked() => self.pump(st, id),
+                Some(_) => {
+                    self.awaiting_ack.insert(id);
+                }
+            }
         }
         self.awaiting_scratch = ids;
     }

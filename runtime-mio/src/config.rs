@@ -22,6 +22,9 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Sessions waiting for `accept` (kcp-go: 128).
     pub backlog: usize,
+    /// Sessions alive at once (default 65 536). Datagrams from further addresses are dropped
+    /// before any of their bytes is acknowledged (`1`: a one-session server).
+    pub max_sessions: usize,
 }
 
 impl Default for Config {
@@ -36,6 +39,7 @@ impl Default for Config {
             dscp: 0,
             idle_timeout: None,
             backlog: 128,
+            max_sessions: 65_536,
         }
     }
 }
@@ -116,6 +120,13 @@ impl Config {
         self
     }
 
+    /// At most `n` sessions at once: a datagram from another address while `n` are alive
+    /// is dropped (and counted) before any of its bytes is acknowledged.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = n;
+        self
+    }
+
     /// Applies the socket-level settings (buffers, GRO, DSCP) to a freshly bound socket.
     pub fn configure_socket(&self, sock: &std::net::UdpSocket) {
         crate::udp::set_buffers(sock, self.sockbuf);
@@ -142,6 +153,7 @@ impl Config {
         let mut lc = ListenerConfig::new(self.session.clone());
         lc.idle_timeout = self.idle_timeout;
         lc.backlog = self.backlog;
+        lc.max_sessions = self.max_sessions;
         lc.accept_incoming = server;
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);

@@ -365,9 +365,14 @@ impl Driver {
         let Some(s) = st.streams.get_mut(&id) else {
             return;
         };
+        let heard = self.listener.last_received(id);
         let Some(sess) = self.listener.session_mut(id) else {
             return;
         };
+        s.set_last_received(heard);
+        if std::mem::take(&mut s.keepalive) {
+            sess.send_keepalive();
+        }
         let mut progressed = false;
         while !s.send.is_empty() {
             let (a, _) = s.send.as_slices();

@@ -157,6 +157,21 @@ impl KcpStream {
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
+
+    /// Sends a keepalive: a KCP window probe (WASK) that the peer, kcp-go included, answers
+    /// with a WINS. KCP itself has no keepalive; this lets an application that has nothing to
+    /// send show that it is still there (see [`KcpStream::last_received`]).
+    pub fn send_keepalive(&self) {
+        self.hub.send_keepalive(self.id);
+    }
+
+    /// When this session last received a datagram from the peer: data, ACK, retransmission
+    /// or probe alike (the session's start if none came yet). Asks the socket task, so the
+    /// answer is fresh. KCP has no FIN: "the peer has been quiet for a while" is the only
+    /// end-of-stream signal a raw KCP application gets.
+    pub async fn last_received(&self) -> Option<Instant> {
+        std::future::poll_fn(|cx| self.hub.poll_last_received(self.id, cx)).await
+    }
 }
 
 impl futures_io::AsyncRead for KcpStream {

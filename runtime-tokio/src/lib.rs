@@ -140,9 +140,55 @@ impl KcpStream {
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
+
+    /// Sends a keepalive: a KCP window probe (WASK) that the peer, kcp-go included, answers
+    /// with a WINS. KCP itself has no keepalive; this lets an application that has nothing to
+    /// send show that it is still there (see [`KcpStream::last_received`]).
+    pub fn send_keepalive(&self) {
+        self.hub.send_keepalive(self.id);
+    }
+
+    /// When this session last received a datagram from the peer: data, ACK, retransmission
+    /// or probe alike (the session's start if none came yet). Asks the socket task, so the
+    /// answer is fresh. KCP has no FIN: "the peer has been quiet for a while" is the only
+    /// end-of-stream signal a raw KCP application gets.
+    pub async fn last_received(&self) -> Option<Instant> {
+        std::future::poll_fn(|cx| self.hub.poll_last_received(self.id, cx)).await
+    }
 }
 
 impl AsyncRead for KcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_write(cx, data)
+    }
+    /// Ready once every written byte has been acknowledged by the peer.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_flush(cx)
+    }
+    /// KCP has no FIN: shutdown waits until everything is acknowledged.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_shutdown(cx)
+    }
+}
+
+/// Reads and writes through a shared reference (as `&std::net::TcpStream` does): the stream
+/// is a handle to the socket task's buffers, so one task can read, write and call
+/// [`KcpStream::send_keepalive`] at once.
+impl AsyncRead for &KcpStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -160,7 +206,7 @@ impl AsyncRead for KcpStream {
     }
 }
 
-impl AsyncWrite for KcpStream {
+impl AsyncWrite for &KcpStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

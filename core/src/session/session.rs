@@ -278,6 +278,10 @@ impl Session {
     pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         self.kcp.write(data)
     }
+    /// A window probe the peer answers: see [`Kcp::send_keepalive`].
+    pub fn send_keepalive(&mut self) {
+        self.kcp.send_keepalive();
+    }
     /// Whether [`Session::write`] would accept data.
     pub fn can_write(&self) -> bool {
         self.kcp.can_write()

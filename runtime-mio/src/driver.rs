@@ -142,6 +142,18 @@ impl Outbox {
         sock: &UdpSocket,
         now: Instant,
     ) -> FlushReport {
+        self.flush_with(listener, now, |items| udp::send_batch(sock, items))
+    }
+
+    /// [`Outbox::flush`] through `send`, which has [`udp::send_batch`]'s contract: `Ok(n)`
+    /// when the first `n` items went out (fewer than all: the socket is full), `Err` when
+    /// the first one was refused. Tests pass a socket that blocks and refuses on demand.
+    pub fn flush_with(
+        &mut self,
+        listener: &mut Listener,
+        now: Instant,
+        mut send: impl FnMut(&[(SocketAddr, &[u8])]) -> io::Result<usize>,
+    ) -> FlushReport {
         let mut r = FlushReport::default();
         loop {
             while self.pending.len() < MAX_PENDING {
@@ -161,7 +173,7 @@ impl Outbox {
                 .map(|(a, rg)| (*a, &self.out[rg.clone()]))
                 .collect();
             r.syscalls += 1;
-            match udp::send_batch(sock, &items) {
+            match send(&items) {
                 Ok(sent) => {
                     r.sent += sent as u64;
                     if sent < self.pending.len() {
@@ -440,3 +452,7 @@ impl Driver {
         id
     }
 }
+
+#[cfg(test)]
+#[path = "outbox_tests.rs"]
+mod outbox_tests;

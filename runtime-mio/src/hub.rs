@@ -307,11 +307,7 @@ impl Hub {
     /// When the session last received a datagram from its peer (any datagram), fresh from
     /// the driver: the first call asks, and the answer comes after the driver's next pass.
     /// A stream that can no longer carry data answers at once with the last known time.
-    pub fn poll_last_received(
-        &self,
-        id: SessionId,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Instant>> {
+    pub fn poll_last_received(&self, id: SessionId, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
         let mut st = self.lock();
         let Some(s) = st.streams.get_mut(&id) else {
             return Poll::Ready(None);

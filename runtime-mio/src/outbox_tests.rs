@@ -104,7 +104,7 @@ fn a_full_socket_keeps_order_and_every_datagram_is_sent_or_counted() {
         assert!(now < t0 + Duration::from_secs(600), "transfer stalled");
         if written < data.len() {
             if let Some(s) = client.session_mut(id) {
-                let end = (written + 64 << 10).min(data.len());
+                let end = (written + (64 << 10)).min(data.len());
                 if let Ok(n) = s.write(&data[written..end]) {
                     written += n;
                 }
@@ -134,9 +134,15 @@ fn a_full_socket_keeps_order_and_every_datagram_is_sent_or_counted() {
         now += Duration::from_millis(5);
     }
     assert!(got == data, "the stream arrived intact");
-    assert!(script.blocked > 0 && blocked_reports > 0, "WouldBlock was hit");
+    assert!(
+        script.blocked > 0 && blocked_reports > 0,
+        "WouldBlock was hit"
+    );
     assert!(script.partial > 0, "partial sends made the Outbox compact");
-    assert!(script.refused > 0 && errors == script.refused, "refusals are counted");
+    assert!(
+        script.refused > 0 && errors == script.refused,
+        "refusals are counted"
+    );
     // The socket drains: what the Outbox still holds goes out, and then nothing is left.
     script.drain = true;
     let r = outbox.flush_with(&mut client, now, |items| script.send(items));

@@ -253,9 +253,13 @@ fn a_one_session_listener_refuses_a_second_sender() {
         .iter()
         .map(|d| {
             let d = d.clone();
-            sender(&addr, &["--mode", "fast3", "--idle-timeout", "4s"], move |w| {
-                let _ = w.write_all(&d);
-            })
+            sender(
+                &addr,
+                &["--mode", "fast3", "--idle-timeout", "4s"],
+                move |w| {
+                    let _ = w.write_all(&d);
+                },
+            )
         })
         .collect();
     let statuses: Vec<ExitStatus> = senders
@@ -266,7 +270,10 @@ fn a_one_session_listener_refuses_a_second_sender() {
     let server_status = wait_bounded(&mut server, LIMIT);
     let got = out.join().unwrap();
     let server_err = text(server_err);
-    assert!(server_status.success(), "server: {server_status}\n{server_err}");
+    assert!(
+        server_status.success(),
+        "server: {server_status}\n{server_err}"
+    );
     let winner = data
         .iter()
         .position(|d| *d == got)
@@ -302,7 +309,9 @@ fn a_pause_on_a_lossy_link_does_not_truncate_the_output() {
     let (mut server, (out, progress), server_err) = receiver(&addr, &words);
     let netem = Netem::spawn(
         addr.parse().unwrap(),
-        &["--loss", "30%", "--delay", "200ms", "--seed", "13", "--quiet"],
+        &[
+            "--loss", "30%", "--delay", "200ms", "--seed", "13", "--quiet",
+        ],
     );
     let data = pattern(13, 2 << 20);
     let d2 = data.clone();

@@ -7,7 +7,8 @@
 //!   pause or a retransmission back-off.
 //! - Once our stdin hit EOF and the peer acknowledged every byte, we exit 0 when the peer
 //!   has been quiet for `--linger`: no datagram at all from it (data, ACK, retransmission or
-//!   probe) and no byte written to stdout for that long.
+//!   probe) and no byte written to stdout for that long, and nothing received is left
+//!   unwritten.
 //! - Anything else ends with a non-zero exit and the reason: the peer stopped acknowledging
 //!   (dead link), `--idle-timeout` passed without a datagram, or the endpoint failed. A
 //!   closed stdout (EPIPE) ends the command at once.
@@ -158,6 +159,7 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
     let mut out = tokio::io::stdout();
     let mut buf = vec![0u8; 64 * 1024];
     let mut last_output = Instant::now();
+    let mut quiet = Quiet::new();
     let mut tick = tokio::time::interval(keepalive_period(linger));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -183,13 +185,45 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                     stream.send_keepalive();
                     continue;
                 }
-                let heard = stream.last_received().await;
-                let last = heard.map_or(last_output, |h| h.max(last_output));
-                if last.elapsed() >= linger {
+                let nothing_new = quiet.observe(stream.last_received().await);
+                let all_written = stream.unread() == 0 && last_output.elapsed() >= linger;
+                if nothing_new && all_written && quiet.for_at_least(linger) {
                     return Ok(());
                 }
             }
         }
+    }
+}
+
+/// Silence from the peer, timed on our own clock: the runtime stamps datagrams with the time
+/// its read pass began, which can lag behind (a long pass, a busy thread), so the moment we
+/// see the stamp change is what counts, not the stamp itself.
+struct Quiet {
+    heard: Option<Instant>,
+    since: Instant,
+}
+
+impl Quiet {
+    fn new() -> Self {
+        Quiet {
+            heard: None,
+            since: Instant::now(),
+        }
+    }
+
+    /// Records the session's latest "last received" answer; true if nothing new arrived.
+    fn observe(&mut self, heard: Option<Instant>) -> bool {
+        if heard != self.heard {
+            self.heard = heard;
+            self.since = Instant::now();
+            return false;
+        }
+        true
+    }
+
+    /// Whether no datagram arrived for `d`, as far as our observations go.
+    fn for_at_least(&self, d: Duration) -> bool {
+        self.since.elapsed() >= d
     }
 }
 

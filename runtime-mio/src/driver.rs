@@ -254,6 +254,23 @@ impl Driver {
         r.result
     }
 
+    /// Reads what is waiting without being told the socket is readable (`WouldBlock` is
+    /// `Ok`). A runtime whose loop is due again at once calls it: a loop that never waits
+    /// never lets its reactor report readability, and ACKs would then pile up unread while
+    /// the sessions retransmit towards a dead link (seen with CPU-heavy passes, e.g. debug
+    /// builds encrypting a whole window per pass).
+    pub fn recv_pending(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
+        match self.recv(sock, now) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Whether the next deadline has already passed: the loop runs again without waiting.
+    pub fn due(&self, now: Instant) -> bool {
+        self.deadline().is_some_and(|d| d <= now)
+    }
+
     /// Fires due timers.
     pub fn timeout(&mut self, now: Instant) {
         // Unconditional: cheap when nothing is due, and no "pending output" deadline can

@@ -334,6 +334,13 @@ impl Hub {
         }
     }
 
+    /// Bytes received and held for the application, not read yet. Right after a
+    /// [`Hub::poll_last_received`] answer this includes what KCP had ready then (the
+    /// driver's pass moved it here), up to [`RECV_BUFFER`].
+    pub fn unread(&self, id: SessionId) -> usize {
+        self.lock().streams.get(&id).map_or(0, |s| s.recv.len())
+    }
+
     /// The handle was dropped: the driver closes the session once all is acknowledged.
     pub fn drop_stream(&self, id: SessionId) {
         let mut st = self.lock();

@@ -172,6 +172,12 @@ impl KcpStream {
     pub async fn last_received(&self) -> Option<Instant> {
         std::future::poll_fn(|cx| self.hub.poll_last_received(self.id, cx)).await
     }
+
+    /// Bytes received and waiting to be read. Right after [`KcpStream::last_received`] this
+    /// includes everything KCP had ready for the application (up to the 1 MiB buffer).
+    pub fn unread(&self) -> usize {
+        self.hub.unread(self.id)
+    }
 }
 
 impl futures_io::AsyncRead for KcpStream {
@@ -268,6 +274,13 @@ async fn run_loop(driver: &mut Driver, sock: &Async<UdpSocket>) -> io::Result<()
         };
         if driver.finished() {
             return Ok(());
+        }
+        if !blocked && driver.due(Instant::now()) {
+            // Due again at once: read what came in (a loop that never waits never hears
+            // about readability), then give the executor a turn.
+            driver.recv_pending(sock.get_ref(), Instant::now())?;
+            future::yield_now().await;
+            continue;
         }
         let deadline = driver.deadline();
         if deadline != armed {

@@ -155,6 +155,12 @@ impl KcpStream {
     pub async fn last_received(&self) -> Option<Instant> {
         std::future::poll_fn(|cx| self.hub.poll_last_received(self.id, cx)).await
     }
+
+    /// Bytes received and waiting to be read. Right after [`KcpStream::last_received`] this
+    /// includes everything KCP had ready for the application (up to the 1 MiB buffer).
+    pub fn unread(&self) -> usize {
+        self.hub.unread(self.id)
+    }
 }
 
 impl AsyncRead for KcpStream {
@@ -269,6 +275,13 @@ async fn run(mut driver: Driver, sock: AsyncFd<std::net::UdpSocket>) {
             if driver.accept_pending() {
                 // Let the accepting task run before reading more.
                 tokio::task::yield_now().await;
+            }
+            if !blocked && driver.due(Instant::now()) {
+                // Due again at once: yield (tokio polls its I/O and timers before resuming a
+                // yielded task) and read what came in, so a busy loop never starves input.
+                tokio::task::yield_now().await;
+                driver.recv_pending(sock.get_ref(), Instant::now())?;
+                continue;
             }
             let deadline = driver.deadline().map(tokio::time::Instant::from_std);
             tokio::select! {

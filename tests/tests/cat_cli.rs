@@ -40,51 +40,37 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
 
 #[test]
 fn two_cats_move_a_file_and_exit_zero() {
-    let port = free_udp_port().to_string();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_udp_port());
     let words = ["--crypt", "salsa20", "--key", "cat test", "--mode", "fast3"];
-    let mut server = Command::new(tether_bin())
-        .args(["cat", "-q", "--listen", &addr])
-        .args(words)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut server, (out, _), server_err) = receiver(&addr, &words);
     std::thread::sleep(Duration::from_millis(300));
     let data = pattern(3, 3 << 20);
-    let mut client = Command::new(tether_bin())
-        .args(["cat", "-q", "--connect", &addr])
-        .args(words)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = client.stdin.take().unwrap();
     let d2 = data.clone();
-    let feeder = std::thread::spawn(move || stdin.write_all(&d2));
-    let mut out = server.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        out.read_to_end(&mut v).map(|_| v)
+    let (mut client, client_err) = sender(&addr, &words, move |w| {
+        let _ = w.write_all(&d2);
     });
-    feeder.join().unwrap().unwrap();
+    let server_status = wait_bounded(&mut server, LIMIT);
+    let got = out.join().unwrap();
+    let server_err = text(server_err);
+    if !server_status.success() || got != data {
+        let _ = client.kill();
+    }
     assert!(
-        wait_bounded(&mut client, LIMIT).success(),
-        "client exit status"
+        server_status.success(),
+        "server: {server_status}: {server_err}"
     );
-    assert!(
-        wait_bounded(&mut server, LIMIT).success(),
-        "server exit status"
-    );
-    let got = reader.join().unwrap().unwrap();
     assert_eq!(
         Sha256::digest(&got),
         Sha256::digest(&data),
         "{} of {} bytes",
         got.len(),
         data.len()
+    );
+    let client_status = wait_bounded(&mut client, LIMIT);
+    assert!(
+        client_status.success(),
+        "client: {client_status}: {}",
+        text(client_err)
     );
 }
 

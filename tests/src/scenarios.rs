@@ -1,6 +1,6 @@
 //! One scenario suite for every runtime adapter: echo, bulk both directions, 1000 concurrent
-//! sessions, close/expiry and a vanishing peer, written once against [`Rt`], a small
-//! blocking facade each runtime implements (see `tests/tests/runtimes.rs`).
+//! sessions, close/expiry, a vanishing peer and a peer that only reads, written once against
+//! [`Rt`], a small blocking facade each runtime implements (see `tests/tests/runtimes.rs`).
 //!
 //! Every wait is bounded: facade calls take a limit and fail with [`deadline_error`] (kind
 //! `Other`, so it is never mistaken for a runtime's own `TimedOut`) when it passes.

@@ -1,11 +1,24 @@
 //! `tether cat`: netcat for KCP. stdin → peer, peer → stdout, with kcptun's flags.
 //!
-//! KCP has no FIN, so end of stream is inferred: after stdin's EOF, once every byte we sent
-//! has been acknowledged, the command keeps printing what the peer sends until the peer has
-//! been quiet for `--linger`, then exits 0. A closed stdout (EPIPE) ends it at once.
+//! KCP has no FIN, so the end of a stream is inferred, by this rule:
+//! - While our stdin is open, or bytes we sent are not yet acknowledged, we never exit on
+//!   silence, and we send a keepalive (a KCP window probe, which every KCP peer answers)
+//!   every `--linger`/8, so a peer running the same rule knows we are still there during a
+//!   pause or a retransmission back-off.
+//! - Once our stdin hit EOF and the peer acknowledged every byte, we exit 0 when the peer
+//!   has been quiet for `--linger`: no datagram at all from it (data, ACK, retransmission or
+//!   probe) and no byte written to stdout for that long, and nothing received is left
+//!   unwritten.
+//! - Anything else ends with a non-zero exit and the reason: the peer stopped acknowledging
+//!   (dead link), `--idle-timeout` passed without a datagram, or the endpoint failed. A
+//!   closed stdout (EPIPE) ends the command at once.
+//!
+//! `--listen` without `--keep-open` serves exactly one session: the endpoint holds at most
+//! one, so datagrams from any other address are dropped before a byte of theirs is
+//! acknowledged (their senders never see an ACK and fail instead of exiting 0).
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use tether_core::kcp::KcpFlavor;
@@ -53,7 +66,8 @@ pub struct CatArgs {
     /// With --listen: echo each session's bytes back instead of using stdin/stdout.
     #[arg(long, requires = "listen")]
     pub echo: bool,
-    /// After stdin's EOF and all our data acknowledged, exit once the peer is quiet this long.
+    /// After stdin's EOF and all our data acknowledged, exit once the peer sent no datagram
+    /// (and no output was written) for this long. Also sets the keepalive period (1/8 of it).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub linger: Duration,
     /// Give up on a peer that stops acknowledging after this long without progress.
@@ -129,6 +143,13 @@ async fn cat(args: &CatArgs) -> io::Result<()> {
         return pipe_stdio(stream, args.linger).await;
     }
     let listen = args.listen.expect("clap: --listen or --connect");
+    // One session unless --keep-open: the core drops datagrams from any other address while
+    // it is alive, so no byte of a second sender is ever acknowledged (and then lost).
+    let cfg = if args.keep_open {
+        cfg
+    } else {
+        cfg.max_sessions(1)
+    };
     let listener = KcpListener::bind(listen, cfg).await?;
     eprintln!("tether cat: listening on {}", listener.local_addr());
     loop {
@@ -181,10 +202,15 @@ async fn echo(mut s: KcpStream) -> io::Result<()> {
     }
 }
 
-/// stdin → stream and stream → stdout until stdin's EOF is acknowledged and the peer went
-/// quiet, or stdout closes.
+/// The keepalive period for a `--linger`: eight probes per linger, so a peer only sees a
+/// whole linger of silence if eight in a row are lost.
+fn keepalive_period(linger: Duration) -> Duration {
+    (linger / 8).max(Duration::from_millis(10))
+}
+
+/// stdin → stream and stream → stdout, ending by the rule in the module docs.
 async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
-    let (mut rx, mut tx) = tokio::io::split(stream);
+    let (mut rx, mut tx) = (&stream, &stream);
     let upload = async {
         copy_until_eof(&mut tokio::io::stdin(), &mut tx).await?;
         tx.flush().await // resolves once every byte is acknowledged
@@ -193,29 +219,78 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
     let mut upload_done = false;
     let mut out = tokio::io::stdout();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut last_output = Instant::now();
+    let mut quiet = Quiet::new();
+    let mut tick = tokio::time::interval(keepalive_period(linger));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             r = &mut upload, if !upload_done => {
-                r?;
+                r.map_err(|e| with_context(e, "sending stdin"))?;
                 upload_done = true;
             }
-            r = tokio::time::timeout(linger, rx.read(&mut buf)) => {
-                let n = match r {
-                    // The peer was quiet for the linger time: done once our side is done.
-                    Err(_elapsed) if upload_done => return Ok(()),
-                    Err(_elapsed) => continue,
-                    Ok(r) => r?,
-                };
+            r = rx.read(&mut buf) => {
+                let n = r.map_err(|e| with_context(e, "receiving"))?;
                 if n == 0 {
-                    return Ok(());
+                    return Err(io::Error::other("the KCP stream ended unexpectedly"));
                 }
                 match write_out(&mut out, &buf[..n]).await {
                     Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
                     r => r?,
                 }
+                last_output = Instant::now();
+            }
+            _ = tick.tick() => {
+                if !upload_done {
+                    // stdin open or bytes unacknowledged: never end on silence; show we're here.
+                    stream.send_keepalive();
+                    continue;
+                }
+                let nothing_new = quiet.observe(stream.last_received().await);
+                let all_written = stream.unread() == 0 && last_output.elapsed() >= linger;
+                if nothing_new && all_written && quiet.for_at_least(linger) {
+                    return Ok(());
+                }
             }
         }
     }
+}
+
+/// Silence from the peer, timed on our own clock: the runtime stamps datagrams with the time
+/// its read pass began, which can lag behind (a long pass, a busy thread), so the moment we
+/// see the stamp change is what counts, not the stamp itself.
+struct Quiet {
+    heard: Option<Instant>,
+    since: Instant,
+}
+
+impl Quiet {
+    fn new() -> Self {
+        Quiet {
+            heard: None,
+            since: Instant::now(),
+        }
+    }
+
+    /// Records the session's latest "last received" answer; true if nothing new arrived.
+    fn observe(&mut self, heard: Option<Instant>) -> bool {
+        if heard != self.heard {
+            self.heard = heard;
+            self.since = Instant::now();
+            return false;
+        }
+        true
+    }
+
+    /// Whether no datagram arrived for `d`, as far as our observations go.
+    fn for_at_least(&self, d: Duration) -> bool {
+        self.since.elapsed() >= d
+    }
+}
+
+/// `e` with what `tether cat` was doing, keeping its kind.
+fn with_context(e: io::Error, doing: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{doing}: {e}"))
 }
 
 async fn write_out<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> io::Result<()> {

@@ -24,6 +24,9 @@ pub struct Config {
     pub backlog: usize,
     /// The conv of client sessions (`None`: random, as kcp-go's `Dial`).
     pub conv: Option<u32>,
+    /// Sessions alive at once (default 65 536). Datagrams from further addresses are dropped
+    /// before any of their bytes is acknowledged (`1`: a one-session server).
+    pub max_sessions: usize,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             idle_timeout: None,
             backlog: 128,
             conv: None,
+            max_sessions: 65_536,
         }
     }
 }
@@ -148,6 +152,13 @@ impl Config {
         self
     }
 
+    /// At most `n` sessions at once: a datagram from another address while `n` are alive
+    /// is dropped (and counted) before any of its bytes is acknowledged.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = n;
+        self
+    }
+
     /// Applies the socket-level settings (buffers, GRO, DSCP) to a freshly bound socket.
     pub fn configure_socket(&self, sock: &std::net::UdpSocket) {
         crate::udp::set_buffers(sock, self.sockbuf);
@@ -174,6 +185,7 @@ impl Config {
         let mut lc = ListenerConfig::new(self.session.clone());
         lc.idle_timeout = self.idle_timeout;
         lc.backlog = self.backlog;
+        lc.max_sessions = self.max_sessions;
         lc.accept_incoming = server;
         lc.client_conv = self.conv;
         let mut seed = [0u8; 32];

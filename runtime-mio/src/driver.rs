@@ -2,6 +2,7 @@
 //! one `now` per batch, timers, moving bytes between the hub and the sessions, and batched
 //! writes that stop at `WouldBlock` (no unbounded side queue). Runtimes add only readiness
 //! and a timer.
+use std::collections::HashSet;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
@@ -141,6 +142,18 @@ impl Outbox {
         sock: &UdpSocket,
         now: Instant,
     ) -> FlushReport {
+        self.flush_with(listener, now, |items| udp::send_batch(sock, items))
+    }
+
+    /// [`Outbox::flush`] through `send`, which has [`udp::send_batch`]'s contract: `Ok(n)`
+    /// when the first `n` items went out (fewer than all: the socket is full), `Err` when
+    /// the first one was refused. Tests pass a socket that blocks and refuses on demand.
+    pub fn flush_with(
+        &mut self,
+        listener: &mut Listener,
+        now: Instant,
+        mut send: impl FnMut(&[(SocketAddr, &[u8])]) -> io::Result<usize>,
+    ) -> FlushReport {
         let mut r = FlushReport::default();
         loop {
             while self.pending.len() < MAX_PENDING {
@@ -160,7 +173,7 @@ impl Outbox {
                 .map(|(a, rg)| (*a, &self.out[rg.clone()]))
                 .collect();
             r.syscalls += 1;
-            match udp::send_batch(sock, &items) {
+            match send(&items) {
                 Ok(sent) => {
                     r.sent += sent as u64;
                     if sent < self.pending.len() {
@@ -208,6 +221,12 @@ pub struct Driver {
     /// The socket refused datagrams (`WouldBlock`): output waits for writability.
     blocked: Option<Instant>,
     snmp_at: Option<Instant>,
+    /// Streams whose bytes are not all acknowledged yet. KCP raises no event when an ACK
+    /// empties its send buffer, so these are re-checked on every pass: a `flush()` whose
+    /// peer never writes back still completes, and a dropped stream still gets closed.
+    awaiting_ack: HashSet<SessionId>,
+    /// The previous pass's `awaiting_ack`, kept for its capacity (no allocation per pass).
+    awaiting_scratch: HashSet<SessionId>,
 }
 
 impl Driver {
@@ -221,6 +240,8 @@ impl Driver {
             stats: DriverStats::default(),
             blocked: None,
             snmp_at: None,
+            awaiting_ack: HashSet::new(),
+            awaiting_scratch: HashSet::new(),
         }
     }
 
@@ -231,6 +252,23 @@ impl Driver {
         self.stats.syscalls += r.syscalls;
         self.stats.datagrams_in += r.datagrams;
         r.result
+    }
+
+    /// Reads what is waiting without being told the socket is readable (`WouldBlock` is
+    /// `Ok`). A runtime whose loop is due again at once calls it: a loop that never waits
+    /// never lets its reactor report readability, and ACKs would then pile up unread while
+    /// the sessions retransmit towards a dead link (seen with CPU-heavy passes, e.g. debug
+    /// builds encrypting a whole window per pass).
+    pub fn recv_pending(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
+        match self.recv(sock, now) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Whether the next deadline has already passed: the loop runs again without waiting.
+    pub fn due(&self, now: Instant) -> bool {
+        self.deadline().is_some_and(|d| d <= now)
     }
 
     /// Fires due timers.
@@ -313,6 +351,28 @@ impl Driver {
         for id in st.take_dirty() {
             self.pump(&mut st, id);
         }
+        self.recheck_acks(&mut st);
+    }
+
+    /// Pumps the streams whose data became fully acknowledged since they were last pumped
+    /// (`pump` clears their `unacked` flag, waking a pending flush, and closes a dropped
+    /// one). The check is read-only: a session still waiting is not marked for output.
+    fn recheck_acks(&mut self, st: &mut HubState) {
+        if self.awaiting_ack.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut self.awaiting_scratch);
+        std::mem::swap(&mut ids, &mut self.awaiting_ack);
+        for id in ids.drain() {
+            match self.listener.session(id) {
+                None => {} // closed: its stream learns through the Closed event
+                Some(sess) if sess.kcp().all_acked() => self.pump(st, id),
+                Some(_) => {
+                    self.awaiting_ack.insert(id);
+                }
+            }
+        }
+        self.awaiting_scratch = ids;
     }
 
     fn gone(&mut self, st: &mut HubState, id: SessionId, why: Gone) {
@@ -334,9 +394,14 @@ impl Driver {
         let Some(s) = st.streams.get_mut(&id) else {
             return;
         };
+        let heard = self.listener.last_received(id);
         let Some(sess) = self.listener.session_mut(id) else {
             return;
         };
+        s.set_last_received(heard);
+        if std::mem::take(&mut s.keepalive) {
+            sess.send_keepalive();
+        }
         let mut progressed = if sess.kcp().config().stream {
             s.writes.clear();
             pump_stream(s, sess)
@@ -359,6 +424,9 @@ impl Driver {
             }
         });
         let unacked = !s.send.is_empty() || !sess.kcp().all_acked();
+        if unacked {
+            self.awaiting_ack.insert(id);
+        }
         if unacked != s.unacked {
             s.unacked = unacked;
             progressed = true;
@@ -443,3 +511,7 @@ fn pump_messages(s: &mut StreamBuf, sess: &mut Session) -> bool {
 /// Largest message, in segments, the runtimes send in message mode: ikcp's receive window
 /// floor (`IKCP_WND_RCV` = 128) minus one, the most an ikcp peer can reassemble.
 pub const MAX_MESSAGE_FRAGMENTS: usize = 127;
+
+#[cfg(test)]
+#[path = "outbox_tests.rs"]
+mod outbox_tests;

@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use tether_core::session::{CloseReason, SessionId};
 
@@ -64,9 +65,26 @@ pub struct StreamBuf {
     pub peer: Option<std::net::SocketAddr>,
     /// The app dropped its handle: close once everything is acknowledged.
     pub dropped: bool,
+    /// The app asked for a keepalive probe (taken by the driver).
+    pub keepalive: bool,
+    /// When the session last received a datagram, as of the driver's last pump.
+    last_rx: Option<Instant>,
+    rx_query: RxQuery,
+    rx_waker: Option<Waker>,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
     in_dirty: bool,
+}
+
+/// Where a [`Hub::poll_last_received`] call stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum RxQuery {
+    #[default]
+    Idle,
+    /// Waiting for the driver to refresh `last_rx`.
+    Asked,
+    /// The driver refreshed it since the question.
+    Answered,
 }
 
 impl StreamBuf {
@@ -89,6 +107,20 @@ impl StreamBuf {
         }
         if let Some(w) = self.write_waker.take() {
             w.wake();
+        }
+        if let Some(w) = self.rx_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Driver side: the session's last-received time, answering a pending question.
+    pub fn set_last_received(&mut self, t: Option<Instant>) {
+        self.last_rx = t;
+        if self.rx_query == RxQuery::Asked {
+            self.rx_query = RxQuery::Answered;
+            if let Some(w) = self.rx_waker.take() {
+                w.wake();
+            }
         }
     }
 }
@@ -280,6 +312,52 @@ impl Hub {
         Poll::Pending
     }
 
+    /// Asks the driver to send a keepalive probe on this stream's session.
+    pub fn send_keepalive(&self, id: SessionId) {
+        let mut st = self.lock();
+        if let Some(s) = st.streams.get_mut(&id) {
+            s.keepalive = true;
+        }
+        st.mark_dirty(id);
+    }
+
+    /// When the session last received a datagram from its peer (any datagram), fresh from
+    /// the driver: the first call asks, and the answer comes after the driver's next pass.
+    /// A stream that can no longer carry data answers at once with the last known time.
+    pub fn poll_last_received(&self, id: SessionId, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+        let mut st = self.lock();
+        let Some(s) = st.streams.get_mut(&id) else {
+            return Poll::Ready(None);
+        };
+        if s.gone.is_some() {
+            s.rx_query = RxQuery::Idle;
+            return Poll::Ready(s.last_rx);
+        }
+        match s.rx_query {
+            RxQuery::Answered => {
+                s.rx_query = RxQuery::Idle;
+                Poll::Ready(s.last_rx)
+            }
+            RxQuery::Asked => {
+                s.rx_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            RxQuery::Idle => {
+                s.rx_query = RxQuery::Asked;
+                s.rx_waker = Some(cx.waker().clone());
+                st.mark_dirty(id);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Bytes received and held for the application, not read yet. Right after a
+    /// [`Hub::poll_last_received`] answer this includes what KCP had ready then (the
+    /// driver's pass moved it here), up to [`RECV_BUFFER`].
+    pub fn unread(&self, id: SessionId) -> usize {
+        self.lock().streams.get(&id).map_or(0, |s| s.recv.len())
+    }
+
     /// The handle was dropped: the driver closes the session once all is acknowledged.
     pub fn drop_stream(&self, id: SessionId) {
         let mut st = self.lock();
@@ -287,6 +365,7 @@ impl Hub {
             s.dropped = true;
             s.read_waker = None;
             s.write_waker = None;
+            s.rx_waker = None;
         }
         st.mark_dirty(id);
     }

@@ -87,6 +87,49 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// Coalescing done by the calling thread's sends and receives: proof that GSO and GRO are
+/// in use, not silently replaced by the plain path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coalescing {
+    /// `UDP_SEGMENT` messages sent (each carried two or more datagrams).
+    pub gso_messages: u64,
+    /// Datagrams inside those messages.
+    pub gso_datagrams: u64,
+    /// Received messages the kernel had coalesced (`UDP_GRO`, two or more datagrams).
+    pub gro_messages: u64,
+    /// Datagrams inside those messages.
+    pub gro_datagrams: u64,
+}
+
+thread_local! {
+    static COALESCING: std::cell::Cell<Coalescing> = const {
+        std::cell::Cell::new(Coalescing {
+            gso_messages: 0,
+            gso_datagrams: 0,
+            gro_messages: 0,
+            gro_datagrams: 0,
+        })
+    };
+}
+
+/// What this thread's [`send_batch`] and [`recv_batch`] calls coalesced so far.
+pub fn coalescing() -> Coalescing {
+    COALESCING.with(|c| c.get())
+}
+
+fn count_coalescing(f: impl FnOnce(&mut Coalescing)) {
+    COALESCING.with(|c| {
+        let mut v = c.get();
+        f(&mut v);
+        c.set(v);
+    });
+}
+
+/// Whether the kernel offers UDP GSO and GRO (Linux ≥ 5.0) and `TETHER_NO_GSO` is unset.
+pub fn coalescing_available() -> bool {
+    sys::coalescing_available()
+}
+
 /// Turns on UDP GRO for `sock` where the kernel supports it (best effort; [`recv_batch`]
 /// handles coalesced runs either way).
 pub fn enable_gro(sock: &UdpSocket) {
@@ -253,6 +296,13 @@ mod sys {
             batch.lens[i] = msgs[i].msg_len as usize;
             batch.addrs[i] = to_addr(&names[i]);
             batch.segs[i] = gro_segment(&msgs[i].msg_hdr);
+            let (len, seg) = (batch.lens[i], batch.segs[i]);
+            if seg > 0 && len > seg {
+                super::count_coalescing(|c| {
+                    c.gro_messages += 1;
+                    c.gro_datagrams += len.div_ceil(seg) as u64;
+                });
+            }
         }
         Ok(n)
     }
@@ -369,7 +419,39 @@ mod sys {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(runs[..r as usize].iter().sum())
+        let done = &runs[..r as usize];
+        super::count_coalescing(|c| {
+            for &n in done.iter().filter(|&&n| n > 1) {
+                c.gso_messages += 1;
+                c.gso_datagrams += n as u64;
+            }
+        });
+        Ok(done.iter().sum())
+    }
+
+    /// Probes `UDP_SEGMENT` and `UDP_GRO` on a throwaway socket.
+    pub(super) fn coalescing_available() -> bool {
+        if gso_off() {
+            return false;
+        }
+        let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
+            return false;
+        };
+        [UDP_SEGMENT, UDP_GRO].iter().all(|&opt| {
+            let mut v: i32 = 0;
+            let mut len = size_of::<i32>() as libc::socklen_t;
+            // SAFETY: getsockopt writes at most `len` bytes into the live i32 `v`.
+            let r = unsafe {
+                libc::getsockopt(
+                    sock.as_raw_fd(),
+                    SOL_UDP,
+                    opt,
+                    (&mut v as *mut i32).cast(),
+                    &mut len,
+                )
+            };
+            r == 0
+        })
     }
 
     fn setsockopt_int(sock: &UdpSocket, level: i32, name: i32, value: i32) {
@@ -428,6 +510,9 @@ mod sys {
     }
 
     pub(super) fn enable_gro(_sock: &UdpSocket) {}
+    pub(super) fn coalescing_available() -> bool {
+        false
+    }
     pub(super) fn set_buffers(_sock: &UdpSocket, _bytes: usize) {}
     pub(super) fn set_dscp(_sock: &UdpSocket, _dscp: u8) {}
 }
@@ -500,5 +585,23 @@ mod gso_tests {
             }
         }
         assert_eq!(got, payloads);
+        // The runs really were coalesced where the kernel can, and only there.
+        let c = coalescing();
+        if coalescing_available() {
+            assert!(
+                c.gso_messages > 0 && c.gso_datagrams > c.gso_messages,
+                "GSO is available but nothing was sent coalesced: {c:?}"
+            );
+            assert!(
+                c.gro_messages > 0 && c.gro_datagrams > c.gro_messages,
+                "GRO is available but no coalesced run was received: {c:?}"
+            );
+        } else {
+            assert_eq!(
+                c,
+                Coalescing::default(),
+                "no GSO/GRO here (or TETHER_NO_GSO set)"
+            );
+        }
     }
 }

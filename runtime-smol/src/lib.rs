@@ -157,6 +157,27 @@ impl KcpStream {
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
+
+    /// Sends a keepalive: a KCP window probe (WASK) that the peer, kcp-go included, answers
+    /// with a WINS. KCP itself has no keepalive; this lets an application that has nothing to
+    /// send show that it is still there (see [`KcpStream::last_received`]).
+    pub fn send_keepalive(&self) {
+        self.hub.send_keepalive(self.id);
+    }
+
+    /// When this session last received a datagram from the peer: data, ACK, retransmission
+    /// or probe alike (the session's start if none came yet). Asks the socket task, so the
+    /// answer is fresh. KCP has no FIN: "the peer has been quiet for a while" is the only
+    /// end-of-stream signal a raw KCP application gets.
+    pub async fn last_received(&self) -> Option<Instant> {
+        std::future::poll_fn(|cx| self.hub.poll_last_received(self.id, cx)).await
+    }
+
+    /// Bytes received and waiting to be read. Right after [`KcpStream::last_received`] this
+    /// includes everything KCP had ready for the application (up to the 1 MiB buffer).
+    pub fn unread(&self) -> usize {
+        self.hub.unread(self.id)
+    }
 }
 
 impl futures_io::AsyncRead for KcpStream {
@@ -253,6 +274,13 @@ async fn run_loop(driver: &mut Driver, sock: &Async<UdpSocket>) -> io::Result<()
         };
         if driver.finished() {
             return Ok(());
+        }
+        if !blocked && driver.due(Instant::now()) {
+            // Due again at once: read what came in (a loop that never waits never hears
+            // about readability), then give the executor a turn.
+            driver.recv_pending(sock.get_ref(), Instant::now())?;
+            future::yield_now().await;
+            continue;
         }
         let deadline = driver.deadline();
         if deadline != armed {

@@ -140,9 +140,61 @@ impl KcpStream {
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
+
+    /// Sends a keepalive: a KCP window probe (WASK) that the peer, kcp-go included, answers
+    /// with a WINS. KCP itself has no keepalive; this lets an application that has nothing to
+    /// send show that it is still there (see [`KcpStream::last_received`]).
+    pub fn send_keepalive(&self) {
+        self.hub.send_keepalive(self.id);
+    }
+
+    /// When this session last received a datagram from the peer: data, ACK, retransmission
+    /// or probe alike (the session's start if none came yet). Asks the socket task, so the
+    /// answer is fresh. KCP has no FIN: "the peer has been quiet for a while" is the only
+    /// end-of-stream signal a raw KCP application gets.
+    pub async fn last_received(&self) -> Option<Instant> {
+        std::future::poll_fn(|cx| self.hub.poll_last_received(self.id, cx)).await
+    }
+
+    /// Bytes received and waiting to be read. Right after [`KcpStream::last_received`] this
+    /// includes everything KCP had ready for the application (up to the 1 MiB buffer).
+    pub fn unread(&self) -> usize {
+        self.hub.unread(self.id)
+    }
 }
 
 impl AsyncRead for KcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_write(cx, data)
+    }
+    /// Ready once every written byte has been acknowledged by the peer.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_flush(cx)
+    }
+    /// KCP has no FIN: shutdown waits until everything is acknowledged.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self).poll_shutdown(cx)
+    }
+}
+
+/// Reads and writes through a shared reference (as `&std::net::TcpStream` does): the stream
+/// is a handle to the socket task's buffers, so one task can read, write and call
+/// [`KcpStream::send_keepalive`] at once.
+impl AsyncRead for &KcpStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -160,7 +212,7 @@ impl AsyncRead for KcpStream {
     }
 }
 
-impl AsyncWrite for KcpStream {
+impl AsyncWrite for &KcpStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -223,6 +275,13 @@ async fn run(mut driver: Driver, sock: AsyncFd<std::net::UdpSocket>) {
             if driver.accept_pending() {
                 // Let the accepting task run before reading more.
                 tokio::task::yield_now().await;
+            }
+            if !blocked && driver.due(Instant::now()) {
+                // Due again at once: yield (tokio polls its I/O and timers before resuming a
+                // yielded task) and read what came in, so a busy loop never starves input.
+                tokio::task::yield_now().await;
+                driver.recv_pending(sock.get_ref(), Instant::now())?;
+                continue;
             }
             let deadline = driver.deadline().map(tokio::time::Instant::from_std);
             tokio::select! {

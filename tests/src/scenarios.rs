@@ -1,6 +1,6 @@
 //! One scenario suite for every runtime adapter: echo, bulk both directions, 1000 concurrent
-//! sessions, close/expiry and a vanishing peer, written once against [`Rt`], a small
-//! blocking facade each runtime implements (see `tests/tests/runtimes.rs`).
+//! sessions, close/expiry, a vanishing peer and a peer that only reads, written once against
+//! [`Rt`], a small blocking facade each runtime implements (see `tests/tests/runtimes.rs`).
 //!
 //! Every wait is bounded: facade calls take a limit and fail with [`deadline_error`] (kind
 //! `Other`, so it is never mistaken for a runtime's own `TimedOut`) when it passes.
@@ -30,6 +30,9 @@ pub trait Rt {
 
     /// Starts a server on `127.0.0.1:0` that echoes every session's bytes back.
     fn echo_server(cfg: &Config) -> io::Result<Self::Server>;
+    /// Starts a server on `127.0.0.1:0` that only reads: it never writes a byte back, so
+    /// nothing but KCP's own ACKs travels towards the client.
+    fn sink_server(cfg: &Config) -> io::Result<Self::Server>;
     /// Dials `addr` from a fresh client socket.
     fn connect(addr: SocketAddr, cfg: &Config) -> io::Result<Self::Conn>;
     /// Hands all of `data` to the session (not necessarily acknowledged yet).
@@ -57,6 +60,8 @@ pub trait EchoServer {
     /// The next server-side session that ended: `Ok(bytes echoed)` on a clean end, or the
     /// error its read or write returned. `None` if none ended within `limit`.
     fn next_end(&self, limit: Duration) -> Option<io::Result<usize>>;
+    /// Bytes the server's sessions have read so far, all sessions together.
+    fn received(&self) -> u64;
 }
 
 /// The error of a facade call that did not finish within `limit`.
@@ -323,6 +328,42 @@ pub fn peer_vanishes<R: Rt>() {
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
     eprintln!("[{}] peer_vanishes: dead link after {waited:.2?}", R::NAME);
     report(R::NAME, "peer_vanishes", start.elapsed());
+}
+
+/// Sizes written, one after the other, in [`peer_only_reads`].
+pub const ONLY_READS_SIZES: [usize; 3] = [1, 1000, 100_000];
+
+/// The server only reads (it never writes back): after each `write_all` of 1, 1 000 and
+/// 100 000 bytes, `flush` returns once the peer acknowledged everything, within 5 s, and the
+/// server has read every byte. Nothing but ACKs comes back, so a runtime that refreshes its
+/// "unacknowledged" state only when KCP raises an event never sees the flush complete.
+pub fn peer_only_reads<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config();
+    let server = R::sink_server(cfg).expect("sink server");
+    let mut c = R::connect(server.addr(), cfg).expect("connect");
+    let mut total = 0u64;
+    for (i, &len) in ONLY_READS_SIZES.iter().enumerate() {
+        let data = payload(len, 50 + i as u64);
+        R::write_all(&mut c, &data, LIMIT).expect("write");
+        total += len as u64;
+        R::flush(&mut c, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("flush after writing {len} bytes to a reading peer: {e}"));
+        let give_up = Instant::now() + Duration::from_secs(5);
+        while server.received() < total && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            server.received(),
+            total,
+            "the server read what was acknowledged"
+        );
+    }
+    assert!(
+        server.next_end(Duration::ZERO).is_none(),
+        "no server session may end"
+    );
+    report(R::NAME, "peer_only_reads", start.elapsed());
 }
 
 /// A UDP relay between one client and one upstream address that can stop forwarding.

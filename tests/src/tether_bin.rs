@@ -2,7 +2,8 @@
 //!
 //! The binary is found next to the test's own executable (`target/<profile>/tether`) and
 //! built with `cargo build -p tether-cli` first (a no-op when it is fresh); set
-//! `TETHER_BIN=/path/to/tether` to use another one.
+//! `TETHER_BIN=/path/to/tether` to use another one. A failed or timed-out build fails the
+//! test: a binary left by an earlier build is never used in its place.
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,21 +58,38 @@ fn build_tether(profile: &str, target_dir: &Path, bin: &Path) {
     if profile != "debug" {
         cmd.args(["--profile", profile]);
     }
-    let mut child = cmd.spawn().expect("spawn cargo build");
+    if let Err(e) = run_build(cmd, bin, BUILD_LIMIT) {
+        panic!("{e}");
+    }
+}
+
+/// Runs the build command `cmd` (bounded by `limit`) that should produce `bin`. A failed or
+/// timed-out build is an error even when `bin` exists: that file is from an earlier build
+/// and would test old code.
+fn run_build(mut cmd: Command, bin: &Path, limit: Duration) -> Result<(), String> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start cargo build -p tether-cli: {e}"))?;
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait for cargo build") {
-            assert!(
-                status.success() || bin.exists(),
-                "cargo build -p tether-cli failed: {status}"
-            );
-            return;
+            if status.success() {
+                return Ok(());
+            }
+            return Err(format!(
+                "cargo build -p tether-cli failed ({status}); {} may be stale, so the test \
+                 stops here (fix the build, or set TETHER_BIN to a binary to test)",
+                bin.display()
+            ));
         }
-        if start.elapsed() > BUILD_LIMIT {
+        if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            assert!(bin.exists(), "cargo build -p tether-cli timed out");
-            return;
+            return Err(format!(
+                "cargo build -p tether-cli did not finish within {limit:?}; not using {}, \
+                 which may be stale (set TETHER_BIN to a binary to test)",
+                bin.display()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -154,5 +172,44 @@ impl Drop for Netem {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A binary left by an earlier build, as `target/debug/tether` is after a good build.
+    fn stale_binary() -> PathBuf {
+        let path = std::env::temp_dir().join(format!("tether-stale-{}", std::process::id()));
+        std::fs::write(&path, b"an old build").unwrap();
+        path
+    }
+
+    #[test]
+    fn a_failed_build_is_an_error_even_with_an_old_binary_present() {
+        let bin = stale_binary();
+        let err = run_build(Command::new("false"), &bin, BUILD_LIMIT)
+            .expect_err("a failed build must not fall back to the old binary");
+        assert!(err.contains("failed") && err.contains("stale"), "{err}");
+        let _ = std::fs::remove_file(bin);
+    }
+
+    #[test]
+    fn a_build_that_times_out_is_an_error_even_with_an_old_binary_present() {
+        let bin = stale_binary();
+        let mut sleep = Command::new("sleep");
+        sleep.arg("5");
+        let err = run_build(sleep, &bin, Duration::from_millis(200))
+            .expect_err("a timed-out build must not fall back to the old binary");
+        assert!(err.contains("did not finish"), "{err}");
+        let _ = std::fs::remove_file(bin);
+    }
+
+    #[test]
+    fn a_successful_build_is_used() {
+        let bin = stale_binary();
+        assert_eq!(run_build(Command::new("true"), &bin, BUILD_LIMIT), Ok(()));
+        let _ = std::fs::remove_file(bin);
     }
 }

@@ -33,6 +33,10 @@ macro_rules! suite {
             fn peer_vanishes() {
                 super::scenarios::peer_vanishes::<$rt>();
             }
+            #[test]
+            fn peer_only_reads() {
+                super::scenarios::peer_only_reads::<$rt>();
+            }
         }
     };
 }
@@ -46,7 +50,8 @@ suite!(mio_rt, crate::mio_facade::Mio);
 mod tokio_facade {
     use std::io;
     use std::net::SocketAddr;
-    use std::sync::{mpsc, OnceLock};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{mpsc, Arc, OnceLock};
     use std::time::Duration;
 
     use tether_runtime_tokio::{Config, KcpListener, KcpStream};
@@ -83,6 +88,7 @@ mod tokio_facade {
     pub struct Server {
         addr: SocketAddr,
         ends: mpsc::Receiver<io::Result<usize>>,
+        received: Arc<AtomicU64>,
         task: tokio::task::JoinHandle<()>,
     }
 
@@ -100,9 +106,17 @@ mod tokio_facade {
         fn next_end(&self, limit: Duration) -> Option<io::Result<usize>> {
             self.ends.recv_timeout(limit).ok()
         }
+        fn received(&self) -> u64 {
+            self.received.load(Ordering::SeqCst)
+        }
     }
 
-    async fn echo_session(mut s: KcpStream) -> io::Result<usize> {
+    /// Echoes (or, with `echo` false, only reads) until the session ends.
+    async fn serve_session(
+        mut s: KcpStream,
+        echo: bool,
+        received: Arc<AtomicU64>,
+    ) -> io::Result<usize> {
         let mut buf = vec![0u8; 64 << 10];
         let mut echoed = 0;
         loop {
@@ -110,9 +124,35 @@ mod tokio_facade {
             if n == 0 {
                 return Ok(echoed);
             }
-            s.write_all(&buf[..n]).await?;
-            echoed += n;
+            received.fetch_add(n as u64, Ordering::SeqCst);
+            if echo {
+                s.write_all(&buf[..n]).await?;
+                echoed += n;
+            }
         }
+    }
+
+    fn server(cfg: &Config, echo: bool) -> io::Result<Server> {
+        let listener = rt().block_on(KcpListener::bind("127.0.0.1:0", cfg.clone()))?;
+        let addr = listener.local_addr();
+        let (tx, ends) = mpsc::channel();
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&received);
+        let task = rt().spawn(async move {
+            let mut sessions = JoinSet::new();
+            while let Ok((s, _)) = listener.accept().await {
+                let (tx, counter) = (tx.clone(), Arc::clone(&counter));
+                sessions.spawn(async move {
+                    let _ = tx.send(serve_session(s, echo, counter).await);
+                });
+            }
+        });
+        Ok(Server {
+            addr,
+            ends,
+            received,
+            task,
+        })
     }
 
     impl Rt for Tokio {
@@ -121,19 +161,11 @@ mod tokio_facade {
         type Conn = KcpStream;
 
         fn echo_server(cfg: &Config) -> io::Result<Server> {
-            let listener = rt().block_on(KcpListener::bind("127.0.0.1:0", cfg.clone()))?;
-            let addr = listener.local_addr();
-            let (tx, ends) = mpsc::channel();
-            let task = rt().spawn(async move {
-                let mut sessions = JoinSet::new();
-                while let Ok((s, _)) = listener.accept().await {
-                    let tx = tx.clone();
-                    sessions.spawn(async move {
-                        let _ = tx.send(echo_session(s).await);
-                    });
-                }
-            });
-            Ok(Server { addr, ends, task })
+            server(cfg, true)
+        }
+
+        fn sink_server(cfg: &Config) -> io::Result<Server> {
+            server(cfg, false)
         }
 
         fn connect(addr: SocketAddr, cfg: &Config) -> io::Result<KcpStream> {
@@ -201,7 +233,8 @@ mod smol_facade {
     use std::future::Future;
     use std::io;
     use std::net::SocketAddr;
-    use std::sync::mpsc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{mpsc, Arc};
     use std::thread::JoinHandle;
     use std::time::Duration;
 
@@ -227,6 +260,7 @@ mod smol_facade {
     pub struct Server {
         addr: SocketAddr,
         ends: mpsc::Receiver<io::Result<usize>>,
+        received: Arc<AtomicU64>,
         stop: Option<smol::channel::Sender<()>>,
         thread: Option<JoinHandle<()>>,
     }
@@ -248,9 +282,17 @@ mod smol_facade {
         fn next_end(&self, limit: Duration) -> Option<io::Result<usize>> {
             self.ends.recv_timeout(limit).ok()
         }
+        fn received(&self) -> u64 {
+            self.received.load(Ordering::SeqCst)
+        }
     }
 
-    async fn echo_session(mut s: KcpStream) -> io::Result<usize> {
+    /// Echoes (or, with `echo` false, only reads) until the session ends.
+    async fn serve_session(
+        mut s: KcpStream,
+        echo: bool,
+        received: Arc<AtomicU64>,
+    ) -> io::Result<usize> {
         let mut buf = vec![0u8; 64 << 10];
         let mut echoed = 0;
         loop {
@@ -258,9 +300,44 @@ mod smol_facade {
             if n == 0 {
                 return Ok(echoed);
             }
-            s.write_all(&buf[..n]).await?;
-            echoed += n;
+            received.fetch_add(n as u64, Ordering::SeqCst);
+            if echo {
+                s.write_all(&buf[..n]).await?;
+                echoed += n;
+            }
         }
+    }
+
+    fn server(cfg: &Config, echo: bool) -> io::Result<Server> {
+        let listener = smol::block_on(KcpListener::bind("127.0.0.1:0", cfg.clone()))?;
+        let addr = listener.local_addr();
+        let (tx, ends) = mpsc::channel();
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&received);
+        let thread = std::thread::spawn(move || {
+            let ex = Executor::new();
+            let serve = async {
+                while let Ok((s, _)) = listener.accept().await {
+                    let (tx, counter) = (tx.clone(), Arc::clone(&counter));
+                    ex.spawn(async move {
+                        let _ = tx.send(serve_session(s, echo, counter).await);
+                    })
+                    .detach();
+                }
+            };
+            let stop = async {
+                let _ = stopped.recv().await;
+            };
+            smol::block_on(ex.run(future::or(serve, stop)));
+        });
+        Ok(Server {
+            addr,
+            ends,
+            received,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     impl Rt for Smol {
@@ -269,32 +346,11 @@ mod smol_facade {
         type Conn = KcpStream;
 
         fn echo_server(cfg: &Config) -> io::Result<Server> {
-            let listener = smol::block_on(KcpListener::bind("127.0.0.1:0", cfg.clone()))?;
-            let addr = listener.local_addr();
-            let (tx, ends) = mpsc::channel();
-            let (stop, stopped) = smol::channel::bounded::<()>(1);
-            let thread = std::thread::spawn(move || {
-                let ex = Executor::new();
-                let serve = async {
-                    while let Ok((s, _)) = listener.accept().await {
-                        let tx = tx.clone();
-                        ex.spawn(async move {
-                            let _ = tx.send(echo_session(s).await);
-                        })
-                        .detach();
-                    }
-                };
-                let stop = async {
-                    let _ = stopped.recv().await;
-                };
-                smol::block_on(ex.run(future::or(serve, stop)));
-            });
-            Ok(Server {
-                addr,
-                ends,
-                stop: Some(stop),
-                thread: Some(thread),
-            })
+            server(cfg, true)
+        }
+
+        fn sink_server(cfg: &Config) -> io::Result<Server> {
+            server(cfg, false)
         }
 
         fn connect(addr: SocketAddr, cfg: &Config) -> io::Result<KcpStream> {
@@ -366,7 +422,7 @@ mod mio_facade {
     use std::collections::{HashMap, VecDeque};
     use std::io;
     use std::net::SocketAddr;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{mpsc, Arc};
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
@@ -423,6 +479,7 @@ mod mio_facade {
     pub struct Server {
         addr: SocketAddr,
         ends: mpsc::Receiver<io::Result<usize>>,
+        received: Arc<AtomicU64>,
         stop: Arc<AtomicBool>,
         waker: Arc<Waker>,
         thread: Option<JoinHandle<io::Result<()>>>,
@@ -449,6 +506,16 @@ mod mio_facade {
         fn next_end(&self, limit: Duration) -> Option<io::Result<usize>> {
             self.ends.recv_timeout(limit).ok()
         }
+        fn received(&self) -> u64 {
+            self.received.load(Ordering::SeqCst)
+        }
+    }
+
+    /// What the server loop does with the bytes it reads.
+    struct Serving {
+        /// Echo them back (else only count them).
+        echo: bool,
+        received: Arc<AtomicU64>,
     }
 
     /// One echo session; `readable`/`writable` follow the endpoint's events, so calls are
@@ -476,6 +543,7 @@ mod mio_facade {
         mut ep: Endpoint,
         stop: Arc<AtomicBool>,
         ends: mpsc::Sender<io::Result<usize>>,
+        how: Serving,
     ) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         let mut sessions: HashMap<SessionId, Echo> = HashMap::new();
@@ -517,14 +585,15 @@ mod mio_facade {
                 }
             }
             for (&id, e) in sessions.iter_mut() {
-                echo(&mut ep, id, e, &mut buf);
+                echo(&mut ep, id, e, &mut buf, &how);
             }
         }
         Ok(())
     }
 
-    /// Writes back while KCP takes bytes, reads while the echo buffer has room.
-    fn echo(ep: &mut Endpoint, id: SessionId, e: &mut Echo, buf: &mut [u8]) {
+    /// Writes back while KCP takes bytes, reads while the echo buffer has room (a sink only
+    /// reads and counts).
+    fn echo(ep: &mut Endpoint, id: SessionId, e: &mut Echo, buf: &mut [u8], how: &Serving) {
         loop {
             let mut progressed = false;
             if e.writable && !e.buf.is_empty() {
@@ -543,7 +612,10 @@ mod mio_facade {
             if e.readable && e.buf.len() < ECHO_BUFFER {
                 match ep.read(id, buf) {
                     Ok(n) => {
-                        e.buf.extend(&buf[..n]);
+                        how.received.fetch_add(n as u64, Ordering::SeqCst);
+                        if how.echo {
+                            e.buf.extend(&buf[..n]);
+                        }
                         progressed = true;
                     }
                     Err(SessionError::Kcp(RecvError::WouldBlock)) => e.readable = false,
@@ -832,29 +904,43 @@ mod mio_facade {
         }
     }
 
+    fn server(cfg: &Config, echo: bool) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let mut ep = Endpoint::bind(localhost(), cfg, true)?;
+        poll.registry()
+            .register(&mut ep, Token(0), Endpoint::INTEREST)?;
+        let addr = ep.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, ends) = mpsc::channel();
+        let s2 = stop.clone();
+        let received = Arc::new(AtomicU64::new(0));
+        let how = Serving {
+            echo,
+            received: Arc::clone(&received),
+        };
+        let thread = std::thread::spawn(move || serve(poll, ep, s2, tx, how));
+        Ok(Server {
+            addr,
+            ends,
+            received,
+            stop,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
     impl Rt for Mio {
         const NAME: &'static str = "mio";
         type Server = Server;
         type Conn = Conn;
 
         fn echo_server(cfg: &Config) -> io::Result<Server> {
-            let poll = Poll::new()?;
-            let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-            let mut ep = Endpoint::bind(localhost(), cfg, true)?;
-            poll.registry()
-                .register(&mut ep, Token(0), Endpoint::INTEREST)?;
-            let addr = ep.local_addr()?;
-            let stop = Arc::new(AtomicBool::new(false));
-            let (tx, ends) = mpsc::channel();
-            let s2 = stop.clone();
-            let thread = std::thread::spawn(move || serve(poll, ep, s2, tx));
-            Ok(Server {
-                addr,
-                ends,
-                stop,
-                waker,
-                thread: Some(thread),
-            })
+            server(cfg, true)
+        }
+
+        fn sink_server(cfg: &Config) -> io::Result<Server> {
+            server(cfg, false)
         }
 
         fn connect(addr: SocketAddr, cfg: &Config) -> io::Result<Conn> {

@@ -366,6 +366,15 @@ impl Kcp {
         Ok(n)
     }
 
+    /// Asks for a window probe (WASK) in the next flush, which the peer answers with a WINS
+    /// (kcp.md §8.2). KCP has no keepalive; a probe is the one segment every KCP peer,
+    /// kcp-go included, accepts and answers without touching the stream, so an application
+    /// can show it is alive (and hear back) while it has nothing to send.
+    pub fn send_keepalive(&mut self) {
+        self.probe |= ASK_SEND;
+        self.flush_pending = true;
+    }
+
     /// Application events, oldest first.
     pub fn poll_event(&mut self) -> Option<KcpEvent> {
         self.events.pop_front()

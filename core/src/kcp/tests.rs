@@ -319,3 +319,43 @@ fn write_message_is_one_fragmented_message() {
         Err(WriteError::TooLarge(huge.len()))
     );
 }
+
+/// Every WASK/WINS command in `out`, in order.
+fn probes(out: &[u8]) -> Vec<u8> {
+    segment::segments(out)
+        .flatten()
+        .map(|s| s.0.cmd)
+        .filter(|&c| c == Cmd::Wask as u8 || c == Cmd::Wins as u8)
+        .collect()
+}
+
+/// A keepalive is one WASK in the next flush; the peer answers with a WINS, and neither side's
+/// stream changes (what `tether cat` sends while it has nothing to say).
+#[test]
+fn keepalive_is_a_probe_the_peer_answers() {
+    let t0 = test_start();
+    let cfg = KcpConfig::fast3().with_windows(32, 32);
+    let (mut a, mut b) = (Kcp::new(7, cfg, t0), Kcp::new(7, cfg, t0));
+    a.send_keepalive();
+    assert_eq!(a.poll_timeout(), Some(t0), "the probe is due at once");
+    let mut out = Vec::new();
+    let mut from_a = Vec::new();
+    while a.poll_transmit(t0, &mut out).is_some() {
+        from_a.push(std::mem::take(&mut out));
+    }
+    assert_eq!(from_a.len(), 1);
+    assert_eq!(probes(&from_a[0]), [Cmd::Wask as u8]);
+    b.handle_input(t0, &from_a[0]).unwrap();
+    let answer_at = b.poll_timeout().expect("b schedules its answer");
+    b.handle_timeout(answer_at);
+    let mut answer = Vec::new();
+    while b.poll_transmit(answer_at, &mut out).is_some() {
+        answer.extend(probes(&out));
+        out.clear();
+    }
+    assert_eq!(answer, [Cmd::Wins as u8]);
+    assert_eq!(b.peek_size(), None, "no stream bytes");
+    assert!(a.all_acked() && b.all_acked());
+    // Nothing else is pending: both go back to sleep.
+    assert_eq!(b.poll_timeout(), None);
+}

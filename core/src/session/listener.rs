@@ -274,6 +274,12 @@ impl Listener {
         self.slot(id).map(|s| s.addr)
     }
 
+    /// When the session last received a datagram (any: data, ACK, retransmission, probe),
+    /// or when it was created if none came yet: the clock `idle_timeout` runs on.
+    pub fn last_received(&self, id: SessionId) -> Option<Instant> {
+        self.slot(id).map(|s| s.last_rx)
+    }
+
     /// Closes a session: kcp-go flushes once more and forgets it; nothing tells the peer
     /// (KCP has no FIN; kcp-go-session.md §8). Its last datagrams still go out.
     pub fn close(&mut self, id: SessionId) {

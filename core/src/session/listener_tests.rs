@@ -194,6 +194,39 @@ fn backlog_bounds_half_open_sessions_and_they_expire() {
     assert_eq!(l.poll_timeout(), None);
 }
 
+/// `max_sessions: 1` (`tether cat --listen`): a second address gets no session, so nothing
+/// of its datagrams is acknowledged; `last_received` follows the served peer's datagrams.
+#[test]
+fn one_session_listener_ignores_other_addresses_and_tracks_the_last_datagram() {
+    let c = cfg(0, 0);
+    let t0 = test_start();
+    let mut lc = ListenerConfig::new(c.clone());
+    lc.max_sessions = 1;
+    let mut l = Listener::new(lc, Box::new(seeded(1)));
+    l.handle_datagram(t0, addr(1), &first_datagram(&c, 1))
+        .unwrap();
+    let id = l.accept().expect("the first address is served");
+    assert_eq!(l.last_received(id), Some(t0));
+    let t1 = t0 + Duration::from_millis(700);
+    l.handle_datagram(t1, addr(2), &first_datagram(&c, 2))
+        .unwrap();
+    assert_eq!(l.len(), 1, "no session for a second address");
+    assert_eq!(l.stats().dropped_backlog_full, 1);
+    let mut buf = Vec::new();
+    while let Some((to, _)) = l.poll_transmit(t1, &mut buf) {
+        assert_eq!(
+            to,
+            addr(1),
+            "nothing is sent (no ACK) to the refused address"
+        );
+        buf.clear();
+    }
+    // A retransmission of the same datagram still counts as hearing from the peer.
+    l.handle_datagram(t1, addr(1), &first_datagram(&c, 1))
+        .unwrap();
+    assert_eq!(l.last_received(id), Some(t1));
+}
+
 #[test]
 fn new_conv_with_sn_zero_replaces_and_other_convs_are_dropped() {
     let c = cfg(0, 0);

@@ -316,6 +316,11 @@ impl Session {
     pub fn write_message(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         self.kcp.write_message(data)
     }
+
+    /// A window probe the peer answers: see [`Kcp::send_keepalive`].
+    pub fn send_keepalive(&mut self) {
+        self.kcp.send_keepalive();
+    }
     /// Whether [`Session::write`] would accept data.
     pub fn can_write(&self) -> bool {
         self.kcp.can_write()

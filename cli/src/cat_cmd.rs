@@ -221,7 +221,10 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut last_output = Instant::now();
     let mut quiet = Quiet::new();
-    let mut tick = tokio::time::interval(keepalive_period(linger));
+    // The first tick comes one period in: a probe before the first data would only add a
+    // datagram (and make a sender's first datagram a WASK instead of its data).
+    let period = keepalive_period(linger);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

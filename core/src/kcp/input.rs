@@ -38,6 +38,12 @@ impl Kcp {
         if data.len() < OVERHEAD {
             return Err(InputError::TooShort(data.len()));
         }
+        if data.len() > self.max_datagram() {
+            return Err(InputError::TooLarge {
+                len: data.len(),
+                max: self.max_datagram(),
+            });
+        }
         let prev_una = self.snd_una;
         let mut latest_ack_ts = None;
         let mut window_slides = false;

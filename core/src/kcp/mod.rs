@@ -39,6 +39,8 @@ const PROBE_INIT: u32 = 7000;
 const PROBE_LIMIT: u32 = 120_000;
 /// kcp-go refuses messages of more than 255 fragments (kcp.md §4).
 const MAX_FRAGMENTS: usize = 255;
+/// kcp-go's `mtuLimit`: the largest datagram any kcp-go peer sends (kcp-go-session.md §1).
+pub const MTU_LIMIT: usize = 1500;
 
 /// One segment held in a queue.
 #[derive(Debug, Default)]
@@ -147,13 +149,25 @@ pub enum InputError {
     /// Unknown command byte (kcp-go -3).
     #[error("unknown KCP command {0}: corrupted or not KCP")]
     BadCommand(u8),
+    /// A datagram above `max(mtu, 1500)` bytes: kcp-go reads into 1 500-byte buffers
+    /// (kcp-go-session.md §1, `mtuLimit`), so no kcp-go peer sends one. Dropped whole so a
+    /// peer cannot park 64 KiB per receive-window slot.
+    #[error("datagram of {len} bytes is larger than the {max}-byte limit: the peer's --mtu must be at most 1500")]
+    TooLarge {
+        /// Datagram size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl InputError {
     /// kcp-go's return code.
     pub fn code(&self) -> i32 {
         match self {
-            InputError::TooShort(_) | InputError::ConvMismatch { .. } => -1,
+            InputError::TooShort(_)
+            | InputError::ConvMismatch { .. }
+            | InputError::TooLarge { .. } => -1,
             InputError::Truncated => -2,
             InputError::BadCommand(_) => -3,
         }
@@ -266,6 +280,11 @@ impl Kcp {
     /// Maximum payload bytes per segment.
     pub fn mss(&self) -> usize {
         self.mss as usize
+    }
+    /// The largest datagram [`Kcp::input`] takes: our own MTU or kcp-go's 1 500-byte
+    /// `mtuLimit`, whichever is larger (a peer's MTU may exceed ours).
+    pub fn max_datagram(&self) -> usize {
+        (self.cfg.mtu as usize).max(MTU_LIMIT)
     }
     /// Counters.
     pub fn stats(&self) -> KcpStats {

@@ -93,6 +93,9 @@ pub struct ListenerStats {
     pub dropped_unprotect: u64,
     /// Parity or runt datagrams from an unknown address.
     pub dropped_unknown: u64,
+    /// Datagrams above kcp-go's 1 500-byte `mtuLimit` (kcp-go-session.md §1): no kcp-go peer
+    /// sends one, and taking them would let a peer park 64 KiB per window slot.
+    pub dropped_oversize: u64,
 }
 
 struct Slot {
@@ -273,6 +276,15 @@ impl Listener {
         data: &[u8],
     ) -> Result<(), SessionInputError> {
         self.last_now = Some(now);
+        let max = self.cfg.session.max_datagram();
+        if data.len() > max {
+            self.stats.dropped_oversize += 1;
+            self.snmp.in_errs += 1;
+            return Err(SessionInputError::TooLarge {
+                len: data.len(),
+                max,
+            });
+        }
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(data);

@@ -14,7 +14,7 @@ use super::fec::{
 use super::key::kcptun_key;
 use super::snmp::Snmp;
 use crate::driver::{Machine, Transmit};
-use crate::kcp::{Kcp, KcpConfig, KcpEvent, RecvError, WriteError};
+use crate::kcp::{Kcp, KcpConfig, KcpEvent, RecvError, WriteError, MTU_LIMIT};
 
 /// How datagrams are protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,13 @@ impl SessionConfig {
         self.data_shards > 0 && self.parity_shards > 0
     }
 
+    /// The largest datagram a session takes: kcp-go's 1 500-byte `mtuLimit`
+    /// (kcp-go-session.md §1), or our own `mtu` if larger. Not our MSS: a peer's `--mtu` may
+    /// exceed ours.
+    pub fn max_datagram(&self) -> usize {
+        (self.kcp.mtu as usize).max(MTU_LIMIT)
+    }
+
     /// The KCP config actually used: header space reserved, MTU reduced by the AEAD tag.
     pub fn effective_kcp(&self) -> KcpConfig {
         let mut k = self.kcp;
@@ -115,6 +122,15 @@ pub enum SessionInputError {
     /// AEAD tag or replay failure.
     #[error(transparent)]
     Aead(#[from] AeadError),
+    /// Larger than [`SessionConfig::max_datagram`]: dropped before any copy (counted as
+    /// `InErrs`).
+    #[error("datagram of {len} bytes is larger than the {max}-byte limit: the peer's --mtu must be at most 1500")]
+    TooLarge {
+        /// Datagram size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Fewer than 24 bytes after the crypto header.
     #[error("datagram of {0} bytes after the crypto header is too short for KCP")]
     TooShort(usize),
@@ -207,6 +223,7 @@ pub struct Session {
     pool: Vec<Vec<u8>>,
     parity: Vec<Vec<u8>>,
     scratch: Vec<u8>,
+    max_datagram: usize,
     snmp: Snmp,
 }
 
@@ -248,6 +265,7 @@ impl Session {
             pool: Vec::new(),
             parity: Vec::new(),
             scratch: Vec::new(),
+            max_datagram: cfg.max_datagram(),
             snmp: Snmp::default(),
         }
     }
@@ -312,8 +330,9 @@ impl Session {
         self.pool.pop().unwrap_or_default()
     }
 
+    /// Pools a buffer for reuse; one grown past a datagram goes back to the allocator.
     fn give_buf(&mut self, mut b: Vec<u8>) {
-        if self.pool.len() < POOL_LIMIT {
+        if self.pool.len() < POOL_LIMIT && b.capacity() <= self.max_datagram {
             b.clear();
             self.pool.push(b);
         }
@@ -451,6 +470,13 @@ impl Machine for Session {
     type InputError = SessionInputError;
 
     fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), SessionInputError> {
+        if data.len() > self.max_datagram {
+            self.snmp.in_errs += 1;
+            return Err(SessionInputError::TooLarge {
+                len: data.len(),
+                max: self.max_datagram,
+            });
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(data);

@@ -22,6 +22,8 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Sessions waiting for `accept` (kcp-go: 128).
     pub backlog: usize,
+    /// A session the application has not accepted within this long is dropped (default 30 s).
+    pub accept_timeout: Duration,
 }
 
 impl Default for Config {
@@ -36,6 +38,7 @@ impl Default for Config {
             dscp: 0,
             idle_timeout: None,
             backlog: 128,
+            accept_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -116,6 +119,17 @@ impl Config {
         self
     }
 
+    /// Sessions waiting for `accept` before new ones are dropped.
+    pub fn backlog(mut self, n: usize) -> Self {
+        self.backlog = n;
+        self
+    }
+    /// How long a session may wait for `accept` before it is dropped.
+    pub fn accept_timeout(mut self, d: Duration) -> Self {
+        self.accept_timeout = d;
+        self
+    }
+
     /// Applies the socket-level settings (buffers, GRO, DSCP) to a freshly bound socket.
     pub fn configure_socket(&self, sock: &std::net::UdpSocket) {
         crate::udp::set_buffers(sock, self.sockbuf);
@@ -142,6 +156,7 @@ impl Config {
         let mut lc = ListenerConfig::new(self.session.clone());
         lc.idle_timeout = self.idle_timeout;
         lc.backlog = self.backlog;
+        lc.accept_timeout = self.accept_timeout;
         lc.accept_incoming = server;
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);

@@ -75,7 +75,10 @@ mod tokio_rt {
         let _clients = knock_many(l.local_addr(), 3);
         tokio::time::sleep(ACCEPT_TIMEOUT * 2).await;
         let n = accepted_within(&l, Duration::from_millis(100)).await;
-        assert_eq!(n, 0, "sessions not accepted within accept_timeout must be gone");
+        assert_eq!(
+            n, 0,
+            "sessions not accepted within accept_timeout must be gone"
+        );
         let _late = knock(l.local_addr(), 7);
         let n = accepted_within(&l, Duration::from_millis(200)).await;
         assert_eq!(n, 1, "a new session after the expiry is accepted");
@@ -84,8 +87,8 @@ mod tokio_rt {
 
 mod smol_rt {
     use super::*;
-    use smol::Timer;
     use futures_lite::future;
+    use smol::Timer;
     use tether_runtime_smol::KcpListener;
 
     async fn accepted_within(l: &KcpListener, limit: Duration) -> usize {
@@ -125,7 +128,10 @@ mod smol_rt {
             let _clients = knock_many(l.local_addr(), 3);
             Timer::after(ACCEPT_TIMEOUT * 2).await;
             let n = accepted_within(&l, Duration::from_millis(100)).await;
-            assert_eq!(n, 0, "sessions not accepted within accept_timeout must be gone");
+            assert_eq!(
+                n, 0,
+                "sessions not accepted within accept_timeout must be gone"
+            );
             let _late = knock(l.local_addr(), 7);
             let n = accepted_within(&l, Duration::from_millis(200)).await;
             assert_eq!(n, 1, "a new session after the expiry is accepted");

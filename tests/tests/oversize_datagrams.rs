@@ -126,7 +126,11 @@ fn session_drops_datagrams_above_the_mtu_limit() {
         },
     );
     assert_bounded(grown);
-    assert_eq!(s.snmp().in_errs, SEGMENTS as u64, "every oversized datagram is counted");
+    assert_eq!(
+        s.snmp().in_errs,
+        SEGMENTS as u64,
+        "every oversized datagram is counted"
+    );
 }
 
 #[test]
@@ -182,7 +186,8 @@ fn larger_peer_mtu_up_to_1500_is_accepted() {
     let mut d = push(0);
     d.truncate(1500);
     d[20..24].copy_from_slice(&(1500u32 - 24).to_le_bytes());
-    s.handle_input(now, &d).expect("a 1500-byte datagram is valid");
+    s.handle_input(now, &d)
+        .expect("a 1500-byte datagram is valid");
     let mut buf = vec![0u8; 2000];
     assert_eq!(s.read(&mut buf), Ok(1476));
 }

@@ -163,6 +163,7 @@ impl Kcp {
             if let Some(seg) = self.snd_buf.pop_front() {
                 self.give_buf(seg.data);
             }
+            self.peer_acked = true;
             count += 1;
         }
         count
@@ -187,6 +188,7 @@ impl Kcp {
         if let Some(seg) = self.snd_buf.get_mut(idx) {
             if seg.sn == sn && !seg.acked {
                 seg.acked = true;
+                self.peer_acked = true;
                 let data = std::mem::take(&mut seg.data);
                 self.give_buf(data);
             }

@@ -215,6 +215,9 @@ pub struct Kcp {
     want_writable: bool,
     dead: bool,
     dead_signalled: bool,
+    /// The peer acknowledged one of our PUSH segments (anti-amplification's proof that it
+    /// receives at its address).
+    peer_acked: bool,
     events: VecDeque<KcpEvent>,
     stats: KcpStats,
 }
@@ -262,6 +265,7 @@ impl Kcp {
             want_writable: false,
             dead: false,
             dead_signalled: false,
+            peer_acked: false,
             events: VecDeque::new(),
             stats: KcpStats::default(),
         };
@@ -314,6 +318,10 @@ impl Kcp {
     pub fn can_write(&self) -> bool {
         let w = self.wait_snd();
         w < self.cfg.snd_wnd as usize && w < self.rmt_wnd as usize
+    }
+    /// Whether the peer ever acknowledged a PUSH segment we sent (by ACK or `una`).
+    pub fn peer_acked_data(&self) -> bool {
+        self.peer_acked
     }
     /// Whether everything written has been acknowledged.
     pub fn all_acked(&self) -> bool {

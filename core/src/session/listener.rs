@@ -299,6 +299,7 @@ impl Listener {
         from: SocketAddr,
         buf: &mut [u8],
     ) -> Result<(), SessionInputError> {
+        let wire_len = buf.len();
         let (range, ctr) = self.crypt.open(buf).inspect_err(|_| {
             self.stats.dropped_unprotect += 1;
             self.snmp.in_csum_errors += 1;
@@ -316,7 +317,7 @@ impl Listener {
                 _ => true,
             };
             if same {
-                return self.feed(idx, now, payload, ctr);
+                return self.feed(idx, now, payload, ctr, wire_len);
             }
             match conv {
                 // kcp-go-session.md §6 step 3: the peer restarted.
@@ -342,7 +343,11 @@ impl Listener {
             return Ok(());
         }
         let idx = self.create(now, from, conv);
-        self.feed(idx, now, payload, ctr)
+        if let Some(Some(slot)) = self.slots.get_mut(idx as usize) {
+            // Issue 13 item 4: never send an unknown address more than it sent us.
+            slot.session.require_verification();
+        }
+        self.feed(idx, now, payload, ctr, wire_len)
     }
 
     fn feed(
@@ -351,12 +356,13 @@ impl Listener {
         now: Instant,
         payload: &[u8],
         ctr: Option<u64>,
+        wire_len: usize,
     ) -> Result<(), SessionInputError> {
         let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
             return Ok(());
         };
         slot.last_rx = now;
-        let r = slot.session.handle_opened(now, payload, ctr);
+        let r = slot.session.handle_opened(now, payload, ctr, wire_len);
         self.collect_events(idx);
         self.mark_dirty(idx);
         r

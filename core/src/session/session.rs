@@ -6,6 +6,7 @@ use std::time::Instant;
 use rand_core::RngCore;
 
 use super::aead::{AeadCrypt, AeadError, AeadKind, ReplayWindow, AEAD_HEADER, AEAD_TAG};
+use super::amplification::Amplification;
 use super::crypt::{CipherKind, CryptError, PacketCrypt, CRYPT_HEADER};
 use super::fec::{
     recovered_payload, FecDecoder, FecEncoder, FecError, FEC_HEADER_SIZE_PLUS2, TYPE_DATA,
@@ -224,6 +225,7 @@ pub struct Session {
     parity: Vec<Vec<u8>>,
     scratch: Vec<u8>,
     max_datagram: usize,
+    amp: Amplification,
     snmp: Snmp,
 }
 
@@ -266,6 +268,7 @@ impl Session {
             parity: Vec::new(),
             scratch: Vec::new(),
             max_datagram: cfg.max_datagram(),
+            amp: Amplification::verified(),
             snmp: Snmp::default(),
         }
     }
@@ -321,6 +324,30 @@ impl Session {
         s
     }
 
+    /// The anti-amplification state: whether the peer is verified, and the bytes counted
+    /// while it was not.
+    pub fn amplification(&self) -> Amplification {
+        self.amp
+    }
+
+    /// Limits what this session sends to what it received until the peer acknowledges a
+    /// PUSH segment of ours (a listener does this for sessions opened by unknown addresses).
+    pub(super) fn require_verification(&mut self) {
+        self.amp = Amplification::unverified();
+    }
+
+    /// Verifies the peer once it acknowledged our data.
+    fn check_verified(&mut self) {
+        if !self.amp.verified && self.kcp.peer_acked_data() {
+            self.amp.verify();
+        }
+    }
+
+    /// Whether the next queued datagram may leave now (anti-amplification).
+    fn front_sendable(&self) -> bool {
+        self.out.front().is_some_and(|d| self.amp.may_send(d.len()))
+    }
+
     /// Session-level counters the listener maintains (opens, source errors).
     pub(super) fn snmp_mut(&mut self) -> &mut Snmp {
         &mut self.snmp
@@ -371,6 +398,10 @@ impl Session {
     }
 
     fn protect_and_queue(&mut self, mut d: Vec<u8>) {
+        if !self.amp.may_hold(self.out.len()) {
+            self.give_buf(d);
+            return;
+        }
         self.crypt.seal(&mut d, &mut *self.rng);
         self.snmp.out_pkts += 1;
         self.snmp.out_bytes += d.len() as u64;
@@ -404,17 +435,21 @@ impl Session {
     }
 
     /// Input of a payload the listener already unprotected (with the AEAD counter, if any).
+    /// `wire_len` is the size of the datagram as received (anti-amplification budget).
     pub(super) fn handle_opened(
         &mut self,
         now: Instant,
         payload: &[u8],
         ctr: Option<u64>,
+        wire_len: usize,
     ) -> Result<(), SessionInputError> {
+        self.amp.on_received(wire_len);
         let r = self.check_replay(ctr).and_then(|()| {
             self.scratch.clear();
             self.scratch.extend_from_slice(payload);
             self.kcp_input(now, 0..payload.len())
         });
+        self.check_verified();
         self.pump(now);
         r
     }
@@ -477,6 +512,7 @@ impl Machine for Session {
                 max: self.max_datagram,
             });
         }
+        self.amp.on_received(data.len());
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(data);
@@ -484,6 +520,7 @@ impl Machine for Session {
         let r = self
             .unprotect()
             .and_then(|range| self.kcp_input(now, range));
+        self.check_verified();
         self.pump(now);
         r
     }
@@ -492,15 +529,21 @@ impl Machine for Session {
         if self.out.is_empty() {
             self.pump(now);
         }
+        if !self.front_sendable() {
+            // Held until more bytes arrive or the peer is verified.
+            return None;
+        }
         let d = self.out.pop_front()?;
         buf.extend_from_slice(&d);
         let len = d.len();
+        self.amp.on_sent(len);
         self.give_buf(d);
         Some(Transmit { len })
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if !self.out.is_empty() {
+        // Held output is not "due now": it waits for input, which reschedules us.
+        if self.front_sendable() {
             return Some(self.kcp.last_input_time());
         }
         self.kcp.poll_timeout()

@@ -1,8 +1,16 @@
 //! Anti-amplification (issue 13 item 4): a session a listener created for an unknown address
 //! sends at most as many bytes to that address as it received from it (1x, where QUIC allows
-//! 3x), until the peer is *verified*: it acknowledged one of our PUSH segments, which it can
-//! only do if it receives at that address. A spoofed source therefore cannot make the
-//! listener send a victim more than the spoofer sent itself.
+//! 3x), not counting control segments, until the peer is *verified*: it acknowledged one of
+//! our PUSH segments, which it can only do if it receives at that address. A spoofed source
+//! therefore cannot make the listener send a victim more data than the spoofer sent itself.
+//!
+//! A datagram costs its bytes minus its control segments (ACK, WASK, WINS: 24 bytes each);
+//! FEC parity costs its full size. Control segments are exempt because each ACK answers one
+//! received segment of at least 24 bytes, so they add at most 1x more; counting them would
+//! stall kcp-go clients: the echo of a request (ACK + PUSH) would exceed the request by the
+//! ACK, be held, and inflate the client's RTT estimate, and a client whose request was
+//! acknowledged alone sends nothing more (kcp-go interop `-role bulk` waits for its hello
+//! echo).
 //!
 //! Datagrams over the budget are held in order, not dropped: they leave as soon as more bytes
 //! arrive or the peer is verified. At most [`HELD_LIMIT`] are held; further output is
@@ -19,8 +27,11 @@ pub struct Amplification {
     pub verified: bool,
     /// Datagram bytes received from the peer while it was unverified.
     pub received: u64,
-    /// Datagram bytes sent to the peer while it was unverified.
+    /// Bytes sent to the peer while it was unverified, control segments excepted
+    /// (≤ `received`).
     pub sent: u64,
+    /// Control segment bytes (ACK, WASK, WINS) sent while it was unverified.
+    pub control_sent: u64,
     /// Datagrams discarded because [`HELD_LIMIT`] were already held (KCP retransmits them).
     pub discarded: u64,
 }
@@ -46,15 +57,16 @@ impl Amplification {
         }
     }
 
-    /// Whether a datagram of `n` bytes may leave now.
-    pub(super) fn may_send(&self, n: usize) -> bool {
-        self.verified || self.sent + n as u64 <= self.received
+    /// Whether a datagram costing `cost` bytes (0: control only) may leave now.
+    pub(super) fn may_send(&self, cost: usize) -> bool {
+        self.verified || cost == 0 || self.sent + cost as u64 <= self.received
     }
 
-    /// A datagram of `n` bytes left.
-    pub(super) fn on_sent(&mut self, n: usize) {
+    /// A datagram of `len` bytes costing `cost` left.
+    pub(super) fn on_sent(&mut self, len: usize, cost: usize) {
         if !self.verified {
-            self.sent += n as u64;
+            self.sent += cost as u64;
+            self.control_sent += len.saturating_sub(cost) as u64;
         }
     }
 
@@ -73,6 +85,20 @@ impl Amplification {
     }
 }
 
+/// Bytes of control segments in a KCP datagram (without session headers) that also carries
+/// a PUSH segment; `None` when it carries none (control only).
+pub(super) fn control_bytes(kcp: &[u8]) -> Option<usize> {
+    let (mut control, mut push) = (0, false);
+    for (h, data) in crate::kcp::segment::segments(kcp).flatten() {
+        if h.cmd == crate::kcp::segment::Cmd::Push as u8 {
+            push = true;
+        } else {
+            control += crate::kcp::segment::OVERHEAD + data.len();
+        }
+    }
+    push.then_some(control)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,10 +107,13 @@ mod tests {
     fn unverified_budget_is_what_was_received() {
         let mut a = Amplification::unverified();
         assert!(!a.may_send(1));
+        assert!(a.may_send(0), "control-only datagrams are not held");
         a.on_received(100);
         assert!(a.may_send(100));
         assert!(!a.may_send(101));
-        a.on_sent(60);
+        a.on_sent(84, 60);
+        a.on_sent(44, 0);
+        assert_eq!((a.sent, a.control_sent), (60, 68));
         assert!(a.may_send(40));
         assert!(!a.may_send(41));
         a.verify();

@@ -381,3 +381,24 @@ fn client_sessions_are_verified() {
     assert!(sent >= 10_000, "sent {sent}");
     assert!(l.session(id).unwrap().amplification().verified);
 }
+
+/// The kcp-go interop stall: with the ACK of a request already sent on its own, the echo of
+/// the request (exactly as large) must still go out; the client, acknowledged, sends nothing
+/// more to grow the budget.
+#[test]
+fn echo_after_a_lone_ack_is_not_held() {
+    let mut c = cfg(0, 0);
+    c.kcp.ack_nodelay = true;
+    let now = test_start();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(4)));
+    let first = first_datagram(&c, 9);
+    l.handle_datagram(now, addr(4), &first).unwrap();
+    let id = l.accept().unwrap();
+    let ack = run_alone(&mut l, now, now);
+    assert!(ack > 0, "the ACK went out first");
+    l.session_mut(id).unwrap().write(b"hi").unwrap();
+    let echo = run_alone(&mut l, now, now);
+    assert!(echo >= first.len(), "echo held: {echo} bytes sent");
+    let a = l.session(id).unwrap().amplification();
+    assert!(a.sent <= a.received, "{a:?}");
+}

@@ -6,7 +6,7 @@ use std::time::Instant;
 use rand_core::RngCore;
 
 use super::aead::{AeadCrypt, AeadError, AeadKind, ReplayWindow, AEAD_HEADER, AEAD_TAG};
-use super::amplification::Amplification;
+use super::amplification::{control_bytes, Amplification};
 use super::crypt::{CipherKind, CryptError, PacketCrypt, CRYPT_HEADER};
 use super::fec::{
     recovered_payload, FecDecoder, FecEncoder, FecError, FEC_HEADER_SIZE_PLUS2, TYPE_DATA,
@@ -220,7 +220,9 @@ pub struct Session {
     enc: Option<FecEncoder>,
     dec: Option<FecDecoder>,
     rng: Box<dyn RngCore + Send>,
-    out: VecDeque<Vec<u8>>,
+    /// Protected datagrams, each with its cost against an unverified peer's budget (its
+    /// bytes minus its control segments; 0 for a control-only datagram).
+    out: VecDeque<(Vec<u8>, usize)>,
     pool: Vec<Vec<u8>>,
     parity: Vec<Vec<u8>>,
     scratch: Vec<u8>,
@@ -345,7 +347,9 @@ impl Session {
 
     /// Whether the next queued datagram may leave now (anti-amplification).
     fn front_sendable(&self) -> bool {
-        self.out.front().is_some_and(|d| self.amp.may_send(d.len()))
+        self.out
+            .front()
+            .is_some_and(|(_, cost)| self.amp.may_send(*cost))
     }
 
     /// Session-level counters the listener maintains (opens, source errors).
@@ -374,11 +378,13 @@ impl Session {
                 self.give_buf(d);
                 return;
             }
+            let reserved = self.kcp.config().reserved as usize;
+            let control = control_bytes(d.get(reserved..).unwrap_or(&[]));
             self.fec_encode(&mut d);
-            self.protect_and_queue(d);
+            self.protect_and_queue(d, control);
             let parity = std::mem::take(&mut self.parity);
             for p in parity {
-                self.protect_and_queue(p);
+                self.protect_and_queue(p, Some(0));
             }
         }
     }
@@ -397,7 +403,9 @@ impl Session {
         }
     }
 
-    fn protect_and_queue(&mut self, mut d: Vec<u8>) {
+    /// `control`: bytes of ACK/WASK/WINS segments in a datagram that also carries data, or
+    /// `None` for a control-only datagram.
+    fn protect_and_queue(&mut self, mut d: Vec<u8>, control: Option<usize>) {
         if !self.amp.may_hold(self.out.len()) {
             self.give_buf(d);
             return;
@@ -405,7 +413,8 @@ impl Session {
         self.crypt.seal(&mut d, &mut *self.rng);
         self.snmp.out_pkts += 1;
         self.snmp.out_bytes += d.len() as u64;
-        self.out.push_back(d);
+        let cost = control.map_or(0, |c| d.len().saturating_sub(c).max(1));
+        self.out.push_back((d, cost));
     }
 
     /// Removes the crypto layer of `scratch` in place; returns the range of the FEC/KCP
@@ -533,10 +542,10 @@ impl Machine for Session {
             // Held until more bytes arrive or the peer is verified.
             return None;
         }
-        let d = self.out.pop_front()?;
+        let (d, cost) = self.out.pop_front()?;
         buf.extend_from_slice(&d);
         let len = d.len();
-        self.amp.on_sent(len);
+        self.amp.on_sent(len, cost);
         self.give_buf(d);
         Some(Transmit { len })
     }

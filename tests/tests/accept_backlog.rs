@@ -106,10 +106,6 @@ mod smol_rt {
         }
     }
 
-    fn cfg() -> tether_runtime_smol::Config {
-        super::cfg()
-    }
-
     #[test]
     fn backlog_bounds_unaccepted_sessions() {
         smol::block_on(async {

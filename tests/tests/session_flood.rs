@@ -3,7 +3,8 @@
 //!
 //! - RSS grows by at most [`PER_SESSION`] bytes per half-open session (a session opened by one
 //!   datagram; counted here by the replies: each new session answers our WASK with a WINS of
-//!   the same size — never more, the anti-amplification rule). Datagrams that find the accept
+//!   the same size, a control segment answering ours one for one; data beyond what it
+//!   received would be held by the anti-amplification rule). Datagrams that find the accept
 //!   backlog full open no session at all.
 //! - Once idle and accept timeouts have passed, the sessions are gone: a second flood of the
 //!   same size reuses their memory instead of adding as much again.

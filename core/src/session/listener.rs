@@ -198,10 +198,26 @@ impl Listener {
         while let Some(id) = self.backlog.pop_front() {
             if let Some(slot) = self.slot_mut(id) {
                 slot.accepted = true;
+                // The accept deadline no longer applies: reschedule, and drop the stale heap
+                // entry if it is next, so an idle listener never wakes for it.
+                self.reschedule(id.idx);
+                self.drop_stale_timers();
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Pops heap entries at the top that no longer match their session's deadline, so
+    /// [`Listener::poll_timeout`] reports only a deadline that does something.
+    fn drop_stale_timers(&mut self) {
+        while let Some(&Reverse((t, idx, gen))) = self.timers.peek() {
+            let live = matches!(self.slots.get(idx as usize), Some(Some(s)) if s.gen == gen && s.scheduled == Some(t) && s.closing.is_none());
+            if live {
+                return;
+            }
+            self.timers.pop();
+        }
     }
 
     /// The session, for reads and writes. Marks it for output draining and rescheduling.
@@ -509,6 +525,7 @@ impl Listener {
                 self.reschedule(idx);
             }
         }
+        self.drop_stale_timers();
         None
     }
 
@@ -539,6 +556,7 @@ impl Listener {
                 self.fire(idx, now);
             }
         }
+        self.drop_stale_timers();
     }
 
     fn fire(&mut self, idx: u32, now: Instant) {

@@ -58,6 +58,9 @@ pub struct KcpFlags {
     /// Socket send and receive buffer size.
     #[arg(long, default_value_t = 4194304)]
     pub sockbuf: usize,
+    /// Drop a session the application has not accepted within this long (tests use it).
+    #[arg(long, default_value = "30s", value_parser = crate::units::parse_duration, hide = true)]
+    pub accept_timeout: std::time::Duration,
 }
 
 impl KcpFlags {
@@ -70,7 +73,8 @@ impl KcpFlags {
             .mtu(self.mtu)
             .ack_nodelay(self.acknodelay)
             .dscp(self.dscp)
-            .sockbuf(self.sockbuf);
+            .sockbuf(self.sockbuf)
+            .accept_timeout(self.accept_timeout);
         cfg = match self.mode.as_str() {
             "normal" | "fast" | "fast2" | "fast3" => cfg.mode(&self.mode),
             // kcptun.md §4: any other name is manual.

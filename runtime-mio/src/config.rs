@@ -27,6 +27,8 @@ pub struct Config {
     /// Sessions alive at once (default 65 536). Datagrams from further addresses are dropped
     /// before any of their bytes is acknowledged (`1`: a one-session server).
     pub max_sessions: usize,
+    /// A session the application has not accepted within this long is dropped (default 30 s).
+    pub accept_timeout: Duration,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             backlog: 128,
             conv: None,
             max_sessions: 65_536,
+            accept_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -158,6 +161,16 @@ impl Config {
         self.max_sessions = n;
         self
     }
+    /// Sessions waiting for `accept` before new ones are dropped.
+    pub fn backlog(mut self, n: usize) -> Self {
+        self.backlog = n;
+        self
+    }
+    /// How long a session may wait for `accept` before it is dropped.
+    pub fn accept_timeout(mut self, d: Duration) -> Self {
+        self.accept_timeout = d;
+        self
+    }
 
     /// Applies the socket-level settings (buffers, GRO, DSCP) to a freshly bound socket.
     pub fn configure_socket(&self, sock: &std::net::UdpSocket) {
@@ -186,6 +199,7 @@ impl Config {
         lc.idle_timeout = self.idle_timeout;
         lc.backlog = self.backlog;
         lc.max_sessions = self.max_sessions;
+        lc.accept_timeout = self.accept_timeout;
         lc.accept_incoming = server;
         lc.client_conv = self.conv;
         let mut seed = [0u8; 32];

@@ -334,13 +334,12 @@ impl Driver {
                 ListenerEvent::Closed(id, r) => self.gone(&mut st, id, Gone::Closed(r)),
             }
         }
-        if self.server && !st.listener_dropped {
-            // Hand sessions to accept() while the app keeps up; the listener's own backlog
-            // bounds the rest.
-            while st.accept_queue.len() < 128 {
-                let Some(id) = self.listener.accept() else {
-                    break;
-                };
+        if self.server && !st.listener_dropped && st.accept_wanted && st.accept_queue.is_empty() {
+            // One session per pending accept() call: the others stay in the core listener's
+            // backlog, bounded by it and expired after its accept_timeout, exactly as with the
+            // mio Endpoint, whose application calls Listener::accept itself.
+            if let Some(id) = self.listener.accept() {
+                st.accept_wanted = false;
                 st.push_accept(id);
                 if let Some(s) = st.streams.get_mut(&id) {
                     s.peer = self.listener.remote(id);

@@ -130,8 +130,11 @@ impl StreamBuf {
 pub struct HubState {
     /// Streams by session id.
     pub streams: HashMap<SessionId, StreamBuf>,
-    /// Accepted sessions waiting for `accept()`.
+    /// Sessions handed over for a pending `accept()` call (at most one at a time: the rest
+    /// wait in the core listener's backlog, where its bound and `accept_timeout` apply).
     pub accept_queue: VecDeque<SessionId>,
+    /// An `accept()` call is waiting: the driver may take one session from the backlog.
+    pub accept_wanted: bool,
     /// Streams the app touched since the driver last looked.
     pub dirty: Vec<SessionId>,
     /// The endpoint task stopped (socket error or shutdown).
@@ -402,6 +405,11 @@ impl Hub {
             return Poll::Ready(None);
         }
         st.accept_waker = Some(cx.waker().clone());
+        if !st.accept_wanted {
+            // Only now does a session leave the listener's backlog (issue 13 item 4).
+            st.accept_wanted = true;
+            st.wake_driver();
+        }
         Poll::Pending
     }
 }

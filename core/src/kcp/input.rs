@@ -38,6 +38,12 @@ impl Kcp {
         if data.len() < OVERHEAD {
             return Err(InputError::TooShort(data.len()));
         }
+        if data.len() > self.max_datagram() {
+            return Err(InputError::TooLarge {
+                len: data.len(),
+                max: self.max_datagram(),
+            });
+        }
         let prev_una = self.snd_una;
         let ikcp = self.cfg.flavor == KcpFlavor::Ikcp;
         let mut maxack: Option<u32> = None;
@@ -191,6 +197,7 @@ impl Kcp {
             if let Some(seg) = self.snd_buf.pop_front() {
                 self.give_buf(seg.data);
             }
+            self.peer_acked = true;
             count += 1;
         }
         count
@@ -215,6 +222,7 @@ impl Kcp {
         if let Some(seg) = self.snd_buf.get_mut(idx) {
             if seg.sn == sn && !seg.acked {
                 seg.acked = true;
+                self.peer_acked = true;
                 let data = std::mem::take(&mut seg.data);
                 self.give_buf(data);
             }

@@ -43,6 +43,9 @@ const MAX_FRAGMENTS: usize = 255;
 /// `ikcp_send` refuses a message.
 const IKCP_WND_RCV: u32 = 128;
 
+/// kcp-go's `mtuLimit`: the largest datagram any kcp-go peer sends (kcp-go-session.md §1).
+pub const MTU_LIMIT: usize = 1500;
+
 /// One segment held in a queue.
 #[derive(Debug, Default)]
 struct Seg {
@@ -153,13 +156,25 @@ pub enum InputError {
     /// Unknown command byte (kcp-go -3).
     #[error("unknown KCP command {0}: corrupted or not KCP")]
     BadCommand(u8),
+    /// A datagram above `max(mtu, 1500)` bytes: kcp-go reads into 1 500-byte buffers
+    /// (kcp-go-session.md §1, `mtuLimit`), so no kcp-go peer sends one. Dropped whole so a
+    /// peer cannot park 64 KiB per receive-window slot.
+    #[error("datagram of {len} bytes is larger than the {max}-byte limit: the peer's --mtu must be at most 1500")]
+    TooLarge {
+        /// Datagram size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl InputError {
     /// kcp-go's return code.
     pub fn code(&self) -> i32 {
         match self {
-            InputError::TooShort(_) | InputError::ConvMismatch { .. } => -1,
+            InputError::TooShort(_)
+            | InputError::ConvMismatch { .. }
+            | InputError::TooLarge { .. } => -1,
             InputError::Truncated => -2,
             InputError::BadCommand(_) => -3,
         }
@@ -207,6 +222,9 @@ pub struct Kcp {
     want_writable: bool,
     dead: bool,
     dead_signalled: bool,
+    /// The peer acknowledged one of our PUSH segments (anti-amplification's proof that it
+    /// receives at its address).
+    peer_acked: bool,
     events: VecDeque<KcpEvent>,
     stats: KcpStats,
 }
@@ -263,6 +281,7 @@ impl Kcp {
             want_writable: false,
             dead: false,
             dead_signalled: false,
+            peer_acked: false,
             events: VecDeque::new(),
             stats: KcpStats::default(),
         };
@@ -281,6 +300,11 @@ impl Kcp {
     /// Maximum payload bytes per segment.
     pub fn mss(&self) -> usize {
         self.mss as usize
+    }
+    /// The largest datagram [`Kcp::input`] takes: our own MTU or kcp-go's 1 500-byte
+    /// `mtuLimit`, whichever is larger (a peer's MTU may exceed ours).
+    pub fn max_datagram(&self) -> usize {
+        (self.cfg.mtu as usize).max(MTU_LIMIT)
     }
     /// Counters.
     pub fn stats(&self) -> KcpStats {
@@ -310,6 +334,10 @@ impl Kcp {
     pub fn can_write(&self) -> bool {
         let w = self.wait_snd();
         w < self.cfg.snd_wnd as usize && w < self.rmt_wnd as usize
+    }
+    /// Whether the peer ever acknowledged a PUSH segment we sent (by ACK or `una`).
+    pub fn peer_acked_data(&self) -> bool {
+        self.peer_acked
     }
     /// Whether everything written has been acknowledged.
     pub fn all_acked(&self) -> bool {

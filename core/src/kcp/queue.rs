@@ -10,10 +10,11 @@ impl Kcp {
         self.pool.pop().unwrap_or_default()
     }
 
-    /// Returns a buffer to the pool (bounded, so a burst does not pin memory forever).
+    /// Returns a buffer to the pool. Bounded in count (so a burst does not pin memory forever)
+    /// and in capacity: a buffer grown past one datagram is given back to the allocator.
     pub(super) fn give_buf(&mut self, mut b: Vec<u8>) {
         let limit = (self.cfg.snd_wnd + self.cfg.rcv_wnd) as usize + 64;
-        if self.pool.len() < limit {
+        if self.pool.len() < limit && b.capacity() <= self.max_datagram() {
             b.clear();
             self.pool.push(b);
         }

@@ -108,6 +108,9 @@ pub struct ListenerStats {
     pub dropped_unprotect: u64,
     /// Parity or runt datagrams from an unknown address.
     pub dropped_unknown: u64,
+    /// Datagrams above kcp-go's 1 500-byte `mtuLimit` (kcp-go-session.md §1): no kcp-go peer
+    /// sends one, and taking them would let a peer park 64 KiB per window slot.
+    pub dropped_oversize: u64,
 }
 
 struct Slot {
@@ -240,10 +243,26 @@ impl Listener {
         while let Some(id) = self.backlog.pop_front() {
             if let Some(slot) = self.slot_mut(id) {
                 slot.accepted = true;
+                // The accept deadline no longer applies: reschedule, and drop the stale heap
+                // entry if it is next, so an idle listener never wakes for it.
+                self.reschedule(id.idx);
+                self.drop_stale_timers();
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Pops heap entries at the top that no longer match their session's deadline, so
+    /// [`Listener::poll_timeout`] reports only a deadline that does something.
+    fn drop_stale_timers(&mut self) {
+        while let Some(&Reverse((t, idx, gen))) = self.timers.peek() {
+            let live = matches!(self.slots.get(idx as usize), Some(Some(s)) if s.gen == gen && s.scheduled == Some(t) && s.closing.is_none());
+            if live {
+                return;
+            }
+            self.timers.pop();
+        }
     }
 
     /// The session, for reads and writes. Marks it for output draining and rescheduling.
@@ -327,6 +346,15 @@ impl Listener {
         data: &[u8],
     ) -> Result<(), SessionInputError> {
         self.last_now = Some(now);
+        let max = self.cfg.session.max_datagram();
+        if data.len() > max {
+            self.stats.dropped_oversize += 1;
+            self.snmp.in_errs += 1;
+            return Err(SessionInputError::TooLarge {
+                len: data.len(),
+                max,
+            });
+        }
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(data);
@@ -345,6 +373,7 @@ impl Listener {
             Demux::Aead(_) => return self.route_aead(now, from, buf),
             Demux::Compat(c) => c,
         };
+        let wire_len = buf.len();
         // kcp-go modes: the CRC (our only check) passes before anything else happens.
         let opened = crypt.open(buf, &mut self.rng).inspect_err(|_| {
             self.stats.dropped_unprotect += 1;
@@ -366,7 +395,7 @@ impl Listener {
                 _ => true,
             };
             if same {
-                return self.feed(idx, now, payload);
+                return self.feed(idx, now, payload, wire_len);
             }
             match conv {
                 // kcp-go-session.md §6 step 3: the peer restarted. A client endpoint has no
@@ -400,14 +429,28 @@ impl Listener {
             return Ok(());
         }
         let idx = self.create(now, from, conv, Role::Server, true);
-        self.feed(idx, now, payload)
+        self.require_verification(idx);
+        self.feed(idx, now, payload, wire_len)
     }
 
-    fn feed(&mut self, idx: u32, now: Instant, payload: &[u8]) -> Result<(), SessionInputError> {
+    /// Issue 13 item 4: never send an unknown address more than it sent us.
+    fn require_verification(&mut self, idx: u32) {
+        if let Some(Some(slot)) = self.slots.get_mut(idx as usize) {
+            slot.session.require_verification();
+        }
+    }
+
+    fn feed(
+        &mut self,
+        idx: u32,
+        now: Instant,
+        payload: &[u8],
+        wire_len: usize,
+    ) -> Result<(), SessionInputError> {
         let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
             return Ok(());
         };
-        let r = slot.session.handle_opened(now, payload);
+        let r = slot.session.handle_opened(now, payload, wire_len);
         self.after_input(idx, now, &r);
         r
     }
@@ -487,6 +530,7 @@ impl Listener {
             return Ok(());
         }
         let idx = self.create(now, from, conv, Role::Server, false);
+        self.require_verification(idx);
         self.feed_raw(idx, now, buf)
     }
 
@@ -720,6 +764,7 @@ impl Listener {
                 self.reschedule(idx);
             }
         }
+        self.drop_stale_timers();
         None
     }
 
@@ -764,6 +809,7 @@ impl Listener {
                 self.fire(idx, now);
             }
         }
+        self.drop_stale_timers();
     }
 
     fn fire(&mut self, idx: u32, now: Instant) {

@@ -316,3 +316,157 @@ fn idle_release_fires_once_and_the_session_keeps_working() {
         );
     }
 }
+
+/// Drives `l` alone (its peer silent or spoofed) until `until`; returns the bytes it sent.
+fn run_alone(l: &mut Listener, from: std::time::Instant, until: std::time::Instant) -> usize {
+    let mut buf = Vec::new();
+    let mut sent = 0;
+    let mut t = from;
+    loop {
+        while let Some((_, tx)) = l.poll_transmit(t, &mut buf) {
+            sent += tx.len;
+            buf.clear();
+        }
+        match l.poll_timeout() {
+            Some(d) if d <= until => {
+                t = t.max(d);
+                l.handle_timeout(t);
+            }
+            _ => return sent,
+        }
+    }
+}
+
+/// Issue 13 item 4: a spoofed datagram makes the listener send the victim no more bytes than
+/// the spoofer sent, whatever the application writes back.
+#[test]
+fn unverified_sessions_send_no_more_than_they_received() {
+    for (d, p) in [(0, 0), (10, 3)] {
+        let c = cfg(d, p);
+        let now = test_start();
+        let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(5)));
+        let first = first_datagram(&c, 7);
+        l.handle_datagram(now, addr(1), &first).unwrap();
+        let id = l.accept().unwrap();
+        l.session_mut(id)
+            .unwrap()
+            .write(&vec![7u8; 100_000])
+            .unwrap();
+        let sent = run_alone(&mut l, now, now + Duration::from_secs(60));
+        assert!(
+            sent <= first.len(),
+            "fec {d}/{p}: sent {sent} bytes to an address that sent {}",
+            first.len()
+        );
+        if let Some(s) = l.session(id) {
+            let a = s.amplification();
+            assert!(!a.verified);
+            assert!(a.sent <= a.received, "{a:?}");
+        }
+    }
+}
+
+/// A real client gets everything: the echo of its 2-byte request is held until its
+/// retransmission doubles the budget, the client acknowledges that small PUSH (verified), and
+/// a 100 kB reply then flows at full speed. Before verification the listener never sent more
+/// than it received; nothing is lost while held.
+#[test]
+fn held_output_is_released_and_verification_unlocks_the_rest() {
+    for (d, p) in [(0, 0), (10, 3)] {
+        let c = cfg(d, p);
+        let mut w = World::new(1, &c);
+        w.clients[0].1.write(b"hi").unwrap();
+        let reply: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut got = Vec::new();
+        let mut written = false;
+        for _ in 0..50_000 {
+            if !w.step() {
+                break;
+            }
+            let id = w.listener.ids().next();
+            if let Some(id) = id {
+                let a = w.listener.session(id).unwrap().amplification();
+                assert!(a.verified || a.sent <= a.received, "fec {d}/{p}: {a:?}");
+                if !written && w.listener.session_mut(id).unwrap().write(&reply).is_ok() {
+                    written = true;
+                }
+            }
+            let mut tmp = [0u8; 4096];
+            while let Ok(n) = w.clients[0].1.read(&mut tmp) {
+                got.extend_from_slice(&tmp[..n]);
+            }
+        }
+        let id = w.listener.ids().next().unwrap();
+        let a = w.listener.session(id).unwrap().amplification();
+        assert!(a.verified, "fec {d}/{p}: {a:?}");
+        let mut want = b"hi".to_vec();
+        want.extend_from_slice(&reply);
+        assert_eq!(got.len(), want.len(), "fec {d}/{p}");
+        assert_eq!(got, want, "fec {d}/{p}");
+    }
+}
+
+/// Held output leaves as soon as the peer sends more bytes.
+#[test]
+fn more_input_releases_held_output() {
+    let c = cfg(0, 0);
+    let now = test_start();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(6)));
+    let mut client = Session::dial(&c, now, Box::new(seeded(8)));
+    client.write(b"hi").unwrap();
+    let mut buf = Vec::new();
+    client.poll_transmit(now, &mut buf).unwrap();
+    l.handle_datagram(now, addr(3), &buf).unwrap();
+    let id = l.accept().unwrap();
+    l.session_mut(id).unwrap().write(&[5u8; 3000]).unwrap();
+    let before = run_alone(&mut l, now, now);
+    assert!(before <= buf.len(), "{before} > {}", buf.len());
+    // The same address sends 4 000 more bytes: held datagrams may now go, up to that much.
+    client.write(&[6u8; 4000]).unwrap();
+    let mut more = 0;
+    let mut d = Vec::new();
+    while client.poll_transmit(now, &mut d).is_some() {
+        more += d.len();
+        l.handle_datagram(now, addr(3), &d).unwrap();
+        d.clear();
+    }
+    let after = run_alone(&mut l, now, now);
+    assert!(after > 0, "nothing released");
+    assert!(before + after <= buf.len() + more);
+}
+
+/// Client sessions chose their peer: they are verified from the start.
+#[test]
+fn client_sessions_are_verified() {
+    let c = cfg(0, 0);
+    let now = test_start();
+    let mut cl = ListenerConfig::new(c.clone());
+    cl.accept_incoming = false;
+    let mut l = Listener::new(cl, Box::new(seeded(3)));
+    let id = l.connect(now, addr(2));
+    l.session_mut(id).unwrap().write(&[9u8; 10_000]).unwrap();
+    let sent = run_alone(&mut l, now, now);
+    assert!(sent >= 10_000, "sent {sent}");
+    assert!(l.session(id).unwrap().amplification().verified);
+}
+
+/// The kcp-go interop stall: with the ACK of a request already sent on its own, the echo of
+/// the request (exactly as large) must still go out; the client, acknowledged, sends nothing
+/// more to grow the budget.
+#[test]
+fn echo_after_a_lone_ack_is_not_held() {
+    let mut c = cfg(0, 0);
+    c.kcp.ack_nodelay = true;
+    let now = test_start();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(4)));
+    let first = first_datagram(&c, 9);
+    l.handle_datagram(now, addr(4), &first).unwrap();
+    let id = l.accept().unwrap();
+    let ack = run_alone(&mut l, now, now);
+    assert!(ack > 0, "the ACK went out first");
+    l.session_mut(id).unwrap().write(b"hi").unwrap();
+    let echo = run_alone(&mut l, now, now);
+    assert!(echo >= first.len(), "echo held: {echo} bytes sent");
+    let a = l.session(id).unwrap().amplification();
+    assert!(a.sent <= a.received, "{a:?}");
+}

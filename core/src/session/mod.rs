@@ -1,5 +1,6 @@
 //! kcp-go's session layer (kcp-go-session.md): packet crypto, CRC, FEC, listener demux.
 pub mod aead;
+pub mod amplification;
 pub mod autotune;
 pub mod crypt;
 mod des;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use rand_core::RngCore;
 
 use super::aead::{AeadError, AeadKind, Role, AEAD_HEADER, AEAD_TAG};
+use super::amplification::{control_bytes, Amplification};
 use super::crypt::{CipherKind, CryptError, PacketCrypt, CRYPT_HEADER};
 use super::fec::{
     recovered_payload, FecDecoder, FecEncoder, FecError, FEC_HEADER_SIZE_PLUS2, TYPE_DATA,
@@ -15,7 +16,7 @@ use super::handshake::{AeadChannel, Opened};
 use super::key::kcptun_key;
 use super::snmp::Snmp;
 use crate::driver::{Machine, Transmit};
-use crate::kcp::{Kcp, KcpConfig, KcpEvent, RecvError, WriteError};
+use crate::kcp::{Kcp, KcpConfig, KcpEvent, RecvError, WriteError, MTU_LIMIT};
 
 /// How datagrams are protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,13 @@ impl SessionConfig {
         self.data_shards > 0 && self.parity_shards > 0
     }
 
+    /// The largest datagram a session takes: kcp-go's 1 500-byte `mtuLimit`
+    /// (kcp-go-session.md §1), or our own `mtu` if larger. Not our MSS: a peer's `--mtu` may
+    /// exceed ours.
+    pub fn max_datagram(&self) -> usize {
+        (self.kcp.mtu as usize).max(MTU_LIMIT)
+    }
+
     /// The KCP config actually used: header space reserved, MTU reduced by the AEAD tag.
     pub fn effective_kcp(&self) -> KcpConfig {
         let mut k = self.kcp;
@@ -117,6 +125,15 @@ pub enum SessionInputError {
     /// AEAD tag or replay failure.
     #[error(transparent)]
     Aead(#[from] AeadError),
+    /// Larger than [`SessionConfig::max_datagram`]: dropped before any copy (counted as
+    /// `InErrs`).
+    #[error("datagram of {len} bytes is larger than the {max}-byte limit: the peer's --mtu must be at most 1500")]
+    TooLarge {
+        /// Datagram size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Fewer than 24 bytes after the crypto header.
     #[error("datagram of {0} bytes after the crypto header is too short for KCP")]
     TooShort(usize),
@@ -215,10 +232,14 @@ pub struct Session {
     enc: Option<FecEncoder>,
     dec: Option<FecDecoder>,
     rng: Box<dyn RngCore + Send>,
-    out: VecDeque<Vec<u8>>,
+    /// Protected datagrams, each with its cost against an unverified peer's budget (its
+    /// bytes minus its control segments; 0 for a control-only datagram).
+    out: VecDeque<(Vec<u8>, usize)>,
     pool: Vec<Vec<u8>>,
     parity: Vec<Vec<u8>>,
     scratch: Vec<u8>,
+    max_datagram: usize,
+    amp: Amplification,
     snmp: Snmp,
 }
 
@@ -281,6 +302,8 @@ impl Session {
             pool: Vec::new(),
             parity: Vec::new(),
             scratch: Vec::new(),
+            max_datagram: cfg.max_datagram(),
+            amp: Amplification::verified(),
             snmp: Snmp::default(),
         }
     }
@@ -397,6 +420,35 @@ impl Session {
         self.scratch = Vec::new();
     }
 
+    /// The anti-amplification state: whether the peer is verified, and the bytes counted
+    /// while it was not.
+    pub fn amplification(&self) -> Amplification {
+        self.amp
+    }
+
+    /// Limits what this session sends to what it received until the peer acknowledges a
+    /// PUSH segment of ours (a listener does this for sessions opened by unknown addresses).
+    pub(super) fn require_verification(&mut self) {
+        self.amp = Amplification::unverified();
+    }
+
+    /// Verifies the peer once it acknowledged our data.
+    fn check_verified(&mut self) {
+        // The peer acknowledged our data, or (authenticated mode) proved it saw our hello:
+        // either way it receives at its address.
+        let proven = matches!(&self.crypt, Crypt::Aead(c) if c.is_proven());
+        if !self.amp.verified && (proven || self.kcp.peer_acked_data()) {
+            self.amp.verify();
+        }
+    }
+
+    /// Whether the next queued datagram may leave now (anti-amplification).
+    fn front_sendable(&self) -> bool {
+        self.out
+            .front()
+            .is_some_and(|(_, cost)| self.amp.may_send(*cost))
+    }
+
     /// Session-level counters the listener maintains (opens, source errors).
     pub(super) fn snmp_mut(&mut self) -> &mut Snmp {
         &mut self.snmp
@@ -406,8 +458,9 @@ impl Session {
         self.pool.pop().unwrap_or_default()
     }
 
+    /// Pools a buffer for reuse; one grown past a datagram goes back to the allocator.
     fn give_buf(&mut self, mut b: Vec<u8>) {
-        if self.pool.len() < POOL_LIMIT {
+        if self.pool.len() < POOL_LIMIT && b.capacity() <= self.max_datagram {
             b.clear();
             self.pool.push(b);
         }
@@ -421,7 +474,10 @@ impl Session {
             while ch.poll_control(now, &mut d, &mut *self.rng) {
                 self.snmp.out_pkts += 1;
                 self.snmp.out_bytes += d.len() as u64;
-                self.out.push_back(std::mem::take(&mut d));
+                // A hello answers a hello of the same size: full cost, so an unverified
+                // address never gets more back than it sent (anti-amplification).
+                let cost = d.len();
+                self.out.push_back((std::mem::take(&mut d), cost));
             }
             self.pool.push(d);
             if !ch.can_send_data() {
@@ -436,11 +492,13 @@ impl Session {
                 self.give_buf(d);
                 return;
             }
+            let reserved = self.kcp.config().reserved as usize;
+            let control = control_bytes(d.get(reserved..).unwrap_or(&[]));
             self.fec_encode(&mut d);
-            self.protect_and_queue(d);
+            self.protect_and_queue(d, control);
             let parity = std::mem::take(&mut self.parity);
             for p in parity {
-                self.protect_and_queue(p);
+                self.protect_and_queue(p, Some(0));
             }
         }
     }
@@ -459,7 +517,13 @@ impl Session {
         }
     }
 
-    fn protect_and_queue(&mut self, mut d: Vec<u8>) {
+    /// `control`: bytes of ACK/WASK/WINS segments in a datagram that also carries data, or
+    /// `None` for a control-only datagram.
+    fn protect_and_queue(&mut self, mut d: Vec<u8>, control: Option<usize>) {
+        if !self.amp.may_hold(self.out.len()) {
+            self.give_buf(d);
+            return;
+        }
         if self.crypt.seal(&mut d, &mut *self.rng).is_err() {
             // Counter spent: drop; the owner sees `is_exhausted` and closes the session.
             self.give_buf(d);
@@ -467,7 +531,8 @@ impl Session {
         }
         self.snmp.out_pkts += 1;
         self.snmp.out_bytes += d.len() as u64;
-        self.out.push_back(d);
+        let cost = control.map_or(0, |c| d.len().saturating_sub(c).max(1));
+        self.out.push_back((d, cost));
     }
 
     /// Removes the crypto layer of `scratch` in place; returns what it held. Failures are
@@ -486,15 +551,19 @@ impl Session {
             })
     }
 
-    /// Input of a payload the listener already unprotected (kcp-go modes only).
+    /// Input of a payload the listener already unprotected (kcp-go modes only). `wire_len` is
+    /// the size of the datagram as received (anti-amplification budget).
     pub(super) fn handle_opened(
         &mut self,
         now: Instant,
         payload: &[u8],
+        wire_len: usize,
     ) -> Result<(), SessionInputError> {
+        self.amp.on_received(wire_len);
         self.scratch.clear();
         self.scratch.extend_from_slice(payload);
         let r = self.kcp_input(now, 0..payload.len());
+        self.check_verified();
         self.pump(now);
         r
     }
@@ -550,6 +619,14 @@ impl Machine for Session {
     type InputError = SessionInputError;
 
     fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), SessionInputError> {
+        if data.len() > self.max_datagram {
+            self.snmp.in_errs += 1;
+            return Err(SessionInputError::TooLarge {
+                len: data.len(),
+                max: self.max_datagram,
+            });
+        }
+        self.amp.on_received(data.len());
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(data);
@@ -558,6 +635,7 @@ impl Machine for Session {
             Opened::Data(range) => self.kcp_input(now, range),
             Opened::Control => Ok(()),
         });
+        self.check_verified();
         self.pump(now);
         r
     }
@@ -566,15 +644,21 @@ impl Machine for Session {
         if self.out.is_empty() {
             self.pump(now);
         }
-        let d = self.out.pop_front()?;
+        if !self.front_sendable() {
+            // Held until more bytes arrive or the peer is verified.
+            return None;
+        }
+        let (d, cost) = self.out.pop_front()?;
         buf.extend_from_slice(&d);
         let len = d.len();
+        self.amp.on_sent(len, cost);
         self.give_buf(d);
         Some(Transmit { len })
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if !self.out.is_empty() {
+        // Held output is not "due now": it waits for input, which reschedules us.
+        if self.front_sendable() {
             return Some(self.kcp.last_input_time());
         }
         if let Crypt::Aead(ch) = &self.crypt {

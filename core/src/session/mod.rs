@@ -22,4 +22,6 @@ pub use session::{CryptMode, Session, SessionConfig, SessionInputError};
 #[cfg(test)]
 mod listener_tests;
 #[cfg(test)]
+mod listener_timer_tests;
+#[cfg(test)]
 mod tests;

@@ -25,7 +25,7 @@ ALL=(kcp_segment_decode kcp_machine fec_decoder session_packet session_sequence 
 # Scripted targets get longer inputs than the datagram decoders need.
 max_len() {
     case "$1" in
-    session_sequence | listener | kcp_machine) echo 1024 ;;
+    session_sequence | listener | kcp_machine | fec_decoder) echo 1024 ;;
     *) echo 4096 ;;
     esac
 }

@@ -160,23 +160,20 @@ impl Outbox {
                 .map(|(a, rg)| (*a, &self.out[rg.clone()]))
                 .collect();
             r.syscalls += 1;
-            match udp::send_batch(sock, &items) {
-                Ok(sent) => {
-                    r.sent += sent as u64;
-                    if sent < self.pending.len() {
-                        self.compact(sent);
-                        r.blocked = true;
-                        return r;
-                    }
-                    self.pending.clear();
-                    self.out.clear();
-                }
-                Err(e) => {
-                    tracing::debug!(to = %self.pending[0].0, "dropped outgoing datagram: {e}");
-                    r.errors += 1;
-                    self.compact(1);
-                }
+            let sent = udp::send_batch(sock, &items);
+            r.sent += sent.sent as u64;
+            r.errors += sent.errors as u64;
+            if let Some(e) = &sent.first_error {
+                tracing::debug!("dropped {} outgoing datagram(s): {e}", sent.errors);
             }
+            let done = sent.consumed();
+            if done < self.pending.len() {
+                self.compact(done);
+                r.blocked = true;
+                return r;
+            }
+            self.pending.clear();
+            self.out.clear();
         }
     }
 

@@ -54,7 +54,7 @@ impl Config {
         self.session.crypt = CryptMode::Raw;
         self
     }
-    /// `--datashard D --parityshard P` (0 turns FEC off).
+    /// `--datashard D --parityshard P` (0/0 turns FEC off; one 0 alone fails [`Config::validate`]).
     pub fn fec(mut self, data: usize, parity: usize) -> Self {
         self.session.data_shards = data;
         self.session.parity_shards = parity;
@@ -133,6 +133,9 @@ impl Config {
                 "mtu above 1500 is refused by kcp-go: use --mtu 1500 or less",
             ));
         }
+        self.session
+            .validate()
+            .map_err(|e| invalid(&e.to_string()))?;
         k.validate().map_err(|e| invalid(&e.to_string()))
     }
 

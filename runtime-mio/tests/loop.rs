@@ -73,7 +73,10 @@ fn refused_datagrams_after_the_first_of_a_batch_are_counted() {
     ep.process(now).unwrap();
     let s = ep.stats();
     assert!(s.datagrams_out >= 3, "{s:?}");
-    assert!(s.send_errors >= 3, "refusals after the first datagram were not counted: {s:?}");
+    assert!(
+        s.send_errors >= 3,
+        "refusals after the first datagram were not counted: {s:?}"
+    );
 }
 
 #[test]

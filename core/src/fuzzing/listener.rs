@@ -99,12 +99,18 @@ impl Node {
                 self.read.remove(&id);
             }
         }
-        assert!(self.l.len() <= MAX_SESSIONS, "session table past max_sessions");
+        assert!(
+            self.l.len() <= MAX_SESSIONS,
+            "session table past max_sessions"
+        );
         assert!(self.l.backlog_len() <= BACKLOG, "backlog past its bound");
         assert!(self.l.debug_bounds_ok(), "timer heap past its bound");
         for id in self.l.ids() {
             let s = self.l.session(id).expect("listed session");
-            assert!(s.kcp().debug_bounds_ok(), "a KCP buffer grew past its bound");
+            assert!(
+                s.kcp().debug_bounds_ok(),
+                "a KCP buffer grew past its bound"
+            );
         }
     }
 
@@ -113,7 +119,10 @@ impl Node {
             self.l.handle_timeout(now);
             self.drain(now, link);
             if let Some(t) = self.l.poll_timeout() {
-                assert!(t > now, "deadline not after handle_timeout and a full drain");
+                assert!(
+                    t > now,
+                    "deadline not after handle_timeout and a full drain"
+                );
             }
         }
     }
@@ -184,7 +193,11 @@ pub fn listener(start: Instant, data: &[u8]) {
                 let fate = Fate::read(&mut s);
                 let other = s.byte();
                 if let Some((from, _, d)) = up.pop_front() {
-                    let from = if fate == Fate::Readdress { addr(other) } else { from };
+                    let from = if fate == Fate::Readdress {
+                        addr(other)
+                    } else {
+                        from
+                    };
                     for d in fate.apply(d) {
                         let _ = server.l.handle_datagram(now, from, &d);
                     }
@@ -194,7 +207,11 @@ pub fn listener(start: Instant, data: &[u8]) {
                 let fate = Fate::read(&mut s);
                 let other = s.byte();
                 if let Some((from, to, d)) = down.pop_front() {
-                    let from = if fate == Fate::Readdress { addr(other) } else { from };
+                    let from = if fate == Fate::Readdress {
+                        addr(other)
+                    } else {
+                        from
+                    };
                     if let Some(cl) = clients.iter_mut().find(|n| n.me == to) {
                         for d in fate.apply(d) {
                             let _ = cl.l.handle_datagram(now, from, &d);

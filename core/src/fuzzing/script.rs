@@ -69,7 +69,11 @@ impl StreamCheck {
         if strict {
             for (i, &b) in data.iter().enumerate() {
                 let at = self.offset + i as u64;
-                assert_eq!(b, pattern(at), "stream byte {at} differs from what was written");
+                assert_eq!(
+                    b,
+                    pattern(at),
+                    "stream byte {at} differs from what was written"
+                );
             }
         }
         self.offset += data.len() as u64;

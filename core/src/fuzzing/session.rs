@@ -85,7 +85,10 @@ impl End {
             self.out.push_back(std::mem::take(&mut buf));
         }
         while self.s.poll_event().is_some() {}
-        assert!(self.s.kcp().debug_bounds_ok(), "a KCP buffer grew past its bound");
+        assert!(
+            self.s.kcp().debug_bounds_ok(),
+            "a KCP buffer grew past its bound"
+        );
     }
 
     fn fire(&mut self, now: Instant) {
@@ -93,7 +96,10 @@ impl End {
             self.s.handle_timeout(now);
             self.drain(now);
             if let Some(t) = self.s.poll_timeout() {
-                assert!(t > now, "deadline not after handle_timeout and a full drain");
+                assert!(
+                    t > now,
+                    "deadline not after handle_timeout and a full drain"
+                );
             }
         }
     }

@@ -13,3 +13,6 @@ pub use fec::fec_decoder;
 pub use kcp::{kcp_machine, kcp_segment_decode};
 pub use listener::listener;
 pub use session::{session_packet, session_sequence};
+
+#[cfg(test)]
+mod tests;

@@ -634,6 +634,14 @@ fn num(j: &Json, k: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("the peer's JSON has no number {k:?}: {j:?}"))
 }
 
+/// `within` from now, or a century when that is not representable (a `--hold` or
+/// timeout of `Duration::MAX` means "no bound", not a panic).
+fn deadline_in(within: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(within)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// A child process, killed and reaped when dropped; its stdout lines arrive on `out`, its
 /// stderr lines on `err` (the last ones are also kept for error messages).
 struct Proc {
@@ -727,7 +735,7 @@ impl Proc {
 
     /// Waits for a stderr line starting with `prefix`.
     fn await_stderr(&mut self, prefix: &str, within: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + within;
+        let deadline = deadline_in(within);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.err.recv_timeout(left) {
@@ -746,7 +754,7 @@ impl Proc {
 
     /// Waits (bounded) for the client to exit 0 and returns its JSON line.
     fn finish(&mut self, within: Duration) -> Result<Json, String> {
-        let deadline = Instant::now() + within;
+        let deadline = deadline_in(within);
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(st)) => break st,
@@ -906,7 +914,7 @@ fn run_setting(
         &["--bytes".into(), args.bytes.to_string()],
         bulk_timeout,
     )?;
-    let j = c.finish(bulk_timeout + Duration::from_secs(15))?;
+    let j = c.finish(bulk_timeout.saturating_add(Duration::from_secs(15)))?;
     let server_cpu = proc_cpu_seconds(&spid) - s0;
     let (secs, client_cpu) = (num(&j, "seconds")?, num(&j, "cpu_seconds")?);
     let mut r = SettingResult {
@@ -925,7 +933,7 @@ fn run_setting(
         "64".into(),
     ];
     let mut c = peers.client(imp, s, addr, "rtt", &extra, rtt_timeout)?;
-    let j = c.finish(rtt_timeout + Duration::from_secs(15))?;
+    let j = c.finish(rtt_timeout.saturating_add(Duration::from_secs(15)))?;
     r.rtt_p50_us = num(&j, "p50_us")?;
     r.rtt_p99_us = num(&j, "p99_us")?;
     r.rtt_mean_us = num(&j, "mean_us")?;
@@ -938,7 +946,9 @@ fn run_idle(peers: &Peers, imp: Impl, s: &Setting, args: &BenchArgs) -> Result<I
     let spid = server.pid();
     let server_rss_base = proc_status_kb(&spid, "VmRSS").unwrap_or(0) as f64;
     let setup_bound = Duration::from_secs(60 + args.idle_sessions as u64 / 50);
-    let timeout = setup_bound + args.hold + Duration::from_secs(30);
+    let timeout = setup_bound
+        .saturating_add(args.hold)
+        .saturating_add(Duration::from_secs(30));
     let extra = [
         "--sessions".to_string(),
         args.idle_sessions.to_string(),

@@ -97,3 +97,47 @@ impl KcpFlags {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::KcpFlags;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        kcp: KcpFlags,
+    }
+
+    fn validate(args: &[&str]) -> std::io::Result<()> {
+        let cmd = Cmd::try_parse_from(std::iter::once("tether").chain(args.iter().copied()))
+            .expect("flags parse");
+        cmd.kcp.config().validate()
+    }
+
+    #[test]
+    fn kcptun_fec_combinations_still_work() {
+        validate(&[]).expect("kcptun default 10/3");
+        validate(&["--datashard", "0", "--parityshard", "0"]).expect("kcptun's FEC off");
+        validate(&["--ds", "1", "--ps", "1"]).expect("smallest code");
+        validate(&["--ds", "128", "--ps", "128"]).expect("largest code, 256 shards");
+    }
+
+    #[test]
+    fn half_off_or_oversized_fec_is_an_error_that_says_what_to_do() {
+        for args in [
+            ["--datashard", "10", "--parityshard", "0"],
+            ["--datashard", "0", "--parityshard", "3"],
+        ] {
+            let e = validate(&args).expect_err("kcp-go would silently run without FEC");
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(
+                e.to_string().contains("--datashard 0 --parityshard 0"),
+                "{e}"
+            );
+        }
+        let e = validate(&["--ds", "200", "--ps", "57"]).expect_err("257 shards");
+        assert!(e.to_string().contains("256"), "{e}");
+    }
+}

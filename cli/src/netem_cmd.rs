@@ -615,7 +615,8 @@ async fn serve(args: &NetemArgs) -> i32 {
         return 1;
     }
     let started = Instant::now();
-    let stop = args.duration.map(|d| started + d);
+    // A --duration too long for an Instant means no stop.
+    let stop = args.duration.and_then(|d| started.checked_add(d));
     let why = proxy.run(stop, Some(&mut signals)).await;
     eprint!(
         "{}",

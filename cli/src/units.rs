@@ -67,7 +67,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is too long a time"))
 }
 
 /// `20mbit`, `100kbit`, `1gbit`, `5MB/s` as bits per second; `0` means unlimited.
@@ -102,6 +102,8 @@ mod tests {
         assert!(parse_prob("150%").is_err());
         assert_eq!(parse_duration("80ms"), Ok(Duration::from_millis(80)));
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        // Too long for a Duration: an error, not a panic.
+        assert!(parse_duration("99999999999999999999999h").is_err());
         assert_eq!(parse_rate("20mbit"), Ok(20_000_000));
         assert_eq!(parse_rate("5MB/s"), Ok(40_000_000));
         assert!(parse_size("3 parsecs").is_err());

@@ -93,7 +93,7 @@ impl Config {
         self.session.kcp.stream = !on;
         self
     }
-    /// `--datashard D --parityshard P` (0 turns FEC off).
+    /// `--datashard D --parityshard P` (0/0 turns FEC off; one 0 alone fails [`Config::validate`]).
     pub fn fec(mut self, data: usize, parity: usize) -> Self {
         self.session.data_shards = data;
         self.session.parity_shards = parity;
@@ -189,6 +189,9 @@ impl Config {
                 "mtu above 1500 is refused by kcp-go: use --mtu 1500 or less",
             ));
         }
+        self.session
+            .validate()
+            .map_err(|e| invalid(&e.to_string()))?;
         k.validate().map_err(|e| invalid(&e.to_string()))
     }
 

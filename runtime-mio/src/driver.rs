@@ -145,14 +145,15 @@ impl Outbox {
         self.flush_with(listener, now, |items| udp::send_batch(sock, items))
     }
 
-    /// [`Outbox::flush`] through `send`, which has [`udp::send_batch`]'s contract: `Ok(n)`
-    /// when the first `n` items went out (fewer than all: the socket is full), `Err` when
-    /// the first one was refused. Tests pass a socket that blocks and refuses on demand.
+    /// [`Outbox::flush`] through `send`, which has [`udp::send_batch`]'s contract (a
+    /// [`udp::SendReport`]: datagrams sent, refused anywhere in the batch, and the socket
+    /// full once fewer than all were consumed). Tests pass a socket that blocks and refuses
+    /// on demand.
     pub fn flush_with(
         &mut self,
         listener: &mut Listener,
         now: Instant,
-        mut send: impl FnMut(&[(SocketAddr, &[u8])]) -> io::Result<usize>,
+        mut send: impl FnMut(&[(SocketAddr, &[u8])]) -> udp::SendReport,
     ) -> FlushReport {
         let mut r = FlushReport::default();
         loop {
@@ -173,23 +174,20 @@ impl Outbox {
                 .map(|(a, rg)| (*a, &self.out[rg.clone()]))
                 .collect();
             r.syscalls += 1;
-            match send(&items) {
-                Ok(sent) => {
-                    r.sent += sent as u64;
-                    if sent < self.pending.len() {
-                        self.compact(sent);
-                        r.blocked = true;
-                        return r;
-                    }
-                    self.pending.clear();
-                    self.out.clear();
-                }
-                Err(e) => {
-                    tracing::debug!(to = %self.pending[0].0, "dropped outgoing datagram: {e}");
-                    r.errors += 1;
-                    self.compact(1);
-                }
+            let sent = send(&items);
+            r.sent += sent.sent as u64;
+            r.errors += sent.errors as u64;
+            if let Some(e) = &sent.first_error {
+                tracing::debug!("dropped {} outgoing datagram(s): {e}", sent.errors);
             }
+            let done = sent.consumed();
+            if done < self.pending.len() {
+                self.compact(done);
+                r.blocked = true;
+                return r;
+            }
+            self.pending.clear();
+            self.out.clear();
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::Outbox;
 use crate::config::Config;
+use crate::udp::SendReport;
 
 /// Datagrams the scripted socket accepted, refused, and what it checked along the way.
 #[derive(Default)]
@@ -36,8 +37,9 @@ struct Script {
 
 impl Script {
     /// Takes a scripted number of datagrams: calls cycle through "all", "a prefix", "none"
-    /// (the socket is full), and "refuse the first" (an error for one datagram).
-    fn send(&mut self, items: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+    /// (the socket is full), and "refuse the first" (an error for one datagram; the rest of
+    /// the batch goes on, as `udp::send_batch` does).
+    fn send(&mut self, items: &[(SocketAddr, &[u8])]) -> SendReport {
         self.calls += 1;
         if let Some(first) = self.expect_first.take() {
             assert_eq!(
@@ -55,11 +57,15 @@ impl Script {
             2 => 0,
             _ => {
                 self.refused += 1;
-                self.carried = items.len() - 1;
-                if let Some((_, d)) = items.get(1) {
-                    self.expect_first = Some(d.to_vec());
-                }
-                return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+                self.taken += (items.len() - 1) as u64;
+                self.accepted
+                    .extend(items[1..].iter().map(|(_, d)| d.to_vec()));
+                self.carried = 0;
+                return SendReport {
+                    sent: items.len() - 1,
+                    errors: 1,
+                    first_error: Some(io::Error::from(io::ErrorKind::PermissionDenied)),
+                };
             }
         };
         if take == 0 {
@@ -74,7 +80,10 @@ impl Script {
         if let Some((_, d)) = items.get(take) {
             self.expect_first = Some(d.to_vec());
         }
-        Ok(take)
+        SendReport {
+            sent: take,
+            ..SendReport::default()
+        }
     }
 }
 

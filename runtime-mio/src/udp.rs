@@ -62,29 +62,48 @@ pub fn recv_batch(sock: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> 
     Ok(n)
 }
 
-/// Sends datagrams in order until one would block; returns how many went out. The caller
-/// keeps the rest and retries after the socket becomes writable. `Err` only for a failure of
-/// the first datagram (other than `WouldBlock`, which is `Ok(0)`).
-pub fn send_batch(sock: &UdpSocket, items: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
-    let mut sent = 0;
-    while sent < items.len() {
-        match sys::send_batch(sock, &items[sent..items.len().min(sent + BATCH)]) {
-            Ok(0) => break,
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            // A datagram the kernel refuses (e.g. unreachable peer) must not wedge the queue.
-            Err(e) if sent == 0 && !is_transient(&e) => return Err(e),
-            Err(_) => sent += 1,
-        }
-    }
-    Ok(sent)
+/// What one [`send_batch`] did with the datagrams it was given: the first
+/// [`SendReport::consumed`] of them are done with (sent or refused), the rest wait for the
+/// socket to become writable.
+#[derive(Debug, Default)]
+pub struct SendReport {
+    /// Datagrams the kernel accepted.
+    pub sent: usize,
+    /// Datagrams the kernel refused, wherever they were in the batch (dropped, so that one
+    /// bad destination cannot wedge the queue; KCP retransmits what mattered).
+    pub errors: usize,
+    /// The first refusal, for the log.
+    pub first_error: Option<io::Error>,
 }
 
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted
-    )
+impl SendReport {
+    /// Datagrams done with, from the front of the batch.
+    pub fn consumed(&self) -> usize {
+        self.sent + self.errors
+    }
+}
+
+/// Sends datagrams in order until one would block. A datagram the kernel refuses (an
+/// invalid or unreachable destination, a wrong address family) is dropped and counted, and
+/// sending goes on with the next one.
+pub fn send_batch(sock: &UdpSocket, items: &[(SocketAddr, &[u8])]) -> SendReport {
+    let mut r = SendReport::default();
+    while r.consumed() < items.len() {
+        let from = r.consumed();
+        match sys::send_batch(sock, &items[from..items.len().min(from + BATCH)]) {
+            Ok(0) => break,
+            Ok(n) => r.sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // sendmmsg reports the failure of the first message it could not send: that one
+            // is dropped, the ones after it are tried again.
+            Err(e) => {
+                r.errors += 1;
+                r.first_error.get_or_insert(e);
+            }
+        }
+    }
+    r
 }
 
 /// Coalescing done by the calling thread's sends and receives: proof that GSO and GRO are
@@ -227,6 +246,12 @@ mod sys {
         GSO_OFF.load(Ordering::Relaxed)
     }
 
+    /// Whether sends may use GSO (tests).
+    #[cfg(test)]
+    pub(super) fn gso_enabled() -> bool {
+        !gso_off()
+    }
+
     /// Control-message space for one `int`/`u16` option, 8-byte aligned.
     type Cmsg = [u64; 4];
 
@@ -335,22 +360,39 @@ mod sys {
 
     pub(super) fn send_batch(sock: &UdpSocket, items: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
         let items = &items[..items.len().min(BATCH)];
-        if !gso_off() {
-            match send_messages(sock, items, true) {
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::ENOPROTOOPT)
-                    ) =>
-                {
-                    // The kernel or device refuses UDP_SEGMENT: remember, and send plainly.
+        if gso_off() {
+            return send_messages(sock, items, false);
+        }
+        match send_messages(sock, items, true) {
+            Err(e) if may_mean_no_gso(&e) && first_run_is_gso(items) => {
+                // Either the kernel or device refuses UDP_SEGMENT, or this destination is
+                // invalid (port 0 also gives EINVAL): the same datagrams sent plainly tell
+                // which. Only when they go out is GSO off, for good.
+                let plain = send_messages(sock, items, false);
+                if matches!(plain, Ok(n) if n > 0) {
                     tracing::debug!("UDP GSO unavailable ({e}); using plain sendmmsg");
                     GSO_OFF.store(true, Ordering::Relaxed);
                 }
-                r => return r,
+                plain
             }
+            r => r,
         }
-        send_messages(sock, items, false)
+    }
+
+    /// Errors a kernel or device without UDP GSO gives for a `UDP_SEGMENT` message.
+    fn may_mean_no_gso(e: &io::Error) -> bool {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::ENOPROTOOPT) | Some(libc::EOPNOTSUPP)
+        )
+    }
+
+    /// Whether the first message of `items` would carry `UDP_SEGMENT` (the one an error of
+    /// `sendmmsg` is about); a plain first message's error says nothing about GSO.
+    fn first_run_is_gso(items: &[(SocketAddr, &[u8])]) -> bool {
+        let mut runs = Vec::with_capacity(BATCH);
+        gso_runs(items, &mut runs);
+        runs.first().is_some_and(|&n| n > 1)
     }
 
     /// One `sendmmsg` of `items`, as GSO runs when `gso`; returns how many items went out.
@@ -530,7 +572,7 @@ mod tests {
         let to = b.local_addr().unwrap();
         let payloads: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 100 + i as usize]).collect();
         let items: Vec<(SocketAddr, &[u8])> = payloads.iter().map(|p| (to, p.as_slice())).collect();
-        assert_eq!(send_batch(&a, &items).unwrap(), 50);
+        assert_eq!(send_batch(&a, &items).sent, 50);
         let mut got = Vec::new();
         let mut batch = RecvBatch::default();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -554,6 +596,32 @@ mod tests {
 mod gso_tests {
     use super::*;
 
+    /// An `EINVAL` for one destination (port 0) is that destination's problem: GSO stays on
+    /// for everyone else, and the good datagrams of the batch still go out.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_invalid_destination_does_not_turn_gso_off() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.set_nonblocking(true).unwrap();
+        let to = b.local_addr().unwrap();
+        let bad: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let p = vec![7u8; 1000];
+        // A GSO-able run to the bad destination first, then good datagrams.
+        let items: Vec<(SocketAddr, &[u8])> = [bad, bad, bad, to, to, to]
+            .iter()
+            .map(|&d| (d, p.as_slice()))
+            .collect();
+        let before = sys::gso_enabled();
+        let r = send_batch(&a, &items);
+        assert_eq!((r.sent, r.errors), (3, 3), "{:?}", r.first_error);
+        assert_eq!(
+            sys::gso_enabled(),
+            before,
+            "one invalid destination switched GSO off for the whole process"
+        );
+    }
+
     /// Equal-size runs (GSO on send, GRO on receive where the kernel has them) come out as
     /// exactly the datagrams that went in, in order.
     #[test]
@@ -572,7 +640,9 @@ mod gso_tests {
         let items: Vec<(SocketAddr, &[u8])> = payloads.iter().map(|p| (to, p.as_slice())).collect();
         let mut sent = 0;
         while sent < items.len() {
-            sent += send_batch(&a, &items[sent..]).unwrap();
+            let r = send_batch(&a, &items[sent..]);
+            assert_eq!(r.errors, 0, "{:?}", r.first_error);
+            sent += r.sent;
         }
         let mut got: Vec<Vec<u8>> = Vec::new();
         let mut batch = RecvBatch::default();

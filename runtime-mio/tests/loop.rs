@@ -60,6 +60,26 @@ fn refused_datagrams_are_dropped_not_fatal() {
 }
 
 #[test]
+fn refused_datagrams_after_the_first_of_a_batch_are_counted() {
+    // A good peer first, then one the kernel refuses (port 0: EINVAL): the refusals come
+    // after the first datagram of the batch and must still be counted.
+    let peer = std::net::UdpSocket::bind(any()).unwrap();
+    let mut ep = Endpoint::bind(any(), &Config::default().raw().fec(0, 0), false).unwrap();
+    let now = Instant::now();
+    let good = ep.connect(now, peer.local_addr().unwrap());
+    let bad = ep.connect(now, "127.0.0.1:0".parse().unwrap());
+    ep.write(good, &[1u8; 3000]).unwrap();
+    ep.write(bad, &[2u8; 3000]).unwrap();
+    ep.process(now).unwrap();
+    let s = ep.stats();
+    assert!(s.datagrams_out >= 3, "{s:?}");
+    assert!(
+        s.send_errors >= 3,
+        "refusals after the first datagram were not counted: {s:?}"
+    );
+}
+
+#[test]
 fn idle_endpoint_sleeps_and_closed_sessions_say_so() {
     let cfg = Config::default();
     let mut poll = Poll::new().unwrap();

@@ -46,6 +46,15 @@ fn session_packet_corpus() {
 }
 
 #[test]
+fn session_sequence_corpus() {
+    let start = Instant::now();
+    for (path, data) in corpus("session_sequence") {
+        eprintln!("{}", path.display());
+        tether_core::fuzzing::session_sequence(start, &data);
+    }
+}
+
+#[test]
 fn fec_decoder_corpus() {
     for (path, data) in corpus("fec_decoder") {
         eprintln!("{}", path.display());

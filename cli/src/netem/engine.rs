@@ -152,13 +152,18 @@ impl Client {
     }
 
     /// When this client next needs attention: its earliest due datagram, or its expiry when
-    /// nothing is in flight.
-    fn deadline(&self, idle: Duration) -> Instant {
+    /// nothing is in flight (`None`: an idle timeout too large for an `Instant`, never).
+    fn deadline(&self, idle: Duration) -> Option<Instant> {
         match (self.up.poll_timeout(), self.down.poll_timeout()) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => self.last_seen + idle,
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (Some(a), None) | (None, Some(a)) => Some(a),
+            (None, None) => self.expiry(idle),
         }
+    }
+
+    /// When this client expires if it stays silent (`None`: never).
+    fn expiry(&self, idle: Duration) -> Option<Instant> {
+        self.last_seen.checked_add(idle)
     }
 }
 
@@ -340,7 +345,11 @@ impl Engine {
     /// When something is next due: a datagram, or a client's expiry.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let idle = self.config.idle_timeout;
-        self.slots.iter().flatten().map(|c| c.deadline(idle)).min()
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|c| c.deadline(idle))
+            .min()
     }
 
     /// Forgets every client idle since `idle_timeout` before `now` with nothing in flight,
@@ -348,9 +357,9 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant, expired: &mut Vec<(Slot, SocketAddr)>) {
         let idle = self.config.idle_timeout;
         for slot in 0..self.slots.len() {
-            let due = self.slots[slot]
-                .as_ref()
-                .is_some_and(|c| c.up.is_empty() && c.down.is_empty() && c.last_seen + idle <= now);
+            let due = self.slots[slot].as_ref().is_some_and(|c| {
+                c.up.is_empty() && c.down.is_empty() && c.expiry(idle).is_some_and(|t| t <= now)
+            });
             if due {
                 if let Some(client) = self.remove(slot) {
                     self.report.clients_expired += 1;
@@ -446,6 +455,21 @@ mod tests {
         e.abandon(slot);
         assert_eq!(e.admit(now, addr(5)), Some(slot), "slot reused");
         assert_eq!(e.report().refused, 3);
+    }
+
+    #[test]
+    fn duration_max_idle_timeout_means_never() {
+        let start = Instant::now();
+        let mut cfg = config(LinkConfig::perfect());
+        cfg.idle_timeout = Duration::MAX;
+        let mut e = Engine::new(cfg);
+        let a = e.admit(start, addr(1)).unwrap();
+        e.handle_input(start, a, Dir::Up, b"x");
+        drain(&mut e, start);
+        assert_eq!(e.poll_timeout(), None);
+        let mut expired = Vec::new();
+        e.handle_timeout(start + Duration::from_secs(1 << 40), &mut expired);
+        assert!(expired.is_empty());
     }
 
     #[test]

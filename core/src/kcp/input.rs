@@ -24,6 +24,12 @@ impl Kcp {
         let r = self.input_segments(now, data, regular, ack_nodelay);
         if r.is_err() {
             self.stats.kcp_in_errors += 1;
+            // A datagram that turns bad after some PUSH segments returns early, as kcp-go's
+            // Input does, skipping the flushes at its end; the ACKs it queued still count
+            // against the bound (found by fuzzing: the list grew past it between flushes).
+            if self.acklist.len() > self.ack_limit() {
+                self.flush(now, true);
+            }
         }
         r
     }

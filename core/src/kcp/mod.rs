@@ -7,6 +7,8 @@
 //!   while nothing is queued, unacknowledged, waiting to be ACKed or probing, so an idle
 //!   session costs nothing, while what goes on the wire is what kcp-go's interval timer
 //!   would send (kcp.md §11.2).
+#[cfg(test)]
+mod ack_bound_tests;
 mod config;
 mod cwnd;
 mod flush;

@@ -25,6 +25,9 @@ use crate::driver::{Machine, Transmit};
 use crate::kcp::KcpEvent;
 use crate::rng::{seeded, SimRng};
 
+/// Stale timer-heap entries tolerated beyond two per live session before compaction.
+pub const TIMER_SLACK: usize = 16;
+
 /// A session owned by a [`Listener`]. Stale ids (of closed sessions) are never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionId {
@@ -692,6 +695,7 @@ impl Listener {
             s.curr_estab = 0;
             self.closed_snmp.merge(&s);
             self.free.push(idx);
+            self.compact_timers_if_stale();
         }
     }
 
@@ -708,16 +712,31 @@ impl Listener {
     fn deadline(&self, slot: &Slot) -> Option<Instant> {
         let mut d = slot.session.poll_timeout();
         let mut add = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
-        if !slot.accepted {
-            add(slot.created + self.cfg.accept_timeout);
+        if let Some(t) = self.accept_deadline(slot) {
+            add(t);
         }
-        if let Some(idle) = self.cfg.idle_timeout {
-            add(slot.last_rx + idle);
+        if let Some(t) = self.idle_deadline(slot) {
+            add(t);
         }
         if let Some(t) = slot.release_at {
             add(t);
         }
         d
+    }
+
+    /// When an un-accepted session expires; `None` when accepted, or when `accept_timeout` is
+    /// too large for an `Instant` (e.g. `Duration::MAX`: never).
+    fn accept_deadline(&self, slot: &Slot) -> Option<Instant> {
+        if slot.accepted {
+            return None;
+        }
+        slot.created.checked_add(self.cfg.accept_timeout)
+    }
+
+    /// When a silent session expires; `None` without `idle_timeout` or when it is too large
+    /// for an `Instant` (never).
+    fn idle_deadline(&self, slot: &Slot) -> Option<Instant> {
+        slot.last_rx.checked_add(self.cfg.idle_timeout?)
     }
 
     fn reschedule(&mut self, idx: u32) {
@@ -731,9 +750,31 @@ impl Listener {
                 slot.scheduled = d;
                 if let Some(t) = d {
                     self.timers.push(Reverse((t, idx, gen)));
+                    self.compact_timers_if_stale();
                 }
             }
         }
+    }
+
+    /// A rescheduled session leaves its old entry in the heap (popped and ignored when due).
+    /// A session whose deadline keeps moving — constant traffic with `idle_timeout`, where
+    /// each exchange alternates KCP's timer and the far idle deadline — would pile them up:
+    /// past two per live session, rebuild the heap from the live slots' deadlines
+    /// (amortised O(1) per push, since at least half the entries go each time).
+    fn compact_timers_if_stale(&mut self) {
+        if self.timers.len() <= 2 * self.by_addr.len() + TIMER_SLACK {
+            return;
+        }
+        let live: Vec<_> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, s)| {
+                let s = s.as_ref().filter(|s| s.closing.is_none())?;
+                Some(Reverse((s.scheduled?, idx as u32, s.gen)))
+            })
+            .collect();
+        self.timers = BinaryHeap::from(live);
     }
 
     /// The next datagram to send and its destination.
@@ -796,6 +837,17 @@ impl Listener {
         timer
     }
 
+    /// Entries in the timer heap, stale ones included (for bound checks in tests and fuzzing).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Whether the listener's own buffers are within their bounds: the timer heap holds at
+    /// most two entries per live session plus [`TIMER_SLACK`] (stale entries are compacted).
+    pub fn debug_bounds_ok(&self) -> bool {
+        self.timers.len() <= 2 * self.by_addr.len() + TIMER_SLACK
+    }
+
     /// Fires the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = Some(now);
@@ -813,19 +865,22 @@ impl Listener {
     }
 
     fn fire(&mut self, idx: u32, now: Instant) {
+        let Some(Some(slot)) = self.slots.get(idx as usize) else {
+            return;
+        };
+        let accept_expired = self.accept_deadline(slot).is_some_and(|t| now >= t);
+        let idle_expired = self.idle_deadline(slot).is_some_and(|t| now >= t);
         let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
             return;
         };
         slot.scheduled = None;
-        if !slot.accepted && now >= slot.created + self.cfg.accept_timeout {
+        if accept_expired {
             self.begin_close(idx, CloseReason::AcceptTimeout);
             return;
         }
-        if let Some(idle) = self.cfg.idle_timeout {
-            if now >= slot.last_rx + idle {
-                self.begin_close(idx, CloseReason::IdleTimeout);
-                return;
-            }
+        if idle_expired {
+            self.begin_close(idx, CloseReason::IdleTimeout);
+            return;
         }
         if slot.release_at.is_some_and(|t| now >= t) {
             slot.release_at = None;

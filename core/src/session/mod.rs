@@ -19,11 +19,15 @@ mod twofish;
 pub use listener::{
     CloseReason, Listener, ListenerConfig, ListenerEvent, ListenerStats, SessionId,
 };
-pub use session::{CryptMode, Session, SessionConfig, SessionInputError};
+pub use session::{CryptMode, Session, SessionConfig, SessionConfigError, SessionInputError};
 
 #[cfg(test)]
 mod aead_tests;
 #[cfg(test)]
+mod config_tests;
+#[cfg(test)]
 mod listener_tests;
+#[cfg(test)]
+mod listener_timer_tests;
 #[cfg(test)]
 mod tests;

@@ -9,8 +9,8 @@ use super::aead::{AeadError, AeadKind, Role, AEAD_HEADER, AEAD_TAG};
 use super::amplification::{control_bytes, Amplification};
 use super::crypt::{CipherKind, CryptError, PacketCrypt, CRYPT_HEADER};
 use super::fec::{
-    recovered_payload, FecDecoder, FecEncoder, FecError, FEC_HEADER_SIZE_PLUS2, TYPE_DATA,
-    TYPE_PARITY,
+    recovered_payload, FecDecoder, FecEncoder, FecError, FEC_HEADER_SIZE_PLUS2, MAX_TOTAL_SHARDS,
+    TYPE_DATA, TYPE_PARITY,
 };
 use super::handshake::{AeadChannel, Opened};
 use super::key::kcptun_key;
@@ -105,6 +105,22 @@ impl SessionConfig {
         (self.kcp.mtu as usize).max(MTU_LIMIT)
     }
 
+    /// Checks what kcp-go would silently turn into "no FEC" or reject, with a message saying
+    /// what to change; then the KCP knobs as they will be used (header space reserved).
+    /// `0/0` is FEC off, as in kcptun.
+    pub fn validate(&self) -> Result<(), SessionConfigError> {
+        let (data, parity) = (self.data_shards, self.parity_shards);
+        if (data == 0) != (parity == 0) {
+            // kcp-go-session.md §4: FEC is on only when both are above 0.
+            return Err(SessionConfigError::FecHalfOff { data, parity });
+        }
+        if data + parity > MAX_TOTAL_SHARDS {
+            return Err(SessionConfigError::FecTooManyShards { data, parity });
+        }
+        self.effective_kcp().validate()?;
+        Ok(())
+    }
+
     /// The KCP config actually used: header space reserved, MTU reduced by the AEAD tag.
     pub fn effective_kcp(&self) -> KcpConfig {
         let mut k = self.kcp;
@@ -113,6 +129,40 @@ impl SessionConfig {
         k.mtu = k.mtu.saturating_sub(self.crypt.trailer() as u32);
         k
     }
+}
+
+/// A [`SessionConfig`] that cannot work as the user meant it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionConfigError {
+    /// One shard count is 0 and the other is not.
+    #[error(
+        "FEC needs both --datashard and --parityshard above 0 (got {data}/{parity}; kcp-go would \
+         silently run without FEC): use --datashard 0 --parityshard 0 to turn FEC off, or e.g. \
+         --datashard 10 --parityshard 3"
+    )]
+    FecHalfOff {
+        /// Requested data shards.
+        data: usize,
+        /// Requested parity shards.
+        parity: usize,
+    },
+    /// More shards per group than Reed–Solomon over GF(2^8) has.
+    #[error(
+        "FEC groups of --datashard {data} + --parityshard {parity} shards exceed the 256 that \
+         Reed-Solomon over GF(2^8) allows (kcp-go would silently run without FEC): use a sum \
+         of at most 256, e.g. --datashard 10 --parityshard 3, or --datashard 0 --parityshard 0 \
+         for no FEC"
+    )]
+    FecTooManyShards {
+        /// Requested data shards.
+        data: usize,
+        /// Requested parity shards.
+        parity: usize,
+    },
+    /// A KCP knob kcp-go would reject.
+    #[error(transparent)]
+    Kcp(#[from] crate::kcp::ConfigError),
 }
 
 /// Why a datagram was dropped by [`Session::handle_input`]. Never fatal to the session.

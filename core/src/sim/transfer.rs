@@ -305,7 +305,8 @@ pub fn run_transfer_between<M: StreamEndpoint>(
         buf: vec![0; 64 * 1024],
         latencies: Vec::new(),
     };
-    let limit = start + cfg.time_limit;
+    // A limit too far for an Instant (e.g. Duration::MAX) means no limit.
+    let limit = start.checked_add(cfg.time_limit);
     let mut done_at = None;
     loop {
         src.fill(&mut pair.a.inner, pair.now);
@@ -314,7 +315,7 @@ pub fn run_transfer_between<M: StreamEndpoint>(
             done_at = Some(pair.now);
             break;
         }
-        if pair.now > limit || !pair.step() {
+        if limit.is_some_and(|l| pair.now > l) || !pair.step() {
             break;
         }
     }
@@ -341,5 +342,24 @@ pub fn run_transfer_between<M: StreamEndpoint>(
             h.update(pair.b.digest());
             h.finalize().into()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::test_start;
+
+    #[test]
+    fn duration_max_time_limit_means_no_limit() {
+        let cfg = TransferConfig {
+            bytes: 10_000,
+            kcp: KcpConfig::fast(),
+            link_ab: LinkConfig::perfect(),
+            link_ba: LinkConfig::perfect(),
+            seed: 1,
+            time_limit: Duration::MAX,
+        };
+        assert!(run_transfer(&cfg, test_start()).completed);
     }
 }

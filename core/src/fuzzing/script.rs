@@ -1,0 +1,129 @@
+//! Reading a fuzz input as a script: op bytes and their arguments, with every read total
+//! (a missing byte reads as 0), so any input is a valid script.
+
+/// A cursor over the fuzz input.
+#[derive(Debug)]
+pub(crate) struct Script<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Script<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Script { rest: data }
+    }
+
+    /// The next byte, or `None` at the end.
+    pub(crate) fn next(&mut self) -> Option<u8> {
+        let (&b, tail) = self.rest.split_first()?;
+        self.rest = tail;
+        Some(b)
+    }
+
+    /// The next byte (0 at the end).
+    pub(crate) fn byte(&mut self) -> u8 {
+        self.next().unwrap_or(0)
+    }
+
+    /// The next two bytes, little-endian (missing bytes are 0).
+    pub(crate) fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.byte(), self.byte()])
+    }
+
+    /// Up to `n` bytes.
+    pub(crate) fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, tail) = self.rest.split_at(n.min(self.rest.len()));
+        self.rest = tail;
+        head
+    }
+
+    /// A datagram: a little-endian u16 length, then that many bytes (fewer at the end).
+    pub(crate) fn datagram(&mut self) -> &'a [u8] {
+        let n = usize::from(self.u16());
+        self.take(n)
+    }
+}
+
+/// The byte at `offset` of every stream the fuzz targets write: a function of the offset
+/// only, so a reader can check what it got without knowing which writer it came from (a
+/// replayed or re-addressed datagram still carries the right bytes for its offset).
+pub(crate) fn pattern(offset: u64) -> u8 {
+    (offset ^ (offset >> 8).wrapping_mul(7) ^ (offset >> 16).wrapping_mul(13)) as u8
+}
+
+/// `n` stream bytes from `offset` on.
+pub(crate) fn pattern_bytes(offset: u64, n: usize) -> Vec<u8> {
+    (0..n as u64).map(|i| pattern(offset + i)).collect()
+}
+
+/// Checks bytes read from a stream against [`pattern`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StreamCheck {
+    /// Bytes read so far.
+    pub(crate) offset: u64,
+}
+
+impl StreamCheck {
+    /// Asserts that `data` continues the stream (when `strict`: only authenticated modes
+    /// can promise it, a forged datagram can carry anything otherwise).
+    pub(crate) fn check(&mut self, data: &[u8], strict: bool) {
+        if strict {
+            for (i, &b) in data.iter().enumerate() {
+                let at = self.offset + i as u64;
+                assert_eq!(
+                    b,
+                    pattern(at),
+                    "stream byte {at} differs from what was written"
+                );
+            }
+        }
+        self.offset += data.len() as u64;
+    }
+}
+
+/// Where a queued datagram goes next, from one mutation byte: delivered as it is (most
+/// often), dropped, duplicated, corrupted, truncated, or sent from another address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Deliver,
+    Drop,
+    Duplicate,
+    /// Flip the bits of `mask` in the byte at this position (modulo the length).
+    Corrupt(u8, u8),
+    Truncate,
+    /// Deliver it from another source address (NAT rebinding, or an attacker's replay).
+    Readdress,
+}
+
+impl Fate {
+    pub(crate) fn read(s: &mut Script<'_>) -> Fate {
+        match s.byte() % 10 {
+            0..=3 => Fate::Deliver,
+            4 => Fate::Drop,
+            5 => Fate::Duplicate,
+            6 => Fate::Corrupt(s.byte(), s.byte() | 1),
+            7 => Fate::Truncate,
+            8 => Fate::Readdress,
+            _ => Fate::Deliver,
+        }
+    }
+
+    /// The datagrams to deliver for `d` (zero, one or two copies, possibly altered).
+    pub(crate) fn apply(self, mut d: Vec<u8>) -> Vec<Vec<u8>> {
+        match self {
+            Fate::Deliver | Fate::Readdress => vec![d],
+            Fate::Drop => Vec::new(),
+            Fate::Duplicate => vec![d.clone(), d],
+            Fate::Corrupt(at, mask) => {
+                if !d.is_empty() {
+                    let i = at as usize % d.len();
+                    d[i] ^= mask;
+                }
+                vec![d]
+            }
+            Fate::Truncate => {
+                d.truncate(d.len() / 2);
+                vec![d]
+            }
+        }
+    }
+}

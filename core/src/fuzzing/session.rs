@@ -50,9 +50,17 @@ struct End {
 }
 
 impl End {
-    fn new(setup: &Setup, now: Instant, seed: u64) -> Self {
+    /// The client side dials (`Session::client`: it starts the authenticated mode's
+    /// handshake); the server side answers (`Session::new`).
+    fn new(setup: &Setup, now: Instant, seed: u64, client: bool) -> Self {
+        let rng = Box::new(seeded(seed));
+        let s = if client {
+            Session::client(CONV, &setup.cfg, now, rng)
+        } else {
+            Session::new(CONV, &setup.cfg, now, rng)
+        };
         End {
-            s: Session::new(CONV, &setup.cfg, now, Box::new(seeded(seed))),
+            s,
             out: VecDeque::new(),
             written: 0,
             read: StreamCheck::default(),
@@ -150,8 +158,8 @@ pub(crate) fn run_sequence(start: Instant, data: &[u8]) -> Delivered {
     let mut s = Script::new(data);
     let setup = setup(s.byte());
     let strict = setup.authenticated();
-    let mut a = End::new(setup, start, 1);
-    let mut b = End::new(setup, start, 2);
+    let mut a = End::new(setup, start, 1, true);
+    let mut b = End::new(setup, start, 2, false);
     let mut history: VecDeque<Vec<u8>> = VecDeque::new();
     let mut now = start;
     while let Some(op) = s.next() {

@@ -3,6 +3,7 @@
 //! golden vector files.
 #![warn(missing_docs)]
 
+pub mod cases;
 pub mod go;
 pub mod ikcp;
 pub mod kcp_replay;

@@ -221,30 +221,10 @@ fn run_all(cases: Vec<Case>) {
     }
     // Build the binary once before the threads race for it.
     let _ = tether_bin();
-    let handles: Vec<_> = cases
-        .into_iter()
-        .map(|case| {
-            std::thread::spawn(move || {
-                let t = Instant::now();
-                let r = match case.dir {
-                    Dir::TetherToIkcp => tether_to_ikcp(case),
-                    Dir::IkcpToTether => ikcp_to_tether(case),
-                };
-                println!("{case:?}: {r:?} in {:?}", t.elapsed());
-                r.map_err(|e| format!("{case:?}: {e}"))
-            })
-        })
-        .collect();
-    let failures: Vec<String> = handles
-        .into_iter()
-        .filter_map(|h| h.join().expect("case thread").err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tether_tests::cases::run_parallel(cases, |case: Case| match case.dir {
+        Dir::TetherToIkcp => tether_to_ikcp(case),
+        Dir::IkcpToTether => ikcp_to_tether(case),
+    });
 }
 
 fn matrix(lossy: bool) -> Vec<Case> {

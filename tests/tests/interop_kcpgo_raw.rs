@@ -188,31 +188,13 @@ fn run_all(cases: Vec<Case>) {
     }
     let _ = tether_bin();
     let _ = tether_tests::peer::binary();
-    let handles: Vec<_> = cases
-        .into_iter()
-        .map(|case| {
-            std::thread::spawn(move || {
-                let t = Instant::now();
-                let r = if case.tether_sends {
-                    tether_to_kcpgo(case)
-                } else {
-                    kcpgo_to_tether(case)
-                };
-                println!("{case:?}: {r:?} in {:?}", t.elapsed());
-                r.map_err(|e| format!("{case:?}: {e}"))
-            })
-        })
-        .collect();
-    let failures: Vec<String> = handles
-        .into_iter()
-        .filter_map(|h| h.join().expect("case thread").err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tether_tests::cases::run_parallel(cases, |case: Case| {
+        if case.tether_sends {
+            tether_to_kcpgo(case)
+        } else {
+            kcpgo_to_tether(case)
+        }
+    });
 }
 
 #[test]

@@ -46,7 +46,7 @@ use mio::event::Source;
 use mio::{Interest, Registry, Token};
 use tether_core::kcp::{RecvError, WriteError};
 use tether_core::session::snmp::Snmp;
-use tether_core::session::{Listener, ListenerEvent, SessionId};
+use tether_core::session::{Listener, ListenerEvent, Session, SessionId};
 
 use crate::config::Config;
 use crate::driver::{read_datagrams, Outbox};
@@ -252,12 +252,18 @@ impl Endpoint {
         self.listener.connect(now, addr)
     }
 
+    /// The session an application call acts on (marking the endpoint for a `process` pass),
+    /// or `Closed`.
+    fn app_session<E>(&mut self, id: SessionId) -> Result<&mut Session, SessionError<E>> {
+        self.app_dirty = true;
+        self.listener.session_mut(id).ok_or(SessionError::Closed)
+    }
+
     /// Queues stream bytes: all of `data` or nothing. `Blocked` means the send window is
     /// full: retry after [`KcpEvent::Writable`]. The datagrams go out on the next
     /// [`process`](Endpoint::process).
     pub fn write(&mut self, id: SessionId, data: &[u8]) -> Result<usize, SessionError<WriteError>> {
-        self.app_dirty = true;
-        let s = self.listener.session_mut(id).ok_or(SessionError::Closed)?;
+        let s = self.app_session(id)?;
         Ok(s.write(data)?)
     }
 
@@ -269,8 +275,7 @@ impl Endpoint {
         id: SessionId,
         data: &[u8],
     ) -> Result<usize, SessionError<WriteError>> {
-        self.app_dirty = true;
-        let s = self.listener.session_mut(id).ok_or(SessionError::Closed)?;
+        let s = self.app_session(id)?;
         Ok(s.write_message(data)?)
     }
 
@@ -280,8 +285,7 @@ impl Endpoint {
         id: SessionId,
         buf: &mut [u8],
     ) -> Result<usize, SessionError<RecvError>> {
-        self.app_dirty = true;
-        let s = self.listener.session_mut(id).ok_or(SessionError::Closed)?;
+        let s = self.app_session(id)?;
         Ok(s.recv(buf)?)
     }
 
@@ -305,8 +309,7 @@ impl Endpoint {
         id: SessionId,
         buf: &mut [u8],
     ) -> Result<usize, SessionError<RecvError>> {
-        self.app_dirty = true;
-        let s = self.listener.session_mut(id).ok_or(SessionError::Closed)?;
+        let s = self.app_session(id)?;
         Ok(s.read(buf)?)
     }
 

@@ -40,6 +40,7 @@
 //!         buf.extend_from_slice(d);
 //!         Some(Transmit { len: d.len() })
 //!     }
+//!     fn has_transmit(&self) -> bool { !self.out.is_empty() }
 //!     fn poll_timeout(&self) -> Option<Instant> { self.due }
 //!     fn handle_timeout(&mut self, _now: Instant) {
 //!         if self.due.take().is_some() {

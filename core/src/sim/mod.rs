@@ -64,6 +64,8 @@ mod link;
 mod pair;
 mod seed;
 pub mod transfer;
+#[cfg(test)]
+mod transfer_tests;
 
 pub use link::{Link, LinkConfig, LinkStats, Loss, DEFAULT_MAX_IN_FLIGHT, PRESET_NAMES};
 pub use pair::{Pair, PairStats, DEFAULT_MAX_STEPS, DEFAULT_MAX_STEPS_PER_INSTANT};

@@ -61,14 +61,18 @@
 //! assert!(pair.elapsed() >= Duration::from_millis(600), "one satellite round trip");
 //! ```
 mod link;
+mod medium;
 mod pair;
+mod pipe;
 mod seed;
 pub mod transfer;
 #[cfg(test)]
 mod transfer_tests;
 
 pub use link::{Link, LinkConfig, LinkStats, Loss, DEFAULT_MAX_IN_FLIGHT, PRESET_NAMES};
+pub use medium::{Connection, Medium};
 pub use pair::{Pair, PairStats, DEFAULT_MAX_STEPS, DEFAULT_MAX_STEPS_PER_INSTANT};
+pub use pipe::{Pipe, PipeConfig, PipeStats, DEFAULT_PIPE_BUFFER, SEGMENT_BYTES};
 pub use seed::{parse_seed, seed_from_env, SeedGuard, DUMP_ENV, SEED_ENV};
 
 /// The one real instant a unit test reads; everything after it is virtual time.

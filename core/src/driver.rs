@@ -149,6 +149,22 @@ pub trait Streams {
     fn all_acked(&self, id: StreamId) -> bool;
 }
 
+/// The connection under a machine that runs over a byte stream (goscon, or smux over TCP):
+/// whoever drives the machine (a runtime's TCP loop, or `Pair` in `core::sim`, which can break
+/// a simulated connection on call or at scripted instants) tells it when the connection
+/// breaks and when a new one is up. Datagram machines need no such hook: a datagram path has
+/// no connection to lose.
+pub trait Transport {
+    /// The connection broke at `now`: every byte in flight either way is lost, and what the
+    /// machine transmits goes nowhere until [`Transport::handle_reconnect`]. A protocol that
+    /// resumes (goscon) keeps its state for the next connection; others end with `Closed`.
+    fn handle_disconnect(&mut self, now: Instant);
+
+    /// A new connection is up at `now`: transmitted bytes flow again, starting a fresh byte
+    /// stream (a resume protocol's handshake is its first output here).
+    fn handle_reconnect(&mut self, now: Instant);
+}
+
 /// The event vocabulary of connections and stacks, shared so one runtime hub serves every
 /// protocol. `R` is the protocol's close reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

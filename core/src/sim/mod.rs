@@ -64,6 +64,8 @@ mod link;
 mod medium;
 mod pair;
 mod pipe;
+#[cfg(test)]
+mod pipe_tests;
 mod seed;
 pub mod transfer;
 #[cfg(test)]

@@ -158,6 +158,11 @@ impl Pipe {
         self.config = config;
     }
 
+    /// The counters so far.
+    pub fn stats(&self) -> PipeStats {
+        self.stats
+    }
+
     /// Bytes written and not yet delivered.
     pub fn in_flight(&self) -> usize {
         self.bytes.len()
@@ -264,7 +269,7 @@ impl Medium for Pipe {
     }
 
     fn stats(&self) -> PipeStats {
-        self.stats
+        Pipe::stats(self)
     }
 }
 

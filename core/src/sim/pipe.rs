@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::rng::{seeded, RngCore, SimRng};
 
+use super::link::{later, serialisation_time};
 use super::medium::{Connection, Medium};
 
 /// Default of [`PipeConfig::buffer_bytes`]: a typical TCP send buffer.
@@ -300,18 +301,6 @@ impl Connection for Pipe {
     fn is_connected(&self) -> bool {
         self.connected
     }
-}
-
-/// `t + d`, or `t` if that is not representable.
-fn later(t: Instant, d: Duration) -> Instant {
-    t.checked_add(d).unwrap_or(t)
-}
-
-/// Time to clock `len` bytes through a `rate_bps` bottleneck, rounded up to the nanosecond.
-fn serialisation_time(len: usize, rate_bps: u64) -> Duration {
-    let bits = (len as u128) * 8 * 1_000_000_000;
-    let nanos = bits.div_ceil(u128::from(rate_bps));
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

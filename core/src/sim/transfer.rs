@@ -40,6 +40,20 @@ pub struct TransferConfig {
     pub time_limit: Duration,
 }
 
+impl TransferConfig {
+    /// `bytes` over the same link both ways, with an hour of virtual time to finish.
+    pub fn symmetric(bytes: u64, kcp: KcpConfig, link: LinkConfig, seed: u64) -> Self {
+        TransferConfig {
+            bytes,
+            kcp,
+            link_ab: link.clone(),
+            link_ba: link,
+            seed,
+            time_limit: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// The outcome of a transfer ([`run_streams`], [`run_transfer`]).
 #[derive(Debug, Clone)]
 pub struct TransferReport {

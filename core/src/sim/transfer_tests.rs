@@ -10,35 +10,16 @@ use super::transfer::{
 };
 use super::{test_start, LinkConfig, Pair, PipeConfig, SeedGuard};
 use crate::driver::{Machine, StreamError, StreamEvent, StreamId, Streams, Transmit};
-use crate::kcp::Kcp;
-use crate::kcp::{KcpConfig, KcpFlavor};
-use crate::session::aead::AeadKind;
-use crate::session::crypt::CipherKind;
-use crate::session::key::kcptun_key;
-use crate::session::{CryptMode, SessionConfig};
+use crate::kcp::{Kcp, KcpConfig, KcpFlavor};
+use crate::session::SessionConfig;
 
-fn transfer(bytes: u64, kcp: KcpConfig, link: LinkConfig, seed: u64) -> TransferConfig {
-    TransferConfig {
-        bytes,
-        kcp,
-        link_ab: link.clone(),
-        link_ba: link,
-        seed,
-        time_limit: Duration::from_secs(3600),
-    }
-}
-
-fn session(crypt: CryptMode, d: usize, p: usize) -> SessionConfig {
-    SessionConfig {
-        kcp: KcpConfig::fast()
-            .with_windows(256, 256)
-            .with_mtu(1350)
-            .with_stream(true),
-        crypt,
-        key: kcptun_key("it's a secrect"),
-        data_shards: d,
-        parity_shards: p,
-    }
+/// A kcptun session config: fast mode, windows 256, MTU 1350, stream mode.
+fn session(crypt: &str, data_shards: usize, parity_shards: usize) -> SessionConfig {
+    let kcp = KcpConfig::fast()
+        .with_windows(256, 256)
+        .with_mtu(1350)
+        .with_stream(true);
+    SessionConfig::kcptun(kcp, crypt, "it's a secrect", data_shards, parity_shards)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -78,7 +59,7 @@ fn kcp_and_session_transfers_keep_their_wire_digests() {
         .with_duplicate(0.02);
     let got = [
         fingerprint(&run_transfer(
-            &transfer(
+            &TransferConfig::symmetric(
                 200_000,
                 KcpConfig::fast(),
                 LinkConfig::kcptun_10pct_loss(),
@@ -87,7 +68,7 @@ fn kcp_and_session_transfers_keep_their_wire_digests() {
             test_start(),
         )),
         fingerprint(&run_transfer(
-            &transfer(
+            &TransferConfig::symmetric(
                 300_000,
                 KcpConfig::fast3().with_windows(256, 256),
                 LinkConfig::congested(),
@@ -96,17 +77,17 @@ fn kcp_and_session_transfers_keep_their_wire_digests() {
             test_start(),
         )),
         fingerprint(&run_transfer(
-            &transfer(50_000, ikcp, lossy.clone(), 3),
+            &TransferConfig::symmetric(50_000, ikcp, lossy.clone(), 3),
             test_start(),
         )),
         fingerprint(&run_session_transfer(
-            &transfer(150_000, KcpConfig::fast(), LinkConfig::wifi_lossy(), 4),
-            &session(CryptMode::Block(CipherKind::Aes256), 10, 3),
+            &TransferConfig::symmetric(150_000, KcpConfig::fast(), LinkConfig::wifi_lossy(), 4),
+            &session("aes", 10, 3),
             test_start(),
         )),
         fingerprint(&run_session_transfer(
-            &transfer(100_000, KcpConfig::fast(), lossy, 5),
-            &session(CryptMode::Aead(AeadKind::ChaCha20Poly1305), 0, 0),
+            &TransferConfig::symmetric(100_000, KcpConfig::fast(), lossy, 5),
+            &session("chacha20-poly1305", 0, 0),
             test_start(),
         )),
     ];

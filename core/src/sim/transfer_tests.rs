@@ -260,7 +260,8 @@ impl Streams for Mux {
 
 impl StreamPeer for Mux {}
 
-fn two_streams(seed: u64) -> TransferReport {
+/// The report, and the sender's pipe counters.
+fn two_streams(seed: u64) -> (TransferReport, crate::sim::PipeStats) {
     let start = test_start();
     let pipe = PipeConfig::perfect()
         .with_delay(Duration::from_millis(15))
@@ -282,14 +283,19 @@ fn two_streams(seed: u64) -> TransferReport {
         seed,
         time_limit: Duration::from_secs(60),
     };
-    run_streams(&mut pair, &plan)
+    let report = run_streams(&mut pair, &plan);
+    (report, pair.a_to_b.stats())
 }
 
 #[test]
 fn two_streams_of_a_multiplexer_run_through_the_harness() {
     let guard = SeedGuard::new(crate::sim::seed_from_env(17));
-    let r = two_streams(guard.seed());
+    let (r, pipe) = two_streams(guard.seed());
     assert!(r.completed, "{r:?}");
+    assert!(
+        pipe.refused > 0,
+        "the pipe pushed back on the mux: {pipe:?}"
+    );
     assert_eq!(r.delivered, 600_000);
     let ids: Vec<StreamId> = r.streams.iter().map(|t| t.id).collect();
     assert_eq!(ids, [StreamId(1), StreamId(3)]);
@@ -306,7 +312,7 @@ fn two_streams_of_a_multiplexer_run_through_the_harness() {
     assert_eq!(r.sender, Default::default(), "no KCP counters without KCP");
     // 600 kB at 10 Mbit/s: at least 480 ms on the wire, plus the delay.
     assert!(r.elapsed >= Duration::from_millis(495), "{:?}", r.elapsed);
-    let again = two_streams(guard.seed());
+    let (again, _) = two_streams(guard.seed());
     assert_eq!(again.wire_digest, r.wire_digest);
     assert_eq!(again.elapsed, r.elapsed);
 }

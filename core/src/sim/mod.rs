@@ -98,6 +98,7 @@
 mod link;
 mod medium;
 mod pair;
+mod peer;
 mod pipe;
 #[cfg(test)]
 mod pipe_tests;

@@ -61,7 +61,7 @@ impl<M: Machine> Machine for Tap<M> {
 /// single-stream machine takes part through [`Sole`].
 pub trait StreamPeer: Machine + Streams {
     /// The KCP counters, for peers that run KCP (the optional hook behind
-    /// [`TransferReport::sender`]); `None` by default.
+    /// [`TransferReport::sender`](super::transfer::TransferReport::sender)); `None` by default.
     fn kcp_stats(&self) -> Option<KcpStats> {
         None
     }

@@ -6,7 +6,7 @@ mod cat_cmd;
 mod demo_live;
 mod kcp_flags;
 mod link_flags;
-mod netem_cmd;
+mod netem;
 mod sim_cmd;
 mod units;
 
@@ -26,7 +26,7 @@ enum Cmd {
     Sim(Box<sim_cmd::SimArgs>),
     /// A userspace UDP impairment proxy: loss, delay, jitter, reordering, duplication,
     /// corruption and a rate limit between real sockets, per client and direction.
-    Netem(Box<netem_cmd::NetemArgs>),
+    Netem(Box<netem::NetemArgs>),
     /// netcat for KCP: stdin to the peer, the peer to stdout (kcptun's flags and key handling).
     Cat(Box<cat_cmd::CatArgs>),
     /// A short tour: compares the kcptun modes over a lossy simulated link.
@@ -43,7 +43,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Sim(args) => sim_cmd::run(&args),
-        Cmd::Netem(args) => netem_cmd::run(&args),
+        Cmd::Netem(args) => netem::run(&args),
         Cmd::Cat(args) => cat_cmd::run(&args),
         Cmd::Demo => demo(),
         Cmd::Bench(args) => bench_cmd::run(&args),

@@ -1,12 +1,13 @@
 //! `tether`: KCP/kcptun tools built on tether-core.
 #![forbid(unsafe_code)]
 
-mod bench_cmd;
+mod bench;
 mod cat_cmd;
 mod demo_live;
 mod kcp_flags;
 mod link_flags;
 mod netem;
+mod rounded;
 mod sim_cmd;
 mod units;
 
@@ -33,10 +34,10 @@ enum Cmd {
     Demo,
     /// tether vs kcp-go side by side on loopback: bulk throughput, CPU per GiB, 64-byte echo
     /// RTT, idle sessions' CPU and RSS (builds the Go peer tests/go/kcppeer).
-    Bench(Box<bench_cmd::BenchArgs>),
+    Bench(Box<bench::BenchArgs>),
     /// The Rust twin of tests/go/kcppeer (roles echo, bulk, rtt, idle), driven by `bench`.
     #[command(hide = true)]
-    BenchPeer(Box<bench_cmd::PeerArgs>),
+    BenchPeer(Box<bench::PeerArgs>),
 }
 
 fn main() {
@@ -46,8 +47,8 @@ fn main() {
         Cmd::Netem(args) => netem::run(&args),
         Cmd::Cat(args) => cat_cmd::run(&args),
         Cmd::Demo => demo(),
-        Cmd::Bench(args) => bench_cmd::run(&args),
-        Cmd::BenchPeer(args) => bench_cmd::run_peer(&args),
+        Cmd::Bench(args) => bench::run(&args),
+        Cmd::BenchPeer(args) => bench::run_peer(&args),
     };
     std::process::exit(code);
 }

@@ -43,39 +43,13 @@ pub fn run(args: &NetemArgs) -> i32 {
 }
 
 async fn serve(args: &NetemArgs) -> i32 {
-    let mut proxy = match Proxy::bind(args.listen, args.forward, args.engine_config(), args.quiet) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("netem: cannot listen on {}: {e}", args.listen);
+    let (mut proxy, mut signals) = match start(args) {
+        Ok(started) => started,
+        Err(msg) => {
+            eprintln!("netem: {msg}");
             return 1;
         }
     };
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("netem: cannot install signal handlers: {e}");
-            return 1;
-        }
-    };
-    let local = match proxy.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("netem: {e}");
-            return 1;
-        }
-    };
-    let mut out = io::stdout().lock();
-    let ready = writeln!(
-        out,
-        "netem listening on {local} forwarding to {}",
-        args.forward
-    )
-    .and_then(|()| out.flush());
-    drop(out);
-    if let Err(e) = ready {
-        eprintln!("netem: cannot write the readiness line: {e}");
-        return 1;
-    }
     let started = Instant::now();
     // A --duration too long for an Instant means no stop.
     let stop = args.duration.and_then(|d| started.checked_add(d));
@@ -85,4 +59,22 @@ async fn serve(args: &NetemArgs) -> i32 {
         format_report(&proxy.report(), started.elapsed(), Some(why))
     );
     0
+}
+
+/// Binds the proxy, installs the signal handlers and prints the readiness line
+/// (`netem listening on <addr> forwarding to <addr>`) that scripts and tests wait for.
+fn start(args: &NetemArgs) -> Result<(Proxy, Signals), String> {
+    let proxy = Proxy::bind(args.listen, args.forward, args.engine_config(), args.quiet)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let signals = Signals::new().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let local = proxy.local_addr().map_err(|e| e.to_string())?;
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "netem listening on {local} forwarding to {}",
+        args.forward
+    )
+    .and_then(|()| out.flush())
+    .map_err(|e| format!("cannot write the readiness line: {e}"))?;
+    Ok((proxy, signals))
 }

@@ -133,10 +133,7 @@ impl Proxy {
             if stop.is_some_and(|s| now >= s) {
                 return Stopped::Duration;
             }
-            let deadline = match (self.engine.poll_timeout(), stop) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = self.deadline(stop);
             if let Some(d) = deadline {
                 sleep.as_mut().reset(tokio::time::Instant::from_std(d));
             }
@@ -164,18 +161,31 @@ impl Proxy {
             }
             if readable {
                 let now = Instant::now();
-                let mut sources = std::mem::take(&mut self.ready);
-                for source in sources.drain(..) {
-                    let drained = match source {
-                        Source::Listen => self.read_listen(now),
-                        Source::Upstream(slot) => self.read_upstream(now, slot),
-                    };
-                    if !drained {
-                        // Readiness was consumed: come back to it without waiting.
-                        self.ready.push(source);
-                    }
-                }
+                self.read_ready(now);
                 self.flush(now);
+            }
+        }
+    }
+
+    /// The engine's next deadline or `stop`, whichever comes first.
+    fn deadline(&self, stop: Option<Instant>) -> Option<Instant> {
+        match (self.engine.poll_timeout(), stop) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Reads one batch from every socket found readable, all at `now`.
+    fn read_ready(&mut self, now: Instant) {
+        let mut sources = std::mem::take(&mut self.ready);
+        for source in sources.drain(..) {
+            let drained = match source {
+                Source::Listen => self.read_listen(now),
+                Source::Upstream(slot) => self.read_upstream(now, slot),
+            };
+            if !drained {
+                // Readiness was consumed: come back to it without waiting.
+                self.ready.push(source);
             }
         }
     }
@@ -193,42 +203,47 @@ impl Proxy {
         false
     }
 
+    /// A datagram of `n` bytes from client `from` (admitted first if new): into its link.
     fn handle_client_datagram(&mut self, now: Instant, from: SocketAddr, n: usize) {
         let slot = match self.engine.lookup(from) {
             Some(slot) => slot,
-            None => {
-                let Some(slot) = self.engine.admit(now, from) else {
-                    return;
-                };
-                match open_upstream(self.forward) {
-                    Ok(sock) => {
-                        if !self.quiet {
-                            let local = sock
-                                .local_addr()
-                                .map_or_else(|_| "?".to_string(), |a| a.to_string());
-                            eprintln!(
-                                "netem: client {from} -> upstream {local} (client #{})",
-                                self.engine.client_index(slot).unwrap_or_default()
-                            );
-                        }
-                        if self.upstream.len() <= slot {
-                            self.upstream.resize_with(slot + 1, || None);
-                        }
-                        self.upstream[slot] = Some(sock);
-                    }
-                    Err(e) => {
-                        if !self.quiet {
-                            eprintln!("netem: cannot open an upstream socket for {from}: {e}");
-                        }
-                        self.engine.abandon(slot);
-                        return;
-                    }
-                }
-                slot
-            }
+            None => match self.admit(now, from) {
+                Some(slot) => slot,
+                None => return,
+            },
         };
         self.engine
             .handle_input(now, slot, Dir::Up, &self.recv_buf[..n]);
+    }
+
+    /// Admits client `from` and opens its upstream socket; `None` (counted by the engine) when
+    /// the table is full or the socket cannot be opened.
+    fn admit(&mut self, now: Instant, from: SocketAddr) -> Option<Slot> {
+        let slot = self.engine.admit(now, from)?;
+        let sock = match open_upstream(self.forward) {
+            Ok(sock) => sock,
+            Err(e) => {
+                if !self.quiet {
+                    eprintln!("netem: cannot open an upstream socket for {from}: {e}");
+                }
+                self.engine.abandon(slot);
+                return None;
+            }
+        };
+        if !self.quiet {
+            let local = sock
+                .local_addr()
+                .map_or_else(|_| "?".to_string(), |a| a.to_string());
+            eprintln!(
+                "netem: client {from} -> upstream {local} (client #{})",
+                self.engine.client_index(slot).unwrap_or_default()
+            );
+        }
+        if self.upstream.len() <= slot {
+            self.upstream.resize_with(slot + 1, || None);
+        }
+        self.upstream[slot] = Some(sock);
+        Some(slot)
     }
 
     /// Reads the upstream socket of `slot`; whether it was drained (`WouldBlock`) or is gone.

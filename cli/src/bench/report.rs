@@ -186,9 +186,7 @@ impl BenchReport {
                 1,
             ),
         ];
-        for (metric, t, g, prec) in rows {
-            out.push_str(&row(metric, t, g, prec));
-        }
+        out.push_str(&table_rows(&rows));
         out
     }
 
@@ -258,9 +256,7 @@ fn setting_table(s: &SettingReport) -> String {
             0,
         ),
     ];
-    for (metric, t, g, prec) in rows {
-        out.push_str(&row(metric, t, g, prec));
-    }
+    out.push_str(&table_rows(&rows));
     out
 }
 
@@ -273,8 +269,16 @@ fn ratio(t: f64, g: f64) -> String {
     }
 }
 
-fn row(metric: &str, t: f64, g: f64, prec: usize) -> String {
-    format!("| {metric} | {t:.prec$} | {g:.prec$} | {} |\n", ratio(t, g))
+/// A table row: metric, tether's figure, kcp-go's, decimals shown.
+type Row<'a> = (&'a str, f64, f64, usize);
+
+/// `| metric | tether | kcp-go | ratio |` lines.
+fn table_rows(rows: &[Row]) -> String {
+    rows.iter()
+        .map(|&(metric, t, g, prec)| {
+            format!("| {metric} | {t:.prec$} | {g:.prec$} | {} |\n", ratio(t, g))
+        })
+        .collect()
 }
 
 #[cfg(test)]

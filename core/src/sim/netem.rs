@@ -29,7 +29,7 @@
 //!     idle_timeout: Duration::from_secs(60),
 //!     max_clients: 16,
 //! });
-//! let now = test_start(); // the runtime's clock; the engine never reads one
+//! let now = Instant::now(); // the runtime's clock; the engine never reads one
 //! let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
 //! let slot = netem.admit(now, client).expect("room for a client");
 //! netem.handle_input(now, slot, Dir::Up, b"hello");

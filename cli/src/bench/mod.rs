@@ -29,25 +29,46 @@ use procfs::loadavg;
 use report::{BenchReport, SettingReport, Sides};
 use settings::{Impl, SETTINGS};
 
-/// A failure of the bench: exit code and message.
-type Failure = (i32, String);
+/// Why `tether bench` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// No kcp-go peer to compare with (Go missing or its build failed): exit 2, so scripts
+    /// can tell "no Go here" from a failed run.
+    #[error("{0}")]
+    NoGoPeer(String),
+    /// A peer failed or misbehaved, or the report could not be written: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl BenchError {
+    /// The process exit code of this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            BenchError::NoGoPeer(_) => 2,
+            BenchError::Failed(_) => 1,
+        }
+    }
+}
 
 /// Runs `tether bench`; returns the exit code.
 pub fn run(args: &BenchArgs) -> i32 {
     match bench(args) {
         Ok(()) => 0,
-        Err((code, msg)) => {
-            eprintln!("tether bench: error: {msg}");
-            code
+        Err(e) => {
+            eprintln!("tether bench: error: {e}");
+            e.exit_code()
         }
     }
 }
 
-fn bench(args: &BenchArgs) -> Result<(), Failure> {
+fn bench(args: &BenchArgs) -> Result<(), BenchError> {
     let peers = peers(args)?;
     let report = measure_all(&peers, args)?;
     if args.json {
-        let json = report.json().map_err(|e| (1, format!("JSON: {e}")))?;
+        let json = report
+            .json()
+            .map_err(|e| BenchError::Failed(format!("JSON: {e}")))?;
         println!("{json}");
     } else {
         print!("{}", report.markdown());
@@ -57,9 +78,9 @@ fn bench(args: &BenchArgs) -> Result<(), Failure> {
 }
 
 /// This binary and the kcp-go peer (built unless `--kcppeer` names one).
-fn peers(args: &BenchArgs) -> Result<Peers, Failure> {
-    let rust =
-        std::env::current_exe().map_err(|e| (1, format!("cannot find our own binary: {e}")))?;
+fn peers(args: &BenchArgs) -> Result<Peers, BenchError> {
+    let rust = std::env::current_exe()
+        .map_err(|e| BenchError::Failed(format!("cannot find our own binary: {e}")))?;
     let go = match &args.kcppeer {
         Some(p) => p.clone(),
         None => {
@@ -78,7 +99,7 @@ fn peers(args: &BenchArgs) -> Result<Peers, Failure> {
 }
 
 /// Every setting for both implementations (kcp-go first), then the idle sessions.
-fn measure_all(peers: &Peers, args: &BenchArgs) -> Result<BenchReport, Failure> {
+fn measure_all(peers: &Peers, args: &BenchArgs) -> Result<BenchReport, BenchError> {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -90,9 +111,9 @@ fn measure_all(peers: &Peers, args: &BenchArgs) -> Result<BenchReport, Failure> 
             "tether bench: [{}] kcp-go ↔ kcp-go: bulk {} bytes each way, {} × 64-byte echo",
             s.name, args.bytes, args.rtt_count
         );
-        let kcp_go = run_setting(peers, Impl::KcpGo, s, args).map_err(|e| (1, e))?;
+        let kcp_go = run_setting(peers, Impl::KcpGo, s, args).map_err(BenchError::Failed)?;
         eprintln!("tether bench: [{}] tether ↔ tether", s.name);
-        let tether = run_setting(peers, Impl::Tether, s, args).map_err(|e| (1, e))?;
+        let tether = run_setting(peers, Impl::Tether, s, args).map_err(BenchError::Failed)?;
         settings.push(SettingReport::new(s, Sides { tether, kcp_go }));
     }
     let idle_setting = &SETTINGS[1];
@@ -100,12 +121,12 @@ fn measure_all(peers: &Peers, args: &BenchArgs) -> Result<BenchReport, Failure> 
         "tether bench: [idle] kcp-go: {} sessions held {:?}",
         args.idle_sessions, args.hold
     );
-    let kcp_go = run_idle(peers, Impl::KcpGo, idle_setting, args).map_err(|e| (1, e))?;
+    let kcp_go = run_idle(peers, Impl::KcpGo, idle_setting, args).map_err(BenchError::Failed)?;
     eprintln!(
         "tether bench: [idle] tether: {} sessions held {:?}",
         args.idle_sessions, args.hold
     );
-    let tether = run_idle(peers, Impl::Tether, idle_setting, args).map_err(|e| (1, e))?;
+    let tether = run_idle(peers, Impl::Tether, idle_setting, args).map_err(BenchError::Failed)?;
     Ok(BenchReport {
         bytes: args.bytes,
         rtt_count: args.rtt_count,

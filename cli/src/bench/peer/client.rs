@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::args::PeerArgs;
 use super::pattern::Pattern;
-use super::{fail, Fail, CHUNK, PROG_RECV, PROG_SENT};
+use super::{fail, PeerError, CHUNK, PROG_RECV, PROG_SENT};
 use crate::bench::procfs::{proc_cpu_seconds, proc_status_kb};
 use crate::bench::records::{BulkRecord, IdleRecord, Resources, RttRecord};
 
@@ -18,7 +18,7 @@ use crate::bench::records::{BulkRecord, IdleRecord, Resources, RttRecord};
 const HELLO: u8 = b'h';
 
 /// Runs `role` against `--connect` and returns its JSON line.
-pub async fn client(args: &PeerArgs, cfg: Config, role: &str) -> Result<String, Fail> {
+pub async fn client(args: &PeerArgs, cfg: Config, role: &str) -> Result<String, PeerError> {
     let addr_s = args
         .connect
         .as_deref()
@@ -44,7 +44,7 @@ fn resources() -> Resources {
     }
 }
 
-async fn dial(addr: SocketAddr, cfg: Config) -> Result<KcpStream, Fail> {
+async fn dial(addr: SocketAddr, cfg: Config) -> Result<KcpStream, PeerError> {
     KcpStream::connect(addr, cfg).await.map_err(|e| {
         let hint = if e.raw_os_error() == Some(24) {
             " (raise `ulimit -n`: every session has its own UDP socket)"
@@ -69,7 +69,7 @@ async fn hello(s: &mut KcpStream) -> io::Result<()> {
     Ok(())
 }
 
-async fn bulk(args: &PeerArgs, cfg: Config, addr: SocketAddr) -> Result<BulkRecord, Fail> {
+async fn bulk(args: &PeerArgs, cfg: Config, addr: SocketAddr) -> Result<BulkRecord, PeerError> {
     let mut s = dial(addr, cfg).await?;
     hello(&mut s)
         .await
@@ -142,9 +142,11 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn rtt(args: &PeerArgs, cfg: Config, addr: SocketAddr) -> Result<RttRecord, Fail> {
+async fn rtt(args: &PeerArgs, cfg: Config, addr: SocketAddr) -> Result<RttRecord, PeerError> {
     if args.count == 0 || args.size == 0 {
-        return Err((2, "rtt: --count and --size must be positive".into()));
+        return Err(PeerError::Usage(
+            "rtt: --count and --size must be positive".into(),
+        ));
     }
     let mut s = dial(addr, cfg).await?;
     hello(&mut s)
@@ -188,9 +190,9 @@ async fn rtt(args: &PeerArgs, cfg: Config, addr: SocketAddr) -> Result<RttRecord
     })
 }
 
-async fn idle(args: &PeerArgs, cfg: Config, addr: SocketAddr) -> Result<IdleRecord, Fail> {
+async fn idle(args: &PeerArgs, cfg: Config, addr: SocketAddr) -> Result<IdleRecord, PeerError> {
     if args.sessions == 0 {
-        return Err((2, "idle: --sessions must be positive".into()));
+        return Err(PeerError::Usage("idle: --sessions must be positive".into()));
     }
     let start = Instant::now();
     let mut streams = Vec::with_capacity(args.sessions);

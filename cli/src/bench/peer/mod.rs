@@ -23,11 +23,34 @@ static PROG_SENT: AtomicU64 = AtomicU64::new(0);
 /// Bytes received so far, for the timeout message.
 static PROG_RECV: AtomicU64 = AtomicU64::new(0);
 
-/// A client failure: exit code and message.
-type Fail = (i32, String);
+/// Why a client role failed; each kind has kcppeer's exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The transfer failed (I/O, a wrong echo): exit 1.
+    #[error("{0}")]
+    Failed(String),
+    /// The flags make no run (e.g. `--sessions 0`): exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// `--timeout` was reached: exit 3.
+    #[error("{0}")]
+    Timeout(String),
+}
 
-fn fail(e: impl std::fmt::Display) -> Fail {
-    (1, e.to_string())
+impl PeerError {
+    /// The process exit code of this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PeerError::Failed(_) => 1,
+            PeerError::Usage(_) => 2,
+            PeerError::Timeout(_) => 3,
+        }
+    }
+}
+
+/// A failed transfer, for `map_err`.
+fn fail(e: impl std::fmt::Display) -> PeerError {
+    PeerError::Failed(e.to_string())
 }
 
 /// Runs `tether bench-peer`; returns the exit code.
@@ -127,14 +150,11 @@ fn run_client(
         let work = client::client(args, cfg, role);
         match timeout {
             Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| {
-                Err((
-                    3,
-                    format!(
-                        "--timeout {t:?} reached in role {role}: sent {}, received {} bytes",
-                        PROG_SENT.load(Ordering::Relaxed),
-                        PROG_RECV.load(Ordering::Relaxed)
-                    ),
-                ))
+                Err(PeerError::Timeout(format!(
+                    "--timeout {t:?} reached in role {role}: sent {}, received {} bytes",
+                    PROG_SENT.load(Ordering::Relaxed),
+                    PROG_RECV.load(Ordering::Relaxed)
+                )))
             }),
             None => work.await,
         }
@@ -146,9 +166,9 @@ fn run_client(
             let _ = out.flush();
             0
         }
-        Err((code, msg)) => {
-            eprintln!("tether bench-peer: {msg}");
-            code
+        Err(e) => {
+            eprintln!("tether bench-peer: {e}");
+            e.exit_code()
         }
     }
 }

@@ -310,11 +310,8 @@ mod tests {
 
     fn config(link: LinkConfig) -> EngineConfig {
         EngineConfig {
-            up: link.clone(),
-            down: link,
-            seed: 1,
-            idle_timeout: Duration::from_secs(60),
             max_clients: 16,
+            ..EngineConfig::symmetric(link)
         }
     }
 

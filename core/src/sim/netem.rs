@@ -22,13 +22,7 @@
 //! use tether_core::sim::LinkConfig;
 //!
 //! let link = LinkConfig::perfect().with_delay(Duration::from_millis(10));
-//! let mut netem = Engine::new(EngineConfig {
-//!     up: link.clone(),
-//!     down: link,
-//!     seed: 1,
-//!     idle_timeout: Duration::from_secs(60),
-//!     max_clients: 16,
-//! });
+//! let mut netem = Engine::new(EngineConfig::symmetric(link));
 //! let now = Instant::now(); // the runtime's clock; the engine never reads one
 //! let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
 //! let slot = netem.admit(now, client).expect("room for a client");
@@ -84,6 +78,20 @@ pub struct EngineConfig {
     pub idle_timeout: Duration,
     /// Bound on clients held at once.
     pub max_clients: usize,
+}
+
+impl EngineConfig {
+    /// `link` both ways, seed 1, clients forgotten after 60 s idle, at most 4096 of them
+    /// (`tether netem`'s defaults); adjust the fields from there.
+    pub fn symmetric(link: LinkConfig) -> Self {
+        Self {
+            up: link.clone(),
+            down: link,
+            seed: 1,
+            idle_timeout: Duration::from_secs(60),
+            max_clients: 4096,
+        }
+    }
 }
 
 /// Counters of one direction, over every client that ever was.
@@ -389,11 +397,8 @@ mod tests {
 
     fn config(link: LinkConfig) -> EngineConfig {
         EngineConfig {
-            up: link.clone(),
-            down: link,
-            seed: 1,
-            idle_timeout: Duration::from_secs(60),
             max_clients: 4,
+            ..EngineConfig::symmetric(link)
         }
     }
 

@@ -6,7 +6,9 @@
 //! - [`Link`] is one direction of an impaired path (loss, Gilbert–Elliott bursts, delay,
 //!   jitter, reordering, duplication, corruption, a rate-limited drop-tail queue), configured
 //!   by [`LinkConfig`] and its presets ([`LinkConfig::preset`], [`PRESET_NAMES`]). The same
-//!   type can sit between two real UDP sockets as a userspace impairment proxy.
+//!   type can sit between two real UDP sockets as a userspace impairment proxy: [`netem`]
+//!   is that proxy's sans-IO engine (client table, a seeded link per client and direction,
+//!   counters), which `tether netem` drives with its sockets and clock.
 //! - [`Pipe`] is one direction of a byte-stream connection (TCP as the application sees it):
 //!   ordered and lossless, but re-chunked at random, delayed, rate-limited behind a bounded
 //!   buffer that pushes back on the writer, and breakable: a disconnect loses every byte in
@@ -97,6 +99,7 @@
 //! ```
 mod link;
 mod medium;
+pub mod netem;
 mod pair;
 mod peer;
 mod pipe;

@@ -154,6 +154,33 @@ pub trait Streams {
 /// a simulated connection on call or at scripted instants) tells it when the connection
 /// breaks and when a new one is up. Datagram machines need no such hook: a datagram path has
 /// no connection to lose.
+///
+/// ```
+/// use std::time::Instant;
+/// use tether_core::driver::Transport;
+///
+/// /// Keeps every unacknowledged message and sends it again on the next connection.
+/// struct Resuming { unacked: Vec<Vec<u8>>, out: Vec<u8>, up: bool }
+///
+/// impl Transport for Resuming {
+///     fn handle_disconnect(&mut self, _now: Instant) {
+///         self.up = false;
+///         self.out.clear(); // queued for the old connection: gone with it
+///     }
+///     fn handle_reconnect(&mut self, _now: Instant) {
+///         self.up = true;
+///         for m in &self.unacked {
+///             self.out.extend_from_slice(m);
+///         }
+///     }
+/// }
+///
+/// let now = Instant::now(); // a runtime's clock; core never reads one
+/// let mut m = Resuming { unacked: vec![b"hi".to_vec()], out: b"h".to_vec(), up: true };
+/// m.handle_disconnect(now);
+/// m.handle_reconnect(now);
+/// assert_eq!(m.out, b"hi");
+/// ```
 pub trait Transport {
     /// The connection broke at `now`: every byte in flight either way is lost, and what the
     /// machine transmits goes nowhere until [`Transport::handle_reconnect`]. A protocol that

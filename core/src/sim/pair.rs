@@ -195,6 +195,10 @@ impl<A: Machine, B: Machine> Pair<A, B, Link> {
 impl<A: Machine, B: Machine> Pair<A, B, Pipe> {
     /// Joins `a` and `b` by a byte-stream connection (a [`Pipe`] each way) at virtual time
     /// `start`; each pipe's randomness is a child of `seed`.
+    ///
+    /// While a pipe is full the pair holds the machine's output and does not poll it, so the
+    /// machine must keep its deadline a timer (driver contract): one whose `poll_timeout`
+    /// stays at `now` while its output waits is reported as a livelock.
     pub fn over_pipe(
         a: A,
         b: B,

@@ -135,6 +135,7 @@ pub fn run(cfg: &Config, total: usize, limit: Duration) -> io::Result<Report> {
                     }
                 }
                 ListenerEvent::Session(id, KcpEvent::DeadLink) => server.close(id),
+                ListenerEvent::Session(_, KcpEvent::Acknowledged | KcpEvent::Closed(_)) => {}
                 ListenerEvent::Closed(id, _) => {
                     echoes.remove(&id);
                 }
@@ -155,7 +156,8 @@ pub fn run(cfg: &Config, total: usize, limit: Duration) -> io::Result<Report> {
                         format!("client session lost: {ev:?}"),
                     ))
                 }
-                ListenerEvent::Incoming(_) => {}
+                ListenerEvent::Session(_, KcpEvent::Acknowledged | KcpEvent::Closed(_))
+                | ListenerEvent::Incoming(_) => {}
             }
         }
         while c_writable && sent < total {

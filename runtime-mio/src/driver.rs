@@ -24,8 +24,6 @@ const MAX_PENDING: usize = 256;
 /// How stale the hub's SNMP snapshot may get while the endpoint is active (summing the
 /// counters walks every session, so it is not done on every wake-up).
 pub const SNMP_REFRESH: std::time::Duration = std::time::Duration::from_millis(100);
-/// While the socket is full, re-check timers no more often than this.
-pub const BLOCKED_RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Counters of the loop itself (the idle-cost test reads them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -217,7 +215,7 @@ pub struct Driver {
     /// Loop counters.
     pub stats: DriverStats,
     /// The socket refused datagrams (`WouldBlock`): output waits for writability.
-    blocked: Option<Instant>,
+    blocked: bool,
     snmp_at: Option<Instant>,
     /// Streams whose bytes are not all acknowledged yet. KCP raises no event when an ACK
     /// empties its send buffer, so these are re-checked on every pass: a `flush()` whose
@@ -236,7 +234,7 @@ impl Driver {
             server,
             outbox: Outbox::default(),
             stats: DriverStats::default(),
-            blocked: None,
+            blocked: false,
             snmp_at: None,
             awaiting_ack: HashSet::new(),
             awaiting_scratch: HashSet::new(),
@@ -264,9 +262,10 @@ impl Driver {
         }
     }
 
-    /// Whether the next deadline has already passed: the loop runs again without waiting.
+    /// Whether the loop must run again without waiting: a timer is due, or sessions have
+    /// output and the socket can take it (while it is full, writability wakes the loop).
     pub fn due(&self, now: Instant) -> bool {
-        self.deadline().is_some_and(|d| d <= now)
+        (!self.blocked && self.listener.has_transmit()) || self.deadline().is_some_and(|d| d <= now)
     }
 
     /// Fires due timers.
@@ -276,15 +275,11 @@ impl Driver {
         self.listener.handle_timeout(now);
     }
 
-    /// The next deadline (`None`: nothing scheduled, sleep until I/O or the app). While the
-    /// socket is full, "output pending now" is not a reason to wake: writability is; timers
-    /// are still honoured, at most every [`BLOCKED_RECHECK`].
+    /// The next timer deadline (`None`: nothing scheduled, sleep until I/O or the app).
+    /// Pending output is not a deadline (the core's `has_transmit`, see [`Driver::due`]), so
+    /// a full socket never makes the loop spin.
     pub fn deadline(&self) -> Option<Instant> {
-        let d = self.listener.poll_timeout()?;
-        Some(match self.blocked {
-            Some(since) => d.max(since + BLOCKED_RECHECK),
-            None => d,
-        })
+        self.listener.poll_timeout()
     }
 
     /// One loop iteration after waking: timers, hub ⇄ sessions, datagrams out. Returns
@@ -445,11 +440,10 @@ impl Driver {
         let r = self.outbox.flush(&mut self.listener, sock, now);
         self.stats.syscalls += r.syscalls;
         self.stats.datagrams_out += r.sent;
+        self.blocked = r.blocked;
         if r.blocked {
-            self.blocked = Some(now);
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        self.blocked = None;
         Ok(())
     }
 

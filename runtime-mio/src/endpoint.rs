@@ -40,7 +40,7 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
@@ -53,10 +53,6 @@ use crate::driver::{read_datagrams, Outbox};
 
 #[cfg(doc)]
 use tether_core::kcp::KcpEvent;
-
-/// While the socket is full, the longest sleep before timers are looked at again if the
-/// writable event is slow to come.
-const BLOCKED_RECHECK: Duration = Duration::from_millis(10);
 
 /// Why a session call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,11 +195,11 @@ impl Endpoint {
         }
         let t = self.listener.poll_timeout();
         if self.blocked {
-            // Output waits for the writable event; don't spin on the listener's "output
-            // pending" deadline meanwhile, but keep timers roughly alive.
-            return t.map(|t| t.max(self.now + BLOCKED_RECHECK));
+            // Output waits for the writable event; timers are pure timers (pending output is
+            // the core's `has_transmit`), so they can be honoured exactly.
+            return t;
         }
-        if self.app_dirty {
+        if self.app_dirty || self.listener.has_transmit() {
             return Some(self.now);
         }
         t

@@ -228,7 +228,7 @@ fn establish_over_udp(server: SocketAddr, i: usize) {
         while let Ok(n) = client.read(&mut rbuf) {
             echoed += n;
         }
-        if echoed == HELLO.len() && client.poll_timeout().is_none() {
+        if echoed == HELLO.len() && client.poll_timeout().is_none() && !client.has_transmit() {
             return;
         }
         assert!(

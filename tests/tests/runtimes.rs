@@ -577,6 +577,7 @@ mod mio_facade {
                             e.writable = true;
                         }
                     }
+                    ListenerEvent::Session(_, KcpEvent::Acknowledged | KcpEvent::Closed(_)) => {}
                     ListenerEvent::Closed(id, r) => {
                         if sessions.remove(&id).is_some() {
                             let _ = ends.send(Err(End::Closed(r).error()));
@@ -873,7 +874,8 @@ mod mio_facade {
                         ListenerEvent::Closed(_, r) => {
                             c.end.get_or_insert(End::Closed(r));
                         }
-                        ListenerEvent::Incoming(_) => {}
+                        ListenerEvent::Session(_, KcpEvent::Acknowledged | KcpEvent::Closed(_))
+                        | ListenerEvent::Incoming(_) => {}
                     }
                 }
                 c.pump(&mut buf);

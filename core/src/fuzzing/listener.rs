@@ -92,6 +92,7 @@ impl Node {
             }
             link.push_back((self.me, to, std::mem::take(&mut buf)));
         }
+        assert!(!self.l.has_transmit(), "has_transmit after a full drain");
         while let Some(ev) = self.l.poll_event() {
             if let ListenerEvent::Closed(id, _) = ev {
                 self.held.retain(|h| *h != id);

@@ -169,7 +169,6 @@ pub struct Listener {
     dirty: VecDeque<u32>,
     events: VecDeque<ListenerEvent>,
     scratch: Vec<u8>,
-    last_now: Option<Instant>,
     snmp: Snmp,
     closed_snmp: Snmp,
     stats: ListenerStats,
@@ -205,7 +204,6 @@ impl Listener {
             dirty: VecDeque::new(),
             events: VecDeque::new(),
             scratch: Vec::new(),
-            last_now: None,
             snmp: Snmp::default(),
             closed_snmp: Snmp::default(),
             stats: ListenerStats::default(),
@@ -348,7 +346,6 @@ impl Listener {
         from: SocketAddr,
         data: &[u8],
     ) -> Result<(), SessionInputError> {
-        self.last_now = Some(now);
         let max = self.cfg.session.max_datagram();
         if data.len() > max {
             self.stats.dropped_oversize += 1;
@@ -590,7 +587,6 @@ impl Listener {
     /// (kcp-go-session.md §7). Nothing is sent until the application writes. The session is
     /// already accepted; an existing session to `addr` is replaced.
     pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> SessionId {
-        self.last_now = Some(now);
         if let Some(&old) = self.by_addr.get(&addr) {
             self.begin_close(old, CloseReason::Replaced);
         }
@@ -824,17 +820,16 @@ impl Listener {
     }
 
     /// The earliest deadline of any session (`None`: every session is idle).
+    /// Pending output is [`Listener::has_transmit`], never reported here.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        if !self.dirty.is_empty() {
-            // Output is pending "now"; never hide an earlier timer behind it, and never
-            // report nothing when the listener has not seen a clock yet.
-            return match (self.last_now, timer) {
-                (Some(n), Some(t)) => Some(n.min(t)),
-                (n, t) => n.or(t),
-            };
-        }
-        timer
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Whether [`Listener::poll_transmit`] has work now: a session took input, fired a
+    /// timer or was touched by the application, and its output was not drained yet (the
+    /// drain also reschedules it, so drivers drain while this holds, before sleeping).
+    pub fn has_transmit(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// Entries in the timer heap, stale ones included (for bound checks in tests and fuzzing).
@@ -850,7 +845,6 @@ impl Listener {
 
     /// Fires the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.last_now = Some(now);
         while let Some(&Reverse((t, idx, gen))) = self.timers.peek() {
             if t > now {
                 break;

@@ -470,3 +470,32 @@ fn echo_after_a_lone_ack_is_not_held() {
     let a = l.session(id).unwrap().amplification();
     assert!(a.sent <= a.received, "{a:?}");
 }
+
+/// "Has output" is explicit on the listener: an application write marks output pending
+/// (`has_transmit`) without turning the timer deadline into `now`, and draining clears it.
+#[test]
+fn pending_output_is_has_transmit_not_a_deadline() {
+    let c = cfg(0, 0);
+    let now = test_start();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(1)));
+    // A client session: verified, so anti-amplification holds nothing back.
+    let id = l.connect(now, addr(0));
+    let mut buf = Vec::new();
+    l.session_mut(id).unwrap().write(b"hello").unwrap();
+    while l.poll_transmit(now, &mut buf).is_some() {}
+    assert!(!l.has_transmit());
+    let before = l.poll_timeout();
+    let later = now + Duration::from_millis(3);
+    l.handle_timeout(later);
+    while l.poll_transmit(later, &mut buf).is_some() {}
+    l.session_mut(id).unwrap().write(b"answer").unwrap();
+    assert!(l.has_transmit());
+    assert!(
+        l.poll_timeout().is_none_or(|t| t > later),
+        "pending output is not a deadline at now (was {before:?})"
+    );
+    buf.clear();
+    while l.poll_transmit(later, &mut buf).is_some() {}
+    assert!(!buf.is_empty());
+    assert!(!l.has_transmit());
+}

@@ -321,6 +321,12 @@ fn flush<M: Machine>(
     loop {
         buf.clear();
         let Some(t) = m.poll_transmit(now, buf) else {
+            // The driver contract: drained means `has_transmit` is false, so a driver that
+            // drains "while has_transmit" (a composed stack, a runtime) never spins.
+            assert!(
+                !m.has_transmit(),
+                "has_transmit still true after poll_transmit returned None (seed {seed})"
+            );
             return (count, bytes);
         };
         // Catch a machine that misreports what it appended, instead of forwarding garbage.

@@ -63,6 +63,7 @@
 mod link;
 mod pair;
 mod seed;
+pub mod toy_mux;
 pub mod transfer;
 
 pub use link::{Link, LinkConfig, LinkStats, Loss, DEFAULT_MAX_IN_FLIGHT, PRESET_NAMES};

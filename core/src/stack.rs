@@ -32,7 +32,7 @@
 //! [`StreamEvent::Closed`], whichever layer ended it.
 //!
 //! ```
-//! use std::time::{Duration, Instant};
+//! use std::time::Instant;
 //! use tether_core::driver::{Machine, StreamEvent, StreamId, Streams};
 //! use tether_core::kcp::KcpConfig;
 //! use tether_core::rng::seeded;
@@ -66,17 +66,13 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt::Debug;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::driver::{ByteStream, Machine, StreamError, StreamEvent, StreamId, Streams, Transmit};
 use crate::kcp::{Kcp, KcpCloseReason, KcpEvent};
 use crate::session::Session;
 
-/// How long a dropped stream lingers for its bytes to be acknowledged before the connection
-/// closes anyway: 30 s, kcptun's and smux's scale for a stuck peer (a whole window resent
-/// at the 60 s RTO cap would take longer; a peer that silent is gone, and the dead-link rule
-/// usually ends it first).
-pub const LINGER_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::driver::LINGER_TIMEOUT;
 
 /// The lower machine of a stack: datagrams in and out, one byte stream carried.
 pub trait LowerLayer: Machine + ByteStream {

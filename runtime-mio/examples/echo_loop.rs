@@ -134,8 +134,11 @@ pub fn run(cfg: &Config, total: usize, limit: Duration) -> io::Result<Report> {
                         e.writable = true;
                     }
                 }
-                ListenerEvent::Session(id, KcpEvent::DeadLink) => server.close(id),
-                ListenerEvent::Session(_, KcpEvent::Acknowledged | KcpEvent::Closed(_)) => {}
+                // A dead link is closed by the listener itself (`Closed(id, DeadLink)`).
+                ListenerEvent::Session(
+                    _,
+                    KcpEvent::DeadLink | KcpEvent::Acknowledged | KcpEvent::Closed(_),
+                ) => {}
                 ListenerEvent::Closed(id, _) => {
                     echoes.remove(&id);
                 }

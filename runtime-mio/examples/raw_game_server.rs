@@ -100,7 +100,6 @@ pub fn run(players: usize, inputs: u32, limit: Duration) -> io::Result<u64> {
         while let Some(ev) = server.poll_event() {
             match ev {
                 ListenerEvent::Incoming(_) => while server.accept().is_some() {},
-                ListenerEvent::Session(id, KcpEvent::DeadLink) => server.close(id),
                 ListenerEvent::Closed(id, _) => {
                     last_input.remove(&id);
                 }

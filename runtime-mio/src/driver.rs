@@ -2,15 +2,14 @@
 //! one `now` per batch, timers, moving bytes between the hub and the sessions, and batched
 //! writes that stop at `WouldBlock` (no unbounded side queue). Runtimes add only readiness
 //! and a timer.
-use std::collections::HashSet;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tether_core::kcp::{KcpEvent, WriteError};
-use tether_core::session::{Listener, ListenerEvent, Session, SessionId};
+use tether_core::kcp::WriteError;
+use tether_core::session::{CloseReason, Listener, ListenerEvent, Session, SessionId};
 
 use crate::hub::{Gone, Hub, HubState, StreamBuf, RECV_BUFFER};
 use crate::udp::{self, RecvBatch};
@@ -217,12 +216,6 @@ pub struct Driver {
     /// The socket refused datagrams (`WouldBlock`): output waits for writability.
     blocked: bool,
     snmp_at: Option<Instant>,
-    /// Streams whose bytes are not all acknowledged yet. KCP raises no event when an ACK
-    /// empties its send buffer, so these are re-checked on every pass: a `flush()` whose
-    /// peer never writes back still completes, and a dropped stream still gets closed.
-    awaiting_ack: HashSet<SessionId>,
-    /// The previous pass's `awaiting_ack`, kept for its capacity (no allocation per pass).
-    awaiting_scratch: HashSet<SessionId>,
 }
 
 impl Driver {
@@ -236,8 +229,6 @@ impl Driver {
             stats: DriverStats::default(),
             blocked: false,
             snmp_at: None,
-            awaiting_ack: HashSet::new(),
-            awaiting_scratch: HashSet::new(),
         }
     }
 
@@ -287,9 +278,9 @@ impl Driver {
     pub fn process(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
         self.stats.wakeups += 1;
         self.timeout(now);
-        self.sync();
+        self.sync(now);
         let r = self.transmit(sock, now);
-        self.sync();
+        self.sync(now);
         if self
             .snmp_at
             .is_none_or(|t| now.saturating_duration_since(t) >= SNMP_REFRESH)
@@ -312,18 +303,20 @@ impl Driver {
     }
 
     /// Moves bytes between the hub and the sessions, and turns listener events into stream
-    /// state.
-    pub fn sync(&mut self) {
+    /// state. A session is pumped when it reports an event (readable, writable, everything
+    /// acknowledged) or the application touched its stream; nothing is polled per pass.
+    pub fn sync(&mut self, now: Instant) {
         let hub = Arc::clone(&self.hub);
         let mut st = hub.lock();
         st.driver_stats = self.stats;
         while let Some(ev) = self.listener.poll_event() {
             match ev {
                 ListenerEvent::Incoming(_) => {}
-                ListenerEvent::Session(id, KcpEvent::DeadLink) => {
+                ListenerEvent::Session(id, _) => self.pump(&mut st, id, now),
+                // The core listener closes dead links itself (policy in core).
+                ListenerEvent::Closed(id, CloseReason::DeadLink) => {
                     self.gone(&mut st, id, Gone::DeadLink)
                 }
-                ListenerEvent::Session(id, _) => self.pump(&mut st, id),
                 ListenerEvent::Closed(id, r) => self.gone(&mut st, id, Gone::Closed(r)),
             }
         }
@@ -337,34 +330,12 @@ impl Driver {
                 if let Some(s) = st.streams.get_mut(&id) {
                     s.peer = self.listener.remote(id);
                 }
-                self.pump(&mut st, id);
+                self.pump(&mut st, id, now);
             }
         }
         for id in st.take_dirty() {
-            self.pump(&mut st, id);
+            self.pump(&mut st, id, now);
         }
-        self.recheck_acks(&mut st);
-    }
-
-    /// Pumps the streams whose data became fully acknowledged since they were last pumped
-    /// (`pump` clears their `unacked` flag, waking a pending flush, and closes a dropped
-    /// one). The check is read-only: a session still waiting is not marked for output.
-    fn recheck_acks(&mut self, st: &mut HubState) {
-        if self.awaiting_ack.is_empty() {
-            return;
-        }
-        let mut ids = std::mem::take(&mut self.awaiting_scratch);
-        std::mem::swap(&mut ids, &mut self.awaiting_ack);
-        for id in ids.drain() {
-            match self.listener.session(id) {
-                None => {} // closed: its stream learns through the Closed event
-                Some(sess) if sess.kcp().all_acked() => self.pump(st, id),
-                Some(_) => {
-                    self.awaiting_ack.insert(id);
-                }
-            }
-        }
-        self.awaiting_scratch = ids;
     }
 
     fn gone(&mut self, st: &mut HubState, id: SessionId, why: Gone) {
@@ -375,14 +346,11 @@ impl Driver {
                 st.streams.remove(&id);
             }
         }
-        if why == Gone::DeadLink {
-            self.listener.close(id);
-        }
     }
 
     /// Moves one stream's bytes: app → KCP while KCP accepts, KCP → app while the app buffer
     /// has room (KCP's receive window is the back-pressure).
-    fn pump(&mut self, st: &mut HubState, id: SessionId) {
+    fn pump(&mut self, st: &mut HubState, id: SessionId, now: Instant) {
         let Some(s) = st.streams.get_mut(&id) else {
             return;
         };
@@ -415,10 +383,8 @@ impl Driver {
                 }
             }
         });
+        // Re-read when KCP reports `Acknowledged` (the listener's event pumps this stream).
         let unacked = !s.send.is_empty() || !sess.kcp().all_acked();
-        if unacked {
-            self.awaiting_ack.insert(id);
-        }
         if unacked != s.unacked {
             s.unacked = unacked;
             progressed = true;
@@ -426,9 +392,11 @@ impl Driver {
         if progressed || !s.recv.is_empty() {
             s.wake();
         }
-        if s.dropped && !unacked {
+        if s.dropped && s.send.is_empty() {
+            // Everything is inside KCP: the core lingers until it is acknowledged (bounded
+            // by its LINGER_TIMEOUT), the same on every runtime.
             st.streams.remove(&id);
-            self.listener.close(id);
+            self.listener.close_when_acked(now, id);
             return;
         }
         s.release_buffers();

@@ -35,8 +35,10 @@
 //!   they expire after the listener's accept timeout;
 //! * read after [`KcpEvent::Readable`] until
 //!   [`RecvError::WouldBlock`], write until [`WriteError::Blocked`] and
-//!   resume after [`KcpEvent::Writable`]; close a session after
-//!   [`KcpEvent::DeadLink`] (the endpoint does not close it by itself).
+//!   resume after [`KcpEvent::Writable`]; a dead link closes the session by itself
+//!   ([`ListenerEvent::Closed`] with `CloseReason::DeadLink`, the core's policy on every
+//!   runtime); [`KcpEvent::Acknowledged`] says everything written was acknowledged, and
+//!   [`Endpoint::close_when_acked`] closes a session once it is.
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -316,7 +318,14 @@ impl Endpoint {
         self.listener.close(id);
     }
 
-    /// The next event (new session, readable, writable, dead link, closed), oldest first.
+    /// Closes a session once everything written on it is acknowledged, or after the core's
+    /// `LINGER_TIMEOUT` (what the tokio and smol runtimes do when a stream is dropped).
+    pub fn close_when_acked(&mut self, now: Instant, id: SessionId) {
+        self.app_dirty = true;
+        self.listener.close_when_acked(now, id);
+    }
+
+    /// The next event (new session, readable, writable, acknowledged, closed), oldest first.
     pub fn poll_event(&mut self) -> Option<ListenerEvent> {
         self.listener.poll_event()
     }

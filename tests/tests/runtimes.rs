@@ -37,6 +37,14 @@ macro_rules! suite {
             fn peer_only_reads() {
                 super::scenarios::peer_only_reads::<$rt>();
             }
+            #[test]
+            fn dead_link() {
+                super::scenarios::dead_link::<$rt>();
+            }
+            #[test]
+            fn dropped_stream_lingers() {
+                super::scenarios::dropped_stream_lingers::<$rt>();
+            }
         }
     };
 }
@@ -446,14 +454,13 @@ mod mio_facade {
     /// Why a session ended, as the hub of the tokio and smol adapters words it.
     #[derive(Debug, Clone, Copy)]
     enum End {
-        DeadLink,
         Closed(CloseReason),
     }
 
     impl End {
         fn error(self) -> io::Error {
             match self {
-                End::DeadLink => io::Error::new(
+                End::Closed(CloseReason::DeadLink) => io::Error::new(
                     io::ErrorKind::TimedOut,
                     "peer stopped acknowledging (dead link)",
                 ),
@@ -561,12 +568,6 @@ mod mio_facade {
                             sessions.insert(id, Echo::default());
                         }
                     }
-                    ListenerEvent::Session(id, KcpEvent::DeadLink) => {
-                        ep.close(id);
-                        if sessions.remove(&id).is_some() {
-                            let _ = ends.send(Err(End::DeadLink.error()));
-                        }
-                    }
                     ListenerEvent::Session(id, KcpEvent::Readable) => {
                         if let Some(e) = sessions.get_mut(&id) {
                             e.readable = true;
@@ -577,7 +578,11 @@ mod mio_facade {
                             e.writable = true;
                         }
                     }
-                    ListenerEvent::Session(_, KcpEvent::Acknowledged | KcpEvent::Closed(_)) => {}
+                    // The core closes dead links itself: `Closed(id, CloseReason::DeadLink)`.
+                    ListenerEvent::Session(
+                        _,
+                        KcpEvent::DeadLink | KcpEvent::Acknowledged | KcpEvent::Closed(_),
+                    ) => {}
                     ListenerEvent::Closed(id, r) => {
                         if sessions.remove(&id).is_some() {
                             let _ = ends.send(Err(End::Closed(r).error()));
@@ -666,6 +671,7 @@ mod mio_facade {
                     read: None,
                     flush: None,
                     end: None,
+                    dropped: false,
                     closed: false,
                     readable: false,
                     writable: true,
@@ -737,6 +743,10 @@ mod mio_facade {
         read: Option<(usize, mpsc::Sender<io::Result<Vec<u8>>>)>,
         flush: Option<mpsc::Sender<io::Result<()>>>,
         end: Option<End>,
+        /// The test dropped its handle: hand the rest to KCP, then close once acknowledged
+        /// (the core's linger, as the tokio and smol runtimes do).
+        dropped: bool,
+        /// The session was handed to the core's linger (or closed): nothing more to pump.
         closed: bool,
         /// Readable since the last `WouldBlock` (the endpoint's `Readable` event).
         readable: bool,
@@ -753,15 +763,15 @@ mod mio_facade {
                 }
                 Cmd::Read(_, n, tx) => self.read = Some((n, tx)),
                 Cmd::Flush(_, tx) => self.flush = Some(tx),
-                Cmd::Close(_) => {
-                    self.closed = true;
-                    self.ep.close(self.id);
-                }
+                Cmd::Close(_) => self.dropped = true,
             }
         }
 
         /// Moves bytes between the buffers and KCP, then answers what can be answered.
         fn pump(&mut self, buf: &mut [u8]) {
+            if self.dropped && self.end.is_some() {
+                self.closed = true; // the session is gone already: nothing lingers
+            }
             if self.closed {
                 return;
             }
@@ -774,6 +784,11 @@ mod mio_facade {
                         Err(SessionError::Kcp(WriteError::Blocked)) => self.writable = false,
                         Err(e) => panic!("client write: {e}"),
                     }
+                }
+                if self.dropped && self.send.is_empty() {
+                    self.closed = true;
+                    self.ep.close_when_acked(Instant::now(), self.id);
+                    return;
                 }
                 while self.readable {
                     match self.ep.read(self.id, buf) {
@@ -822,6 +837,7 @@ mod mio_facade {
         let mut events = Events::with_capacity(1024);
         let mut touched = vec![false; clients.len()];
         let mut buf = vec![0u8; 64 << 10];
+        let mut disconnected = false;
         loop {
             let timeout = clients
                 .iter()
@@ -835,7 +851,7 @@ mod mio_facade {
                     touched[ev.token().0] = true;
                 }
             }
-            loop {
+            while !disconnected {
                 match rx.try_recv() {
                     Ok(cmd) => {
                         let i = match &cmd {
@@ -847,13 +863,13 @@ mod mio_facade {
                     }
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
-                        // Last handle gone: close what is left; the final datagrams go out.
-                        let now = Instant::now();
-                        for c in clients.iter_mut().filter(|c| !c.closed) {
-                            c.ep.close(c.id);
-                            let _ = c.ep.process(now);
+                        // Last handle gone: every session lingers until acknowledged (the
+                        // core bounds it), then the loop ends.
+                        disconnected = true;
+                        for c in clients.iter_mut() {
+                            c.dropped = true;
                         }
-                        return Ok(());
+                        touched.fill(true);
                     }
                 }
             }
@@ -865,20 +881,31 @@ mod mio_facade {
                 c.ep.process(now)?;
                 while let Some(ev) = c.ep.poll_event() {
                     match ev {
-                        ListenerEvent::Session(_, KcpEvent::DeadLink) => {
-                            c.end.get_or_insert(End::DeadLink);
-                            c.ep.close(c.id);
-                        }
                         ListenerEvent::Session(_, KcpEvent::Readable) => c.readable = true,
                         ListenerEvent::Session(_, KcpEvent::Writable) => c.writable = true,
                         ListenerEvent::Closed(_, r) => {
                             c.end.get_or_insert(End::Closed(r));
                         }
-                        ListenerEvent::Session(_, KcpEvent::Acknowledged | KcpEvent::Closed(_))
+                        ListenerEvent::Session(
+                            _,
+                            KcpEvent::DeadLink | KcpEvent::Acknowledged | KcpEvent::Closed(_),
+                        )
                         | ListenerEvent::Incoming(_) => {}
                     }
                 }
                 c.pump(&mut buf);
+            }
+            if disconnected
+                && clients
+                    .iter()
+                    .all(|c| c.closed && c.ep.listener().is_empty())
+            {
+                // The final datagrams go out, then the endpoints go.
+                let now = Instant::now();
+                for c in clients.iter_mut() {
+                    let _ = c.ep.process(now);
+                }
+                return Ok(());
             }
         }
     }

@@ -21,7 +21,7 @@ use super::session::{peek_conv, unauthenticated, Crypt};
 use super::snmp::Snmp;
 use super::CryptMode;
 use super::{Session, SessionConfig, SessionInputError};
-use crate::driver::{Machine, Transmit};
+use crate::driver::{Machine, Transmit, LINGER_TIMEOUT};
 use crate::kcp::KcpEvent;
 use crate::rng::{seeded, SimRng};
 
@@ -87,6 +87,9 @@ pub enum CloseReason {
     /// Authenticated mode: the session's datagram counter reached `u64::MAX`; a new session
     /// must be opened to continue.
     CounterExhausted,
+    /// A segment was sent `dead_link` times without an acknowledgement (kcp.md §8.3): the
+    /// peer vanished. Policy in core: every runtime closes such a session alike.
+    DeadLink,
 }
 
 /// Listener events, oldest first.
@@ -133,6 +136,9 @@ struct Slot {
     release_at: Option<Instant>,
     /// The session's buffers were given back and it has been idle since.
     released: bool,
+    /// [`Listener::close_when_acked`]: close once everything is acknowledged, or at this
+    /// instant.
+    linger_until: Option<Instant>,
 }
 
 /// How long a session must stay idle before it gives its buffers back (issue 13 item 5).
@@ -306,6 +312,23 @@ impl Listener {
         // A stale id must not close the slot's next occupant.
         if self.slot(id).is_some() {
             self.begin_close(id.idx, CloseReason::Local);
+        }
+    }
+
+    /// Closes a session once everything written on it is acknowledged (the application
+    /// dropped its stream), or after [`LINGER_TIMEOUT`] from `now` if the peer never
+    /// acknowledges; then [`CloseReason::Local`]. Policy in core, the same on every runtime.
+    pub fn close_when_acked(&mut self, now: Instant, id: SessionId) {
+        let Some(slot) = self.slot_mut(id) else {
+            return;
+        };
+        if slot.session.kcp().all_acked() {
+            self.begin_close(id.idx, CloseReason::Local);
+            return;
+        }
+        if slot.linger_until.is_none() {
+            slot.linger_until = Some(now.checked_add(LINGER_TIMEOUT).unwrap_or(now));
+            self.reschedule(id.idx);
         }
     }
 
@@ -644,6 +667,7 @@ impl Listener {
             scheduled: None,
             release_at: None,
             released: false,
+            linger_until: None,
             dirty: false,
             closing: None,
             announced: announce,
@@ -695,12 +719,29 @@ impl Listener {
         }
     }
 
+    /// Moves a session's events to the listener's queue, applying the policies that are
+    /// the same on every runtime: a dead link closes the session (`DeadLink`), and a
+    /// lingering session closes once acknowledged. The session's own `Closed` is not passed
+    /// on: the listener reports its own, with its reason.
     fn collect_events(&mut self, idx: u32) {
         let Some(id) = self.id_of(idx) else { return };
+        let mut close = None;
         if let Some(Some(slot)) = self.slots.get_mut(idx as usize) {
             while let Some(ev) = slot.session.poll_event() {
-                self.events.push_back(ListenerEvent::Session(id, ev));
+                match ev {
+                    KcpEvent::DeadLink => close = Some(CloseReason::DeadLink),
+                    KcpEvent::Closed(_) => {}
+                    ev => {
+                        if ev == KcpEvent::Acknowledged && slot.linger_until.is_some() {
+                            close = close.or(Some(CloseReason::Local));
+                        }
+                        self.events.push_back(ListenerEvent::Session(id, ev));
+                    }
+                }
             }
+        }
+        if let Some(reason) = close {
+            self.begin_close(idx, reason);
         }
     }
 
@@ -715,6 +756,9 @@ impl Listener {
             add(t);
         }
         if let Some(t) = slot.release_at {
+            add(t);
+        }
+        if let Some(t) = slot.linger_until {
             add(t);
         }
         d
@@ -864,6 +908,7 @@ impl Listener {
         };
         let accept_expired = self.accept_deadline(slot).is_some_and(|t| now >= t);
         let idle_expired = self.idle_deadline(slot).is_some_and(|t| now >= t);
+        let linger_expired = slot.linger_until.is_some_and(|t| now >= t);
         let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
             return;
         };
@@ -874,6 +919,10 @@ impl Listener {
         }
         if idle_expired {
             self.begin_close(idx, CloseReason::IdleTimeout);
+            return;
+        }
+        if linger_expired {
+            self.begin_close(idx, CloseReason::Local);
             return;
         }
         if slot.release_at.is_some_and(|t| now >= t) {

@@ -499,3 +499,112 @@ fn pending_output_is_has_transmit_not_a_deadline() {
     assert!(!buf.is_empty());
     assert!(!l.has_transmit());
 }
+
+/// A client session to the listener's peer address `addr(0)`, and its id on the listener
+/// (accepted, one exchange done, so both sides are verified).
+fn connected(w: &mut World) -> super::SessionId {
+    w.clients[0].1.write(b"hi").unwrap();
+    for _ in 0..1000 {
+        if !w.step() {
+            break;
+        }
+    }
+    let id = w.listener.ids().next().expect("the session");
+    let mut tmp = [0u8; 16];
+    while w.clients[0].1.read(&mut tmp).is_ok() {}
+    id
+}
+
+fn listener_events(l: &mut Listener) -> Vec<ListenerEvent> {
+    std::iter::from_fn(|| l.poll_event()).collect()
+}
+
+/// Policy in core: a dead link closes the session with `CloseReason::DeadLink`, exactly once,
+/// as the final event (every runtime then behaves alike).
+#[test]
+fn dead_link_closes_the_session() {
+    let mut w = World::new(1, &cfg(0, 0));
+    let id = connected(&mut w);
+    listener_events(&mut w.listener);
+    // The client vanishes: the listener's data is never acknowledged.
+    w.listener
+        .session_mut(id)
+        .unwrap()
+        .write(b"anyone?")
+        .unwrap();
+    let now = w.now;
+    run_alone(&mut w.listener, now, now + Duration::from_secs(600));
+    let evs = listener_events(&mut w.listener);
+    let closed: Vec<_> = evs
+        .iter()
+        .filter(|e| matches!(e, ListenerEvent::Closed(..)))
+        .collect();
+    assert_eq!(closed, [&ListenerEvent::Closed(id, CloseReason::DeadLink)]);
+    assert_eq!(
+        evs.last(),
+        Some(&ListenerEvent::Closed(id, CloseReason::DeadLink))
+    );
+    assert!(w.listener.is_empty());
+    assert_eq!(w.listener.poll_timeout(), None);
+}
+
+/// Policy in core: `close_when_acked` lingers until everything written is acknowledged, then
+/// closes (`Local`); the peer receives every byte.
+#[test]
+fn close_when_acked_lingers_until_acknowledged() {
+    let mut w = World::new(1, &cfg(10, 3));
+    let id = connected(&mut w);
+    let reply: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+    let n = w.listener.session_mut(id).unwrap().write(&reply).unwrap();
+    assert_eq!(n, reply.len());
+    w.listener.close_when_acked(w.now, id);
+    let mut got = Vec::new();
+    let mut closed_at_len = None;
+    for _ in 0..100_000 {
+        let more = w.step();
+        let mut tmp = [0u8; 4096];
+        while let Ok(n) = w.clients[0].1.read(&mut tmp) {
+            got.extend_from_slice(&tmp[..n]);
+        }
+        if closed_at_len.is_none() && w.listener.is_empty() {
+            closed_at_len = Some(got.len());
+        }
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(got, reply);
+    assert!(closed_at_len.is_some(), "closed once acknowledged");
+    assert!(w.clients[0].1.kcp().all_acked());
+}
+
+/// The linger is bounded: a peer that never acknowledges (and a dead-link count too high to
+/// end it first) gets the session closed at `LINGER_TIMEOUT`.
+#[test]
+fn close_when_acked_is_bounded_by_the_linger_timeout() {
+    use crate::stack::LINGER_TIMEOUT;
+    let mut c = cfg(0, 0);
+    c.kcp.dead_link = 10_000;
+    let mut w = World::new(1, &c);
+    let id = connected(&mut w);
+    listener_events(&mut w.listener);
+    w.listener.session_mut(id).unwrap().write(b"lost").unwrap();
+    let start = w.now;
+    w.listener.close_when_acked(start, id);
+    run_alone(
+        &mut w.listener,
+        start,
+        start + LINGER_TIMEOUT - Duration::from_secs(1),
+    );
+    assert_eq!(w.listener.len(), 1, "still lingering");
+    run_alone(
+        &mut w.listener,
+        start,
+        start + LINGER_TIMEOUT + Duration::from_secs(1),
+    );
+    assert!(w.listener.is_empty());
+    assert_eq!(
+        listener_events(&mut w.listener),
+        [ListenerEvent::Closed(id, CloseReason::Local)]
+    );
+}

@@ -363,6 +363,7 @@ impl Listener {
     }
 
     /// One datagram from `from` (kcp-go-session.md §2.2, §6).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -386,6 +387,7 @@ impl Listener {
         r
     }
 
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn route(
         &mut self,
         now: Instant,
@@ -405,7 +407,7 @@ impl Listener {
         let super::handshake::Opened::Data(range) = opened else {
             return Ok(());
         };
-        let payload = &buf[range];
+        let payload = buf.get(range).unwrap_or_default();
         if payload.len() < 24 {
             self.stats.dropped_unknown += 1;
             return Err(SessionInputError::TooShort(payload.len()));
@@ -463,6 +465,7 @@ impl Listener {
         }
     }
 
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn feed(
         &mut self,
         idx: u32,
@@ -481,6 +484,7 @@ impl Listener {
     /// Authenticated mode: the session of `from` (or its half-open successor) opens the
     /// datagram itself; a valid hello for a new conv starts a half-open session. Nothing
     /// that fails authentication changes any state (issue 13 item 1).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn route_aead(
         &mut self,
         now: Instant,
@@ -558,6 +562,7 @@ impl Listener {
     }
 
     /// Hands a whole datagram to a session (authenticated mode).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn feed_raw(&mut self, idx: u32, now: Instant, buf: &[u8]) -> Result<(), SessionInputError> {
         let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
             return Ok(());

@@ -256,14 +256,17 @@ pub(super) fn unauthenticated(e: &SessionInputError) -> bool {
 
 /// Where the conv of an unprotected payload sits (kcp-go-session.md §6 step 2): returns
 /// `(conv, sn)` or `None` for parity and runts.
+#[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 pub(super) fn peek_conv(payload: &[u8]) -> Option<(u32, u32)> {
     let le32 = |b: &[u8], at: usize| {
-        b.get(at..at + 4)
-            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        b.get(at..at.checked_add(4)?)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map(u32::from_le_bytes)
     };
     let kind = payload
         .get(4..6)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))?;
+        .and_then(|s| <[u8; 2]>::try_from(s).ok())
+        .map(u16::from_le_bytes)?;
     match kind {
         TYPE_PARITY => None,
         TYPE_DATA if payload.len() >= FEC_HEADER_SIZE_PLUS2 + 24 => {

@@ -80,12 +80,19 @@ impl ToyMux {
         self.streams.values().any(|s| s.recv.len() >= RECV_CAP)
     }
 
-    /// Cuts complete frames out of `inbuf` into their streams.
+    /// Cuts complete frames out of `inbuf` into their streams (a decoder: panic-free by
+    /// construction).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn deframe(&mut self) {
         let mut at = 0;
-        while let Some(head) = self.inbuf.get(at..at + HEADER) {
-            let id = StreamId(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
-            let len = usize::from(u16::from_be_bytes([head[4], head[5]]));
+        while let Some(&head) = self
+            .inbuf
+            .get(at..at + HEADER)
+            .and_then(|h| <&[u8; HEADER]>::try_from(h).ok())
+        {
+            let [i0, i1, i2, i3, l0, l1] = head;
+            let id = StreamId(u32::from_be_bytes([i0, i1, i2, i3]));
+            let len = usize::from(u16::from_be_bytes([l0, l1]));
             if len == 0 {
                 self.failed = true;
                 self.events

@@ -239,6 +239,15 @@ pub trait StreamLayer {
     fn flushed(&self, id: StreamId) -> bool;
 }
 
+/// Which end of a connection a layer serves (multiplexers number their streams by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The side that dialled.
+    Client,
+    /// The side that accepted.
+    Server,
+}
+
 /// Why a stack closed: its lower machine ended (closed, dead link) or its upper layer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StackClose<L, U> {
@@ -298,6 +307,15 @@ impl<L: LowerLayer, U: StreamLayer> Stack<L, U> {
     pub fn lower_mut(&mut self) -> &mut L {
         self.work = true;
         &mut self.lower
+    }
+
+    /// Runs `f` on the lower machine as an input path (e.g. a listener's demux handing it
+    /// an already-opened payload), then drains the stack as after
+    /// [`Machine::handle_input`].
+    pub fn lower_input<R>(&mut self, now: Instant, f: impl FnOnce(&mut L) -> R) -> R {
+        let r = f(&mut self.lower);
+        self.drive(now);
+        r
     }
 
     /// The upper layer.

@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tether_core::driver::StreamEvent;
 use tether_core::kcp::WriteError;
 use tether_core::session::{CloseReason, Listener, ListenerEvent, Session, SessionId};
 
@@ -312,12 +313,15 @@ impl Driver {
         while let Some(ev) = self.listener.poll_event() {
             match ev {
                 ListenerEvent::Incoming(_) => {}
-                ListenerEvent::Session(id, _) => self.pump(&mut st, id, now),
                 // The core listener closes dead links itself (policy in core).
-                ListenerEvent::Closed(id, CloseReason::DeadLink) => {
+                ListenerEvent::Conn(id, StreamEvent::Closed(CloseReason::DeadLink)) => {
                     self.gone(&mut st, id, Gone::DeadLink)
                 }
-                ListenerEvent::Closed(id, r) => self.gone(&mut st, id, Gone::Closed(r)),
+                ListenerEvent::Conn(id, StreamEvent::Closed(r)) => {
+                    self.gone(&mut st, id, Gone::Closed(r))
+                }
+                // Readable, writable, everything acknowledged: move the stream's bytes.
+                ListenerEvent::Conn(id, _) => self.pump(&mut st, id, now),
             }
         }
         if self.server && !st.listener_dropped && st.accept_wanted && st.accept_queue.is_empty() {

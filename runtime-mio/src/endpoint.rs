@@ -36,7 +36,7 @@
 //! * read after [`KcpEvent::Readable`] until
 //!   [`RecvError::WouldBlock`], write until [`WriteError::Blocked`] and
 //!   resume after [`KcpEvent::Writable`]; a dead link closes the session by itself
-//!   ([`ListenerEvent::Closed`] with `CloseReason::DeadLink`, the core's policy on every
+//!   (`ListenerEvent::Conn(id, StreamEvent::Closed(CloseReason::DeadLink))`, the core's policy on every
 //!   runtime); [`KcpEvent::Acknowledged`] says everything written was acknowledged, and
 //!   [`Endpoint::close_when_acked`] closes a session once it is.
 use std::fmt;

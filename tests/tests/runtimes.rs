@@ -437,7 +437,8 @@ mod mio_facade {
 
     use mio::{Events, Poll, Token, Waker};
     use tether_runtime_mio::config::Config;
-    use tether_runtime_mio::core::kcp::{KcpEvent, RecvError, WriteError};
+    use tether_runtime_mio::core::driver::{StreamEvent, StreamId};
+    use tether_runtime_mio::core::kcp::{RecvError, WriteError};
     use tether_runtime_mio::core::session::{CloseReason, ListenerEvent, SessionId};
     use tether_runtime_mio::endpoint::{Endpoint, SessionError};
     use tether_tests::scenarios::{deadline_error, EchoServer, Rt};
@@ -568,26 +569,23 @@ mod mio_facade {
                             sessions.insert(id, Echo::default());
                         }
                     }
-                    ListenerEvent::Session(id, KcpEvent::Readable) => {
+                    ListenerEvent::Conn(id, StreamEvent::Readable(StreamId::SOLE)) => {
                         if let Some(e) = sessions.get_mut(&id) {
                             e.readable = true;
                         }
                     }
-                    ListenerEvent::Session(id, KcpEvent::Writable) => {
+                    ListenerEvent::Conn(id, StreamEvent::Writable(StreamId::SOLE)) => {
                         if let Some(e) = sessions.get_mut(&id) {
                             e.writable = true;
                         }
                     }
-                    // The core closes dead links itself: `Closed(id, CloseReason::DeadLink)`.
-                    ListenerEvent::Session(
-                        _,
-                        KcpEvent::DeadLink | KcpEvent::Acknowledged | KcpEvent::Closed(_),
-                    ) => {}
-                    ListenerEvent::Closed(id, r) => {
+                    // The core closes dead links itself: `Closed(CloseReason::DeadLink)`.
+                    ListenerEvent::Conn(id, StreamEvent::Closed(r)) => {
                         if sessions.remove(&id).is_some() {
                             let _ = ends.send(Err(End::Closed(r).error()));
                         }
                     }
+                    ListenerEvent::Conn(_, _) => {}
                 }
             }
             for (&id, e) in sessions.iter_mut() {
@@ -881,16 +879,16 @@ mod mio_facade {
                 c.ep.process(now)?;
                 while let Some(ev) = c.ep.poll_event() {
                     match ev {
-                        ListenerEvent::Session(_, KcpEvent::Readable) => c.readable = true,
-                        ListenerEvent::Session(_, KcpEvent::Writable) => c.writable = true,
-                        ListenerEvent::Closed(_, r) => {
+                        ListenerEvent::Conn(_, StreamEvent::Readable(StreamId::SOLE)) => {
+                            c.readable = true
+                        }
+                        ListenerEvent::Conn(_, StreamEvent::Writable(StreamId::SOLE)) => {
+                            c.writable = true
+                        }
+                        ListenerEvent::Conn(_, StreamEvent::Closed(r)) => {
                             c.end.get_or_insert(End::Closed(r));
                         }
-                        ListenerEvent::Session(
-                            _,
-                            KcpEvent::DeadLink | KcpEvent::Acknowledged | KcpEvent::Closed(_),
-                        )
-                        | ListenerEvent::Incoming(_) => {}
+                        ListenerEvent::Conn(_, _) | ListenerEvent::Incoming(_) => {}
                     }
                 }
                 c.pump(&mut buf);

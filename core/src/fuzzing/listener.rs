@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::script::{pattern_bytes, Fate, Script, StreamCheck};
 use super::setup::{setup, Setup};
+use crate::driver::StreamEvent;
 use crate::rng::seeded;
 use crate::session::{Listener, ListenerConfig, ListenerEvent, SessionId};
 
@@ -94,7 +95,7 @@ impl Node {
         }
         assert!(!self.l.has_transmit(), "has_transmit after a full drain");
         while let Some(ev) = self.l.poll_event() {
-            if let ListenerEvent::Closed(id, _) = ev {
+            if let ListenerEvent::Conn(id, StreamEvent::Closed(_)) = ev {
                 self.held.retain(|h| *h != id);
                 self.written.remove(&id);
                 self.read.remove(&id);

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::crypt::CipherKind;
 use super::listener::{CloseReason, Listener, ListenerConfig, ListenerEvent};
 use super::{CryptMode, Session, SessionConfig};
-use crate::driver::Machine;
+use crate::driver::{Machine, StreamEvent};
 use crate::kcp::KcpConfig;
 use crate::rng::seeded;
 use crate::sim::test_start;
@@ -73,7 +73,7 @@ impl World {
             let _ = id;
         }
         while let Some(ev) = self.listener.poll_event() {
-            if let ListenerEvent::Session(id, _) = ev {
+            if let ListenerEvent::Conn(id, _) = ev {
                 let mut tmp = [0u8; 4096];
                 while let Some(s) = self.listener.session_mut(id) {
                     match s.read(&mut tmp) {
@@ -188,7 +188,12 @@ fn backlog_bounds_half_open_sessions_and_they_expire() {
     }
     assert_eq!(l.len(), 0);
     let closed = std::iter::from_fn(|| l.poll_event())
-        .filter(|e| matches!(e, ListenerEvent::Closed(_, CloseReason::AcceptTimeout)))
+        .filter(|e| {
+            matches!(
+                e,
+                ListenerEvent::Conn(_, StreamEvent::Closed(CloseReason::AcceptTimeout))
+            )
+        })
         .count();
     assert_eq!(closed, 128);
     assert_eq!(l.poll_timeout(), None);
@@ -242,7 +247,7 @@ fn new_conv_with_sn_zero_replaces_and_other_convs_are_dropped() {
     assert_ne!(first, second);
     assert!(l.session(first).is_none());
     assert!(std::iter::from_fn(|| l.poll_event())
-        .any(|e| e == ListenerEvent::Closed(first, CloseReason::Replaced)));
+        .any(|e| e == ListenerEvent::Conn(first, StreamEvent::Closed(CloseReason::Replaced))));
     // A different conv with sn != 0 is dropped.
     let mut s = Session::dial(&c, now, Box::new(seeded(3)));
     for _ in 0..3 {
@@ -537,12 +542,21 @@ fn dead_link_closes_the_session() {
     let evs = listener_events(&mut w.listener);
     let closed: Vec<_> = evs
         .iter()
-        .filter(|e| matches!(e, ListenerEvent::Closed(..)))
+        .filter(|e| matches!(e, ListenerEvent::Conn(_, StreamEvent::Closed(_))))
         .collect();
-    assert_eq!(closed, [&ListenerEvent::Closed(id, CloseReason::DeadLink)]);
+    assert_eq!(
+        closed,
+        [&ListenerEvent::Conn(
+            id,
+            StreamEvent::Closed(CloseReason::DeadLink)
+        )]
+    );
     assert_eq!(
         evs.last(),
-        Some(&ListenerEvent::Closed(id, CloseReason::DeadLink))
+        Some(&ListenerEvent::Conn(
+            id,
+            StreamEvent::Closed(CloseReason::DeadLink)
+        ))
     );
     assert!(w.listener.is_empty());
     assert_eq!(w.listener.poll_timeout(), None);
@@ -605,6 +619,9 @@ fn close_when_acked_is_bounded_by_the_linger_timeout() {
     assert!(w.listener.is_empty());
     assert_eq!(
         listener_events(&mut w.listener),
-        [ListenerEvent::Closed(id, CloseReason::Local)]
+        [ListenerEvent::Conn(
+            id,
+            StreamEvent::Closed(CloseReason::Local)
+        )]
     );
 }

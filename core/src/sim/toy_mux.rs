@@ -288,6 +288,115 @@ mod tests {
         }
     }
 
+    /// The listener is generic over the per-peer upper layer: the same demux, AEAD and
+    /// timer heap serve `Stack<Session, ToyMux>` connections, driven here only through the
+    /// `DatagramEndpoint` contract; two streams of one client echo exactly.
+    #[test]
+    fn a_listener_of_multiplexed_stacks_echoes_two_streams() {
+        use crate::driver::{DatagramEndpoint, EndpointEvent};
+        use crate::session::{Listener, ListenerConfig};
+        use crate::stack::Side;
+        use std::net::SocketAddr;
+
+        let cfg = SessionConfig {
+            kcp: KcpConfig::fast3().with_windows(128, 128).with_stream(true),
+            crypt: CryptMode::Aead(crate::session::aead::AeadKind::Aes128Gcm),
+            key: [9; 32],
+            data_shards: 0,
+            parity_shards: 0,
+        };
+        let t = test_start();
+        let mut server: Listener<ToyMux> = Listener::with_upper(
+            ListenerConfig::new(cfg.clone()),
+            Box::new(seeded(1)),
+            |side| match side {
+                Side::Client => ToyMux::client(),
+                Side::Server => ToyMux::server(),
+            },
+        );
+        let me: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        let mut client = Stack::new(
+            Session::client(77, &cfg, t, Box::new(seeded(2))),
+            ToyMux::client(),
+        );
+        let ids = [client.open_stream().unwrap(), client.open_stream().unwrap()];
+        let want = [pattern(1, 40_000), pattern(3, 25_000)];
+        let (mut sent, mut got) = ([0usize; 2], [Vec::new(), Vec::new()]);
+        let mut echo: Vec<(crate::session::SessionId, StreamId, VecDeque<u8>)> = Vec::new();
+        let mut conns = Vec::new();
+        let (mut now, mut buf) = (t, Vec::new());
+        for _ in 0..200_000 {
+            if got.iter().zip(&want).all(|(g, w)| g.len() == w.len()) {
+                break;
+            }
+            for k in 0..2 {
+                while let Some(rest) = want[k].get(sent[k]..).filter(|r| !r.is_empty()) {
+                    match client.write(ids[k], rest) {
+                        Ok(n) => sent[k] += n,
+                        Err(_) => break,
+                    }
+                }
+                let mut tmp = [0u8; 4096];
+                while let Ok(n) = client.read(ids[k], &mut tmp) {
+                    got[k].extend_from_slice(&tmp[..n]);
+                }
+            }
+            while client.poll_transmit(now, &mut buf).is_some() {
+                let _ = DatagramEndpoint::handle_datagram(&mut server, now, me, &buf);
+                buf.clear();
+            }
+            while let Some(ev) = DatagramEndpoint::poll_event(&mut server) {
+                if let EndpointEvent::Incoming(_) = ev {
+                    conns.extend(DatagramEndpoint::accept(&mut server));
+                }
+            }
+            for &c in &conns {
+                let Some(conn) = DatagramEndpoint::conn_mut(&mut server, c) else {
+                    continue;
+                };
+                while let Some(id) = conn.accept_stream() {
+                    echo.push((c, id, VecDeque::new()));
+                }
+                for (_, sid, q) in echo.iter_mut().filter(|e| e.0 == c) {
+                    let mut tmp = [0u8; 4096];
+                    while let Ok(n) = conn.read(*sid, &mut tmp) {
+                        q.extend(&tmp[..n]);
+                    }
+                    while !q.is_empty() {
+                        match conn.write(*sid, q.as_slices().0) {
+                            Ok(n) => drop(q.drain(..n)),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            let mut moved = false;
+            while DatagramEndpoint::has_transmit(&server) {
+                let Some(tx) = DatagramEndpoint::poll_transmit(&mut server, now, &mut buf) else {
+                    break;
+                };
+                assert_eq!(tx.to, me);
+                let _ = client.handle_input(now, &buf);
+                buf.clear();
+                moved = true;
+            }
+            if !moved && !client.has_transmit() {
+                let next = [
+                    client.poll_timeout(),
+                    DatagramEndpoint::poll_timeout(&server),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
+                now = next.expect("a transfer in progress has a timer").max(now);
+                client.handle_timeout(now);
+                DatagramEndpoint::handle_timeout(&mut server, now);
+            }
+        }
+        assert_eq!(got, want);
+        assert_eq!(conns.len(), 1, "one connection, two streams in it");
+    }
+
     fn pattern(stream: u8, n: usize) -> Vec<u8> {
         (0..n)
             .map(|i| (i as u8).wrapping_mul(31) ^ stream)

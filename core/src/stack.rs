@@ -2,7 +2,7 @@
 //!
 //! A [`Stack`] puts an upper stream layer ([`StreamLayer`]: a multiplexer such as smux, a
 //! transform such as snappy, or [`Plain`], the identity) on a lower datagram machine that
-//! carries one byte stream ([`LowerLayer`]: a KCP [`Session`](crate::session::Session) or a
+//! carries one byte stream ([`LowerLayer`]: a KCP [`Session`] or a
 //! bare [`Kcp`]). The stack's input is the lower machine's datagrams, its output the lower
 //! machine's datagrams, and the application sees the upper layer's [`Streams`].
 //!
@@ -30,39 +30,6 @@
 //! The stack's deadline is the minimum of its layers'; "has output" is explicit (work
 //! queued by steps 1–4, or the lower machine's own output). A connection ends with one
 //! [`StreamEvent::Closed`], whichever layer ended it.
-//!
-//! ```
-//! use std::time::Instant;
-//! use tether_core::driver::{Machine, StreamEvent, StreamId, Streams};
-//! use tether_core::kcp::KcpConfig;
-//! use tether_core::rng::seeded;
-//! use tether_core::session::{CryptMode, Session, SessionConfig};
-//! use tether_core::stack::{Plain, Stack};
-//!
-//! let cfg = SessionConfig {
-//!     kcp: KcpConfig::fast3().with_stream(true),
-//!     crypt: CryptMode::Raw,
-//!     key: [0; 32],
-//!     data_shards: 0,
-//!     parity_shards: 0,
-//! };
-//! let now = Instant::now(); // the caller owns the clock
-//! let mut a = Stack::new(Session::client(7, &cfg, now, Box::new(seeded(1))), Plain::default());
-//! let mut b = Stack::new(Session::new(7, &cfg, now, Box::new(seeded(2))), Plain::default());
-//! let sole = a.open_stream().unwrap();
-//! assert_eq!(sole, StreamId::SOLE);
-//! a.write(sole, b"hello").unwrap();
-//! let mut buf = Vec::new();
-//! while a.has_transmit() {
-//!     a.poll_transmit(now, &mut buf);
-//!     b.handle_input(now, &buf).unwrap();
-//!     buf.clear();
-//! }
-//! assert_eq!(b.poll_event(), Some(StreamEvent::Readable(StreamId::SOLE)));
-//! let mut got = [0u8; 16];
-//! let n = b.read(StreamId::SOLE, &mut got).unwrap();
-//! assert_eq!(&got[..n], b"hello");
-//! ```
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt::Debug;
@@ -108,31 +75,26 @@ fn close_reason(dead_link: bool) -> KcpCloseReason {
     }
 }
 
-impl LowerLayer for Session {
-    type Reason = KcpCloseReason;
-    fn stream_event(ev: &KcpEvent) -> Option<StreamEvent<KcpCloseReason>> {
-        kcp_stream_event(ev)
-    }
-    fn is_dead_link(ev: &KcpEvent) -> bool {
-        *ev == KcpEvent::DeadLink
-    }
-    fn close_connection(&mut self, dead_link: bool) {
-        self.close_with(close_reason(dead_link));
-    }
+/// Both KCP machines (a bare [`Kcp`] and a kcp-go [`Session`]) speak [`KcpEvent`] and close
+/// with [`KcpCloseReason`]: one implementation for the two.
+macro_rules! kcp_lower_layer {
+    ($($t:ty),*) => {$(
+        impl LowerLayer for $t {
+            type Reason = KcpCloseReason;
+            fn stream_event(ev: &KcpEvent) -> Option<StreamEvent<KcpCloseReason>> {
+                kcp_stream_event(ev)
+            }
+            fn is_dead_link(ev: &KcpEvent) -> bool {
+                *ev == KcpEvent::DeadLink
+            }
+            fn close_connection(&mut self, dead_link: bool) {
+                self.close_with(close_reason(dead_link));
+            }
+        }
+    )*};
 }
 
-impl LowerLayer for Kcp {
-    type Reason = KcpCloseReason;
-    fn stream_event(ev: &KcpEvent) -> Option<StreamEvent<KcpCloseReason>> {
-        kcp_stream_event(ev)
-    }
-    fn is_dead_link(ev: &KcpEvent) -> bool {
-        *ev == KcpEvent::DeadLink
-    }
-    fn close_connection(&mut self, dead_link: bool) {
-        self.close_with(close_reason(dead_link));
-    }
-}
+kcp_lower_layer!(Session, Kcp);
 
 /// The lower byte stream as an upper layer sees it: writes never lose bytes (what the lower
 /// stream did not take of a frame is kept by the stack and written first next time), and the
@@ -259,6 +221,41 @@ pub enum StackClose<L, U> {
 
 /// A lower datagram machine under an upper stream layer: itself a [`Machine`] (datagrams in
 /// and out) and [`Streams`] (the upper layer's). See the module docs for the drain order.
+///
+/// A plain session as a stack, one byte stream ([`StreamId::SOLE`]) each way:
+///
+/// ```
+/// use std::time::Instant;
+/// use tether_core::driver::{Machine, StreamEvent, StreamId, Streams};
+/// use tether_core::kcp::KcpConfig;
+/// use tether_core::rng::seeded;
+/// use tether_core::session::{CryptMode, Session, SessionConfig};
+/// use tether_core::stack::{Plain, Stack};
+///
+/// let cfg = SessionConfig {
+///     kcp: KcpConfig::fast3().with_stream(true),
+///     crypt: CryptMode::Raw,
+///     key: [0; 32],
+///     data_shards: 0,
+///     parity_shards: 0,
+/// };
+/// let now = Instant::now(); // the caller owns the clock
+/// let mut a = Stack::new(Session::client(7, &cfg, now, Box::new(seeded(1))), Plain::default());
+/// let mut b = Stack::new(Session::new(7, &cfg, now, Box::new(seeded(2))), Plain::default());
+/// let sole = a.open_stream().unwrap();
+/// assert_eq!(sole, StreamId::SOLE);
+/// a.write(sole, b"hello").unwrap();
+/// let mut buf = Vec::new();
+/// while a.has_transmit() {
+///     a.poll_transmit(now, &mut buf);
+///     b.handle_input(now, &buf).unwrap();
+///     buf.clear();
+/// }
+/// assert_eq!(b.poll_event(), Some(StreamEvent::Readable(StreamId::SOLE)));
+/// let mut got = [0u8; 16];
+/// let n = b.read(StreamId::SOLE, &mut got).unwrap();
+/// assert_eq!(&got[..n], b"hello");
+/// ```
 pub struct Stack<L: LowerLayer, U: StreamLayer> {
     lower: L,
     upper: U,

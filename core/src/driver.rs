@@ -31,7 +31,14 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a dropped stream (or a listener session closed with `close_when_acked`)
+/// lingers for its bytes to be acknowledged before the connection closes anyway: 30 s,
+/// kcptun's and smux's scale for a stuck peer. A peer silent that long is gone; with data in
+/// flight the dead-link rule (kcp.md §8.3) usually ends it first, so this bound matters for
+/// a peer that keeps its window shut. Policy in core, the same on every runtime.
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Metadata of one datagram (or stream chunk) written by [`Machine::poll_transmit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -529,8 +529,12 @@ fn flush<X: Machine, M: Medium>(
     while m.has_transmit() {
         buf.clear();
         let Some(t) = m.poll_transmit(now, buf) else {
-            // Drained. The driver contract wants `has_transmit` false now; the pair stops
-            // here either way, so a machine that breaks it cannot make the pair spin.
+            // The driver contract: drained means `has_transmit` is false, so a driver that
+            // drains "while has_transmit" (a composed stack, a runtime) never spins.
+            assert!(
+                !m.has_transmit(),
+                "has_transmit still true after poll_transmit returned None (seed {seed})"
+            );
             break;
         };
         // Catch a machine that misreports what it appended, instead of forwarding garbage.

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::driver::{ByteStream, Machine, StreamError, StreamId, Streams, Transmit, Transport};
 use crate::kcp::{Kcp, KcpStats};
 use crate::session::Session;
+use crate::stack::{Stack, StreamLayer};
 
 /// Wraps a machine and hashes every datagram it emits (the determinism fingerprint).
 pub struct Tap<M> {
@@ -165,6 +166,14 @@ impl StreamPeer for Sole<Kcp> {
 impl StreamPeer for Sole<Session> {
     fn kcp_stats(&self) -> Option<KcpStats> {
         Some(self.inner.kcp().stats())
+    }
+}
+
+/// A composed stack over a kcp-go session (e.g. `Stack<Session, ToyMux>`, later smux): its
+/// streams run through the same harness as a bare session's, with the session's counters.
+impl<U: StreamLayer> StreamPeer for Stack<Session, U> {
+    fn kcp_stats(&self) -> Option<KcpStats> {
+        Some(self.lower().kcp().stats())
     }
 }
 

@@ -301,6 +301,10 @@ impl std::fmt::Debug for Session {
 /// Most pooled buffers kept for reuse.
 const POOL_LIMIT: usize = 256;
 
+/// Buffers the session keeps for its own parity and control datagrams before sent buffers
+/// go back to KCP (whose datagrams are moved into the session, not copied).
+const SESSION_POOL_RESERVE: usize = 32;
+
 impl Session {
     /// A server-side session for conversation `conv` (in the authenticated mode it answers
     /// the client's hello). `rng` supplies the per-datagram nonces and hello randoms (a CSPRNG
@@ -514,15 +518,21 @@ impl Session {
         &mut self.snmp
     }
 
-    fn take_buf(&mut self) -> Vec<u8> {
-        self.pool.pop().unwrap_or_default()
-    }
-
     /// Pools a buffer for reuse; one grown past a datagram goes back to the allocator.
     fn give_buf(&mut self, mut b: Vec<u8>) {
         if self.pool.len() < POOL_LIMIT && b.capacity() <= self.max_datagram {
             b.clear();
             self.pool.push(b);
+        }
+    }
+
+    /// A sent datagram's buffer: kept for parity and control datagrams while the session's
+    /// pool is short, otherwise back to KCP for its next datagram.
+    fn return_buf(&mut self, b: Vec<u8>) {
+        if self.pool.len() < SESSION_POOL_RESERVE {
+            self.give_buf(b);
+        } else {
+            self.kcp.recycle(b);
         }
     }
 
@@ -546,12 +556,9 @@ impl Session {
                 return;
             }
         }
-        loop {
-            let mut d = self.take_buf();
-            if self.kcp.poll_transmit(now, &mut d).is_none() {
-                self.give_buf(d);
-                return;
-            }
+        // KCP's datagram buffer is moved, not copied: FEC stamps and the crypto seal it in
+        // place, and `poll_transmit` copies it once into the caller's buffer.
+        while let Some(mut d) = self.kcp.poll_datagram(now) {
             let reserved = self.kcp.config().reserved as usize;
             let control = control_bytes(d.get(reserved..).unwrap_or(&[]));
             self.fec_encode(&mut d);
@@ -727,10 +734,11 @@ impl Machine for Session {
             return None;
         }
         let (d, cost) = self.out.pop_front()?;
+        // The one copy of a sealed datagram: into the caller's (socket batch) buffer.
         buf.extend_from_slice(&d);
         let len = d.len();
         self.amp.on_sent(len, cost);
-        self.give_buf(d);
+        self.return_buf(d);
         Some(Transmit { len })
     }
 

@@ -602,12 +602,12 @@ impl Session {
         self.out.push_back((d, cost));
     }
 
-    /// Removes the crypto layer of `scratch` in place; returns what it held. Failures are
+    /// Removes the crypto layer of `buf` in place; returns what it held. Failures are
     /// counted as `InCsumErrors`.
     #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
-    fn unprotect(&mut self) -> Result<Opened, SessionInputError> {
+    fn unprotect(&mut self, buf: &mut [u8]) -> Result<Opened, SessionInputError> {
         self.crypt
-            .open(&mut self.scratch, &mut *self.rng)
+            .open(buf, &mut *self.rng)
             .inspect_err(|e| {
                 if !matches!(
                     e,
@@ -617,6 +617,46 @@ impl Session {
                     self.snmp.in_csum_errors += 1;
                 }
             })
+    }
+
+    /// [`Machine::handle_input`] on bytes the session may overwrite: decrypts `data` where it
+    /// is instead of in a copy (DESIGN.md §3); `data` is garbage afterwards.
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+    pub fn handle_input_mut(
+        &mut self,
+        now: Instant,
+        data: &mut [u8],
+    ) -> Result<(), SessionInputError> {
+        if self.kcp.is_closed() {
+            return Ok(()); // forgotten, as kcp-go's closed session
+        }
+        self.check_input_size(data.len())?;
+        self.input_in_place(now, data)
+    }
+
+    /// Drops (and counts) a datagram larger than [`SessionConfig::max_datagram`].
+    fn check_input_size(&mut self, len: usize) -> Result<(), SessionInputError> {
+        if len > self.max_datagram {
+            self.snmp.in_errs += 1;
+            return Err(SessionInputError::TooLarge {
+                len,
+                max: self.max_datagram,
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens `data` in place and feeds what it held to KCP (kcp-go-session.md §2.2).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+    fn input_in_place(&mut self, now: Instant, data: &mut [u8]) -> Result<(), SessionInputError> {
+        self.amp.on_received(data.len());
+        let r = self.unprotect(data).and_then(|opened| match opened {
+            Opened::Data(range) => self.kcp_input(now, data.get(range).unwrap_or_default()),
+            Opened::Control => Ok(()),
+        });
+        self.check_verified();
+        self.pump(now);
+        r
     }
 
     /// Input of a payload the listener already unprotected (kcp-go modes only). `wire_len` is
@@ -629,9 +669,7 @@ impl Session {
         wire_len: usize,
     ) -> Result<(), SessionInputError> {
         self.amp.on_received(wire_len);
-        self.scratch.clear();
-        self.scratch.extend_from_slice(payload);
-        let r = self.kcp_input(now, 0..payload.len());
+        let r = self.kcp_input(now, payload);
         self.check_verified();
         self.pump(now);
         r
@@ -639,12 +677,7 @@ impl Session {
 
     /// kcp-go `kcpInput` (kcp-go-session.md §2.2 step 5) on an unprotected payload.
     #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
-    fn kcp_input(
-        &mut self,
-        now: Instant,
-        range: std::ops::Range<usize>,
-    ) -> Result<(), SessionInputError> {
-        let payload = self.scratch.get(range).unwrap_or_default();
+    fn kcp_input(&mut self, now: Instant, payload: &[u8]) -> Result<(), SessionInputError> {
         if payload.len() < 24 {
             return Err(SessionInputError::TooShort(payload.len()));
         }
@@ -704,24 +737,12 @@ impl Machine for Session {
         if self.kcp.is_closed() {
             return Ok(()); // forgotten, as kcp-go's closed session
         }
-        if data.len() > self.max_datagram {
-            self.snmp.in_errs += 1;
-            return Err(SessionInputError::TooLarge {
-                len: data.len(),
-                max: self.max_datagram,
-            });
-        }
-        self.amp.on_received(data.len());
+        self.check_input_size(data.len())?;
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(data);
+        let r = self.input_in_place(now, &mut scratch);
         self.scratch = scratch;
-        let r = self.unprotect().and_then(|opened| match opened {
-            Opened::Data(range) => self.kcp_input(now, range),
-            Opened::Control => Ok(()),
-        });
-        self.check_verified();
-        self.pump(now);
         r
     }
 

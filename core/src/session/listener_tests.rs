@@ -71,7 +71,9 @@ impl World {
         for (a, s) in self.clients.iter_mut() {
             while s.poll_transmit(self.now, &mut self.buf).is_some() {
                 if self.in_place {
-                    let _ = self.listener.handle_datagram_mut(self.now, *a, &mut self.buf);
+                    let _ = self
+                        .listener
+                        .handle_datagram_mut(self.now, *a, &mut self.buf);
                 } else {
                     let _ = self.listener.handle_datagram(self.now, *a, &self.buf);
                 }
@@ -173,7 +175,10 @@ fn decrypting_in_place_changes_nothing_on_the_wire() {
     ];
     for mode in modes {
         for (d, p) in [(0, 0), (10, 3)] {
-            let c = SessionConfig { crypt: mode, ..cfg(d, p) };
+            let c = SessionConfig {
+                crypt: mode,
+                ..cfg(d, p)
+            };
             let run = |in_place: bool| {
                 let mut w = World::new(3, &c);
                 w.in_place = in_place;
@@ -196,7 +201,11 @@ fn decrypting_in_place_changes_nothing_on_the_wire() {
                 (got, w.wire, w.listener.snmp())
             };
             let (copied, in_place) = (run(false), run(true));
-            assert_eq!(copied.0, vec![20_000; 3], "{mode:?} fec {d}/{p}: echo incomplete");
+            assert_eq!(
+                copied.0,
+                vec![20_000; 3],
+                "{mode:?} fec {d}/{p}: echo incomplete"
+            );
             assert_eq!(copied, in_place, "{mode:?} fec {d}/{p}");
         }
     }

@@ -606,17 +606,15 @@ impl Session {
     /// counted as `InCsumErrors`.
     #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn unprotect(&mut self, buf: &mut [u8]) -> Result<Opened, SessionInputError> {
-        self.crypt
-            .open(buf, &mut *self.rng)
-            .inspect_err(|e| {
-                if !matches!(
-                    e,
-                    SessionInputError::Crypt(CryptError::TooShort { .. })
-                        | SessionInputError::Aead(AeadError::TooShort(_))
-                ) {
-                    self.snmp.in_csum_errors += 1;
-                }
-            })
+        self.crypt.open(buf, &mut *self.rng).inspect_err(|e| {
+            if !matches!(
+                e,
+                SessionInputError::Crypt(CryptError::TooShort { .. })
+                    | SessionInputError::Aead(AeadError::TooShort(_))
+            ) {
+                self.snmp.in_csum_errors += 1;
+            }
+        })
     }
 
     /// [`Machine::handle_input`] on bytes the session may overwrite: decrypts `data` where it

@@ -41,7 +41,11 @@ impl StdinReader {
     /// Starts the reader thread. It reads ahead at most [`DEPTH`] buffers and stops at EOF,
     /// at the first error, or when the reader is dropped (after its next read returns).
     pub fn spawn() -> io::Result<StdinReader> {
-        let file = File::from(dup_stdin()?);
+        StdinReader::on(File::from(dup_stdin()?))
+    }
+
+    /// [`StdinReader::spawn`] on any source.
+    fn on(file: impl Read + Send + 'static) -> io::Result<StdinReader> {
         let (tx, chunks) = mpsc::channel(DEPTH);
         let (spare, spare_rx) = std::sync::mpsc::channel();
         thread::Builder::new()
@@ -62,7 +66,7 @@ impl StdinReader {
 }
 
 fn read_loop(
-    mut file: File,
+    mut file: impl Read,
     tx: &mpsc::Sender<io::Result<Chunk>>,
     spare: &std::sync::mpsc::Receiver<Vec<u8>>,
 ) {
@@ -97,7 +101,11 @@ pub struct StdoutWriter {
 impl StdoutWriter {
     /// Starts the writer thread; it ends when the writer is dropped or a write fails.
     pub fn spawn() -> io::Result<StdoutWriter> {
-        let file = File::from(dup_stdout()?);
+        StdoutWriter::on(File::from(dup_stdout()?))
+    }
+
+    /// [`StdoutWriter::spawn`] on any sink.
+    fn on(file: impl Write + Send + 'static) -> io::Result<StdoutWriter> {
         let (chunks, rx) = std::sync::mpsc::channel();
         let (done_tx, done) = mpsc::unbounded_channel();
         thread::Builder::new()
@@ -160,7 +168,7 @@ impl StdoutWriter {
 }
 
 fn write_loop(
-    mut file: File,
+    mut file: impl Write,
     chunks: &std::sync::mpsc::Receiver<Chunk>,
     done: &mpsc::UnboundedSender<io::Result<Vec<u8>>>,
 ) {
@@ -195,4 +203,74 @@ fn dup_stdin() -> io::Result<std::os::windows::io::OwnedHandle> {
 fn dup_stdout() -> io::Result<std::os::windows::io::OwnedHandle> {
     use std::os::windows::io::AsHandle;
     io::stdout().as_handle().try_clone_to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::{StdinReader, StdoutWriter, CHUNK};
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn stdin_arrives_in_order_in_chunks_then_eof() {
+        let data = pattern(5 * CHUNK + 123);
+        let (r, mut w) = std::io::pipe().unwrap();
+        let d2 = data.clone();
+        let feeder = std::thread::spawn(move || w.write_all(&d2).unwrap());
+        let got = block_on(async {
+            let mut stdin = StdinReader::on(r).unwrap();
+            let mut got = Vec::new();
+            while let Some(c) = stdin.next().await {
+                let c = c.unwrap();
+                assert!(!c.bytes().is_empty() && c.bytes().len() <= CHUNK);
+                got.extend_from_slice(c.bytes());
+                stdin.recycle(c);
+            }
+            got
+        });
+        feeder.join().unwrap();
+        assert_eq!(got, data);
+    }
+
+    #[test]
+    fn stdout_gets_every_queued_byte_and_reports_a_closed_pipe() {
+        let data = pattern(3 * CHUNK + 7);
+        let (mut r, w) = std::io::pipe().unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut got = vec![0u8; data.len()];
+            r.read_exact(&mut got).unwrap();
+            (got, data) // then the read end closes
+        });
+        let expected = pattern(3 * CHUNK + 7);
+        let err = block_on(async {
+            let mut out = StdoutWriter::on(w).unwrap();
+            for part in expected.chunks(CHUNK) {
+                let mut buf = out.buffer();
+                buf[..part.len()].copy_from_slice(part);
+                assert!(out.can_write());
+                out.write(buf, part.len()).unwrap();
+            }
+            while !out.is_idle() {
+                out.written().await.unwrap();
+            }
+            let (got, data) = drain.join().unwrap();
+            assert_eq!(got, data);
+            // The reader is gone: the next write fails with the pipe's error.
+            let buf = out.buffer();
+            out.write(buf, 1).unwrap();
+            out.written().await.unwrap_err()
+        });
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+    }
 }

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use tether_core::kcp::KcpFlavor;
 use tether_runtime_tokio::{KcpListener, KcpStream};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::cat_stdio::{StdinReader, StdoutWriter};
 use crate::kcp_flags::KcpFlags;
 use crate::units::parse_duration;
 
@@ -115,8 +116,8 @@ pub fn run(args: &CatArgs) -> i32 {
             1
         }
     };
-    // A blocking stdin read may still be parked in tokio's thread pool (stdout closed before
-    // stdin): don't wait for it.
+    // The stdin thread may still be parked in a read (stdout closed before stdin): nothing
+    // waits for it, the process ends with `run`'s caller.
     rt.shutdown_background();
     code
 }
@@ -208,17 +209,23 @@ fn keepalive_period(linger: Duration) -> Duration {
     (linger / 8).max(Duration::from_millis(10))
 }
 
-/// stdin → stream and stream → stdout, ending by the rule in the module docs.
+/// stdin → stream and stream → stdout, ending by the rule in the module docs. stdin and
+/// stdout each have a thread of their own (see [`crate::cat_stdio`]).
 async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
     let (mut rx, mut tx) = (&stream, &stream);
+    let mut stdin = StdinReader::spawn()?;
     let upload = async {
-        copy_until_eof(&mut tokio::io::stdin(), &mut tx).await?;
+        while let Some(chunk) = stdin.next().await {
+            let chunk = chunk?;
+            tx.write_all(chunk.bytes()).await?;
+            stdin.recycle(chunk);
+        }
         tx.flush().await // resolves once every byte is acknowledged
     };
     tokio::pin!(upload);
     let mut upload_done = false;
-    let mut out = tokio::io::stdout();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = StdoutWriter::spawn()?;
+    let mut buf = out.buffer();
     let mut last_output = Instant::now();
     let mut quiet = Quiet::new();
     // The first tick comes one period in: a probe before the first data would only add a
@@ -232,12 +239,23 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                 r.map_err(|e| with_context(e, "sending stdin"))?;
                 upload_done = true;
             }
-            r = rx.read(&mut buf) => {
-                let n = r.map_err(|e| with_context(e, "receiving"))?;
-                if n == 0 {
-                    return Err(io::Error::other("the KCP stream ended unexpectedly"));
-                }
-                match write_out(&mut out, &buf[..n]).await {
+            r = rx.read(&mut buf), if out.can_write() => {
+                let n = match r {
+                    Ok(0) => Err(io::Error::other("the KCP stream ended unexpectedly")),
+                    r => r.map_err(|e| with_context(e, "receiving")),
+                };
+                let n = match n {
+                    Ok(n) => n,
+                    Err(e) => {
+                        out.drain().await; // what arrived before still reaches stdout
+                        return Err(e);
+                    }
+                };
+                let full = std::mem::replace(&mut buf, out.buffer());
+                out.write(full, n)?;
+            }
+            r = out.written(), if !out.is_idle() => {
+                match r {
                     Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
                     r => r?,
                 }
@@ -250,7 +268,8 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                     continue;
                 }
                 let nothing_new = quiet.observe(stream.last_received().await);
-                let all_written = stream.unread() == 0 && last_output.elapsed() >= linger;
+                let all_written =
+                    stream.unread() == 0 && out.is_idle() && last_output.elapsed() >= linger;
                 if nothing_new && all_written && quiet.for_at_least(linger) {
                     return Ok(());
                 }
@@ -294,23 +313,4 @@ impl Quiet {
 /// `e` with what `tether cat` was doing, keeping its kind.
 fn with_context(e: io::Error, doing: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{doing}: {e}"))
-}
-
-async fn write_out<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> io::Result<()> {
-    w.write_all(data).await?;
-    w.flush().await
-}
-
-async fn copy_until_eof<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-    r: &mut R,
-    w: &mut W,
-) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        w.write_all(&buf[..n]).await?;
-    }
 }

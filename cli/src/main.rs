@@ -3,6 +3,7 @@
 
 mod bench;
 mod cat_cmd;
+mod cat_stdio;
 mod demo;
 mod kcp_flags;
 mod link_flags;

@@ -374,6 +374,19 @@ pub trait DatagramEndpoint {
         data: &[u8],
     ) -> Result<(), Self::InputError>;
 
+    /// [`DatagramEndpoint::handle_datagram`] on bytes the endpoint may overwrite (a socket
+    /// loop's receive buffer): an endpoint that decrypts in place does it there instead of
+    /// in a copy. The bytes are garbage afterwards. By default the same as
+    /// `handle_datagram`.
+    fn handle_datagram_mut(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &mut [u8],
+    ) -> Result<(), Self::InputError> {
+        self.handle_datagram(now, from, data)
+    }
+
     /// Appends the next datagram to `buf`.
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<DatagramTransmit>;
 

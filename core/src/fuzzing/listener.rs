@@ -213,8 +213,9 @@ pub(crate) fn run_listener(start: Instant, data: &[u8]) -> u64 {
                     } else {
                         from
                     };
-                    for d in fate.apply(d) {
-                        let _ = server.l.handle_datagram(now, from, &d);
+                    // In place, as a socket loop feeds its receive buffers.
+                    for mut d in fate.apply(d) {
+                        let _ = server.l.handle_datagram_mut(now, from, &mut d);
                     }
                 }
             }
@@ -228,8 +229,8 @@ pub(crate) fn run_listener(start: Instant, data: &[u8]) -> u64 {
                         from
                     };
                     if let Some(cl) = clients.iter_mut().find(|n| n.me == to) {
-                        for d in fate.apply(d) {
-                            let _ = cl.l.handle_datagram(now, from, &d);
+                        for mut d in fate.apply(d) {
+                            let _ = cl.l.handle_datagram_mut(now, from, &mut d);
                         }
                     }
                 }

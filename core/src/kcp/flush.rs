@@ -26,6 +26,18 @@ impl Kcp {
         Some(n)
     }
 
+    /// Pops the next datagram produced by a flush as an owned buffer, without copying it
+    /// (the session layer seals it in place). Hand the buffer back with [`Kcp::recycle`].
+    pub fn pop_output_owned(&mut self) -> Option<Vec<u8>> {
+        self.out.pop_front()
+    }
+
+    /// Takes back a buffer from [`Kcp::pop_output_owned`] for the next datagram (bounded
+    /// like KCP's own pool).
+    pub fn recycle(&mut self, b: Vec<u8>) {
+        self.give_buf(b);
+    }
+
     /// Datagrams waiting for [`Kcp::pop_output`].
     pub fn queued_output(&self) -> usize {
         self.out.len()

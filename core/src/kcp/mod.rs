@@ -592,11 +592,7 @@ impl Machine for Kcp {
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if self.flush_pending {
-            self.flush_pending = false;
-            self.last_now = now;
-            self.flush_and_schedule(now);
-        }
+        self.flush_if_pending(now);
         self.pop_output(buf).map(|len| Transmit { len })
     }
 
@@ -629,6 +625,22 @@ impl Machine for Kcp {
 }
 
 impl Kcp {
+    /// [`Machine::poll_transmit`] without the copy: runs a pending flush, then pops the next
+    /// datagram as an owned buffer (give it back with [`Kcp::recycle`]).
+    pub fn poll_datagram(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.flush_if_pending(now);
+        self.pop_output_owned()
+    }
+
+    /// The flush an application call or input asked for (`has_transmit`), run on demand.
+    fn flush_if_pending(&mut self, now: Instant) {
+        if self.flush_pending {
+            self.flush_pending = false;
+            self.last_now = now;
+            self.flush_and_schedule(now);
+        }
+    }
+
     /// Whether every peer-fillable buffer is within its bound (used by fuzzing and tests):
     /// the receive side holds at most `rcv_wnd` segments in each queue and the ACK list stays
     /// below its forced-flush limit.

@@ -654,35 +654,38 @@ impl FecDecoder {
         if search_end + 1 - search_begin < self.data_shards {
             return;
         }
-        let g = self.collect_group(search_begin, search_end, begin, end);
+        let g = self.count_group(search_begin, search_end, begin, end);
         if g.num_data == self.data_shards {
             self.free_range(g.first, g.numshard); // step 4
         } else if g.numshard >= self.data_shards {
+            // Only a reconstruction needs the shards copied into the codec's work buffers.
+            self.load_group(search_begin, search_end, begin, end);
             self.reconstruct(g.maxlen); // step 5
             self.free_range(g.first, g.numshard);
         }
     }
 
-    /// Loads the group's shards into the work buffers and counts them.
-    fn collect_group(&mut self, from: usize, to: usize, begin: u32, end: u32) -> Group {
-        let n = self.shard_size;
+    /// The shards of the group `begin..=end` among `rx[from..=to]`, with their index in `rx`.
+    fn group_shards(
+        &self,
+        from: usize,
+        to: usize,
+        begin: u32,
+        end: u32,
+    ) -> impl Iterator<Item = (usize, &RxShard)> {
+        self.rx
+            .iter()
+            .enumerate()
+            .take(to + 1)
+            .skip(from)
+            .take_while(move |(_, e)| itimediff(e.seqid, end) <= 0)
+            .filter(move |(_, e)| itimediff(e.seqid, begin) >= 0)
+    }
+
+    /// Counts the group's shards (no copy: a complete group is just freed).
+    fn count_group(&self, from: usize, to: usize, begin: u32, end: u32) -> Group {
         let mut g = Group::default();
-        self.work.resize_with(n, || (Vec::new(), false));
-        for w in self.work.iter_mut() {
-            w.1 = false;
-        }
-        for (i, e) in self.rx.iter().enumerate().take(to + 1).skip(from) {
-            if itimediff(e.seqid, end) > 0 {
-                break;
-            }
-            if itimediff(e.seqid, begin) < 0 {
-                continue;
-            }
-            if let Some(w) = self.work.get_mut((e.seqid as usize) % n) {
-                w.0.clear();
-                w.0.extend_from_slice(&e.data);
-                w.1 = true;
-            }
+        for (i, e) in self.group_shards(from, to, begin, end) {
             if g.numshard == 0 {
                 g.first = i;
             }
@@ -691,6 +694,24 @@ impl FecDecoder {
             g.maxlen = g.maxlen.max(e.data.len());
         }
         g
+    }
+
+    /// Loads the group's shards into the work buffers (marking which are present).
+    fn load_group(&mut self, from: usize, to: usize, begin: u32, end: u32) {
+        let n = self.shard_size;
+        let mut work = std::mem::take(&mut self.work);
+        work.resize_with(n, || (Vec::new(), false));
+        for w in work.iter_mut() {
+            w.1 = false;
+        }
+        for (_, e) in self.group_shards(from, to, begin, end) {
+            if let Some(w) = work.get_mut((e.seqid as usize) % n) {
+                w.0.clear();
+                w.0.extend_from_slice(&e.data);
+                w.1 = true;
+            }
+        }
+        self.work = work;
     }
 
     /// Zero-pads the present shards, rebuilds the missing data shards and queues them as

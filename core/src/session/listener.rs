@@ -399,21 +399,41 @@ impl<U: StreamLayer> Listener<U> {
         from: SocketAddr,
         data: &[u8],
     ) -> Result<(), SessionInputError> {
-        let max = self.cfg.session.max_datagram();
-        if data.len() > max {
-            self.stats.dropped_oversize += 1;
-            self.snmp.in_errs += 1;
-            return Err(SessionInputError::TooLarge {
-                len: data.len(),
-                max,
-            });
-        }
+        self.check_size(data.len())?;
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(data);
         let r = self.route(now, from, &mut buf);
         self.scratch = buf;
         r
+    }
+
+    /// [`Listener::handle_datagram`] without the copy: the kcp-go modes decrypt `data` in
+    /// place (the bytes are garbage afterwards; DESIGN.md §3). The authenticated mode still
+    /// works on a copy, since a datagram may be tried under two sessions' keys.
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+    pub fn handle_datagram_mut(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &mut [u8],
+    ) -> Result<(), SessionInputError> {
+        if matches!(self.demux, Demux::Aead(_)) {
+            return self.handle_datagram(now, from, data);
+        }
+        self.check_size(data.len())?;
+        self.route(now, from, data)
+    }
+
+    /// Drops (and counts) a datagram larger than any session takes, before any work.
+    fn check_size(&mut self, len: usize) -> Result<(), SessionInputError> {
+        let max = self.cfg.session.max_datagram();
+        if len > max {
+            self.stats.dropped_oversize += 1;
+            self.snmp.in_errs += 1;
+            return Err(SessionInputError::TooLarge { len, max });
+        }
+        Ok(())
     }
 
     #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
@@ -1026,6 +1046,15 @@ impl<U: StreamLayer> DatagramEndpoint for Listener<U> {
         data: &[u8],
     ) -> Result<(), SessionInputError> {
         Listener::handle_datagram(self, now, from, data)
+    }
+
+    fn handle_datagram_mut(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &mut [u8],
+    ) -> Result<(), SessionInputError> {
+        Listener::handle_datagram_mut(self, now, from, data)
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<DatagramTransmit> {

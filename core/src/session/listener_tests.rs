@@ -36,6 +36,10 @@ struct World {
     listener: Listener,
     clients: Vec<(SocketAddr, Session)>,
     buf: Vec<u8>,
+    /// Feed through `handle_datagram_mut`/`handle_input_mut` (decryption in place).
+    in_place: bool,
+    /// Every datagram the listener sent, in order.
+    wire: Vec<u8>,
 }
 
 impl World {
@@ -50,6 +54,8 @@ impl World {
             listener,
             clients,
             buf: Vec::new(),
+            in_place: false,
+            wire: Vec::new(),
         }
     }
 
@@ -64,7 +70,13 @@ impl World {
             .collect();
         for (a, s) in self.clients.iter_mut() {
             while s.poll_transmit(self.now, &mut self.buf).is_some() {
-                let _ = self.listener.handle_datagram(self.now, *a, &self.buf);
+                if self.in_place {
+                    let _ = self
+                        .listener
+                        .handle_datagram_mut(self.now, *a, &mut self.buf);
+                } else {
+                    let _ = self.listener.handle_datagram(self.now, *a, &self.buf);
+                }
                 self.buf.clear();
                 moved = true;
             }
@@ -86,8 +98,14 @@ impl World {
             }
         }
         while let Some((to, _)) = self.listener.poll_transmit(self.now, &mut self.buf) {
+            self.wire.extend_from_slice(&self.buf);
             if let Some(&i) = index.get(&to) {
-                let _ = self.clients[i].1.handle_input(self.now, &self.buf);
+                let c = &mut self.clients[i].1;
+                let _ = if self.in_place {
+                    c.handle_input_mut(self.now, &mut self.buf)
+                } else {
+                    c.handle_input(self.now, &self.buf)
+                };
             }
             self.buf.clear();
             moved = true;
@@ -144,6 +162,52 @@ fn many_clients_echo_through_one_listener() {
         assert_eq!(snmp.curr_estab, 200);
         // Everything acknowledged: the listener arms no timer at all.
         assert_eq!(w.listener.poll_timeout(), None);
+    }
+}
+
+#[test]
+fn decrypting_in_place_changes_nothing_on_the_wire() {
+    let modes = [
+        CryptMode::Raw,
+        CryptMode::Block(CipherKind::None),
+        CryptMode::Block(CipherKind::Aes128),
+        CryptMode::Aead(super::aead::AeadKind::ChaCha20Poly1305),
+    ];
+    for mode in modes {
+        for (d, p) in [(0, 0), (10, 3)] {
+            let c = SessionConfig {
+                crypt: mode,
+                ..cfg(d, p)
+            };
+            let run = |in_place: bool| {
+                let mut w = World::new(3, &c);
+                w.in_place = in_place;
+                for (i, (_, s)) in w.clients.iter_mut().enumerate() {
+                    s.write(&vec![i as u8; 20_000]).unwrap();
+                }
+                let mut got = vec![0usize; 3];
+                for _ in 0..100_000 {
+                    if !w.step() {
+                        break;
+                    }
+                    for (i, (_, s)) in w.clients.iter_mut().enumerate() {
+                        let mut tmp = [0u8; 4096];
+                        while let Ok(n) = s.read(&mut tmp) {
+                            assert!(tmp[..n].iter().all(|&b| b == i as u8));
+                            got[i] += n;
+                        }
+                    }
+                }
+                (got, w.wire, w.listener.snmp())
+            };
+            let (copied, in_place) = (run(false), run(true));
+            assert_eq!(
+                copied.0,
+                vec![20_000; 3],
+                "{mode:?} fec {d}/{p}: echo incomplete"
+            );
+            assert_eq!(copied, in_place, "{mode:?} fec {d}/{p}");
+        }
     }
 }
 

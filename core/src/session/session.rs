@@ -301,6 +301,10 @@ impl std::fmt::Debug for Session {
 /// Most pooled buffers kept for reuse.
 const POOL_LIMIT: usize = 256;
 
+/// Buffers the session keeps for its own parity and control datagrams before sent buffers
+/// go back to KCP (whose datagrams are moved into the session, not copied).
+const SESSION_POOL_RESERVE: usize = 32;
+
 impl Session {
     /// A server-side session for conversation `conv` (in the authenticated mode it answers
     /// the client's hello). `rng` supplies the per-datagram nonces and hello randoms (a CSPRNG
@@ -514,15 +518,21 @@ impl Session {
         &mut self.snmp
     }
 
-    fn take_buf(&mut self) -> Vec<u8> {
-        self.pool.pop().unwrap_or_default()
-    }
-
     /// Pools a buffer for reuse; one grown past a datagram goes back to the allocator.
     fn give_buf(&mut self, mut b: Vec<u8>) {
         if self.pool.len() < POOL_LIMIT && b.capacity() <= self.max_datagram {
             b.clear();
             self.pool.push(b);
+        }
+    }
+
+    /// A sent datagram's buffer: kept for parity and control datagrams while the session's
+    /// pool is short, otherwise back to KCP for its next datagram.
+    fn return_buf(&mut self, b: Vec<u8>) {
+        if self.pool.len() < SESSION_POOL_RESERVE {
+            self.give_buf(b);
+        } else {
+            self.kcp.recycle(b);
         }
     }
 
@@ -546,12 +556,9 @@ impl Session {
                 return;
             }
         }
-        loop {
-            let mut d = self.take_buf();
-            if self.kcp.poll_transmit(now, &mut d).is_none() {
-                self.give_buf(d);
-                return;
-            }
+        // KCP's datagram buffer is moved, not copied: FEC stamps and the crypto seal it in
+        // place, and `poll_transmit` copies it once into the caller's buffer.
+        while let Some(mut d) = self.kcp.poll_datagram(now) {
             let reserved = self.kcp.config().reserved as usize;
             let control = control_bytes(d.get(reserved..).unwrap_or(&[]));
             self.fec_encode(&mut d);
@@ -595,21 +602,59 @@ impl Session {
         self.out.push_back((d, cost));
     }
 
-    /// Removes the crypto layer of `scratch` in place; returns what it held. Failures are
+    /// Removes the crypto layer of `buf` in place; returns what it held. Failures are
     /// counted as `InCsumErrors`.
     #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
-    fn unprotect(&mut self) -> Result<Opened, SessionInputError> {
-        self.crypt
-            .open(&mut self.scratch, &mut *self.rng)
-            .inspect_err(|e| {
-                if !matches!(
-                    e,
-                    SessionInputError::Crypt(CryptError::TooShort { .. })
-                        | SessionInputError::Aead(AeadError::TooShort(_))
-                ) {
-                    self.snmp.in_csum_errors += 1;
-                }
-            })
+    fn unprotect(&mut self, buf: &mut [u8]) -> Result<Opened, SessionInputError> {
+        self.crypt.open(buf, &mut *self.rng).inspect_err(|e| {
+            if !matches!(
+                e,
+                SessionInputError::Crypt(CryptError::TooShort { .. })
+                    | SessionInputError::Aead(AeadError::TooShort(_))
+            ) {
+                self.snmp.in_csum_errors += 1;
+            }
+        })
+    }
+
+    /// [`Machine::handle_input`] on bytes the session may overwrite: decrypts `data` where it
+    /// is instead of in a copy (DESIGN.md §3); `data` is garbage afterwards.
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+    pub fn handle_input_mut(
+        &mut self,
+        now: Instant,
+        data: &mut [u8],
+    ) -> Result<(), SessionInputError> {
+        if self.kcp.is_closed() {
+            return Ok(()); // forgotten, as kcp-go's closed session
+        }
+        self.check_input_size(data.len())?;
+        self.input_in_place(now, data)
+    }
+
+    /// Drops (and counts) a datagram larger than [`SessionConfig::max_datagram`].
+    fn check_input_size(&mut self, len: usize) -> Result<(), SessionInputError> {
+        if len > self.max_datagram {
+            self.snmp.in_errs += 1;
+            return Err(SessionInputError::TooLarge {
+                len,
+                max: self.max_datagram,
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens `data` in place and feeds what it held to KCP (kcp-go-session.md §2.2).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+    fn input_in_place(&mut self, now: Instant, data: &mut [u8]) -> Result<(), SessionInputError> {
+        self.amp.on_received(data.len());
+        let r = self.unprotect(data).and_then(|opened| match opened {
+            Opened::Data(range) => self.kcp_input(now, data.get(range).unwrap_or_default()),
+            Opened::Control => Ok(()),
+        });
+        self.check_verified();
+        self.pump(now);
+        r
     }
 
     /// Input of a payload the listener already unprotected (kcp-go modes only). `wire_len` is
@@ -622,9 +667,7 @@ impl Session {
         wire_len: usize,
     ) -> Result<(), SessionInputError> {
         self.amp.on_received(wire_len);
-        self.scratch.clear();
-        self.scratch.extend_from_slice(payload);
-        let r = self.kcp_input(now, 0..payload.len());
+        let r = self.kcp_input(now, payload);
         self.check_verified();
         self.pump(now);
         r
@@ -632,12 +675,7 @@ impl Session {
 
     /// kcp-go `kcpInput` (kcp-go-session.md §2.2 step 5) on an unprotected payload.
     #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
-    fn kcp_input(
-        &mut self,
-        now: Instant,
-        range: std::ops::Range<usize>,
-    ) -> Result<(), SessionInputError> {
-        let payload = self.scratch.get(range).unwrap_or_default();
+    fn kcp_input(&mut self, now: Instant, payload: &[u8]) -> Result<(), SessionInputError> {
         if payload.len() < 24 {
             return Err(SessionInputError::TooShort(payload.len()));
         }
@@ -697,24 +735,12 @@ impl Machine for Session {
         if self.kcp.is_closed() {
             return Ok(()); // forgotten, as kcp-go's closed session
         }
-        if data.len() > self.max_datagram {
-            self.snmp.in_errs += 1;
-            return Err(SessionInputError::TooLarge {
-                len: data.len(),
-                max: self.max_datagram,
-            });
-        }
-        self.amp.on_received(data.len());
+        self.check_input_size(data.len())?;
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(data);
+        let r = self.input_in_place(now, &mut scratch);
         self.scratch = scratch;
-        let r = self.unprotect().and_then(|opened| match opened {
-            Opened::Data(range) => self.kcp_input(now, range),
-            Opened::Control => Ok(()),
-        });
-        self.check_verified();
-        self.pump(now);
         r
     }
 
@@ -727,10 +753,11 @@ impl Machine for Session {
             return None;
         }
         let (d, cost) = self.out.pop_front()?;
+        // The one copy of a sealed datagram: into the caller's (socket batch) buffer.
         buf.extend_from_slice(&d);
         let len = d.len();
         self.amp.on_sent(len, cost);
-        self.give_buf(d);
+        self.return_buf(d);
         Some(Transmit { len })
     }
 

@@ -40,6 +40,16 @@ pub struct DriverStats {
     pub syscalls: u64,
 }
 
+impl DriverStats {
+    /// Adds `other`'s counters (a listener with several socket loops reports their sum).
+    pub fn merge(&mut self, other: &DriverStats) {
+        self.wakeups += other.wakeups;
+        self.datagrams_in += other.datagrams_in;
+        self.datagrams_out += other.datagrams_out;
+        self.syscalls += other.syscalls;
+    }
+}
+
 /// What one [`read_datagrams`] call did.
 #[derive(Debug)]
 pub struct ReadOutcome {

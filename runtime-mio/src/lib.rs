@@ -1,12 +1,34 @@
-//! mio adapter for tether-core, and the pieces the tokio and smol adapters share:
-//! [`udp`] (batched `recvmmsg`/`sendmmsg`), [`hub`] (application stream buffers and
-//! wakers) and [`driver`] (the body of the socket loop).
+//! The runtime base of tether: everything a runtime adapter needs except readiness, one
+//! timer and a spawn, written once.
+//!
+//! * [`udp`]: batched `recvmmsg`/`sendmmsg`, GSO and GRO;
+//! * [`driver`]: one endpoint's protocol state and the body of a socket loop;
+//! * [`hub`]: the application's stream buffers and wakers;
+//! * [`socket_loop`]: the UDP socket loop as one `async fn`, generic over [`runtime::Runtime`]
+//!   (readiness of a socket, a sleep-until timer, yield, spawn; as quinn's `Runtime`);
+//! * [`handle`]: the listener and stream handles the tokio and smol crates wrap, binding,
+//!   host resolution and `SO_REUSEPORT` socket sets;
+//! * [`endpoint`] (feature `mio`, on by default): a single-threaded endpoint for the
+//!   application's own `mio::Poll`.
+//!
+//! # Why the base lives in this crate
+//!
+//! The workspace keeps one crate per runtime and no separate "base" crate: the shared code
+//! is this crate's runtime-independent part, and mio is an optional default feature.
+//! `tether-runtime-tokio` and `tether-runtime-smol` depend on it with
+//! `default-features = false`, so their users compile neither mio nor the mio endpoint;
+//! they only implement [`runtime::Runtime`] and their runtime's `AsyncRead`/`AsyncWrite`
+//! over [`handle::StreamHandle`].
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod driver;
+#[cfg(feature = "mio")]
 pub mod endpoint;
+pub mod handle;
 pub mod hub;
+pub mod runtime;
+pub mod socket_loop;
 pub mod udp;
 
 pub use tether_core as core;

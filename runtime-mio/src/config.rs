@@ -90,7 +90,7 @@ impl Config {
     /// Message mode: each write becomes one KCP message, delivered whole to a message-mode
     /// peer (ikcp's default); writes of more than 127 segments are cut into 127-segment
     /// messages (ikcp's limit). The tokio/smol streams still read a byte stream (message
-    /// boundaries are not kept on receive); the mio [`Endpoint`](crate::endpoint::Endpoint)
+    /// boundaries are not kept on receive); the mio `endpoint::Endpoint`
     /// has `write_message`/`recv_message` for both directions. Off (stream mode) by default,
     /// as kcptun.
     pub fn message_mode(mut self, on: bool) -> Self {
@@ -181,7 +181,7 @@ impl Config {
     /// server can use `n` cores as kcp-go does with its goroutines. The kernel spreads
     /// peers over the sockets by their address (4-tuple hash), so a peer stays with one
     /// loop; `accept` takes sessions from all of them. Default 1 (a plain socket). Clients
-    /// and the mio [`Endpoint`](crate::endpoint::Endpoint) (one socket on the
+    /// and the mio `endpoint::Endpoint` (one socket on the
     /// application's own poll) always use one socket.
     pub fn reuseport(mut self, n: usize) -> Self {
         self.reuseport = n;

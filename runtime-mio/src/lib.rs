@@ -8,7 +8,7 @@
 //!   (readiness of a socket, a sleep-until timer, yield, spawn; as quinn's `Runtime`);
 //! * [`handle`]: the listener and stream handles the tokio and smol crates wrap, binding,
 //!   host resolution and `SO_REUSEPORT` socket sets;
-//! * [`endpoint`] (feature `mio`, on by default): a single-threaded endpoint for the
+//! * `endpoint` (feature `mio`, on by default): a single-threaded endpoint for the
 //!   application's own `mio::Poll`.
 //!
 //! # Why the base lives in this crate

@@ -171,6 +171,12 @@ impl<S> ListenerHandle<S> {
         sum
     }
 
+    /// Each socket loop's counters, one entry per socket ([`Config::reuseport`]): how the
+    /// kernel spread the peers.
+    pub fn driver_stats_per_socket(&self) -> Vec<DriverStats> {
+        self.hubs.iter().map(|h| h.lock().driver_stats).collect()
+    }
+
     /// The socket loops' counters (wake-ups, datagrams, system calls), summed.
     pub fn driver_stats(&self) -> DriverStats {
         let mut sum = DriverStats::default();

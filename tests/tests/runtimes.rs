@@ -37,6 +37,10 @@ macro_rules! suite {
             fn peer_only_reads() {
                 super::scenarios::peer_only_reads::<$rt>();
             }
+            #[test]
+            fn reuseport_clients() {
+                super::scenarios::reuseport_clients::<$rt>();
+            }
         }
     };
 }

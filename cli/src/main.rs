@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench_cmd;
+mod bench_reuseport;
 mod cat_cmd;
 mod demo_live;
 mod kcp_flags;
@@ -34,6 +35,9 @@ enum Cmd {
     /// tether vs kcp-go side by side on loopback: bulk throughput, CPU per GiB, 64-byte echo
     /// RTT, idle sessions' CPU and RSS (builds the Go peer tests/go/kcppeer).
     Bench(Box<bench_cmd::BenchArgs>),
+    /// Several bulk clients at once against one listener: tether with one socket task, tether
+    /// with one per core (SO_REUSEPORT) and kcp-go, aggregate throughput side by side.
+    BenchReuseport(Box<bench_reuseport::ReuseportArgs>),
     /// The Rust twin of tests/go/kcppeer (roles echo, bulk, rtt, idle), driven by `bench`.
     #[command(hide = true)]
     BenchPeer(Box<bench_cmd::PeerArgs>),
@@ -47,6 +51,7 @@ fn main() {
         Cmd::Cat(args) => cat_cmd::run(&args),
         Cmd::Demo => demo(),
         Cmd::Bench(args) => bench_cmd::run(&args),
+        Cmd::BenchReuseport(args) => bench_reuseport::run(&args),
         Cmd::BenchPeer(args) => bench_cmd::run_peer(&args),
     };
     std::process::exit(code);

@@ -81,6 +81,27 @@ struct Outcome {
     mb_per_s: f64,
     wall: f64,
     slowest: f64,
+    /// CPU seconds of the server and its clients together, per GB moved one way.
+    cpu_per_gb: f64,
+}
+
+/// User+system CPU seconds of this process's reaped children (`/proc/self/stat` cutime and
+/// cstime, in 1/100 s): every server and client of a run once they exited.
+fn children_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 1..)) else {
+        return 0.0;
+    };
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(13)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
 }
 
 /// The first line of `r` starting with `prefix`, as the address after it (within 20 s).
@@ -118,6 +139,7 @@ fn run_server(s: &mut Server, args: &ReuseportArgs) -> Result<Outcome, String> {
         (None, Some(e)) => Box::new(e),
         (None, None) => return Err("no pipe to the server".into()),
     };
+    let cpu0 = children_cpu_seconds();
     let server = Kill(child);
     let addr = await_addr(pipe, s.ready)?;
     let start = Instant::now();
@@ -155,10 +177,12 @@ fn run_server(s: &mut Server, args: &ReuseportArgs) -> Result<Outcome, String> {
     }
     let wall = start.elapsed().as_secs_f64();
     drop(server);
+    let total = (args.bytes * args.clients as u64) as f64;
     Ok(Outcome {
-        mb_per_s: (args.bytes * args.clients as u64) as f64 / wall / 1e6,
+        mb_per_s: total / wall / 1e6,
         wall,
         slowest,
+        cpu_per_gb: (children_cpu_seconds() - cpu0) / (total / 1e9),
     })
 }
 
@@ -288,12 +312,13 @@ pub fn run(args: &ReuseportArgs) -> i32 {
             Ok(o) => {
                 let base = *first.get_or_insert(o.mb_per_s);
                 println!(
-                    "| {} | {:.1} ({:.2}x) | {:.2} | {:.2} |",
+                    "| {} | {:.1} ({:.2}x) | {:.2} | {:.2} | {:.1} |",
                     s.name,
                     o.mb_per_s,
                     o.mb_per_s / base,
                     o.wall,
-                    o.slowest
+                    o.slowest,
+                    o.cpu_per_gb
                 );
             }
             Err(e) => {

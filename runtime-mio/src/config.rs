@@ -180,9 +180,10 @@ impl Config {
     /// loop (its own sessions, driver and timer: no lock shared on the data path), so a
     /// server can use `n` cores as kcp-go does with its goroutines. The kernel spreads
     /// peers over the sockets by their address (4-tuple hash), so a peer stays with one
-    /// loop; `accept` takes sessions from all of them. Default 1 (a plain socket). Clients
-    /// and the mio `endpoint::Endpoint` (one socket on the
-    /// application's own poll) always use one socket.
+    /// loop; `accept` takes sessions from all of them. Each socket has its own core listener,
+    /// so `max_sessions` and `backlog` bound each socket (`n` times them in all). Default 1
+    /// (a plain socket, no `SO_REUSEPORT`). Clients and the mio `endpoint::Endpoint` (one
+    /// socket on the application's own poll) always use one socket.
     pub fn reuseport(mut self, n: usize) -> Self {
         self.reuseport = n;
         self

@@ -262,3 +262,52 @@ impl Drop for StreamHandle {
         self.hub.drop_stream(self.id);
     }
 }
+
+/// Defines a runtime crate's `KcpStream` and `KcpListener`: a newtype over
+/// [`StreamHandle`] whose `connect` runs its socket loop on `$rt`, with `Deref` to the
+/// handle's methods and [`RuntimeStream`], and the listener type that accepts it. The crate
+/// adds its runtime's `AsyncRead`/`AsyncWrite` impls, delegating to the handle.
+#[macro_export]
+macro_rules! kcp_stream_types {
+    ($rt:ty) => {
+        /// Accepts KCP sessions on one UDP port (kcp-go `ListenWithOptions`): `bind`,
+        /// `accept`, `local_addr`, `snmp`, `driver_stats`.
+        pub type KcpListener = $crate::handle::ListenerHandle<KcpStream>;
+
+        /// One KCP session as a byte stream (kcp-go `UDPSession`). Its other methods
+        /// (`peer_addr`, `send_keepalive`, `last_received`, `unread`) are
+        /// [`StreamHandle`](tether_runtime_mio::handle::StreamHandle)'s.
+        #[derive(Debug)]
+        pub struct KcpStream($crate::handle::StreamHandle);
+
+        impl KcpStream {
+            /// Dials `addr` from a fresh UDP socket (kcp-go `DialWithOptions`). No packet is
+            /// sent until the first write: KCP has no handshake.
+            pub async fn connect(
+                addr: impl ::std::net::ToSocketAddrs,
+                cfg: $crate::config::Config,
+            ) -> ::std::io::Result<KcpStream> {
+                $crate::handle::StreamHandle::connect::<$rt>(addr, cfg)
+                    .await
+                    .map(KcpStream)
+            }
+        }
+
+        impl ::std::ops::Deref for KcpStream {
+            type Target = $crate::handle::StreamHandle;
+            fn deref(&self) -> &$crate::handle::StreamHandle {
+                &self.0
+            }
+        }
+
+        impl ::std::convert::From<$crate::handle::StreamHandle> for KcpStream {
+            fn from(h: $crate::handle::StreamHandle) -> Self {
+                KcpStream(h)
+            }
+        }
+
+        impl $crate::handle::RuntimeStream for KcpStream {
+            type Runtime = $rt;
+        }
+    };
+}

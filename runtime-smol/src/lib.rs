@@ -46,54 +46,18 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{ToSocketAddrs, UdpSocket};
-use std::ops::Deref;
+use std::net::UdpSocket;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use async_io::{Async, Timer};
-use tether_runtime_mio::handle::{ListenerHandle, RuntimeStream, StreamHandle};
 use tether_runtime_mio::runtime::{Runtime, UdpIo};
 
 pub use tether_runtime_mio::config::Config;
 pub use tether_runtime_mio::driver::DriverStats;
 
-/// Accepts KCP sessions on one UDP port (kcp-go `ListenWithOptions`): `bind`, `accept`,
-/// `local_addr`, `snmp`, `driver_stats`.
-pub type KcpListener = ListenerHandle<KcpStream>;
-
-/// One KCP session as a byte stream (kcp-go `UDPSession`). Its other methods
-/// (`peer_addr`, `send_keepalive`, `last_received`, `unread`) are [`StreamHandle`]'s.
-#[derive(Debug)]
-pub struct KcpStream(StreamHandle);
-
-impl KcpStream {
-    /// Dials `addr` from a fresh UDP socket (kcp-go `DialWithOptions`). No packet is sent
-    /// until the first write: KCP has no handshake.
-    pub async fn connect(addr: impl ToSocketAddrs, cfg: Config) -> io::Result<KcpStream> {
-        StreamHandle::connect::<Smol>(addr, cfg)
-            .await
-            .map(KcpStream)
-    }
-}
-
-impl Deref for KcpStream {
-    type Target = StreamHandle;
-    fn deref(&self) -> &StreamHandle {
-        &self.0
-    }
-}
-
-impl From<StreamHandle> for KcpStream {
-    fn from(h: StreamHandle) -> Self {
-        KcpStream(h)
-    }
-}
-
-impl RuntimeStream for KcpStream {
-    type Runtime = Smol;
-}
+tether_runtime_mio::kcp_stream_types!(Smol);
 
 impl futures_io::AsyncRead for KcpStream {
     fn poll_read(
@@ -159,12 +123,18 @@ impl Runtime for Smol {
 #[derive(Debug)]
 pub struct SmolUdp(Async<UdpSocket>);
 
-/// `WouldBlock` ends a batch normally (async-io keeps no readiness to clear).
-fn batch_done(r: io::Result<()>) -> io::Result<()> {
-    match r {
+/// Runs `io` on `sock` once the readiness poll is ready; `WouldBlock` (the socket is drained
+/// or full) ends a batch normally, and async-io keeps no readiness to clear.
+fn once_ready(
+    ready: Poll<io::Result<()>>,
+    sock: &UdpSocket,
+    io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
+) -> Poll<io::Result<()>> {
+    ready!(ready)?;
+    Poll::Ready(match io(sock) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
         r => r,
-    }
+    })
 }
 
 impl UdpIo for SmolUdp {
@@ -176,15 +146,13 @@ impl UdpIo for SmolUdp {
         cx: &mut Context<'_>,
         io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
-        ready!(self.0.poll_readable(cx))?;
-        Poll::Ready(batch_done(io(self.0.get_ref())))
+        once_ready(self.0.poll_readable(cx), self.0.get_ref(), io)
     }
     fn poll_write_with(
         &self,
         cx: &mut Context<'_>,
         io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
-        ready!(self.0.poll_writable(cx))?;
-        Poll::Ready(batch_done(io(self.0.get_ref())))
+        once_ready(self.0.poll_writable(cx), self.0.get_ref(), io)
     }
 }

@@ -32,55 +32,19 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{ToSocketAddrs, UdpSocket};
-use std::ops::Deref;
+use std::net::UdpSocket;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use tether_runtime_mio::handle::{ListenerHandle, RuntimeStream, StreamHandle};
 use tether_runtime_mio::runtime::{Runtime, UdpIo};
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use tether_runtime_mio::config::Config;
 pub use tether_runtime_mio::driver::DriverStats;
 
-/// Accepts KCP sessions on one UDP port (kcp-go `ListenWithOptions`): `bind`, `accept`,
-/// `local_addr`, `snmp`, `driver_stats`.
-pub type KcpListener = ListenerHandle<KcpStream>;
-
-/// One KCP session as a byte stream (kcp-go `UDPSession`). Its other methods
-/// (`peer_addr`, `send_keepalive`, `last_received`, `unread`) are [`StreamHandle`]'s.
-#[derive(Debug)]
-pub struct KcpStream(StreamHandle);
-
-impl KcpStream {
-    /// Dials `addr` from a fresh UDP socket (kcp-go `DialWithOptions`). No packet is sent
-    /// until the first write: KCP has no handshake.
-    pub async fn connect(addr: impl ToSocketAddrs, cfg: Config) -> io::Result<KcpStream> {
-        StreamHandle::connect::<Tokio>(addr, cfg)
-            .await
-            .map(KcpStream)
-    }
-}
-
-impl Deref for KcpStream {
-    type Target = StreamHandle;
-    fn deref(&self) -> &StreamHandle {
-        &self.0
-    }
-}
-
-impl From<StreamHandle> for KcpStream {
-    fn from(h: StreamHandle) -> Self {
-        KcpStream(h)
-    }
-}
-
-impl RuntimeStream for KcpStream {
-    type Runtime = Tokio;
-}
+tether_runtime_mio::kcp_stream_types!(Tokio);
 
 impl AsyncRead for KcpStream {
     fn poll_read(
@@ -178,6 +142,16 @@ impl Runtime for Tokio {
     }
 }
 
+/// Runs `io` once the readiness poll is ready; `try_io` clears tokio's cached readiness when
+/// `io` reports `WouldBlock` (the socket is drained or full), which ends a batch normally.
+fn once_ready(
+    ready: Poll<io::Result<AsyncFdReadyGuard<'_, UdpSocket>>>,
+    io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
+) -> Poll<io::Result<()>> {
+    let mut guard = ready!(ready)?;
+    Poll::Ready(guard.try_io(|s| io(s.get_ref())).unwrap_or(Ok(())))
+}
+
 /// A UDP socket registered with tokio's reactor.
 #[derive(Debug)]
 pub struct TokioUdp(AsyncFd<UdpSocket>);
@@ -191,16 +165,13 @@ impl UdpIo for TokioUdp {
         cx: &mut Context<'_>,
         io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
-        let mut guard = ready!(self.0.poll_read_ready(cx))?;
-        // `try_io` clears tokio's cached readiness when `io` reports `WouldBlock`.
-        Poll::Ready(guard.try_io(|s| io(s.get_ref())).unwrap_or(Ok(())))
+        once_ready(self.0.poll_read_ready(cx), io)
     }
     fn poll_write_with(
         &self,
         cx: &mut Context<'_>,
         io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
-        let mut guard = ready!(self.0.poll_write_ready(cx))?;
-        Poll::Ready(guard.try_io(|s| io(s.get_ref())).unwrap_or(Ok(())))
+        once_ready(self.0.poll_write_ready(cx), io)
     }
 }

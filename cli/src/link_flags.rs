@@ -8,7 +8,7 @@ use tether_core::sim::{LinkConfig, PRESET_NAMES};
 use crate::units::{parse_duration, parse_prob, parse_rate, parse_size};
 
 /// Impairments of one direction (both directions get the same flags and different seeds).
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, PartialEq)]
 pub struct LinkFlags {
     /// Start from a named link preset; the flags below override it.
     #[arg(long, value_parser = parse_preset)]

@@ -28,7 +28,7 @@ pub use cwnd::Cwnd;
 pub use rto::RttEstimator;
 pub use stats::KcpStats;
 
-use crate::driver::{Machine, Transmit};
+use crate::driver::{ByteStream, Machine, StreamError, Transmit};
 use crate::time::{timediff, WireClock};
 
 /// `IKCP_ASK_SEND`: a WASK is due.
@@ -527,6 +527,10 @@ impl Machine for Kcp {
         self.pop_output(buf).map(|len| Transmit { len })
     }
 
+    fn has_transmit(&self) -> bool {
+        self.flush_pending || self.queued_output() > 0
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         if self.flush_pending {
             return Some(self.last_now);
@@ -560,5 +564,30 @@ impl Kcp {
             && self.rcv_queue.len() <= w
             && self.acklist.len() <= 2 * w + self.cfg.mtu as usize / segment::OVERHEAD + 1
             && self.pool.len() <= (self.cfg.snd_wnd + self.cfg.rcv_wnd) as usize + 64
+    }
+}
+
+/// KCP in stream mode as the application's byte stream. KCP has no FIN, so there is no
+/// half-close ([`StreamError::Unsupported`]); message-mode users call [`Kcp::recv`] and
+/// [`Kcp::write_message`] instead.
+impl ByteStream for Kcp {
+    fn write(&mut self, data: &[u8]) -> Result<usize, StreamError> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        // Stream-mode writes are cut into segments, so only a full window refuses them.
+        Kcp::write(self, data).map_err(|_| StreamError::Blocked)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        self.recv_stream(buf).map_err(|_| StreamError::Blocked)
+    }
+
+    fn finish(&mut self) -> Result<(), StreamError> {
+        Err(StreamError::Unsupported)
+    }
+
+    fn all_acked(&self) -> bool {
+        Kcp::all_acked(self)
     }
 }

@@ -113,6 +113,9 @@ impl Machine for Checked {
         );
         Some(t)
     }
+    fn has_transmit(&self) -> bool {
+        self.0.has_transmit()
+    }
     fn poll_timeout(&self) -> Option<Instant> {
         self.0.poll_timeout()
     }

@@ -15,7 +15,7 @@ use super::fec::{
 use super::handshake::{AeadChannel, Opened};
 use super::key::kcptun_key;
 use super::snmp::Snmp;
-use crate::driver::{Machine, Transmit};
+use crate::driver::{ByteStream, Machine, StreamError, Transmit};
 use crate::kcp::{Kcp, KcpConfig, KcpEvent, RecvError, WriteError, MTU_LIMIT};
 
 /// How datagrams are protected.
@@ -706,6 +706,11 @@ impl Machine for Session {
         Some(Transmit { len })
     }
 
+    fn has_transmit(&self) -> bool {
+        let handshake = matches!(&self.crypt, Crypt::Aead(ch) if ch.wants_send());
+        self.front_sendable() || (self.out.is_empty() && (self.kcp.has_transmit() || handshake))
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         // Held output is not "due now": it waits for input, which reschedules us.
         if self.front_sendable() {
@@ -741,5 +746,24 @@ impl Machine for Session {
 
     fn poll_event(&mut self) -> Option<KcpEvent> {
         self.kcp.poll_event()
+    }
+}
+
+/// A kcp-go session as the application's byte stream (stream mode; see [`Kcp`]'s impl).
+impl ByteStream for Session {
+    fn write(&mut self, data: &[u8]) -> Result<usize, StreamError> {
+        ByteStream::write(&mut self.kcp, data)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        ByteStream::read(&mut self.kcp, buf)
+    }
+
+    fn finish(&mut self) -> Result<(), StreamError> {
+        Err(StreamError::Unsupported)
+    }
+
+    fn all_acked(&self) -> bool {
+        self.kcp.all_acked()
     }
 }

@@ -278,6 +278,34 @@ pub struct LinkStats {
     pub bytes_out: u64,
 }
 
+impl LinkStats {
+    /// Adds `other`'s counters to these, e.g. to total many links (the netem proxy's clients,
+    /// past and present). Saturates rather than wrapping.
+    pub fn merge(&mut self, other: &LinkStats) {
+        // Destructured so a new counter cannot be forgotten here.
+        let LinkStats {
+            sent,
+            delivered,
+            lost,
+            duplicated,
+            corrupted,
+            reordered,
+            queue_dropped,
+            bytes_in,
+            bytes_out,
+        } = *other;
+        self.sent = self.sent.saturating_add(sent);
+        self.delivered = self.delivered.saturating_add(delivered);
+        self.lost = self.lost.saturating_add(lost);
+        self.duplicated = self.duplicated.saturating_add(duplicated);
+        self.corrupted = self.corrupted.saturating_add(corrupted);
+        self.reordered = self.reordered.saturating_add(reordered);
+        self.queue_dropped = self.queue_dropped.saturating_add(queue_dropped);
+        self.bytes_in = self.bytes_in.saturating_add(bytes_in);
+        self.bytes_out = self.bytes_out.saturating_add(bytes_out);
+    }
+}
+
 /// A datagram in transit, ordered by delivery time and then entry order so ties are
 /// deterministic.
 #[derive(Debug)]
@@ -957,5 +985,44 @@ mod tests {
             assert_eq!(link.poll_transmit(start, &mut buf), Some(4));
             assert_eq!(link.free.len(), 1, "one buffer cycles through the link");
         }
+    }
+
+    #[test]
+    fn merge_adds_every_counter() {
+        let a = LinkStats {
+            sent: 1,
+            delivered: 2,
+            lost: 3,
+            duplicated: 4,
+            corrupted: 5,
+            reordered: 6,
+            queue_dropped: 7,
+            bytes_in: 8,
+            bytes_out: 9,
+        };
+        let mut total = LinkStats::default();
+        total.merge(&a);
+        assert_eq!(total, a);
+        total.merge(&a);
+        assert_eq!(
+            total,
+            LinkStats {
+                sent: 2,
+                delivered: 4,
+                lost: 6,
+                duplicated: 8,
+                corrupted: 10,
+                reordered: 12,
+                queue_dropped: 14,
+                bytes_in: 16,
+                bytes_out: 18,
+            }
+        );
+        let mut full = LinkStats {
+            sent: u64::MAX,
+            ..LinkStats::default()
+        };
+        full.merge(&a);
+        assert_eq!(full.sent, u64::MAX, "saturates");
     }
 }

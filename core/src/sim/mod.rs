@@ -6,7 +6,9 @@
 //! - [`Link`] is one direction of an impaired path (loss, Gilbert–Elliott bursts, delay,
 //!   jitter, reordering, duplication, corruption, a rate-limited drop-tail queue), configured
 //!   by [`LinkConfig`] and its presets ([`LinkConfig::preset`], [`PRESET_NAMES`]). The same
-//!   type can sit between two real UDP sockets as a userspace impairment proxy.
+//!   type can sit between two real UDP sockets as a userspace impairment proxy: [`netem`]
+//!   is that proxy's sans-IO engine (client table, a seeded link per client and direction,
+//!   counters), which `tether netem` drives with its sockets and clock.
 //! - [`Pair`] joins two [`Machine`](crate::driver::Machine)s with a link each way and drives
 //!   them in virtual time: whenever nothing can happen at `now`, the clock jumps to the
 //!   earliest deadline, so an hour of traffic runs in a fraction of a second.
@@ -40,6 +42,7 @@
 //!         buf.extend_from_slice(d);
 //!         Some(Transmit { len: d.len() })
 //!     }
+//!     fn has_transmit(&self) -> bool { !self.out.is_empty() }
 //!     fn poll_timeout(&self) -> Option<Instant> { self.due }
 //!     fn handle_timeout(&mut self, _now: Instant) {
 //!         if self.due.take().is_some() {
@@ -60,6 +63,7 @@
 //! assert!(pair.elapsed() >= Duration::from_millis(600), "one satellite round trip");
 //! ```
 mod link;
+pub mod netem;
 mod pair;
 mod seed;
 pub mod transfer;

@@ -439,6 +439,10 @@ mod tests {
             Some(Transmit { len: f.len() })
         }
 
+        fn has_transmit(&self) -> bool {
+            !self.outbox.is_empty()
+        }
+
         fn poll_timeout(&self) -> Option<Instant> {
             self.next
         }
@@ -570,6 +574,10 @@ mod tests {
             self.0.poll_transmit(now, buf)
         }
 
+        fn has_transmit(&self) -> bool {
+            self.1 || self.0.has_transmit()
+        }
+
         fn poll_timeout(&self) -> Option<Instant> {
             self.0.poll_timeout()
         }
@@ -640,6 +648,10 @@ mod tests {
 
         fn poll_transmit(&mut self, _now: Instant, _buf: &mut Vec<u8>) -> Option<Transmit> {
             None
+        }
+
+        fn has_transmit(&self) -> bool {
+            false
         }
 
         fn poll_timeout(&self) -> Option<Instant> {

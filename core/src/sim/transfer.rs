@@ -121,6 +121,9 @@ impl<M: Machine> Machine for Tap<M> {
         self.hash.update(&buf[start..]);
         Some(t)
     }
+    fn has_transmit(&self) -> bool {
+        self.inner.has_transmit()
+    }
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }

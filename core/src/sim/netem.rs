@@ -1,23 +1,43 @@
-//! The sans-IO part of `tether netem`: the client-mapping table and the per-client,
-//! per-direction [`Link`]s, driven with explicit instants and no sockets.
+//! The sans-IO core of `tether netem`, the userspace UDP impairment proxy: the
+//! client-mapping table and the per-client, per-direction [`Link`]s, driven with explicit
+//! instants. The CLI owns the sockets and the clock; this module owns every decision.
 //!
 //! Each distinct client address gets a [`Slot`] (the runtime opens one upstream socket per
 //! slot, so the server sees one address per client, as behind a NAT) and two links: `up`
-//! (client → server) and `down` (server → client), each seeded from the proxy seed, the
-//! client's admission index and the direction ([`link_seed`]), so one seed and one arrival
-//! order always impair the same datagrams. A client is forgotten once it has been idle (no
-//! datagram either way) for [`EngineConfig::idle_timeout`] and nothing of it is in flight;
-//! at most [`EngineConfig::max_clients`] are held, and datagrams of further clients are
-//! refused (counted) until one expires.
+//! (client → server) and `down` (server → client). Their seeds are drawn, up then down, from
+//! one [`rng`](crate::rng) stream seeded with [`EngineConfig::seed`] as clients are admitted,
+//! so one seed and one arrival order always impair the same datagrams. A client is forgotten
+//! once it has been idle (no datagram either way) for [`EngineConfig::idle_timeout`] and
+//! nothing of it is in flight; at most [`EngineConfig::max_clients`] are held, and datagrams
+//! of further clients are refused (counted) until one expires.
 //!
 //! Costs: [`Engine::poll_timeout`] scans every client, and a full drain through
 //! [`Engine::poll_transmit`] scans every client once plus one step per datagram, so a loop
 //! iteration is O(clients) with clients bounded by `max_clients`.
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use std::time::{Duration, Instant};
+//! use tether_core::sim::netem::{Dir, Engine, EngineConfig};
+//! use tether_core::sim::LinkConfig;
+//!
+//! let link = LinkConfig::perfect().with_delay(Duration::from_millis(10));
+//! let mut netem = Engine::new(EngineConfig::symmetric(link));
+//! let now = Instant::now(); // the runtime's clock; the engine never reads one
+//! let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+//! let slot = netem.admit(now, client).expect("room for a client");
+//! netem.handle_input(now, slot, Dir::Up, b"hello");
+//! let due = netem.poll_timeout().unwrap();
+//! let mut buf = Vec::new();
+//! let t = netem.poll_transmit(due, &mut buf).unwrap();
+//! assert_eq!((t.slot, t.dir, &buf[..t.len]), (slot, Dir::Up, &b"hello"[..]));
+//! ```
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tether_core::sim::{Link, LinkConfig, LinkStats};
+use crate::rng::{child_seed, seeded, SimRng};
+use crate::sim::{Link, LinkConfig, LinkStats};
 
 /// Index of a client in the table; reused after the client expires.
 pub type Slot = usize;
@@ -35,13 +55,6 @@ pub enum Dir {
 impl Dir {
     /// Both directions, `Up` first.
     pub const ALL: [Dir; 2] = [Dir::Up, Dir::Down];
-
-    fn index(self) -> usize {
-        match self {
-            Dir::Up => 0,
-            Dir::Down => 1,
-        }
-    }
 
     /// `client->server` or `server->client`.
     pub fn describe(self) -> &'static str {
@@ -65,6 +78,20 @@ pub struct EngineConfig {
     pub idle_timeout: Duration,
     /// Bound on clients held at once.
     pub max_clients: usize,
+}
+
+impl EngineConfig {
+    /// `link` both ways, seed 1, clients forgotten after 60 s idle, at most 4096 of them
+    /// (`tether netem`'s defaults); adjust the fields from there.
+    pub fn symmetric(link: LinkConfig) -> Self {
+        Self {
+            up: link.clone(),
+            down: link,
+            seed: 1,
+            idle_timeout: Duration::from_secs(60),
+            max_clients: 4096,
+        }
+    }
 }
 
 /// Counters of one direction, over every client that ever was.
@@ -179,44 +206,22 @@ pub struct Engine {
     report: Report,
     /// Where the current [`Engine::poll_transmit`] drain has got to.
     cursor: Slot,
-}
-
-/// SplitMix64: a bijective mixer, so distinct inputs give unrelated, distinct seeds.
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// The seed of the `dir` link of the `client_index`-th admitted client.
-pub fn link_seed(seed: u64, client_index: u64, dir: Dir) -> u64 {
-    splitmix64(seed ^ splitmix64(client_index.wrapping_mul(2) + dir.index() as u64))
-}
-
-fn add_stats(total: &mut LinkStats, s: LinkStats) {
-    total.sent += s.sent;
-    total.delivered += s.delivered;
-    total.lost += s.lost;
-    total.duplicated += s.duplicated;
-    total.corrupted += s.corrupted;
-    total.reordered += s.reordered;
-    total.queue_dropped += s.queue_dropped;
-    total.bytes_in += s.bytes_in;
-    total.bytes_out += s.bytes_out;
+    /// The source of every link's seed, drawn in admission order.
+    seeds: SimRng,
 }
 
 impl Engine {
     /// An empty table.
     pub fn new(config: EngineConfig) -> Self {
         Self {
-            config,
             slots: Vec::new(),
             free: Vec::new(),
             by_addr: HashMap::new(),
             retired: [LinkStats::default(); 2],
             report: Report::default(),
             cursor: 0,
+            seeds: seeded(config.seed),
+            config,
         }
     }
 
@@ -235,13 +240,13 @@ impl Engine {
         }
         let index = self.report.clients_admitted;
         self.report.clients_admitted += 1;
-        let seed = self.config.seed;
+        let (up_seed, down_seed) = (child_seed(&mut self.seeds), child_seed(&mut self.seeds));
         let client = Client {
             addr,
             index,
             last_seen: now,
-            up: Link::new(self.config.up.clone(), link_seed(seed, index, Dir::Up)),
-            down: Link::new(self.config.down.clone(), link_seed(seed, index, Dir::Down)),
+            up: Link::new(self.config.up.clone(), up_seed),
+            down: Link::new(self.config.down.clone(), down_seed),
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -268,8 +273,8 @@ impl Engine {
     fn remove(&mut self, slot: Slot) -> Option<Client> {
         let client = self.slots.get_mut(slot)?.take()?;
         self.by_addr.remove(&client.addr);
-        add_stats(&mut self.retired[0], client.up.stats());
-        add_stats(&mut self.retired[1], client.down.stats());
+        self.retired[0].merge(&client.up.stats());
+        self.retired[1].merge(&client.down.stats());
         self.free.push(slot);
         Some(client)
     }
@@ -377,8 +382,8 @@ impl Engine {
         report.clients_active = self.by_addr.len() as u64;
         report.in_flight = 0;
         for client in self.slots.iter().flatten() {
-            add_stats(&mut report.up.link, client.up.stats());
-            add_stats(&mut report.down.link, client.down.stats());
+            report.up.link.merge(&client.up.stats());
+            report.down.link.merge(&client.down.stats());
             report.in_flight += (client.up.in_flight() + client.down.in_flight()) as u64;
         }
         report
@@ -388,14 +393,12 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::test_start;
 
     fn config(link: LinkConfig) -> EngineConfig {
         EngineConfig {
-            up: link.clone(),
-            down: link,
-            seed: 1,
-            idle_timeout: Duration::from_secs(60),
             max_clients: 4,
+            ..EngineConfig::symmetric(link)
         }
     }
 
@@ -415,7 +418,7 @@ mod tests {
 
     #[test]
     fn clients_map_to_distinct_slots_and_back() {
-        let now = Instant::now();
+        let now = test_start();
         let mut e = Engine::new(config(LinkConfig::perfect()));
         let a = e.admit(now, addr(1)).unwrap();
         let b = e.admit(now, addr(2)).unwrap();
@@ -441,7 +444,7 @@ mod tests {
 
     #[test]
     fn table_is_bounded_and_refusals_counted() {
-        let now = Instant::now();
+        let now = test_start();
         let mut e = Engine::new(config(LinkConfig::perfect()));
         for port in 1..=4 {
             assert!(e.admit(now, addr(port)).is_some());
@@ -459,7 +462,7 @@ mod tests {
 
     #[test]
     fn duration_max_idle_timeout_means_never() {
-        let start = Instant::now();
+        let start = test_start();
         let mut cfg = config(LinkConfig::perfect());
         cfg.idle_timeout = Duration::MAX;
         let mut e = Engine::new(cfg);
@@ -474,7 +477,7 @@ mod tests {
 
     #[test]
     fn idle_clients_expire_but_not_while_in_flight() {
-        let start = Instant::now();
+        let start = test_start();
         let idle = Duration::from_secs(60);
         let delay = Duration::from_secs(90);
         let mut e = Engine::new(config(LinkConfig::perfect().with_delay(delay)));
@@ -518,18 +521,31 @@ mod tests {
     }
 
     #[test]
-    fn each_direction_and_client_has_its_own_seed() {
-        let seeds: Vec<u64> = (0..100)
-            .flat_map(|i| Dir::ALL.map(|d| link_seed(7, i, d)))
-            .collect();
-        let distinct: std::collections::HashSet<_> = seeds.iter().collect();
-        assert_eq!(distinct.len(), seeds.len());
-        assert_ne!(link_seed(7, 0, Dir::Up), link_seed(8, 0, Dir::Up));
+    fn seeds_follow_admission_order_not_addresses() {
+        let run = |ports: [u16; 2]| {
+            let now = test_start();
+            let mut cfg = config(LinkConfig::perfect().with_loss(0.5));
+            cfg.seed = 11;
+            let mut e = Engine::new(cfg);
+            let slots = ports.map(|p| e.admit(now, addr(p)).unwrap());
+            for i in 0..200u32 {
+                for slot in slots {
+                    for dir in Dir::ALL {
+                        e.handle_input(now, slot, dir, &i.to_be_bytes());
+                    }
+                }
+            }
+            drain(&mut e, now)
+                .into_iter()
+                .map(|(t, data)| (t.slot, t.dir, data))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run([1, 2]), run([7, 9]));
     }
 
     /// Losses of 1000 datagrams each way for two clients, as `(slot, dir, index)` triples.
     fn lossy_run(seed: u64) -> Vec<(Slot, Dir, u32)> {
-        let now = Instant::now();
+        let now = test_start();
         let mut cfg = config(LinkConfig::perfect().with_loss(0.3));
         cfg.seed = seed;
         let mut e = Engine::new(cfg);
@@ -592,7 +608,7 @@ mod tests {
 
     #[test]
     fn earlier_direction_goes_first_within_a_client() {
-        let now = Instant::now();
+        let now = test_start();
         let mut cfg = config(LinkConfig::perfect());
         cfg.up = LinkConfig::perfect().with_delay(Duration::from_millis(10));
         let mut e = Engine::new(cfg);

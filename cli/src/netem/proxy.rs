@@ -1,35 +1,17 @@
-//! `tether netem`: a userspace UDP impairment proxy built on the simulator's [`Link`] model,
-//! for impairing real sockets where the kernel has no netem.
-//!
-//! Clients send to `--listen`; for each distinct client address the proxy opens its own
-//! upstream socket toward `--forward` (so the server sees one address per client, like a
-//! NAT), and impairs both directions with their own seeded link. The mapping table, links
-//! and counters are sans-IO ([`engine`]); this module owns the sockets and the clock.
-//!
-//! One task runs everything: wait until a socket is readable or the earliest link deadline,
-//! read every readable socket until `WouldBlock` (bounded per batch) with one `now` for the
-//! batch, feed the links, send what is due. A send that would block is dropped and counted:
-//! the only queues are the links' own bounded ones.
-//!
-//! [`Link`]: tether_core::sim::Link
+//! The proxy loop: one task waits for readable sockets or the engine's next deadline, reads
+//! every readable socket with one `now` per batch, and sends what the engine says is due.
 use std::future::poll_fn;
-use std::io::{self, Write as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::io;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use clap::Args;
-use tether_core::sim::LinkConfig;
+use tether_core::sim::netem::{Dir, Engine, EngineConfig, Report, SendOutcome, Slot};
 
-use crate::link_flags::LinkFlags;
-
-use crate::units::parse_duration;
-
-#[path = "netem/engine.rs"]
-pub mod engine;
-
-use engine::{Dir, Engine, EngineConfig, Report, SendOutcome, Slot};
+use super::report::format_report;
+use super::signals::{next_signal, SignalEvent, Signals};
+use super::socket::{open_upstream, Sock};
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
@@ -38,68 +20,6 @@ const MAX_DATAGRAM: usize = 65_535;
 /// readable, so the next batch continues with it).
 const READ_BATCH: usize = 256;
 
-/// Flags of `tether netem`.
-#[derive(Debug, Args, Clone)]
-pub struct NetemArgs {
-    /// Address clients send to (`127.0.0.1:0` picks a free port; see the readiness line).
-    #[arg(long, value_parser = parse_addr)]
-    pub listen: SocketAddr,
-    /// Address of the server datagrams are forwarded to.
-    #[arg(long, value_parser = parse_addr)]
-    pub forward: SocketAddr,
-    #[command(flatten)]
-    pub impair: LinkFlags,
-    /// One-way delay added in each direction (so the RTT grows by twice this).
-    #[arg(long, value_parser = parse_duration)]
-    pub delay: Option<Duration>,
-    /// Bound on datagrams held by one link (per client and direction); more are dropped.
-    #[arg(long, default_value_t = 8192)]
-    pub max_in_flight: usize,
-    /// Seed of every link (each client and direction derives its own from it).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Stop after this long (e.g. 30s); default: until Ctrl-C / SIGTERM.
-    #[arg(long, value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// Forget a client mapping after this long without traffic either way.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub idle_timeout: Duration,
-    /// Bound on client mappings; datagrams of further clients are dropped until one expires.
-    #[arg(long, default_value_t = 4096)]
-    pub max_clients: usize,
-    /// Do not log clients coming and going (the readiness line and counters still print).
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.to_socket_addrs()
-        .map_err(|e| format!("`{s}`: {e}"))?
-        .next()
-        .ok_or_else(|| format!("`{s}` resolves to no address"))
-}
-
-impl NetemArgs {
-    /// The impairments of one direction (both directions get the same configuration and
-    /// different seeds).
-    pub fn link(&self) -> LinkConfig {
-        self.impair
-            .link(self.delay)
-            .with_max_in_flight(self.max_in_flight.max(1))
-    }
-
-    /// The engine configuration these flags describe.
-    pub fn engine_config(&self) -> EngineConfig {
-        EngineConfig {
-            up: self.link(),
-            down: self.link(),
-            seed: self.seed,
-            idle_timeout: self.idle_timeout,
-            max_clients: self.max_clients.max(1),
-        }
-    }
-}
-
 /// Why [`Proxy::run`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -107,160 +27,6 @@ pub enum Stopped {
     Duration,
     /// A signal asked to stop.
     Signal(&'static str),
-}
-
-/// What a signal asks for.
-enum SignalEvent {
-    Stop(&'static str),
-    Report,
-}
-
-/// Ctrl-C / SIGTERM (stop) and SIGUSR1 (print the counters).
-pub struct Signals {
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    usr1: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    /// Installs the handlers (inside a tokio runtime).
-    pub fn new() -> io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Self {
-                int: signal(SignalKind::interrupt())?,
-                term: signal(SignalKind::terminate())?,
-                usr1: signal(SignalKind::user_defined1())?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(Self {})
-        }
-    }
-
-    async fn next(&mut self) -> SignalEvent {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                Some(()) = self.int.recv() => SignalEvent::Stop("SIGINT"),
-                Some(()) = self.term.recv() => SignalEvent::Stop("SIGTERM"),
-                Some(()) = self.usr1.recv() => SignalEvent::Report,
-                else => std::future::pending().await,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            match tokio::signal::ctrl_c().await {
-                Ok(()) => SignalEvent::Stop("Ctrl-C"),
-                Err(_) => std::future::pending().await,
-            }
-        }
-    }
-}
-
-async fn next_signal(signals: &mut Option<&mut Signals>) -> SignalEvent {
-    match signals {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A non-blocking UDP socket registered with the runtime for read readiness only.
-///
-/// On Unix, sends and receives are plain non-blocking syscalls on the socket, so a send's
-/// `WouldBlock` means the kernel buffer really is full. (tokio's `UdpSocket::try_send` also
-/// answers `WouldBlock` until the reactor has first seen a socket writable, which would drop
-/// the first datagram of every new client.)
-#[cfg(unix)]
-struct Sock(tokio::io::unix::AsyncFd<std::net::UdpSocket>);
-
-#[cfg(unix)]
-impl Sock {
-    // tokio deprecates the safe constructor because an arbitrary `AsRawFd` may hand out a
-    // descriptor it does not own (its replacement is `unsafe`, which this crate forbids); a
-    // `std::net::UdpSocket` owns its descriptor for its whole life, which is the contract.
-    #[allow(deprecated)]
-    fn new(sock: std::net::UdpSocket) -> io::Result<Self> {
-        sock.set_nonblocking(true)?;
-        let fd = tokio::io::unix::AsyncFd::with_interest(sock, tokio::io::Interest::READABLE)?;
-        Ok(Self(fd))
-    }
-
-    /// Whether the socket has become readable; consumes that readiness, so the caller must
-    /// read until `WouldBlock` or come back without waiting.
-    fn poll_readable(&self, cx: &mut Context<'_>) -> bool {
-        match self.0.poll_read_ready(cx) {
-            Poll::Ready(Ok(mut guard)) => {
-                guard.clear_ready();
-                true
-            }
-            // The read surfaces the error.
-            Poll::Ready(Err(_)) => true,
-            Poll::Pending => false,
-        }
-    }
-
-    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.0.get_ref().recv_from(buf)
-    }
-
-    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.get_ref().recv(buf)
-    }
-
-    fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.0.get_ref().send(buf)
-    }
-
-    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        self.0.get_ref().send_to(buf, to)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
-    }
-}
-
-/// Elsewhere, tokio's socket (whose first sends may report `WouldBlock`, see above).
-#[cfg(not(unix))]
-struct Sock(tokio::net::UdpSocket);
-
-#[cfg(not(unix))]
-impl Sock {
-    fn new(sock: std::net::UdpSocket) -> io::Result<Self> {
-        sock.set_nonblocking(true)?;
-        Ok(Self(tokio::net::UdpSocket::from_std(sock)?))
-    }
-
-    /// Whether the socket may be readable (tokio keeps the readiness until `WouldBlock`).
-    fn poll_readable(&self, cx: &mut Context<'_>) -> bool {
-        self.0.poll_recv_ready(cx).is_ready()
-    }
-
-    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.0.try_recv_from(buf)
-    }
-
-    fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_recv(buf)
-    }
-
-    fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_send(buf)
-    }
-
-    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        self.0.try_send_to(buf, to)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
 }
 
 /// A socket with something to read.
@@ -284,24 +50,6 @@ pub struct Proxy {
     send_buf: Vec<u8>,
     quiet: bool,
     started: Instant,
-}
-
-/// The local address an upstream socket binds: loopback toward a loopback server, the
-/// wildcard otherwise, of the server's family.
-fn upstream_bind_addr(forward: SocketAddr) -> SocketAddr {
-    let ip = match forward.ip() {
-        IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
-    SocketAddr::new(ip, 0)
-}
-
-fn open_upstream(forward: SocketAddr) -> io::Result<Sock> {
-    let sock = std::net::UdpSocket::bind(upstream_bind_addr(forward))?;
-    sock.connect(forward)?;
-    Sock::new(sock)
 }
 
 /// Adds every socket that became readable to `ready` (which may already hold sockets left
@@ -385,10 +133,7 @@ impl Proxy {
             if stop.is_some_and(|s| now >= s) {
                 return Stopped::Duration;
             }
-            let deadline = match (self.engine.poll_timeout(), stop) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = self.deadline(stop);
             if let Some(d) = deadline {
                 sleep.as_mut().reset(tokio::time::Instant::from_std(d));
             }
@@ -416,18 +161,31 @@ impl Proxy {
             }
             if readable {
                 let now = Instant::now();
-                let mut sources = std::mem::take(&mut self.ready);
-                for source in sources.drain(..) {
-                    let drained = match source {
-                        Source::Listen => self.read_listen(now),
-                        Source::Upstream(slot) => self.read_upstream(now, slot),
-                    };
-                    if !drained {
-                        // Readiness was consumed: come back to it without waiting.
-                        self.ready.push(source);
-                    }
-                }
+                self.read_ready(now);
                 self.flush(now);
+            }
+        }
+    }
+
+    /// The engine's next deadline or `stop`, whichever comes first.
+    fn deadline(&self, stop: Option<Instant>) -> Option<Instant> {
+        match (self.engine.poll_timeout(), stop) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Reads one batch from every socket found readable, all at `now`.
+    fn read_ready(&mut self, now: Instant) {
+        let mut sources = std::mem::take(&mut self.ready);
+        for source in sources.drain(..) {
+            let drained = match source {
+                Source::Listen => self.read_listen(now),
+                Source::Upstream(slot) => self.read_upstream(now, slot),
+            };
+            if !drained {
+                // Readiness was consumed: come back to it without waiting.
+                self.ready.push(source);
             }
         }
     }
@@ -445,42 +203,47 @@ impl Proxy {
         false
     }
 
+    /// A datagram of `n` bytes from client `from` (admitted first if new): into its link.
     fn handle_client_datagram(&mut self, now: Instant, from: SocketAddr, n: usize) {
         let slot = match self.engine.lookup(from) {
             Some(slot) => slot,
-            None => {
-                let Some(slot) = self.engine.admit(now, from) else {
-                    return;
-                };
-                match open_upstream(self.forward) {
-                    Ok(sock) => {
-                        if !self.quiet {
-                            let local = sock
-                                .local_addr()
-                                .map_or_else(|_| "?".to_string(), |a| a.to_string());
-                            eprintln!(
-                                "netem: client {from} -> upstream {local} (client #{})",
-                                self.engine.client_index(slot).unwrap_or_default()
-                            );
-                        }
-                        if self.upstream.len() <= slot {
-                            self.upstream.resize_with(slot + 1, || None);
-                        }
-                        self.upstream[slot] = Some(sock);
-                    }
-                    Err(e) => {
-                        if !self.quiet {
-                            eprintln!("netem: cannot open an upstream socket for {from}: {e}");
-                        }
-                        self.engine.abandon(slot);
-                        return;
-                    }
-                }
-                slot
-            }
+            None => match self.admit(now, from) {
+                Some(slot) => slot,
+                None => return,
+            },
         };
         self.engine
             .handle_input(now, slot, Dir::Up, &self.recv_buf[..n]);
+    }
+
+    /// Admits client `from` and opens its upstream socket; `None` (counted by the engine) when
+    /// the table is full or the socket cannot be opened.
+    fn admit(&mut self, now: Instant, from: SocketAddr) -> Option<Slot> {
+        let slot = self.engine.admit(now, from)?;
+        let sock = match open_upstream(self.forward) {
+            Ok(sock) => sock,
+            Err(e) => {
+                if !self.quiet {
+                    eprintln!("netem: cannot open an upstream socket for {from}: {e}");
+                }
+                self.engine.abandon(slot);
+                return None;
+            }
+        };
+        if !self.quiet {
+            let local = sock
+                .local_addr()
+                .map_or_else(|_| "?".to_string(), |a| a.to_string());
+            eprintln!(
+                "netem: client {from} -> upstream {local} (client #{})",
+                self.engine.client_index(slot).unwrap_or_default()
+            );
+        }
+        if self.upstream.len() <= slot {
+            self.upstream.resize_with(slot + 1, || None);
+        }
+        self.upstream[slot] = Some(sock);
+        Some(slot)
     }
 
     /// Reads the upstream socket of `slot`; whether it was drained (`WouldBlock`) or is gone.
@@ -530,101 +293,6 @@ impl Proxy {
     }
 }
 
-/// The counters as printed on exit (and on SIGUSR1).
-pub fn format_report(r: &Report, elapsed: Duration, why: Option<Stopped>) -> String {
-    let mut s = match why {
-        Some(Stopped::Duration) => format!("netem: stopped after {elapsed:.1?} (--duration)\n"),
-        Some(Stopped::Signal(name)) => format!("netem: stopped by {name} after {elapsed:.1?}\n"),
-        None => format!("netem: counters after {elapsed:.1?}\n"),
-    };
-    for dir in Dir::ALL {
-        let d = r.dir(dir);
-        let l = d.link;
-        s.push_str(&format!(
-            "netem: {}: sent={} delivered={} lost={} duplicated={} corrupted={} reordered={} \
-             queue_dropped={} send_dropped={} send_errors={} recv_errors={} bytes_in={} bytes_out={}\n",
-            dir.describe(),
-            l.sent,
-            l.delivered,
-            l.lost,
-            l.duplicated,
-            l.corrupted,
-            l.reordered,
-            l.queue_dropped,
-            d.send_dropped,
-            d.send_errors,
-            d.recv_errors,
-            l.bytes_in,
-            l.bytes_out,
-        ));
-    }
-    s.push_str(&format!(
-        "netem: clients: admitted={} active={} expired={} refused_datagrams={} in_flight={}\n",
-        r.clients_admitted, r.clients_active, r.clients_expired, r.refused, r.in_flight
-    ));
-    s
-}
-
-/// Runs `tether netem`; returns the process exit code.
-pub fn run(args: &NetemArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("netem: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    rt.block_on(serve(args))
-}
-
-async fn serve(args: &NetemArgs) -> i32 {
-    let mut proxy = match Proxy::bind(args.listen, args.forward, args.engine_config(), args.quiet) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("netem: cannot listen on {}: {e}", args.listen);
-            return 1;
-        }
-    };
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("netem: cannot install signal handlers: {e}");
-            return 1;
-        }
-    };
-    let local = match proxy.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("netem: {e}");
-            return 1;
-        }
-    };
-    let mut out = io::stdout().lock();
-    let ready = writeln!(
-        out,
-        "netem listening on {local} forwarding to {}",
-        args.forward
-    )
-    .and_then(|()| out.flush());
-    drop(out);
-    if let Err(e) = ready {
-        eprintln!("netem: cannot write the readiness line: {e}");
-        return 1;
-    }
-    let started = Instant::now();
-    // A --duration too long for an Instant means no stop.
-    let stop = args.duration.and_then(|d| started.checked_add(d));
-    let why = proxy.run(stop, Some(&mut signals)).await;
-    eprint!(
-        "{}",
-        format_report(&proxy.report(), started.elapsed(), Some(why))
-    );
-    0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,7 +301,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
-    use clap::Parser;
+    use tether_core::sim::LinkConfig;
     use tokio::net::UdpSocket;
     use tokio::time::timeout;
 
@@ -642,11 +310,8 @@ mod tests {
 
     fn config(link: LinkConfig) -> EngineConfig {
         EngineConfig {
-            up: link.clone(),
-            down: link,
-            seed: 1,
-            idle_timeout: Duration::from_secs(60),
             max_clients: 16,
+            ..EngineConfig::symmetric(link)
         }
     }
 
@@ -939,86 +604,5 @@ mod tests {
         .expect("stopped by itself");
         assert_eq!(why, Stopped::Duration);
         assert!(start.elapsed() >= Duration::from_millis(100));
-    }
-
-    #[derive(Debug, Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        args: NetemArgs,
-    }
-
-    #[test]
-    fn flags_build_the_link() {
-        let w = Wrap::parse_from([
-            "netem",
-            "--listen",
-            "127.0.0.1:0",
-            "--forward",
-            "127.0.0.1:4000",
-            "--loss",
-            "5%",
-            "--delay",
-            "20ms",
-            "--jitter",
-            "5ms",
-            "--reorder",
-            "1%",
-            "--dup",
-            "1%",
-            "--rate",
-            "50mbit",
-            "--queue",
-            "128KiB",
-            "--corrupt",
-            "0.1%",
-            "--seed",
-            "9",
-            "--duration",
-            "30s",
-        ]);
-        let l = w.args.link();
-        let expected = LinkConfig::perfect()
-            .with_loss(0.05)
-            .with_delay(Duration::from_millis(20))
-            .with_jitter(Duration::from_millis(5))
-            .with_reorder(0.01, Duration::from_millis(10))
-            .with_duplicate(0.01)
-            .with_corrupt(0.001)
-            .with_rate(50_000_000, 128 * 1024)
-            .with_max_in_flight(8192);
-        assert_eq!(l, expected);
-        assert_eq!(w.args.seed, 9);
-        assert_eq!(w.args.duration, Some(Duration::from_secs(30)));
-        assert_eq!(w.args.engine_config().max_clients, 4096);
-
-        let w = Wrap::parse_from([
-            "netem",
-            "--listen",
-            "127.0.0.1:0",
-            "--forward",
-            "127.0.0.1:4000",
-            "--preset",
-            "satellite",
-            "--burst-loss",
-            "5%",
-            "--burst-len",
-            "4",
-        ]);
-        let l = w.args.link();
-        assert_eq!(l.delay, Duration::from_millis(300), "preset kept");
-        assert!(matches!(
-            l.loss,
-            tether_core::sim::Loss::GilbertElliott { r, .. } if r == 0.25
-        ));
-        assert!(Wrap::try_parse_from([
-            "netem",
-            "--listen",
-            "127.0.0.1:0",
-            "--forward",
-            "127.0.0.1:1",
-            "--preset",
-            "moon"
-        ])
-        .is_err());
     }
 }

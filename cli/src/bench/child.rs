@@ -1,0 +1,160 @@
+//! A peer process of the bench: spawned with piped stdio, its output read line by line on
+//! background threads, killed and reaped when dropped.
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+/// `within` from now, or a century when that is not representable (a `--hold` or
+/// timeout of `Duration::MAX` means "no bound", not a panic).
+pub fn deadline_in(within: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(within)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// A child process, killed and reaped when dropped; its stdout lines arrive on `out`, its
+/// stderr lines on `err` (the last ones are also kept for error messages).
+pub struct Proc {
+    /// What the process is, for messages (`the tether echo server`).
+    pub name: String,
+    child: Child,
+    _stdin: Option<ChildStdin>,
+    out: Receiver<String>,
+    err: Receiver<String>,
+    err_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn line_pump(
+    r: impl Read + Send + 'static,
+    tail: Option<Arc<Mutex<VecDeque<String>>>>,
+) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if let Some(t) = &tail {
+                let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+                if t.len() == 20 {
+                    t.pop_front();
+                }
+                t.push_back(line.clone());
+            }
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+impl Proc {
+    pub fn spawn(name: String, mut cmd: Command) -> Result<Proc, String> {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {name} ({cmd:?}): {e}"))?;
+        let err_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let out = line_pump(child.stdout.take().expect("piped"), None);
+        let err = line_pump(
+            child.stderr.take().expect("piped"),
+            Some(Arc::clone(&err_tail)),
+        );
+        Ok(Proc {
+            name,
+            _stdin: child.stdin.take(),
+            child,
+            out,
+            err,
+            err_tail,
+        })
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn stderr_tail(&self) -> String {
+        let t = self.err_tail.lock().unwrap_or_else(|e| e.into_inner());
+        t.iter().cloned().collect::<Vec<_>>().join("\n    ")
+    }
+
+    fn failed(&self, what: &str) -> String {
+        format!(
+            "{} {what}; its stderr:\n    {}",
+            self.name,
+            self.stderr_tail()
+        )
+    }
+
+    /// A server's `listening <addr>` line.
+    pub fn listening(&mut self, within: Duration) -> Result<SocketAddr, String> {
+        let line = self
+            .out
+            .recv_timeout(within)
+            .map_err(|_| self.failed(&format!("printed no `listening` line within {within:?}")))?;
+        line.strip_prefix("listening ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| self.failed(&format!("printed {line:?}, not `listening <addr>`")))
+    }
+
+    /// Waits for a stderr line starting with `prefix`.
+    pub fn await_stderr(&mut self, prefix: &str, within: Duration) -> Result<(), String> {
+        let deadline = deadline_in(within);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.err.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return Ok(()),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(self.failed(&format!("printed no `{prefix}` within {within:?}")))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    return Err(self.failed(&format!("exited before printing `{prefix}`")));
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) for the client to exit 0 and returns its (last) JSON line, parsed.
+    pub fn finish<T: DeserializeOwned>(&mut self, within: Duration) -> Result<T, String> {
+        let deadline = deadline_in(within);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    return Err(self.failed(&format!("did not finish within {within:?} (killed)")));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => return Err(format!("waiting for {}: {e}", self.name)),
+            }
+        };
+        let mut json = None;
+        while let Ok(line) = self.out.recv_timeout(Duration::from_secs(2)) {
+            if line.starts_with('{') {
+                json = Some(line);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20)); // let the stderr pump catch up
+        if !status.success() {
+            return Err(self.failed(&format!("failed ({status})")));
+        }
+        let line = json.ok_or_else(|| self.failed("printed no JSON line"))?;
+        serde_json::from_str(&line)
+            .map_err(|e| format!("{}: unexpected JSON line {line:?}: {e}", self.name))
+    }
+}

@@ -1,0 +1,98 @@
+//! Building the kcp-go peer `tests/go/kcppeer` offline, as tests/src/go.rs does.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::BenchError;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli has a parent")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(d) if d.is_absolute() => d,
+        Some(d) => workspace_root().join(d),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// tests/src/go.rs's environment: offline GOPATH mode against Debian's kcp-go sources.
+fn go_command() -> Command {
+    let gopath = std::env::var_os("TETHER_GOPATH").unwrap_or_else(|| "/usr/share/gocode".into());
+    let mut c = Command::new("go");
+    c.env("GO111MODULE", "off")
+        .env("GOPATH", &gopath)
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("GOTOOLCHAIN", "local");
+    if std::env::var_os("GOCACHE").is_none() {
+        c.env("GOCACHE", target_dir().join("go-cache"));
+    }
+    c
+}
+
+/// Builds tests/go/kcppeer into <target>/go-bin/kcppeer.
+pub fn build_kcppeer() -> Result<PathBuf, BenchError> {
+    check_go()?;
+    let src = workspace_root().join("tests/go/kcppeer");
+    if !src.is_dir() {
+        return Err(BenchError::NoGoPeer(format!(
+            "no Go peer sources at {}; pass --kcppeer PATH",
+            src.display()
+        )));
+    }
+    let bindir = target_dir().join("go-bin");
+    std::fs::create_dir_all(&bindir)
+        .map_err(|e| BenchError::Failed(format!("creating {}: {e}", bindir.display())))?;
+    let out = bindir.join("kcppeer");
+    let tmp = bindir.join(format!(".kcppeer.{}.tmp", std::process::id()));
+    go_build(&src, &tmp)?;
+    std::fs::rename(&tmp, &out).map_err(|e| {
+        BenchError::Failed(format!(
+            "moving {} to {}: {e}",
+            tmp.display(),
+            out.display()
+        ))
+    })?;
+    Ok(out)
+}
+
+/// Whether `go` runs at all.
+fn check_go() -> Result<(), BenchError> {
+    match go_command().arg("version").output() {
+        Err(e) => Err(BenchError::NoGoPeer(format!(
+            "`go` cannot be run ({e}); install Debian's golang-go and golang-github-xtaci-kcp-dev, or pass --kcppeer PATH"
+        ))),
+        Ok(o) if !o.status.success() => Err(BenchError::NoGoPeer(format!(
+            "`go version` failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// `go build -o out` in `src` (`out` removed again on failure).
+fn go_build(src: &Path, out: &Path) -> Result<(), BenchError> {
+    let o = go_command()
+        .current_dir(src)
+        .arg("build")
+        .arg("-o")
+        .arg(out)
+        .arg(".")
+        .output()
+        .map_err(|e| BenchError::NoGoPeer(format!("cannot run `go build`: {e}")))?;
+    if o.status.success() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(out);
+    Err(BenchError::NoGoPeer(format!(
+        "`go build` of {} failed ({}; is golang-github-xtaci-kcp-dev installed?):\n{}{}",
+        src.display(),
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )))
+}

@@ -29,6 +29,7 @@ pub mod handle;
 pub mod hub;
 pub mod runtime;
 pub mod socket_loop;
+pub mod tcp_loop;
 pub mod udp;
 
 pub use tether_core as core;

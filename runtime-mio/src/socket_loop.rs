@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::driver::Driver;
 use crate::hub::Hub;
-use crate::runtime::{Runtime, UdpIo};
+use crate::runtime::{Runtime, SocketIo};
 
 /// Runs `driver` on `sock` until every handle is dropped and every session closed, or the
 /// socket fails. However the loop ends (error, finish, panic), streams learn the endpoint is

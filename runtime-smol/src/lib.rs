@@ -46,13 +46,13 @@
 
 use std::future::Future;
 use std::io;
-use std::net::UdpSocket;
+use std::net::{TcpStream, UdpSocket};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use async_io::{Async, Timer};
-use tether_runtime_mio::runtime::{Runtime, UdpIo};
+use tether_runtime_mio::runtime::{Runtime, SocketIo};
 
 pub use tether_runtime_mio::config::Config;
 pub use tether_runtime_mio::driver::DriverStats;
@@ -93,11 +93,15 @@ impl futures_io::AsyncWrite for KcpStream {
 pub struct Smol;
 
 impl Runtime for Smol {
-    type Socket = SmolUdp;
+    type Socket = SmolIo<UdpSocket>;
+    type Tcp = SmolIo<TcpStream>;
     type Timer = Timer;
 
     fn register(sock: UdpSocket) -> io::Result<Self::Socket> {
-        Async::new(sock).map(SmolUdp)
+        Async::new(sock).map(SmolIo)
+    }
+    fn register_tcp(sock: TcpStream) -> io::Result<Self::Tcp> {
+        Async::new(sock).map(SmolIo)
     }
     fn timer(at: Instant) -> Timer {
         Timer::at(at)
@@ -119,16 +123,16 @@ impl Runtime for Smol {
     }
 }
 
-/// A UDP socket registered with async-io's reactor.
+/// A socket (`UdpSocket` or `TcpStream`) registered with async-io's reactor.
 #[derive(Debug)]
-pub struct SmolUdp(Async<UdpSocket>);
+pub struct SmolIo<S>(Async<S>);
 
 /// Runs `io` on `sock` once the readiness poll is ready; `WouldBlock` (the socket is drained
 /// or full) ends a batch normally, and async-io keeps no readiness to clear.
-fn once_ready(
+fn once_ready<S>(
     ready: Poll<io::Result<()>>,
-    sock: &UdpSocket,
-    io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
+    sock: &S,
+    io: &mut dyn FnMut(&S) -> io::Result<()>,
 ) -> Poll<io::Result<()>> {
     ready!(ready)?;
     Poll::Ready(match io(sock) {
@@ -137,21 +141,21 @@ fn once_ready(
     })
 }
 
-impl UdpIo for SmolUdp {
-    fn socket(&self) -> &UdpSocket {
+impl<S: Send + Sync + 'static> SocketIo<S> for SmolIo<S> {
+    fn socket(&self) -> &S {
         self.0.get_ref()
     }
     fn poll_read_with(
         &self,
         cx: &mut Context<'_>,
-        io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
+        io: &mut dyn FnMut(&S) -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
         once_ready(self.0.poll_readable(cx), self.0.get_ref(), io)
     }
     fn poll_write_with(
         &self,
         cx: &mut Context<'_>,
-        io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
+        io: &mut dyn FnMut(&S) -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
         once_ready(self.0.poll_writable(cx), self.0.get_ref(), io)
     }

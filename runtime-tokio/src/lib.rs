@@ -32,12 +32,13 @@
 
 use std::future::Future;
 use std::io;
-use std::net::UdpSocket;
+use std::net::{TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use tether_runtime_mio::runtime::{Runtime, UdpIo};
+use tether_runtime_mio::runtime::{Runtime, SocketIo};
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -113,16 +114,15 @@ impl AsyncWrite for &KcpStream {
 pub struct Tokio;
 
 impl Runtime for Tokio {
-    type Socket = TokioUdp;
+    type Socket = TokioIo<UdpSocket>;
+    type Tcp = TokioIo<TcpStream>;
     type Timer = Pin<Box<tokio::time::Sleep>>;
 
     fn register(sock: UdpSocket) -> io::Result<Self::Socket> {
-        // SAFETY: a std `UdpSocket` owns its descriptor: it stays open, referring to the
-        // same socket, until the socket is dropped, which happens only when the `AsyncFd`
-        // is dropped; `as_raw_fd` always returns that descriptor.
-        unsafe { AsyncFd::register(sock) }
-            .map(TokioUdp)
-            .map_err(|e| io::Error::other(e.to_string()))
+        register_fd(sock)
+    }
+    fn register_tcp(sock: TcpStream) -> io::Result<Self::Tcp> {
+        register_fd(sock)
     }
     fn timer(at: Instant) -> Self::Timer {
         Box::pin(tokio::time::sleep_until(at.into()))
@@ -144,33 +144,48 @@ impl Runtime for Tokio {
 
 /// Runs `io` once the readiness poll is ready; `try_io` clears tokio's cached readiness when
 /// `io` reports `WouldBlock` (the socket is drained or full), which ends a batch normally.
-fn once_ready(
-    ready: Poll<io::Result<AsyncFdReadyGuard<'_, UdpSocket>>>,
-    io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
+fn once_ready<S: AsRawFd>(
+    ready: Poll<io::Result<AsyncFdReadyGuard<'_, S>>>,
+    io: &mut dyn FnMut(&S) -> io::Result<()>,
 ) -> Poll<io::Result<()>> {
     let mut guard = ready!(ready)?;
     Poll::Ready(guard.try_io(|s| io(s.get_ref())).unwrap_or(Ok(())))
 }
 
-/// A UDP socket registered with tokio's reactor.
+/// A socket (`UdpSocket` or `TcpStream`) registered with tokio's reactor.
 #[derive(Debug)]
-pub struct TokioUdp(AsyncFd<UdpSocket>);
+pub struct TokioIo<S: AsRawFd>(AsyncFd<S>);
 
-impl UdpIo for TokioUdp {
-    fn socket(&self) -> &UdpSocket {
+/// Registers `sock` with tokio's reactor.
+fn register_fd<S: AsRawFd + OwnsFd>(sock: S) -> io::Result<TokioIo<S>> {
+    // SAFETY: `S` is a std socket that owns its descriptor (`OwnsFd`): it stays open,
+    // referring to the same socket, until the socket is dropped, which happens only when
+    // the `AsyncFd` is dropped; `as_raw_fd` always returns that descriptor.
+    unsafe { AsyncFd::register(sock) }
+        .map(TokioIo)
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// The std sockets that own their descriptor (the safety condition of [`register_fd`]).
+trait OwnsFd {}
+impl OwnsFd for UdpSocket {}
+impl OwnsFd for TcpStream {}
+
+impl<S: AsRawFd + Send + Sync + 'static> SocketIo<S> for TokioIo<S> {
+    fn socket(&self) -> &S {
         self.0.get_ref()
     }
     fn poll_read_with(
         &self,
         cx: &mut Context<'_>,
-        io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
+        io: &mut dyn FnMut(&S) -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
         once_ready(self.0.poll_read_ready(cx), io)
     }
     fn poll_write_with(
         &self,
         cx: &mut Context<'_>,
-        io: &mut dyn FnMut(&UdpSocket) -> io::Result<()>,
+        io: &mut dyn FnMut(&S) -> io::Result<()>,
     ) -> Poll<io::Result<()>> {
         once_ready(self.0.poll_write_ready(cx), io)
     }

@@ -59,3 +59,48 @@ pub trait Runtime: Send + Sync + 'static {
     /// Runs a socket loop in the background until it returns.
     fn spawn(name: &str, fut: impl Future<Output = ()> + Send + 'static) -> io::Result<()>;
 }
+
+/// A socket loop's one timer: re-armed only when the deadline moves, and never polled once
+/// spent (some runtimes' timers stay ready after firing, which would spin the loop).
+pub struct Alarm<R: Runtime> {
+    timer: Option<R::Timer>,
+    /// The instant the timer is set for; `None` while it is spent or unused.
+    armed: Option<Instant>,
+}
+
+impl<R: Runtime> Default for Alarm<R> {
+    fn default() -> Self {
+        Alarm {
+            timer: None,
+            armed: None,
+        }
+    }
+}
+
+impl<R: Runtime> Alarm<R> {
+    /// Sets the alarm for `deadline` (`None`: no alarm).
+    pub fn set(&mut self, deadline: Option<Instant>) {
+        if deadline == self.armed {
+            return;
+        }
+        if let Some(at) = deadline {
+            match self.timer.as_mut() {
+                Some(t) => R::reset(t, at),
+                None => self.timer = Some(R::timer(at)),
+            }
+        }
+        self.armed = deadline;
+    }
+
+    /// `Ready` once when the deadline passed; the alarm is then spent until the next `set`.
+    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let live = self.timer.as_mut().filter(|_| self.armed.is_some());
+        match live.map(|t| R::poll_timer(t, cx)) {
+            Some(Poll::Ready(())) => {
+                self.armed = None;
+                Poll::Ready(())
+            }
+            _ => Poll::Pending,
+        }
+    }
+}

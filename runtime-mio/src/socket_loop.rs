@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::driver::Driver;
 use crate::hub::Hub;
-use crate::runtime::{Runtime, SocketIo};
+use crate::runtime::{Alarm, Runtime, SocketIo};
 
 /// Runs `driver` on `sock` until every handle is dropped and every session closed, or the
 /// socket fails. However the loop ends (error, finish, panic), streams learn the endpoint is
@@ -24,11 +24,7 @@ pub async fn run<R: Runtime>(mut driver: Driver, sock: R::Socket) {
 
 async fn run_loop<R: Runtime>(driver: &mut Driver, sock: &R::Socket) -> io::Result<()> {
     let hub = Arc::clone(&driver.hub);
-    // One timer, re-armed only when the core's deadline moves; `armed` is the instant it is
-    // set for, `None` while it is spent or unused (a spent timer is not polled: some
-    // runtimes' timers stay ready once fired).
-    let mut timer: Option<R::Timer> = None;
-    let mut armed: Option<Instant> = None;
+    let mut alarm = Alarm::<R>::default();
     loop {
         let blocked = match driver.process(sock.socket(), Instant::now()) {
             Ok(()) => false,
@@ -50,50 +46,25 @@ async fn run_loop<R: Runtime>(driver: &mut Driver, sock: &R::Socket) -> io::Resu
             driver.recv_pending(sock.socket(), Instant::now())?;
             continue;
         }
-        let deadline = driver.deadline();
-        if deadline != armed {
-            if let Some(at) = deadline {
-                match timer.as_mut() {
-                    Some(t) => R::reset(t, at),
-                    None => timer = Some(R::timer(at)),
-                }
-            }
-            armed = deadline;
-        }
-        let woke = std::future::poll_fn(|cx| {
+        alarm.set(driver.deadline());
+        std::future::poll_fn(|cx| {
             // Biased: input first, then output, then the application, then the timer.
             let now = Instant::now();
             if let Poll::Ready(r) = sock.poll_read_with(cx, &mut |s| driver.recv(s, now)) {
-                return Poll::Ready(r.map(|()| Wake::Io));
+                return Poll::Ready(r);
             }
             if blocked {
                 if let Poll::Ready(r) = sock.poll_write_with(cx, &mut |s| driver.transmit(s, now)) {
-                    return Poll::Ready(r.map(|()| Wake::Io));
+                    return Poll::Ready(r);
                 }
             }
             if hub.driver_should_wake(cx.waker()) {
-                return Poll::Ready(Ok(Wake::App));
+                return Poll::Ready(Ok(()));
             }
-            let live = timer.as_mut().filter(|_| armed.is_some());
-            match live.map(|t| R::poll_timer(t, cx)) {
-                Some(Poll::Ready(())) => Poll::Ready(Ok(Wake::Timer)),
-                _ => Poll::Pending,
-            }
+            alarm.poll(cx).map(Ok)
         })
         .await?;
-        if woke == Wake::Timer {
-            // The timer is spent: arm it again next round even if the deadline is equal.
-            armed = None;
-        }
     }
-}
-
-/// What ended a wait.
-#[derive(Debug, PartialEq, Eq)]
-enum Wake {
-    Io,
-    App,
-    Timer,
 }
 
 /// Marks every stream gone when the loop ends, so no application task waits forever.

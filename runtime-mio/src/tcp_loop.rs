@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use tether_core::driver::{ByteStream, Machine};
 
-use crate::runtime::{Runtime, SocketIo};
+use crate::runtime::{Alarm, Runtime, SocketIo};
 
 /// Bytes read from the socket per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -256,14 +256,6 @@ async fn run<R: Runtime, M: Machine + ByteStream>(mut m: M, sock: R::Tcp, pipe: 
     }
 }
 
-/// What ended a wait.
-#[derive(Debug, PartialEq, Eq)]
-enum Wake {
-    Io,
-    App,
-    Timer,
-}
-
 async fn run_loop<R: Runtime, M: Machine + ByteStream>(
     m: &mut M,
     sock: &R::Tcp,
@@ -272,8 +264,7 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
     let mut buf = vec![0u8; READ_CHUNK];
     let mut out = Output::default();
     let mut peer_closed = false;
-    let mut timer: Option<R::Timer> = None;
-    let mut armed: Option<Instant> = None;
+    let mut alarm = Alarm::<R>::default();
     loop {
         let now = Instant::now();
         if m.poll_timeout().is_some_and(|t| t <= now) {
@@ -291,23 +282,14 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
             let _ = sock.socket().shutdown(Shutdown::Write);
             return Ok(());
         }
-        let deadline = m.poll_timeout();
-        if deadline != armed {
-            if let Some(at) = deadline {
-                match timer.as_mut() {
-                    Some(t) => R::reset(t, at),
-                    None => timer = Some(R::timer(at)),
-                }
-            }
-            armed = deadline;
-        }
+        alarm.set(m.poll_timeout());
         let room = pipe.has_room();
-        let woke = std::future::poll_fn(|cx| {
+        std::future::poll_fn(|cx| {
             let now = Instant::now();
             if room && !peer_closed {
                 let mut read = |s: &TcpStream| read_into(s, &mut buf, m, now, &mut peer_closed);
                 if let Poll::Ready(r) = sock.poll_read_with(cx, &mut read) {
-                    return Poll::Ready(r.map(|()| Wake::Io));
+                    return Poll::Ready(r);
                 }
             }
             if blocked {
@@ -316,22 +298,15 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
                     false => Ok(()),
                 };
                 if let Poll::Ready(r) = sock.poll_write_with(cx, &mut write) {
-                    return Poll::Ready(r.map(|()| Wake::Io));
+                    return Poll::Ready(r);
                 }
             }
             if pipe.loop_should_wake(cx.waker()) {
-                return Poll::Ready(Ok(Wake::App));
+                return Poll::Ready(Ok(()));
             }
-            let live = timer.as_mut().filter(|_| armed.is_some());
-            match live.map(|t| R::poll_timer(t, cx)) {
-                Some(Poll::Ready(())) => Poll::Ready(Ok(Wake::Timer)),
-                _ => Poll::Pending,
-            }
+            alarm.poll(cx).map(Ok)
         })
         .await?;
-        if woke == Wake::Timer {
-            armed = None;
-        }
     }
 }
 

@@ -8,8 +8,10 @@
 //!   (readiness of a socket, a sleep-until timer, yield, spawn; as quinn's `Runtime`);
 //! * [`handle`]: the listener and stream handles the tokio and smol crates wrap, binding,
 //!   host resolution and `SO_REUSEPORT` socket sets;
-//! * `endpoint` (feature `mio`, on by default): a single-threaded endpoint for the
-//!   application's own `mio::Poll`.
+//! * [`tcp_loop`]: the TCP socket loop, generic over the runtime and over a byte-stream
+//!   machine (`tether_core::driver::{Machine, ByteStream}`);
+//! * `endpoint` and `tcp_endpoint` (feature `mio`, on by default): single-threaded UDP and
+//!   TCP endpoints for the application's own `mio::Poll`.
 //!
 //! # Why the base lives in this crate
 //!
@@ -29,6 +31,8 @@ pub mod handle;
 pub mod hub;
 pub mod runtime;
 pub mod socket_loop;
+#[cfg(feature = "mio")]
+pub mod tcp_endpoint;
 pub mod tcp_loop;
 pub mod udp;
 

@@ -7,8 +7,10 @@
 //! (then wait for writability: at most [`OUT_MAX`] bytes wait outside the machine), one
 //! timer at the machine's deadline, and the application woken once per pass.
 //!
-//! Not yet: several streams per connection (the hub keyed by connection and stream), a TCP
-//! listener with accept, and the mio flavour.
+//! The mio flavour, for the application's own `mio::Poll`, is
+//! `tcp_endpoint::TcpEndpoint` (feature `mio`). Not yet: several
+//! streams per connection (the hub keyed by connection and stream) and a TCP listener with
+//! accept.
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -310,15 +312,15 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
     }
 }
 
-/// Reads up to [`MAX_READS_PER_WAKE`] chunks into the machine; `WouldBlock` once drained.
-fn read_into<M: Machine>(
-    sock: &TcpStream,
+/// Reads up to [`MAX_READS_PER_WAKE`] chunks into the machine: `Err(WouldBlock)` once
+/// drained, `Ok` at the peer's close (`peer_closed` set) or at the bound (more may wait).
+pub(crate) fn read_into<M: Machine>(
+    mut r: impl Read,
     buf: &mut [u8],
     m: &mut M,
     now: Instant,
     peer_closed: &mut bool,
 ) -> io::Result<()> {
-    let mut r = sock;
     for _ in 0..MAX_READS_PER_WAKE {
         match r.read(buf) {
             Ok(0) => {
@@ -339,19 +341,19 @@ fn read_into<M: Machine>(
 
 /// Machine output waiting for the socket, bounded by [`OUT_MAX`].
 #[derive(Debug, Default)]
-struct Output {
+pub(crate) struct Output {
     bytes: Vec<u8>,
     /// How much of `bytes` the socket took.
     sent: usize,
 }
 
 impl Output {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.sent == self.bytes.len()
     }
 
     /// Drains the machine while it has output and the buffer has room.
-    fn fill<M: Machine>(&mut self, m: &mut M, now: Instant) {
+    pub(crate) fn fill<M: Machine>(&mut self, m: &mut M, now: Instant) {
         while self.bytes.len() - self.sent < OUT_MAX && m.has_transmit() {
             if m.poll_transmit(now, &mut self.bytes).is_none() {
                 break;
@@ -360,8 +362,7 @@ impl Output {
     }
 
     /// Writes until done (`Ok(false)`) or the socket is full (`Ok(true)`).
-    fn write(&mut self, sock: &TcpStream) -> io::Result<bool> {
-        let mut w = sock;
+    pub(crate) fn write(&mut self, mut w: impl Write) -> io::Result<bool> {
         while self.sent < self.bytes.len() {
             match w.write(&self.bytes[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

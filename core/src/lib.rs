@@ -49,6 +49,22 @@
 //!
 //! Modules: [`wire`] (panic-free codecs), [`time`] (wire clocks), [`rng`], [`kcp`] (the ARQ),
 //! and, behind the `sim` feature, [`sim`] (the seeded in-memory link simulator).
+//!
+//! ## Decoders never panic
+//!
+//! Every byte a peer sends reaches a decoder, so a panic there is a remote crash. Decoders are
+//! panic-free by construction. Their modules build under
+//! `#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]`
+//! ([`wire`], `kcp::segment`, `kcp::input`, `session::crypt`, `session::aead`,
+//! `session::handshake`, `session::fec`, `session::autotune`); where a module mixes decoding
+//! with other work, its decode functions carry the same `#[deny(...)]` (the datagram path of
+//! `session::Session`, `Kcp::handle_packet`). Fields are read with [`wire::Reader`] (its
+//! `array::<N>()` yields fixed-size fields such as nonces and tags), `get`,
+//! `split_first_chunk`, `split_at_checked` or iterators, so a short or malformed input is an
+//! error value, never an index out of bounds. A few key-setup and send-path functions in those
+//! modules keep an `expect` behind a reasoned `#[expect(clippy::..., reason = "...")]`; they
+//! never see received bytes. New protocol decoders (smux frames, penet, goscon, the listener
+//! demux) follow the same rule. Unit tests may index and unwrap (`core/clippy.toml`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

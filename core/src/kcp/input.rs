@@ -1,4 +1,5 @@
 //! kcp-go `Input` (kcp.md §6).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 use std::time::Instant;
 
 use super::segment::{Cmd, Header, OVERHEAD};

@@ -428,6 +428,7 @@ impl Kcp {
     /// Input of one KCP packet (no reserved bytes) with the driver's bookkeeping: kcp-go's
     /// `Input` with the configured ack-nodelay, then timer arming and events. The session layer
     /// calls this with `regular = false` for FEC-recovered packets.
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     pub fn handle_packet(
         &mut self,
         now: Instant,
@@ -511,6 +512,7 @@ impl Machine for Kcp {
     type Event = KcpEvent;
     type InputError = InputError;
 
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), InputError> {
         // As a standalone machine, KCP's datagrams carry `reserved` opaque leading bytes (the
         // session layer's header space, zero here): skip them symmetrically.

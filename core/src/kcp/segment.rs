@@ -1,4 +1,5 @@
 //! The 24-byte KCP segment header (kcp.md §1, §2).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 use crate::wire::{DecodeError, Reader, Writer};
 
 /// Header size of every segment (`IKCP_OVERHEAD`).

@@ -21,12 +21,15 @@
 //! on the same side. Session keys also bind both hello randoms and the conv. A data counter is
 //! the AEAD nonce under a key used by one session and one direction only, so it never
 //! repeats; a sender that reaches `u64::MAX` stops ([`AeadError::CounterExhausted`]).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, KeyInit, Nonce};
 use chacha20poly1305::ChaCha20Poly1305;
 use hkdf::Hkdf;
 use rand_core::RngCore;
 use sha2::Sha256;
+
+use crate::wire::Reader;
 
 /// AEAD nonce bytes (random in hellos; derived from the counter in data datagrams).
 pub const AEAD_NONCE: usize = 12;
@@ -123,6 +126,10 @@ impl std::fmt::Debug for DirKey {
 }
 
 /// HKDF-SHA256 of the `--key` material with `salt` and `info`.
+#[expect(
+    clippy::expect_used,
+    reason = "key setup, never sees received bytes: HKDF-SHA256 yields up to 8160 bytes, 32 are asked"
+)]
 fn derive(pass: &[u8; 32], salt: &[u8], info: &[&[u8]]) -> [u8; 32] {
     let hk = Hkdf::<Sha256>::new(Some(salt), pass);
     let mut out = [0u8; 32];
@@ -134,16 +141,23 @@ fn derive(pass: &[u8; 32], salt: &[u8], info: &[&[u8]]) -> [u8; 32] {
 impl DirKey {
     fn new(kind: AeadKind, key: &[u8; 32]) -> Self {
         let cipher = match kind {
-            AeadKind::Aes128Gcm => Cipher::Gcm(Box::new(
-                Aes128Gcm::new_from_slice(&key[..16]).expect("16-byte key"),
-            )),
-            AeadKind::ChaCha20Poly1305 => Cipher::ChaCha(Box::new(
-                ChaCha20Poly1305::new_from_slice(key).expect("32-byte key"),
-            )),
+            AeadKind::Aes128Gcm => {
+                // AES-128-GCM keys with the first 16 bytes (see AeadKind::Aes128Gcm).
+                let mut k16 = [0u8; 16];
+                k16.iter_mut().zip(key).for_each(|(d, s)| *d = *s);
+                Cipher::Gcm(Box::new(Aes128Gcm::new(&k16.into())))
+            }
+            AeadKind::ChaCha20Poly1305 => {
+                Cipher::ChaCha(Box::new(ChaCha20Poly1305::new(key.into())))
+            }
         };
         DirKey { cipher }
     }
 
+    #[expect(
+        clippy::expect_used,
+        reason = "send path, never sees received bytes: a datagram is far below the AEADs' 64 GiB limit"
+    )]
     fn seal(&self, nonce: &[u8; AEAD_NONCE], ad: &[u8], body: &mut [u8]) -> [u8; AEAD_TAG] {
         let n = Nonce::from_slice(nonce);
         let tag = match &self.cipher {
@@ -154,9 +168,15 @@ impl DirKey {
         tag.into()
     }
 
-    fn open(&self, nonce: &[u8], ad: &[u8], body: &mut [u8], tag: &[u8]) -> Result<(), AeadError> {
-        let n = Nonce::from_slice(nonce);
-        let t = aes_gcm::Tag::from_slice(tag);
+    fn open(
+        &self,
+        nonce: &[u8; AEAD_NONCE],
+        ad: &[u8],
+        body: &mut [u8],
+        tag: &[u8; AEAD_TAG],
+    ) -> Result<(), AeadError> {
+        let n = nonce.into();
+        let t = tag.into();
         match &self.cipher {
             Cipher::Gcm(c) => c.decrypt_in_place_detached(n, ad, body, t),
             Cipher::ChaCha(c) => c.decrypt_in_place_detached(n, ad, body, t),
@@ -208,19 +228,23 @@ impl MasterKeys {
     }
 
     /// Seals a hello of type `ty` ([`TYPE_CLIENT_HELLO`] or [`TYPE_SERVER_HELLO`]) into `out`
-    /// (cleared first): [`HELLO_LEN`] bytes.
+    /// (cleared first): [`HELLO_LEN`] bytes. Any other `ty` leaves `out` empty.
     pub fn seal_hello(&self, ty: u8, h: &Hello, out: &mut Vec<u8>, rng: &mut dyn RngCore) {
-        let key = self.hello_key(ty).expect("a hello type");
+        out.clear();
+        let Some(key) = self.hello_key(ty) else {
+            debug_assert!(false, "seal_hello with type {ty:#04x}");
+            return;
+        };
         let mut nonce = [0u8; AEAD_NONCE];
         rng.fill_bytes(&mut nonce);
-        out.clear();
+        let mut body = [0u8; HELLO_BODY];
+        let fields = h.conv.to_le_bytes().into_iter();
+        let fields = fields.chain(h.client_random).chain(h.server_random);
+        body.iter_mut().zip(fields).for_each(|(d, s)| *d = s);
+        let tag = key.seal(&nonce, &[ty], &mut body);
         out.push(ty);
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&h.conv.to_le_bytes());
-        out.extend_from_slice(&h.client_random);
-        out.extend_from_slice(&h.server_random);
-        let body_at = AEAD_TYPE + AEAD_NONCE;
-        let tag = key.seal(&nonce, &[ty], &mut out[body_at..]);
+        out.extend_from_slice(&body);
         out.extend_from_slice(&tag);
     }
 
@@ -235,17 +259,19 @@ impl MasterKeys {
         if pkt.len() != HELLO_LEN {
             return Err(AeadError::TooShort(pkt.len()));
         }
-        let nonce = &pkt[AEAD_TYPE..AEAD_TYPE + AEAD_NONCE];
-        let mut body = [0u8; HELLO_BODY];
-        body.copy_from_slice(&pkt[AEAD_TYPE + AEAD_NONCE..HELLO_LEN - AEAD_TAG]);
-        key.open(nonce, &[ty], &mut body, &pkt[HELLO_LEN - AEAD_TAG..])?;
-        let mut h = Hello {
-            conv: u32::from_le_bytes([body[0], body[1], body[2], body[3]]),
-            client_random: [0; HELLO_RANDOM],
-            server_random: [0; HELLO_RANDOM],
+        let short = |_| AeadError::TooShort(pkt.len());
+        let mut r = Reader::new(pkt);
+        r.u8().map_err(short)?;
+        let nonce = r.array::<AEAD_NONCE>().map_err(short)?;
+        let mut body = r.array::<HELLO_BODY>().map_err(short)?;
+        let tag = r.array::<AEAD_TAG>().map_err(short)?;
+        key.open(&nonce, &[ty], &mut body, &tag)?;
+        let mut r = Reader::new(&body);
+        let h = Hello {
+            conv: r.u32_le().map_err(short)?,
+            client_random: r.array().map_err(short)?,
+            server_random: r.array().map_err(short)?,
         };
-        h.client_random.copy_from_slice(&body[4..4 + HELLO_RANDOM]);
-        h.server_random.copy_from_slice(&body[4 + HELLO_RANDOM..]);
         Ok(Some((ty, h)))
     }
 }
@@ -277,9 +303,7 @@ impl std::fmt::Debug for SessionKeys {
 impl SessionKeys {
     /// Derives the data keys of the session `h` (both randoms set) for `role`.
     pub fn derive(kind: AeadKind, pass: &[u8; 32], h: &Hello, role: Role) -> Self {
-        let mut salt = [0u8; 2 * HELLO_RANDOM];
-        salt[..HELLO_RANDOM].copy_from_slice(&h.client_random);
-        salt[HELLO_RANDOM..].copy_from_slice(&h.server_random);
+        let salt = [h.client_random, h.server_random].concat();
         let conv = h.conv.to_le_bytes();
         let c2s = DirKey::new(kind, &derive(pass, &salt, &[b"data c2s", &conv]));
         let s2c = DirKey::new(kind, &derive(pass, &salt, &[b"data s2c", &conv]));
@@ -307,19 +331,22 @@ impl SessionKeys {
 
     /// Seals a data datagram in place: `pkt` holds [`AEAD_HEADER`] bytes of header space,
     /// then the payload; the tag is appended. Fails once the counter is exhausted (the last
-    /// counter, `u64::MAX`, is never used, so the check cannot overflow).
+    /// counter, `u64::MAX`, is never used, so the check cannot overflow), or when `pkt` is
+    /// shorter than the header space.
     pub fn seal(&mut self, pkt: &mut Vec<u8>) -> Result<(), AeadError> {
-        debug_assert!(pkt.len() >= AEAD_HEADER, "caller reserves the AEAD header");
         if self.send_counter == u64::MAX {
             return Err(AeadError::CounterExhausted);
         }
+        let len = pkt.len();
+        let Some((head, body)) = pkt.split_first_chunk_mut::<AEAD_HEADER>() else {
+            debug_assert!(false, "caller reserves the AEAD header");
+            return Err(AeadError::TooShort(len));
+        };
         let ctr = self.send_counter;
         self.send_counter += 1;
-        pkt[0] = TYPE_DATA;
-        pkt[AEAD_TYPE..AEAD_HEADER].copy_from_slice(&ctr.to_le_bytes());
-        let nonce = data_nonce(ctr);
-        let (head, body) = pkt.split_at_mut(AEAD_HEADER);
-        let tag = self.tx.seal(&nonce, head, body);
+        let [c0, c1, c2, c3, c4, c5, c6, c7] = ctr.to_le_bytes();
+        *head = [TYPE_DATA, c0, c1, c2, c3, c4, c5, c6, c7];
+        let tag = self.tx.seal(&data_nonce(ctr), head, body);
         pkt.extend_from_slice(&tag);
         Ok(())
     }
@@ -328,26 +355,26 @@ impl SessionKeys {
     /// checks the counter against its [`ReplayWindow`].
     pub fn open(&self, pkt: &mut [u8]) -> Result<(u64, std::ops::Range<usize>), AeadError> {
         let len = pkt.len();
-        if len < AEAD_HEADER + AEAD_TAG {
-            return Err(AeadError::TooShort(len));
+        let (head, rest) = pkt
+            .split_first_chunk_mut::<AEAD_HEADER>()
+            .ok_or(AeadError::TooShort(len))?;
+        let (body, tag) = rest
+            .split_last_chunk_mut::<AEAD_TAG>()
+            .ok_or(AeadError::TooShort(len))?;
+        let [ty, counter @ ..] = *head;
+        if ty != TYPE_DATA {
+            return Err(AeadError::Unexpected(ty));
         }
-        if pkt[0] != TYPE_DATA {
-            return Err(AeadError::Unexpected(pkt[0]));
-        }
-        let mut c = [0u8; AEAD_COUNTER];
-        c.copy_from_slice(&pkt[AEAD_TYPE..AEAD_HEADER]);
-        let ctr = u64::from_le_bytes(c);
-        let (rest, tag) = pkt.split_at_mut(len - AEAD_TAG);
-        let (head, body) = rest.split_at_mut(AEAD_HEADER);
+        let ctr = u64::from_le_bytes(counter);
+        let payload = AEAD_HEADER..AEAD_HEADER + body.len();
         self.rx.open(&data_nonce(ctr), head, body, tag)?;
-        Ok((ctr, AEAD_HEADER..len - AEAD_TAG))
+        Ok((ctr, payload))
     }
 }
 
 fn data_nonce(ctr: u64) -> [u8; AEAD_NONCE] {
-    let mut n = [0u8; AEAD_NONCE];
-    n[4..].copy_from_slice(&ctr.to_le_bytes());
-    n
+    let [c0, c1, c2, c3, c4, c5, c6, c7] = ctr.to_le_bytes();
+    [0, 0, 0, 0, c0, c1, c2, c3, c4, c5, c6, c7]
 }
 
 /// Sliding window over the highest counter seen (RFC 4303-style anti-replay). Accepts a
@@ -386,12 +413,14 @@ impl ReplayWindow {
 
     fn get(&self, counter: u64) -> bool {
         let (w, b) = Self::slot(counter);
-        self.bits[w] & b != 0
+        self.bits.get(w).is_some_and(|bits| bits & b != 0)
     }
 
     fn set(&mut self, counter: u64) {
         let (w, b) = Self::slot(counter);
-        self.bits[w] |= b;
+        if let Some(bits) = self.bits.get_mut(w) {
+            *bits |= b;
+        }
     }
 
     /// Clears the slots of the counters `(old, new]` that reuse the slots of counters falling
@@ -403,7 +432,9 @@ impl ReplayWindow {
         }
         for c in old + 1..=new {
             let (w, b) = Self::slot(c);
-            self.bits[w] &= !b;
+            if let Some(bits) = self.bits.get_mut(w) {
+                *bits &= !b;
+            }
         }
     }
 }

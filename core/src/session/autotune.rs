@@ -4,6 +4,7 @@
 //!
 //! The period search reproduces kcp-go's exactly, corner cases included (it returns 0 or −1
 //! when it finds no complete run; only results in `1..256` are acted on by the decoder).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 /// Ring size: kcp-go's `maxAutoTuneSamples` (kcp-go-session.md §4.4).
 pub const MAX_AUTOTUNE_SAMPLES: usize = 258;

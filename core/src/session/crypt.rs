@@ -15,6 +15,7 @@
 //! crypt.seal(&mut datagram, &mut rng);
 //! assert_eq!(crypt.open(&mut datagram).unwrap(), b"kcp segments");
 //! ```
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 use core::fmt;
 
@@ -210,7 +211,8 @@ impl PacketCrypt {
     /// slicing it as kcp-go-session.md §3.1's table says. All key schedules (and the XOR
     /// pad) are computed here, once.
     pub fn new(kind: CipherKind, pass: &[u8; 32]) -> Self {
-        let key = &pass[..kind.key_len()];
+        // key_len() is at most 32: the whole pass is never reached as a fallback.
+        let key = pass.get(..kind.key_len()).unwrap_or(pass);
         let engine: Box<dyn Transform> = match kind {
             CipherKind::Aes256 => Box::new(Cfb::<Aes256>::new(key)),
             CipherKind::Aes128 => Box::new(Cfb::<Aes128>::new(key)),
@@ -257,13 +259,14 @@ impl PacketCrypt {
     /// # Panics
     /// If `pkt` is shorter than [`CRYPT_HEADER`] (the caller forgot to reserve the header).
     pub fn seal<R: RngCore + ?Sized>(&self, pkt: &mut [u8], rng: &mut R) {
-        assert!(
-            pkt.len() >= CRYPT_HEADER,
-            "seal: datagram must start with a reserved {CRYPT_HEADER}-byte crypto header"
-        );
-        rng.fill_bytes(&mut pkt[..NONCE_SIZE]);
-        let crc = crc32fast::hash(&pkt[CRYPT_HEADER..]);
-        pkt[NONCE_SIZE..CRYPT_HEADER].copy_from_slice(&crc.to_le_bytes());
+        let Some((header, payload)) = pkt.split_first_chunk_mut::<CRYPT_HEADER>() else {
+            panic!("seal: datagram must start with a reserved {CRYPT_HEADER}-byte crypto header");
+        };
+        let mut nonce = [0u8; NONCE_SIZE];
+        rng.fill_bytes(&mut nonce);
+        let crc = crc32fast::hash(payload).to_le_bytes();
+        let fields = nonce.into_iter().chain(crc);
+        header.iter_mut().zip(fields).for_each(|(d, s)| *d = s);
         self.encrypt(pkt);
     }
 
@@ -275,7 +278,10 @@ impl PacketCrypt {
             return Err(CryptError::TooShort { len: pkt.len() });
         }
         self.decrypt(pkt);
-        let (header, payload) = pkt.split_at_mut(CRYPT_HEADER);
+        let len = pkt.len();
+        let (header, payload) = pkt
+            .split_first_chunk_mut::<CRYPT_HEADER>()
+            .ok_or(CryptError::TooShort { len })?;
         let expected = read_crc(header);
         let actual = crc32fast::hash(payload);
         if expected != actual {
@@ -286,10 +292,9 @@ impl PacketCrypt {
 }
 
 /// The little-endian CRC32 stored at 16..20 (kcp-go-session.md §1).
-fn read_crc(header: &[u8]) -> u32 {
-    let mut crc = [0u8; CRC_SIZE];
-    crc.copy_from_slice(&header[NONCE_SIZE..CRYPT_HEADER]);
-    u32::from_le_bytes(crc)
+fn read_crc(header: &[u8; CRYPT_HEADER]) -> u32 {
+    let [.., c0, c1, c2, c3] = *header;
+    u32::from_le_bytes([c0, c1, c2, c3])
 }
 
 /// Full-block CFB with kcp-go's fixed IV (kcp-go-session.md §3.2). The key schedule and
@@ -302,6 +307,11 @@ struct Cfb<C: BlockCipher + BlockEncrypt> {
 
 impl<C: BlockCipher + BlockEncrypt + KeyInit> Cfb<C> {
     /// Keys the cipher. The §3.1 slice lengths are valid for every cipher used here.
+    #[expect(
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        reason = "key setup with constant lengths (§3.1 key slices, 8- or 16-byte blocks), never received bytes"
+    )]
     fn new(key: &[u8]) -> Self {
         let cipher = C::new_from_slice(key).expect("kcp-go-session.md §3.1 key slice length");
         // kcp-go-session.md §3.2: 8-byte ciphers use the first 8 bytes of the IV.
@@ -329,13 +339,10 @@ struct Salsa20Packet {
 impl Salsa20Packet {
     /// XORs `buf[8..]` with the keystream; encryption and decryption are the same.
     fn apply(&self, buf: &mut [u8]) {
-        if buf.len() < SALSA20_NONCE {
+        let Some((nonce, body)) = buf.split_first_chunk_mut::<SALSA20_NONCE>() else {
             return;
-        }
-        let (nonce, body) = buf.split_at_mut(SALSA20_NONCE);
-        let mut n = [0u8; SALSA20_NONCE];
-        n.copy_from_slice(nonce);
-        self.key.apply(&n, body);
+        };
+        self.key.apply(nonce, body);
     }
 }
 
@@ -401,26 +408,37 @@ const XTEA_CYCLES: u32 = 32;
 /// Reads a 16-byte key as four big-endian words (kcp-go-session.md §3.1).
 fn be_key_words(key: &[u8]) -> [u32; 4] {
     let mut k = [0u32; 4];
-    for (w, chunk) in k.iter_mut().zip(key.chunks_exact(4)) {
-        *w = be_word(chunk);
+    for (w, chunk) in k.iter_mut().zip(key.as_chunks::<4>().0) {
+        *w = u32::from_be_bytes(*chunk);
     }
     k
 }
 
-/// One big-endian u32 from exactly 4 bytes.
-fn be_word(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-
 /// Splits an 8-byte block into two big-endian words.
-fn block_words(b: &[u8]) -> [u32; 2] {
-    [be_word(&b[..4]), be_word(&b[4..8])]
+fn block_words(b: &[u8; 8]) -> [u32; 2] {
+    let [b0, b1, b2, b3, b4, b5, b6, b7] = *b;
+    [
+        u32::from_be_bytes([b0, b1, b2, b3]),
+        u32::from_be_bytes([b4, b5, b6, b7]),
+    ]
 }
 
 /// Writes two words back as an 8-byte big-endian block.
-fn write_block_words(b: &mut [u8], v: [u32; 2]) {
-    b[..4].copy_from_slice(&v[0].to_be_bytes());
-    b[4..8].copy_from_slice(&v[1].to_be_bytes());
+fn write_block_words(b: &mut [u8; 8], [v0, v1]: [u32; 2]) {
+    let [b0, b1, b2, b3] = v0.to_be_bytes();
+    let [b4, b5, b6, b7] = v1.to_be_bytes();
+    *b = [b0, b1, b2, b3, b4, b5, b6, b7];
+}
+
+/// XTEA's key word `k[i & 3]`, selected without indexing.
+fn key_word(k: &[u32; 4], i: u32) -> u32 {
+    let [k0, k1, k2, k3] = *k;
+    match i & 3 {
+        0 => k0,
+        1 => k1,
+        2 => k2,
+        _ => k3,
+    }
 }
 
 /// TEA encryption with `cycles` cycles (2 rounds each), as in kcp-go-session.md §3.1.
@@ -476,36 +494,36 @@ fn xtea_decrypt(k: &[u32; 4], [mut v0, mut v1]: [u32; 2], cycles: u32) -> [u32; 
 }
 
 /// Standard XTEA's 64 per-round values `sum + k[..]`, computed once at key setup as
-/// x/crypto/xtea does (its `table`): round pair `i` uses `[2i]` for `v0` and `[2i+1]` for
+/// x/crypto/xtea does (its `table`): round pair `i` uses `[i][0]` for `v0` and `[i][1]` for
 /// `v1`. A round is then `v += mix(w) ^ t[j]`, with no key indexing or sum update.
-type XteaKeys = [u32; 2 * XTEA_CYCLES as usize];
+type XteaKeys = [[u32; 2]; XTEA_CYCLES as usize];
 
 /// Precomputes [`XteaKeys`] from the four key words.
 fn xtea_schedule(k: &[u32; 4]) -> XteaKeys {
-    let mut t = [0u32; 2 * XTEA_CYCLES as usize];
+    let mut t = [[0u32; 2]; XTEA_CYCLES as usize];
     let mut sum = 0u32;
-    for pair in t.chunks_exact_mut(2) {
-        pair[0] = sum.wrapping_add(k[(sum & 3) as usize]);
+    for [t0, t1] in t.iter_mut() {
+        *t0 = sum.wrapping_add(key_word(k, sum));
         sum = sum.wrapping_add(TEA_DELTA);
-        pair[1] = sum.wrapping_add(k[((sum >> 11) & 3) as usize]);
+        *t1 = sum.wrapping_add(key_word(k, sum >> 11));
     }
     t
 }
 
 /// XTEA encryption with a precomputed schedule (same result as [`xtea_encrypt`]).
 fn xtea_encrypt_fast(t: &XteaKeys, [mut v0, mut v1]: [u32; 2]) -> [u32; 2] {
-    for pair in t.chunks_exact(2) {
-        v0 = v0.wrapping_add(xtea_mix(v1) ^ pair[0]);
-        v1 = v1.wrapping_add(xtea_mix(v0) ^ pair[1]);
+    for &[t0, t1] in t {
+        v0 = v0.wrapping_add(xtea_mix(v1) ^ t0);
+        v1 = v1.wrapping_add(xtea_mix(v0) ^ t1);
     }
     [v0, v1]
 }
 
 /// XTEA decryption with a precomputed schedule, the inverse of [`xtea_encrypt_fast`].
 fn xtea_decrypt_fast(t: &XteaKeys, [mut v0, mut v1]: [u32; 2]) -> [u32; 2] {
-    for pair in t.rchunks_exact(2) {
-        v1 = v1.wrapping_sub(xtea_mix(v0) ^ pair[1]);
-        v0 = v0.wrapping_sub(xtea_mix(v1) ^ pair[0]);
+    for &[t0, t1] in t.iter().rev() {
+        v1 = v1.wrapping_sub(xtea_mix(v0) ^ t1);
+        v0 = v0.wrapping_sub(xtea_mix(v1) ^ t0);
     }
     [v0, v1]
 }
@@ -538,12 +556,12 @@ impl BlockCipher for Tea {}
 cipher::impl_simple_block_encdec!(
     Tea, U8, c, block,
     encrypt: {
-        let v = tea_encrypt(&c.k, block_words(block.get_in()), TEA_CYCLES);
-        write_block_words(block.get_out(), v);
+        let v = tea_encrypt(&c.k, block_words(block.get_in().as_ref()), TEA_CYCLES);
+        write_block_words(block.get_out().as_mut(), v);
     }
     decrypt: {
-        let v = tea_decrypt(&c.k, block_words(block.get_in()), TEA_CYCLES);
-        write_block_words(block.get_out(), v);
+        let v = tea_decrypt(&c.k, block_words(block.get_in().as_ref()), TEA_CYCLES);
+        write_block_words(block.get_out().as_mut(), v);
     }
 );
 
@@ -571,12 +589,12 @@ impl BlockCipher for Xtea {}
 cipher::impl_simple_block_encdec!(
     Xtea, U8, c, block,
     encrypt: {
-        let v = xtea_encrypt_fast(&c.t, block_words(block.get_in()));
-        write_block_words(block.get_out(), v);
+        let v = xtea_encrypt_fast(&c.t, block_words(block.get_in().as_ref()));
+        write_block_words(block.get_out().as_mut(), v);
     }
     decrypt: {
-        let v = xtea_decrypt_fast(&c.t, block_words(block.get_in()));
-        write_block_words(block.get_out(), v);
+        let v = xtea_decrypt_fast(&c.t, block_words(block.get_in().as_ref()));
+        write_block_words(block.get_out().as_mut(), v);
     }
 );
 

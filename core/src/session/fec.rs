@@ -22,6 +22,7 @@
 //! let rec = dec.decode(0, &parity[0]).unwrap();
 //! assert_eq!(recovered_payload(rec.get(0).unwrap()), Some(&b"first"[..]));
 //! ```
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 
@@ -380,9 +381,13 @@ impl FecEncoder {
 
 /// Writes `seqid` and `kind` (u32 LE, u16 LE) at `offset` (kcp-go-session.md §1).
 fn write_header(buf: &mut [u8], offset: usize, seqid: u32, kind: u16) {
-    if let Some(h) = buf.get_mut(offset..offset + FEC_HEADER_SIZE) {
-        h[..4].copy_from_slice(&seqid.to_le_bytes());
-        h[4..].copy_from_slice(&kind.to_le_bytes());
+    let header = buf
+        .get_mut(offset..)
+        .and_then(<[u8]>::first_chunk_mut::<FEC_HEADER_SIZE>);
+    if let Some(h) = header {
+        let [s0, s1, s2, s3] = seqid.to_le_bytes();
+        let [k0, k1] = kind.to_le_bytes();
+        *h = [s0, s1, s2, s3, k0, k1];
     }
 }
 
@@ -705,7 +710,7 @@ impl FecDecoder {
             return;
         }
         for k in 0..d {
-            if !self.work[k].1 {
+            if self.work.get(k).is_some_and(|(_, present)| !present) {
                 self.push_output(k);
             }
         }
@@ -734,7 +739,7 @@ impl FecDecoder {
     /// kcp-go-session.md §4.3 step 7: drop the head once rx exceeds `rxlimit`.
     fn enforce_limit(&mut self) {
         if self.rx.len() > self.rxlimit {
-            if self.rx[0].is_data {
+            if self.rx.first().is_some_and(|e| e.is_data) {
                 self.stats.fec_short_shards += 1;
             }
             self.free_range(0, 1);

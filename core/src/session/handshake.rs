@@ -37,6 +37,7 @@
 //!   address), which delays that client's handshake until its next retransmission, but never
 //!   touches an established session; the server random is only as good as the RNG injected
 //!   into the listener (the runtimes seed a ChaCha20 CSPRNG from the OS).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
@@ -224,7 +225,7 @@ impl AeadChannel {
             return Err(AeadError::TooShort(0));
         };
         if ty != TYPE_DATA {
-            return self.open_hello(pkt, rng);
+            return self.open_hello(ty, pkt, rng);
         }
         let keys = self.keys.as_ref().ok_or(AeadError::Unexpected(ty))?;
         let (ctr, range) = keys.open(pkt)?;
@@ -246,11 +247,17 @@ impl AeadChannel {
         Ok(Opened::Data(range))
     }
 
-    fn open_hello(&mut self, pkt: &[u8], rng: &mut dyn RngCore) -> Result<Opened, AeadError> {
+    /// Handles a datagram whose type byte `first` is not [`TYPE_DATA`].
+    fn open_hello(
+        &mut self,
+        first: u8,
+        pkt: &[u8],
+        rng: &mut dyn RngCore,
+    ) -> Result<Opened, AeadError> {
         let (ty, h) = self
             .master
             .open_hello(pkt)?
-            .ok_or(AeadError::Unexpected(pkt[0]))?;
+            .ok_or(AeadError::Unexpected(first))?;
         match (self.role, ty) {
             (Role::Server, TYPE_CLIENT_HELLO) if h.conv == self.conv => match self.hello {
                 None => {

@@ -17,6 +17,7 @@ use super::key::kcptun_key;
 use super::snmp::Snmp;
 use crate::driver::{ByteStream, Machine, StreamError, Transmit};
 use crate::kcp::{Kcp, KcpConfig, KcpEvent, RecvError, WriteError, MTU_LIMIT};
+use crate::wire::Reader;
 
 /// How datagrams are protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +231,7 @@ impl Crypt {
 
     /// Decrypts and checks a datagram in place (kcp-go-session.md §2.2 step 2); in the
     /// authenticated mode also runs the handshake and the replay check.
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     pub(super) fn open(
         &mut self,
         buf: &mut [u8],
@@ -256,21 +258,15 @@ pub(super) fn unauthenticated(e: &SessionInputError) -> bool {
 
 /// Where the conv of an unprotected payload sits (kcp-go-session.md §6 step 2): returns
 /// `(conv, sn)` or `None` for parity and runts.
+#[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 pub(super) fn peek_conv(payload: &[u8]) -> Option<(u32, u32)> {
-    let le32 = |b: &[u8], at: usize| {
-        b.get(at..at + 4)
-            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-    };
-    let kind = payload
-        .get(4..6)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))?;
+    let le32 = |at: usize| Reader::new(payload.get(at..)?).u32_le().ok();
+    let kind = Reader::new(payload.get(4..)?).u16_le().ok()?;
     match kind {
         TYPE_PARITY => None,
-        TYPE_DATA if payload.len() >= FEC_HEADER_SIZE_PLUS2 + 24 => {
-            Some((le32(payload, 8)?, le32(payload, 8 + 12)?))
-        }
+        TYPE_DATA if payload.len() >= FEC_HEADER_SIZE_PLUS2 + 24 => Some((le32(8)?, le32(8 + 12)?)),
         TYPE_DATA => None,
-        _ => Some((le32(payload, 0)?, le32(payload, 12)?)),
+        _ => Some((le32(0)?, le32(12)?)),
     }
 }
 
@@ -587,6 +583,7 @@ impl Session {
 
     /// Removes the crypto layer of `scratch` in place; returns what it held. Failures are
     /// counted as `InCsumErrors`.
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn unprotect(&mut self) -> Result<Opened, SessionInputError> {
         self.crypt
             .open(&mut self.scratch, &mut *self.rng)
@@ -603,6 +600,7 @@ impl Session {
 
     /// Input of a payload the listener already unprotected (kcp-go modes only). `wire_len` is
     /// the size of the datagram as received (anti-amplification budget).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     pub(super) fn handle_opened(
         &mut self,
         now: Instant,
@@ -619,18 +617,23 @@ impl Session {
     }
 
     /// kcp-go `kcpInput` (kcp-go-session.md §2.2 step 5) on an unprotected payload.
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn kcp_input(
         &mut self,
         now: Instant,
         range: std::ops::Range<usize>,
     ) -> Result<(), SessionInputError> {
-        let payload = &self.scratch[range];
+        let payload = self.scratch.get(range).unwrap_or_default();
         if payload.len() < 24 {
             return Err(SessionInputError::TooShort(payload.len()));
         }
         self.snmp.in_pkts += 1;
         self.snmp.in_bytes += payload.len() as u64;
-        let kind = u16::from_le_bytes([payload[4], payload[5]]);
+        let mut header = Reader::new(payload);
+        let kind = header
+            .take(4)
+            .and_then(|_| header.u16_le())
+            .unwrap_or_default();
         if kind != TYPE_DATA && kind != TYPE_PARITY {
             return Ok(self.kcp.handle_packet(now, payload, true)?);
         }
@@ -641,13 +644,20 @@ impl Session {
         let Session { kcp, dec, snmp, .. } = self;
         // kcp-go-session.md §2.2: a session without FEC still decodes FEC datagrams, starting
         // from (1,1) and letting autotune learn the sender's shard counts.
-        let dec = dec.get_or_insert_with(|| FecDecoder::new(1, 1).expect("1/1 is a valid code"));
+        let dec = match dec {
+            Some(dec) => dec,
+            slot @ None => slot.insert(FecDecoder::new(1, 1)?),
+        };
         let now_ms = kcp.wire_ms(now);
         let recovered = dec.decode(now_ms, payload)?;
         let mut result = Ok(());
         if kind == TYPE_DATA {
             result = kcp
-                .handle_packet(now, &payload[FEC_HEADER_SIZE_PLUS2..], true)
+                .handle_packet(
+                    now,
+                    payload.get(FEC_HEADER_SIZE_PLUS2..).unwrap_or_default(),
+                    true,
+                )
                 .map_err(Into::into);
         }
         for r in recovered.iter() {
@@ -668,6 +678,7 @@ impl Machine for Session {
     type Event = KcpEvent;
     type InputError = SessionInputError;
 
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), SessionInputError> {
         if data.len() > self.max_datagram {
             self.snmp.in_errs += 1;

@@ -38,27 +38,30 @@ impl<'a> Reader<'a> {
 
     /// Consumes exactly `n` bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.buf.len() {
-            return Err(DecodeError::Truncated {
-                needed: n,
-                remaining: self.buf.len(),
-            });
-        }
-        let (head, tail) = self.buf.split_at(n);
+        let (head, tail) = self.buf.split_at_checked(n).ok_or(DecodeError::Truncated {
+            needed: n,
+            remaining: self.buf.len(),
+        })?;
         self.buf = tail;
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let s = self.take(N)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(s);
-        Ok(out)
+    /// Consumes exactly `N` bytes as an array (a fixed-size field: nonce, tag, random).
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let (head, tail) = self
+            .buf
+            .split_first_chunk::<N>()
+            .ok_or(DecodeError::Truncated {
+                needed: N,
+                remaining: self.buf.len(),
+            })?;
+        self.buf = tail;
+        Ok(*head)
     }
 
     /// Reads one byte.
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
+        self.array().map(u8::from_le_bytes)
     }
     /// Reads a little-endian u16.
     pub fn u16_le(&mut self) -> Result<u16, DecodeError> {
@@ -104,5 +107,28 @@ mod tests {
         assert_eq!(r.u16_be(), Ok(0x0304));
         assert_eq!(r.remaining(), 1);
         assert!(r.take(2).unwrap_err().to_string().contains("truncated"));
+    }
+
+    #[test]
+    fn arrays_are_all_or_nothing() {
+        let mut r = Reader::new(&[1, 2, 3, 4, 5]);
+        assert_eq!(r.array::<2>(), Ok([1, 2]));
+        assert_eq!(
+            r.array::<4>(),
+            Err(DecodeError::Truncated {
+                needed: 4,
+                remaining: 3
+            })
+        );
+        assert_eq!(r.rest(), &[3, 4, 5], "a failed read consumes nothing");
+        assert_eq!(r.array::<3>(), Ok([3, 4, 5]));
+        assert_eq!(r.array::<0>(), Ok([]));
+        assert_eq!(
+            r.u8(),
+            Err(DecodeError::Truncated {
+                needed: 1,
+                remaining: 0
+            })
+        );
     }
 }

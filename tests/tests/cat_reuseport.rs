@@ -2,27 +2,17 @@
 //! port (SO_REUSEPORT) on a multi-threaded runtime echoes several clients at once; and
 //! `--reuseport 0` is refused with a message saying what to use.
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tether_runtime_tokio::{Config, KcpStream};
 use tether_tests::scenarios::payload;
-use tether_tests::tether_bin::tether_bin;
+use tether_tests::tether_bin::{tether_bin, KillOnDrop};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn a_two_socket_cat_echoes_concurrent_clients() {
-    let mut server = Server(
+    let mut server = KillOnDrop(
         Command::new(tether_bin())
             .args([
                 "cat",

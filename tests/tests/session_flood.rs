@@ -113,6 +113,10 @@ fn twenty_thousand_half_open_sessions_are_bounded_and_expire() {
             ])
             .args(["--crypt", "none", "--idle-timeout", &expiry])
             .args(["--accept-timeout", &expiry])
+            // One socket task (cat's default is one per core): the bound is one listener's,
+            // and with several threads the second flood's reuse would measure how the
+            // allocator's per-thread arenas hand freed memory around, not tether.
+            .args(["--reuseport", "1"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

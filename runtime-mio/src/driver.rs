@@ -403,6 +403,10 @@ impl Driver {
         };
         let heard = self.listener.last_received(id);
         let Some(sess) = self.listener.session_mut(id) else {
+            // The session closed before the handle was dropped: nobody needs the entry.
+            if s.dropped {
+                st.streams.remove(&id);
+            }
             return;
         };
         s.set_last_received(heard);
@@ -522,3 +526,7 @@ pub const MAX_MESSAGE_FRAGMENTS: usize = 127;
 #[cfg(test)]
 #[path = "outbox_tests.rs"]
 mod outbox_tests;
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod driver_tests;

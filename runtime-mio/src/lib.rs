@@ -23,6 +23,35 @@
 //! over [`handle::StreamHandle`].
 #![warn(missing_docs)]
 
+/// The body of `impl mio::event::Source` for a type whose registered socket is
+/// `self.$field` (the mio endpoints).
+#[cfg(feature = "mio")]
+macro_rules! delegate_source {
+    ($field:ident) => {
+        fn register(
+            &mut self,
+            registry: &mio::Registry,
+            token: mio::Token,
+            interests: mio::Interest,
+        ) -> std::io::Result<()> {
+            self.$field.register(registry, token, interests)
+        }
+
+        fn reregister(
+            &mut self,
+            registry: &mio::Registry,
+            token: mio::Token,
+            interests: mio::Interest,
+        ) -> std::io::Result<()> {
+            self.$field.reregister(registry, token, interests)
+        }
+
+        fn deregister(&mut self, registry: &mio::Registry) -> std::io::Result<()> {
+            self.$field.deregister(registry)
+        }
+    };
+}
+
 pub mod config;
 pub mod driver;
 #[cfg(feature = "mio")]

@@ -8,7 +8,7 @@ use std::io;
 use std::time::Instant;
 
 use mio::event::Source;
-use mio::{Interest, Registry, Token};
+use mio::Interest;
 use tether_core::driver::{ByteStream, Machine};
 
 use crate::tcp_loop::{read_into, Output};
@@ -102,25 +102,5 @@ impl<M: Machine + ByteStream> TcpEndpoint<M> {
 }
 
 impl<M> Source for TcpEndpoint<M> {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.sock.register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.sock.reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.sock.deregister(registry)
-    }
+    delegate_source!(sock);
 }

@@ -31,7 +31,14 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a dropped stream (or a listener session closed with `close_when_acked`)
+/// lingers for its bytes to be acknowledged before the connection closes anyway: 30 s,
+/// kcptun's and smux's scale for a stuck peer. A peer silent that long is gone; with data in
+/// flight the dead-link rule (kcp.md §8.3) usually ends it first, so this bound matters for
+/// a peer that keeps its window shut. Policy in core, the same on every runtime.
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Metadata of one datagram (or stream chunk) written by [`Machine::poll_transmit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +113,29 @@ pub enum StreamError {
 }
 
 /// The byte stream of a single-stream machine, as the application sees it.
+///
+/// ```
+/// use std::time::Instant;
+/// use tether_core::driver::{ByteStream, Machine, StreamError};
+/// use tether_core::kcp::{Kcp, KcpConfig};
+///
+/// let now = Instant::now(); // the caller owns the clock
+/// let cfg = KcpConfig::fast3().with_stream(true);
+/// let (mut a, mut b) = (Kcp::new(1, cfg.clone(), now), Kcp::new(1, cfg, now));
+/// let mut got = [0u8; 16];
+/// assert_eq!(b.read(&mut got), Err(StreamError::Blocked)); // nothing yet: not a fault
+/// ByteStream::write(&mut a, b"hello").unwrap();
+/// let mut buf = Vec::new();
+/// while a.has_transmit() {
+///     let Some(t) = a.poll_transmit(now, &mut buf) else { break };
+///     b.handle_input(now, &buf[..t.len]).unwrap();
+///     buf.clear();
+/// }
+/// let n = b.read(&mut got).unwrap();
+/// assert_eq!(&got[..n], b"hello");
+/// assert!(!ByteStream::all_acked(&a), "the ACK has not reached a yet");
+/// assert_eq!(a.finish(), Err(StreamError::Unsupported)); // KCP has no FIN
+/// ```
 pub trait ByteStream {
     /// Queues some of `data`; `Err(Blocked)` means nothing was taken: wait for
     /// [`StreamEvent::Writable`].
@@ -125,6 +155,46 @@ pub trait ByteStream {
 
 /// The streams of one connection, as a runtime's hub sees them: single-stream machines and
 /// multiplexers alike.
+///
+/// A runtime's hub keys its application buffers by (connection, [`StreamId`]) and moves
+/// bytes only through these calls, so the same code serves a plain session
+/// (`Stack<Session, Plain>`, one stream) and a multiplexer stack:
+///
+/// ```
+/// use tether_core::driver::{StreamError, StreamId, Streams};
+///
+/// /// Moves what the application queued into `conn`, and what arrived into `sink`.
+/// fn pump(conn: &mut impl Streams, id: StreamId, queued: &mut Vec<u8>, sink: &mut Vec<u8>) {
+///     while !queued.is_empty() {
+///         match conn.write(id, queued) {
+///             Ok(n) => drop(queued.drain(..n)),
+///             Err(_) => break, // Blocked: resume on StreamEvent::Writable(id)
+///         }
+///     }
+///     let mut buf = [0u8; 4096];
+///     loop {
+///         match conn.read(id, &mut buf) {
+///             Ok(n) => sink.extend_from_slice(&buf[..n]),
+///             Err(StreamError::Blocked) => break, // resume on StreamEvent::Readable(id)
+///             Err(_) => break,                    // finished or gone
+///         }
+///     }
+/// }
+/// # use std::time::Instant;
+/// # use tether_core::driver::Machine;
+/// # use tether_core::kcp::KcpConfig;
+/// # use tether_core::rng::seeded;
+/// # use tether_core::session::{CryptMode, Session, SessionConfig};
+/// # use tether_core::stack::{Plain, Stack};
+/// # let cfg = SessionConfig { kcp: KcpConfig::fast3().with_stream(true), crypt: CryptMode::Raw,
+/// #     key: [0; 32], data_shards: 0, parity_shards: 0 };
+/// # let now = Instant::now();
+/// let mut conn = Stack::new(Session::client(7, &cfg, now, Box::new(seeded(1))), Plain::default());
+/// let id = conn.open_stream().unwrap();
+/// let (mut queued, mut sink) = (b"hello".to_vec(), Vec::new());
+/// pump(&mut conn, id, &mut queued, &mut sink);
+/// assert!(queued.is_empty() && conn.has_transmit());
+/// ```
 pub trait Streams {
     /// Opens an outbound stream.
     fn open_stream(&mut self) -> Result<StreamId, StreamError>;
@@ -147,6 +217,49 @@ pub trait Streams {
 
     /// [`ByteStream::all_acked`] on one stream.
     fn all_acked(&self, id: StreamId) -> bool;
+}
+
+/// The connection under a machine that runs over a byte stream (goscon, or smux over TCP):
+/// whoever drives the machine (a runtime's TCP loop, or `Pair` in `core::sim`, which can break
+/// a simulated connection on call or at scripted instants) tells it when the connection
+/// breaks and when a new one is up. Datagram machines need no such hook: a datagram path has
+/// no connection to lose.
+///
+/// ```
+/// use std::time::Instant;
+/// use tether_core::driver::Transport;
+///
+/// /// Keeps every unacknowledged message and sends it again on the next connection.
+/// struct Resuming { unacked: Vec<Vec<u8>>, out: Vec<u8>, up: bool }
+///
+/// impl Transport for Resuming {
+///     fn handle_disconnect(&mut self, _now: Instant) {
+///         self.up = false;
+///         self.out.clear(); // queued for the old connection: gone with it
+///     }
+///     fn handle_reconnect(&mut self, _now: Instant) {
+///         self.up = true;
+///         for m in &self.unacked {
+///             self.out.extend_from_slice(m);
+///         }
+///     }
+/// }
+///
+/// let now = Instant::now(); // a runtime's clock; core never reads one
+/// let mut m = Resuming { unacked: vec![b"hi".to_vec()], out: b"h".to_vec(), up: true };
+/// m.handle_disconnect(now);
+/// m.handle_reconnect(now);
+/// assert_eq!(m.out, b"hi");
+/// ```
+pub trait Transport {
+    /// The connection broke at `now`: every byte in flight either way is lost, and what the
+    /// machine transmits goes nowhere until [`Transport::handle_reconnect`]. A protocol that
+    /// resumes (goscon) keeps its state for the next connection; others end with `Closed`.
+    fn handle_disconnect(&mut self, now: Instant);
+
+    /// A new connection is up at `now`: transmitted bytes flow again, starting a fresh byte
+    /// stream (a resume protocol's handshake is its first output here).
+    fn handle_reconnect(&mut self, now: Instant);
 }
 
 /// The event vocabulary of connections and stacks, shared so one runtime hub serves every
@@ -193,6 +306,55 @@ pub enum EndpointEvent<C, E> {
 }
 
 /// Many peers behind one datagram socket, each served by its own per-peer machine.
+///
+/// A runtime's whole socket loop, generic over the endpoint (here a KCP client and server
+/// exchanging datagrams in memory):
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use std::time::Instant;
+/// use tether_core::driver::{DatagramEndpoint, EndpointEvent, StreamId, Streams};
+/// use tether_core::kcp::KcpConfig;
+/// use tether_core::rng::seeded;
+/// use tether_core::session::{CryptMode, Listener, ListenerConfig, SessionConfig};
+///
+/// /// Drains `from`'s datagrams into `to` (a socket would `sendmmsg` them).
+/// fn deliver<A: DatagramEndpoint, B: DatagramEndpoint>(now: Instant, from: &mut A, at: SocketAddr, to: &mut B) {
+///     let mut buf = Vec::new();
+///     while from.has_transmit() {
+///         let Some(t) = from.poll_transmit(now, &mut buf) else { break };
+///         let _ = to.handle_datagram(now, at, &buf[..t.len]); // Err: dropped and counted
+///         buf.clear();
+///     }
+/// }
+///
+/// let session = SessionConfig { kcp: KcpConfig::fast3().with_stream(true), crypt: CryptMode::Raw,
+///     key: [0; 32], data_shards: 0, parity_shards: 0 };
+/// let (server_addr, client_addr): (SocketAddr, SocketAddr) =
+///     ("10.0.0.1:4000".parse().unwrap(), "10.0.0.2:5000".parse().unwrap());
+/// let now = Instant::now(); // the caller owns the clock
+/// let mut server = Listener::new(ListenerConfig::new(session.clone()), Box::new(seeded(1)));
+/// let mut client_cfg = ListenerConfig::new(session);
+/// client_cfg.accept_incoming = false;
+/// let mut client = Listener::new(client_cfg, Box::new(seeded(2)));
+///
+/// let id = DatagramEndpoint::connect(&mut client, now, server_addr);
+/// client.conn_mut(id).unwrap().write(StreamId::SOLE, b"hello").unwrap();
+/// deliver(now, &mut client, client_addr, &mut server);
+///
+/// let mut incoming = None;
+/// while let Some(ev) = DatagramEndpoint::poll_event(&mut server) {
+///     if let EndpointEvent::Incoming(c) = ev {
+///         incoming = Some(c);
+///     }
+/// }
+/// assert!(incoming.is_some());
+/// let conn = DatagramEndpoint::accept(&mut server).unwrap();
+/// assert_eq!(server.remote(conn), Some(client_addr));
+/// let mut got = [0u8; 16];
+/// let n = server.conn_mut(conn).unwrap().read(StreamId::SOLE, &mut got).unwrap();
+/// assert_eq!(&got[..n], b"hello");
+/// ```
 pub trait DatagramEndpoint {
     /// Connection handle (never reused after the connection closed).
     type ConnId: Copy + Eq + Hash + Debug;

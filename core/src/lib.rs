@@ -72,6 +72,7 @@ pub mod driver;
 pub mod kcp;
 pub mod rng;
 pub mod session;
+pub mod stack;
 pub mod time;
 pub mod wire;
 

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
-use tether_core::kcp::{KcpEvent, RecvError, WriteError};
+use tether_core::driver::{StreamEvent, StreamId};
+use tether_core::kcp::{RecvError, WriteError};
 use tether_core::session::{ListenerEvent, SessionId};
 use tether_runtime_mio::config::Config;
 use tether_runtime_mio::endpoint::{Endpoint, EndpointStats, SessionError};
@@ -124,20 +125,21 @@ pub fn run(cfg: &Config, total: usize, limit: Duration) -> io::Result<Report> {
                         );
                     }
                 }
-                ListenerEvent::Session(id, KcpEvent::Readable) => {
+                ListenerEvent::Conn(id, StreamEvent::Readable(StreamId::SOLE)) => {
                     if let Some(e) = echoes.get_mut(&id) {
                         e.readable = true;
                     }
                 }
-                ListenerEvent::Session(id, KcpEvent::Writable) => {
+                ListenerEvent::Conn(id, StreamEvent::Writable(StreamId::SOLE)) => {
                     if let Some(e) = echoes.get_mut(&id) {
                         e.writable = true;
                     }
                 }
-                ListenerEvent::Session(id, KcpEvent::DeadLink) => server.close(id),
-                ListenerEvent::Closed(id, _) => {
+                // A dead link is closed by the listener itself (`Closed(DeadLink)`).
+                ListenerEvent::Conn(id, StreamEvent::Closed(_)) => {
                     echoes.remove(&id);
                 }
+                ListenerEvent::Conn(_, _) => {}
             }
         }
         for (&id, e) in echoes.iter_mut() {
@@ -147,15 +149,15 @@ pub fn run(cfg: &Config, total: usize, limit: Duration) -> io::Result<Report> {
         // Client: events, then write what the window takes and verify what came back.
         while let Some(ev) = client.poll_event() {
             match ev {
-                ListenerEvent::Session(_, KcpEvent::Readable) => c_readable = true,
-                ListenerEvent::Session(_, KcpEvent::Writable) => c_writable = true,
-                ListenerEvent::Session(_, KcpEvent::DeadLink) | ListenerEvent::Closed(..) => {
+                ListenerEvent::Conn(_, StreamEvent::Readable(StreamId::SOLE)) => c_readable = true,
+                ListenerEvent::Conn(_, StreamEvent::Writable(StreamId::SOLE)) => c_writable = true,
+                ListenerEvent::Conn(_, StreamEvent::Closed(_)) => {
                     return Err(io::Error::new(
                         io::ErrorKind::ConnectionReset,
                         format!("client session lost: {ev:?}"),
                     ))
                 }
-                ListenerEvent::Incoming(_) => {}
+                ListenerEvent::Conn(_, _) | ListenerEvent::Incoming(_) => {}
             }
         }
         while c_writable && sent < total {

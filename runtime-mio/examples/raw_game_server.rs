@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
-use tether_core::kcp::{KcpEvent, RecvError};
+use tether_core::driver::{StreamEvent, StreamId};
+use tether_core::kcp::RecvError;
 use tether_core::session::{ListenerEvent, SessionId};
 use tether_runtime_mio::config::Config;
 use tether_runtime_mio::endpoint::{Endpoint, SessionError};
@@ -100,11 +101,10 @@ pub fn run(players: usize, inputs: u32, limit: Duration) -> io::Result<u64> {
         while let Some(ev) = server.poll_event() {
             match ev {
                 ListenerEvent::Incoming(_) => while server.accept().is_some() {},
-                ListenerEvent::Session(id, KcpEvent::DeadLink) => server.close(id),
-                ListenerEvent::Closed(id, _) => {
+                ListenerEvent::Conn(id, StreamEvent::Closed(_)) => {
                     last_input.remove(&id);
                 }
-                ListenerEvent::Session(id, KcpEvent::Readable) => loop {
+                ListenerEvent::Conn(id, StreamEvent::Readable(StreamId::SOLE)) => loop {
                     match server.recv_message(id, &mut buf) {
                         Ok(n) => {
                             let seq = u32::from_le_bytes(buf[..4].try_into().expect("input"));
@@ -120,7 +120,7 @@ pub fn run(players: usize, inputs: u32, limit: Duration) -> io::Result<u64> {
                         Err(e) => return Err(io::Error::other(e.to_string())),
                     }
                 },
-                ListenerEvent::Session(_, _) => {}
+                ListenerEvent::Conn(_, _) => {}
             }
         }
 

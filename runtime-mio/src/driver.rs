@@ -2,15 +2,15 @@
 //! one `now` per batch, timers, moving bytes between the hub and the sessions, and batched
 //! writes that stop at `WouldBlock` (no unbounded side queue). Runtimes add only readiness
 //! and a timer.
-use std::collections::HashSet;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tether_core::kcp::{KcpEvent, WriteError};
-use tether_core::session::{Listener, ListenerEvent, Session, SessionId};
+use tether_core::driver::StreamEvent;
+use tether_core::kcp::WriteError;
+use tether_core::session::{CloseReason, Listener, ListenerEvent, Session, SessionId};
 
 use crate::hub::{Gone, Hub, HubState, StreamBuf, RECV_BUFFER};
 use crate::udp::{self, RecvBatch};
@@ -24,8 +24,6 @@ const MAX_PENDING: usize = 256;
 /// How stale the hub's SNMP snapshot may get while the endpoint is active (summing the
 /// counters walks every session, so it is not done on every wake-up).
 pub const SNMP_REFRESH: std::time::Duration = std::time::Duration::from_millis(100);
-/// While the socket is full, re-check timers no more often than this.
-pub const BLOCKED_RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Counters of the loop itself (the idle-cost test reads them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -227,14 +225,8 @@ pub struct Driver {
     /// Loop counters.
     pub stats: DriverStats,
     /// The socket refused datagrams (`WouldBlock`): output waits for writability.
-    blocked: Option<Instant>,
+    blocked: bool,
     snmp_at: Option<Instant>,
-    /// Streams whose bytes are not all acknowledged yet. KCP raises no event when an ACK
-    /// empties its send buffer, so these are re-checked on every pass: a `flush()` whose
-    /// peer never writes back still completes, and a dropped stream still gets closed.
-    awaiting_ack: HashSet<SessionId>,
-    /// The previous pass's `awaiting_ack`, kept for its capacity (no allocation per pass).
-    awaiting_scratch: HashSet<SessionId>,
 }
 
 impl Driver {
@@ -246,10 +238,8 @@ impl Driver {
             server,
             outbox: Outbox::default(),
             stats: DriverStats::default(),
-            blocked: None,
+            blocked: false,
             snmp_at: None,
-            awaiting_ack: HashSet::new(),
-            awaiting_scratch: HashSet::new(),
         }
     }
 
@@ -274,9 +264,10 @@ impl Driver {
         }
     }
 
-    /// Whether the next deadline has already passed: the loop runs again without waiting.
+    /// Whether the loop must run again without waiting: a timer is due, or sessions have
+    /// output and the socket can take it (while it is full, writability wakes the loop).
     pub fn due(&self, now: Instant) -> bool {
-        self.deadline().is_some_and(|d| d <= now)
+        (!self.blocked && self.listener.has_transmit()) || self.deadline().is_some_and(|d| d <= now)
     }
 
     /// Fires due timers.
@@ -286,15 +277,11 @@ impl Driver {
         self.listener.handle_timeout(now);
     }
 
-    /// The next deadline (`None`: nothing scheduled, sleep until I/O or the app). While the
-    /// socket is full, "output pending now" is not a reason to wake: writability is; timers
-    /// are still honoured, at most every [`BLOCKED_RECHECK`].
+    /// The next timer deadline (`None`: nothing scheduled, sleep until I/O or the app).
+    /// Pending output is not a deadline (the core's `has_transmit`, see [`Driver::due`]), so
+    /// a full socket never makes the loop spin.
     pub fn deadline(&self) -> Option<Instant> {
-        let d = self.listener.poll_timeout()?;
-        Some(match self.blocked {
-            Some(since) => d.max(since + BLOCKED_RECHECK),
-            None => d,
-        })
+        self.listener.poll_timeout()
     }
 
     /// One loop iteration after waking: timers, hub ⇄ sessions, datagrams out. Returns
@@ -302,9 +289,9 @@ impl Driver {
     pub fn process(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
         self.stats.wakeups += 1;
         self.timeout(now);
-        self.sync();
+        self.sync(now);
         let r = self.transmit(sock, now);
-        self.sync();
+        self.sync(now);
         if self
             .snmp_at
             .is_none_or(|t| now.saturating_duration_since(t) >= SNMP_REFRESH)
@@ -327,19 +314,24 @@ impl Driver {
     }
 
     /// Moves bytes between the hub and the sessions, and turns listener events into stream
-    /// state.
-    pub fn sync(&mut self) {
+    /// state. A session is pumped when it reports an event (readable, writable, everything
+    /// acknowledged) or the application touched its stream; nothing is polled per pass.
+    pub fn sync(&mut self, now: Instant) {
         let hub = Arc::clone(&self.hub);
         let mut st = hub.lock();
         st.driver_stats = self.stats;
         while let Some(ev) = self.listener.poll_event() {
             match ev {
                 ListenerEvent::Incoming(_) => {}
-                ListenerEvent::Session(id, KcpEvent::DeadLink) => {
+                // The core listener closes dead links itself (policy in core).
+                ListenerEvent::Conn(id, StreamEvent::Closed(CloseReason::DeadLink)) => {
                     self.gone(&mut st, id, Gone::DeadLink)
                 }
-                ListenerEvent::Session(id, _) => self.pump(&mut st, id),
-                ListenerEvent::Closed(id, r) => self.gone(&mut st, id, Gone::Closed(r)),
+                ListenerEvent::Conn(id, StreamEvent::Closed(r)) => {
+                    self.gone(&mut st, id, Gone::Closed(r))
+                }
+                // Readable, writable, everything acknowledged: move the stream's bytes.
+                ListenerEvent::Conn(id, _) => self.pump(&mut st, id, now),
             }
         }
         if self.server && !st.listener_dropped && st.accept_wanted && st.accept_queue.is_empty() {
@@ -352,34 +344,12 @@ impl Driver {
                 if let Some(s) = st.streams.get_mut(&id) {
                     s.peer = self.listener.remote(id);
                 }
-                self.pump(&mut st, id);
+                self.pump(&mut st, id, now);
             }
         }
         for id in st.take_dirty() {
-            self.pump(&mut st, id);
+            self.pump(&mut st, id, now);
         }
-        self.recheck_acks(&mut st);
-    }
-
-    /// Pumps the streams whose data became fully acknowledged since they were last pumped
-    /// (`pump` clears their `unacked` flag, waking a pending flush, and closes a dropped
-    /// one). The check is read-only: a session still waiting is not marked for output.
-    fn recheck_acks(&mut self, st: &mut HubState) {
-        if self.awaiting_ack.is_empty() {
-            return;
-        }
-        let mut ids = std::mem::take(&mut self.awaiting_scratch);
-        std::mem::swap(&mut ids, &mut self.awaiting_ack);
-        for id in ids.drain() {
-            match self.listener.session(id) {
-                None => {} // closed: its stream learns through the Closed event
-                Some(sess) if sess.kcp().all_acked() => self.pump(st, id),
-                Some(_) => {
-                    self.awaiting_ack.insert(id);
-                }
-            }
-        }
-        self.awaiting_scratch = ids;
     }
 
     fn gone(&mut self, st: &mut HubState, id: SessionId, why: Gone) {
@@ -390,14 +360,11 @@ impl Driver {
                 st.streams.remove(&id);
             }
         }
-        if why == Gone::DeadLink {
-            self.listener.close(id);
-        }
     }
 
     /// Moves one stream's bytes: app → KCP while KCP accepts, KCP → app while the app buffer
     /// has room (KCP's receive window is the back-pressure).
-    fn pump(&mut self, st: &mut HubState, id: SessionId) {
+    fn pump(&mut self, st: &mut HubState, id: SessionId, now: Instant) {
         let Some(s) = st.streams.get_mut(&id) else {
             return;
         };
@@ -434,10 +401,8 @@ impl Driver {
                 }
             }
         });
+        // Re-read when KCP reports `Acknowledged` (the listener's event pumps this stream).
         let unacked = !s.send.is_empty() || !sess.kcp().all_acked();
-        if unacked {
-            self.awaiting_ack.insert(id);
-        }
         if unacked != s.unacked {
             s.unacked = unacked;
             progressed = true;
@@ -445,9 +410,11 @@ impl Driver {
         if progressed || !s.recv.is_empty() {
             s.wake();
         }
-        if s.dropped && !unacked {
+        if s.dropped && s.send.is_empty() {
+            // Everything is inside KCP: the core lingers until it is acknowledged (bounded
+            // by its LINGER_TIMEOUT), the same on every runtime.
             st.streams.remove(&id);
-            self.listener.close(id);
+            self.listener.close_when_acked(now, id);
             return;
         }
         s.release_buffers();
@@ -459,11 +426,10 @@ impl Driver {
         let r = self.outbox.flush(&mut self.listener, sock, now);
         self.stats.syscalls += r.syscalls;
         self.stats.datagrams_out += r.sent;
+        self.blocked = r.blocked;
         if r.blocked {
-            self.blocked = Some(now);
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        self.blocked = None;
         Ok(())
     }
 

@@ -35,12 +35,14 @@
 //!   they expire after the listener's accept timeout;
 //! * read after [`KcpEvent::Readable`] until
 //!   [`RecvError::WouldBlock`], write until [`WriteError::Blocked`] and
-//!   resume after [`KcpEvent::Writable`]; close a session after
-//!   [`KcpEvent::DeadLink`] (the endpoint does not close it by itself).
+//!   resume after [`KcpEvent::Writable`]; a dead link closes the session by itself
+//!   (`ListenerEvent::Conn(id, StreamEvent::Closed(CloseReason::DeadLink))`, the core's policy on every
+//!   runtime); [`KcpEvent::Acknowledged`] says everything written was acknowledged, and
+//!   [`Endpoint::close_when_acked`] closes a session once it is.
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::event::Source;
 use mio::Interest;
@@ -53,10 +55,6 @@ use crate::driver::{read_datagrams, Outbox};
 
 #[cfg(doc)]
 use tether_core::kcp::KcpEvent;
-
-/// While the socket is full, the longest sleep before timers are looked at again if the
-/// writable event is slow to come.
-const BLOCKED_RECHECK: Duration = Duration::from_millis(10);
 
 /// Why a session call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,11 +197,11 @@ impl Endpoint {
         }
         let t = self.listener.poll_timeout();
         if self.blocked {
-            // Output waits for the writable event; don't spin on the listener's "output
-            // pending" deadline meanwhile, but keep timers roughly alive.
-            return t.map(|t| t.max(self.now + BLOCKED_RECHECK));
+            // Output waits for the writable event; timers are pure timers (pending output is
+            // the core's `has_transmit`), so they can be honoured exactly.
+            return t;
         }
-        if self.app_dirty {
+        if self.app_dirty || self.listener.has_transmit() {
             return Some(self.now);
         }
         t
@@ -320,7 +318,14 @@ impl Endpoint {
         self.listener.close(id);
     }
 
-    /// The next event (new session, readable, writable, dead link, closed), oldest first.
+    /// Closes a session once everything written on it is acknowledged, or after the core's
+    /// `LINGER_TIMEOUT` (what the tokio and smol runtimes do when a stream is dropped).
+    pub fn close_when_acked(&mut self, now: Instant, id: SessionId) {
+        self.app_dirty = true;
+        self.listener.close_when_acked(now, id);
+    }
+
+    /// The next event (new session, readable, writable, acknowledged, closed), oldest first.
     pub fn poll_event(&mut self) -> Option<ListenerEvent> {
         self.listener.poll_event()
     }

@@ -1,5 +1,6 @@
 //! One scenario suite for every runtime adapter: echo, bulk both directions, 1000 concurrent
-//! sessions, close/expiry, a vanishing peer and a peer that only reads, written once against
+//! sessions, close/expiry, a vanishing peer, a dead link, a dropped stream that lingers until
+//! acknowledged and a peer that only reads, written once against
 //! [`Rt`], a small blocking facade each runtime implements (see `tests/tests/runtimes.rs`).
 //!
 //! Every wait is bounded: facade calls take a limit and fail with [`deadline_error`] (kind
@@ -387,11 +388,79 @@ pub fn peer_only_reads<R: Rt>() {
     report(R::NAME, "peer_only_reads", start.elapsed());
 }
 
+/// The peer vanishes with bytes in flight both ways: the relay stops forwarding the
+/// server's datagrams, so neither side's data is acknowledged again. The server's session
+/// ends with a dead-link error (`TimedOut`) after `dead_link` retransmissions, and the
+/// client's read and write fail the same way, within 30 s: the core's policy (the listener
+/// closes dead links with `CloseReason::DeadLink`), the same on every runtime.
+pub fn dead_link<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config();
+    let server = R::echo_server(cfg).expect("echo server");
+    let relay = Relay::start(server.addr()).expect("relay");
+    let mut c = R::connect(relay.addr(), cfg).expect("connect");
+    let msg = payload(1000, 5);
+    R::write_all(&mut c, &msg, LIMIT).expect("write");
+    let mut got = vec![0u8; msg.len()];
+    R::read_exact(&mut c, &mut got, LIMIT).expect("read back");
+    assert!(got == msg);
+    relay.cut_replies();
+    let cut = Instant::now();
+    // The server still receives these and echoes them into the void.
+    R::write_all(&mut c, &payload(64 << 10, 6), LIMIT).expect("write into the cut");
+    let end = server
+        .next_end(Duration::from_secs(30))
+        .expect("the server session did not end within 30 s of the cut");
+    let err = end.expect_err("a dead link must fail the server's session, not end it cleanly");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("dead link"), "{err}");
+    let server_waited = cut.elapsed();
+    let mut one = [0u8; 1];
+    let err = R::read_exact(&mut c, &mut one, Duration::from_secs(30))
+        .expect_err("the client's read after the dead link");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    let err = R::write_all(&mut c, &msg, Duration::from_secs(5))
+        .expect_err("the client's write after the dead link");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    eprintln!(
+        "[{}] dead_link: server session failed {server_waited:.2?} after the cut",
+        R::NAME
+    );
+    report(R::NAME, "dead_link", start.elapsed());
+}
+
+/// Bytes written in [`dropped_stream_lingers`].
+pub const LINGER_BYTES: usize = 1 << 20;
+
+/// 1 MiB written and the stream dropped at once: the connection lingers until everything is
+/// acknowledged (the core's policy, the same on every runtime), so the peer, which only
+/// reads, still receives every byte.
+pub fn dropped_stream_lingers<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config();
+    let server = R::sink_server(cfg).expect("sink server");
+    let mut c = R::connect(server.addr(), cfg).expect("connect");
+    R::write_all(&mut c, &payload(LINGER_BYTES, 8), LIMIT).expect("write 1 MiB");
+    drop(c);
+    let give_up = Instant::now() + LIMIT;
+    while (server.received() as usize) < LINGER_BYTES && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        server.received() as usize,
+        LINGER_BYTES,
+        "the peer received everything written before the drop"
+    );
+    report(R::NAME, "dropped_stream_lingers", start.elapsed());
+}
+
 /// A UDP relay between one client and one upstream address that can stop forwarding.
 #[derive(Debug)]
 pub struct Relay {
     addr: SocketAddr,
     forwarding: Arc<AtomicBool>,
+    /// Whether the upstream's datagrams still reach the client.
+    replies: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -407,6 +476,7 @@ impl Relay {
         }
         let addr = front.local_addr()?;
         let forwarding = Arc::new(AtomicBool::new(true));
+        let replies = Arc::new(AtomicBool::new(true));
         let stop = Arc::new(AtomicBool::new(false));
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
         let (front2, back2) = (front.try_clone()?, back.try_clone()?);
@@ -425,7 +495,7 @@ impl Relay {
             })
         };
         let down = {
-            let (fwd, stop) = (forwarding.clone(), stop.clone());
+            let (fwd, stop) = (replies.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 while !stop.load(Ordering::SeqCst) {
@@ -441,6 +511,7 @@ impl Relay {
         Ok(Relay {
             addr,
             forwarding,
+            replies,
             stop,
             threads: vec![up, down],
         })
@@ -454,6 +525,12 @@ impl Relay {
     /// Drops every datagram from now on, both ways.
     pub fn cut(&self) {
         self.forwarding.store(false, Ordering::SeqCst);
+        self.replies.store(false, Ordering::SeqCst);
+    }
+
+    /// Drops the upstream's datagrams from now on; the client's still go through.
+    pub fn cut_replies(&self) {
+        self.replies.store(false, Ordering::SeqCst);
     }
 }
 

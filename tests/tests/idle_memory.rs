@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tether_core::driver::Machine;
-use tether_core::kcp::{KcpConfig, KcpEvent};
+use tether_core::driver::{Machine, StreamEvent, StreamId};
+use tether_core::kcp::KcpConfig;
 use tether_core::rng::seeded;
 use tether_core::session::{Listener, ListenerConfig, ListenerEvent, Session, SessionConfig};
 use tether_runtime_tokio::{Config, KcpListener, KcpStream};
@@ -119,7 +119,7 @@ impl CoreBench {
                 ListenerEvent::Incoming(_) => {
                     self.server.accept();
                 }
-                ListenerEvent::Session(id, KcpEvent::Readable) => {
+                ListenerEvent::Conn(id, StreamEvent::Readable(StreamId::SOLE)) => {
                     let s = self.server.session_mut(id).expect("live session");
                     while let Ok(n) = s.read(&mut self.rbuf) {
                         s.write(&self.rbuf[..n]).expect("echo fits the window");
@@ -228,7 +228,7 @@ fn establish_over_udp(server: SocketAddr, i: usize) {
         while let Ok(n) = client.read(&mut rbuf) {
             echoed += n;
         }
-        if echoed == HELLO.len() && client.poll_timeout().is_none() {
+        if echoed == HELLO.len() && client.poll_timeout().is_none() && !client.has_transmit() {
             return;
         }
         assert!(

@@ -41,6 +41,14 @@ macro_rules! suite {
             fn reuseport_clients() {
                 super::scenarios::reuseport_clients::<$rt>();
             }
+            #[test]
+            fn dead_link() {
+                super::scenarios::dead_link::<$rt>();
+            }
+            #[test]
+            fn dropped_stream_lingers() {
+                super::scenarios::dropped_stream_lingers::<$rt>();
+            }
         }
     };
 }
@@ -433,7 +441,8 @@ mod mio_facade {
 
     use mio::{Events, Poll, Token, Waker};
     use tether_runtime_mio::config::Config;
-    use tether_runtime_mio::core::kcp::{KcpEvent, RecvError, WriteError};
+    use tether_runtime_mio::core::driver::{StreamEvent, StreamId};
+    use tether_runtime_mio::core::kcp::{RecvError, WriteError};
     use tether_runtime_mio::core::session::{CloseReason, ListenerEvent, SessionId};
     use tether_runtime_mio::endpoint::{Endpoint, SessionError};
     use tether_tests::scenarios::{deadline_error, EchoServer, Rt};
@@ -450,14 +459,13 @@ mod mio_facade {
     /// Why a session ended, as the hub of the tokio and smol adapters words it.
     #[derive(Debug, Clone, Copy)]
     enum End {
-        DeadLink,
         Closed(CloseReason),
     }
 
     impl End {
         fn error(self) -> io::Error {
             match self {
-                End::DeadLink => io::Error::new(
+                End::Closed(CloseReason::DeadLink) => io::Error::new(
                     io::ErrorKind::TimedOut,
                     "peer stopped acknowledging (dead link)",
                 ),
@@ -565,27 +573,23 @@ mod mio_facade {
                             sessions.insert(id, Echo::default());
                         }
                     }
-                    ListenerEvent::Session(id, KcpEvent::DeadLink) => {
-                        ep.close(id);
-                        if sessions.remove(&id).is_some() {
-                            let _ = ends.send(Err(End::DeadLink.error()));
-                        }
-                    }
-                    ListenerEvent::Session(id, KcpEvent::Readable) => {
+                    ListenerEvent::Conn(id, StreamEvent::Readable(StreamId::SOLE)) => {
                         if let Some(e) = sessions.get_mut(&id) {
                             e.readable = true;
                         }
                     }
-                    ListenerEvent::Session(id, KcpEvent::Writable) => {
+                    ListenerEvent::Conn(id, StreamEvent::Writable(StreamId::SOLE)) => {
                         if let Some(e) = sessions.get_mut(&id) {
                             e.writable = true;
                         }
                     }
-                    ListenerEvent::Closed(id, r) => {
+                    // The core closes dead links itself: `Closed(CloseReason::DeadLink)`.
+                    ListenerEvent::Conn(id, StreamEvent::Closed(r)) => {
                         if sessions.remove(&id).is_some() {
                             let _ = ends.send(Err(End::Closed(r).error()));
                         }
                     }
+                    ListenerEvent::Conn(_, _) => {}
                 }
             }
             for (&id, e) in sessions.iter_mut() {
@@ -669,6 +673,7 @@ mod mio_facade {
                     read: None,
                     flush: None,
                     end: None,
+                    dropped: false,
                     closed: false,
                     readable: false,
                     writable: true,
@@ -740,6 +745,10 @@ mod mio_facade {
         read: Option<(usize, mpsc::Sender<io::Result<Vec<u8>>>)>,
         flush: Option<mpsc::Sender<io::Result<()>>>,
         end: Option<End>,
+        /// The test dropped its handle: hand the rest to KCP, then close once acknowledged
+        /// (the core's linger, as the tokio and smol runtimes do).
+        dropped: bool,
+        /// The session was handed to the core's linger (or closed): nothing more to pump.
         closed: bool,
         /// Readable since the last `WouldBlock` (the endpoint's `Readable` event).
         readable: bool,
@@ -756,15 +765,15 @@ mod mio_facade {
                 }
                 Cmd::Read(_, n, tx) => self.read = Some((n, tx)),
                 Cmd::Flush(_, tx) => self.flush = Some(tx),
-                Cmd::Close(_) => {
-                    self.closed = true;
-                    self.ep.close(self.id);
-                }
+                Cmd::Close(_) => self.dropped = true,
             }
         }
 
         /// Moves bytes between the buffers and KCP, then answers what can be answered.
         fn pump(&mut self, buf: &mut [u8]) {
+            if self.dropped && self.end.is_some() {
+                self.closed = true; // the session is gone already: nothing lingers
+            }
             if self.closed {
                 return;
             }
@@ -777,6 +786,11 @@ mod mio_facade {
                         Err(SessionError::Kcp(WriteError::Blocked)) => self.writable = false,
                         Err(e) => panic!("client write: {e}"),
                     }
+                }
+                if self.dropped && self.send.is_empty() {
+                    self.closed = true;
+                    self.ep.close_when_acked(Instant::now(), self.id);
+                    return;
                 }
                 while self.readable {
                     match self.ep.read(self.id, buf) {
@@ -825,6 +839,7 @@ mod mio_facade {
         let mut events = Events::with_capacity(1024);
         let mut touched = vec![false; clients.len()];
         let mut buf = vec![0u8; 64 << 10];
+        let mut disconnected = false;
         loop {
             let timeout = clients
                 .iter()
@@ -838,7 +853,7 @@ mod mio_facade {
                     touched[ev.token().0] = true;
                 }
             }
-            loop {
+            while !disconnected {
                 match rx.try_recv() {
                     Ok(cmd) => {
                         let i = match &cmd {
@@ -850,13 +865,13 @@ mod mio_facade {
                     }
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
-                        // Last handle gone: close what is left; the final datagrams go out.
-                        let now = Instant::now();
-                        for c in clients.iter_mut().filter(|c| !c.closed) {
-                            c.ep.close(c.id);
-                            let _ = c.ep.process(now);
+                        // Last handle gone: every session lingers until acknowledged (the
+                        // core bounds it), then the loop ends.
+                        disconnected = true;
+                        for c in clients.iter_mut() {
+                            c.dropped = true;
                         }
-                        return Ok(());
+                        touched.fill(true);
                     }
                 }
             }
@@ -868,19 +883,31 @@ mod mio_facade {
                 c.ep.process(now)?;
                 while let Some(ev) = c.ep.poll_event() {
                     match ev {
-                        ListenerEvent::Session(_, KcpEvent::DeadLink) => {
-                            c.end.get_or_insert(End::DeadLink);
-                            c.ep.close(c.id);
+                        ListenerEvent::Conn(_, StreamEvent::Readable(StreamId::SOLE)) => {
+                            c.readable = true
                         }
-                        ListenerEvent::Session(_, KcpEvent::Readable) => c.readable = true,
-                        ListenerEvent::Session(_, KcpEvent::Writable) => c.writable = true,
-                        ListenerEvent::Closed(_, r) => {
+                        ListenerEvent::Conn(_, StreamEvent::Writable(StreamId::SOLE)) => {
+                            c.writable = true
+                        }
+                        ListenerEvent::Conn(_, StreamEvent::Closed(r)) => {
                             c.end.get_or_insert(End::Closed(r));
                         }
-                        ListenerEvent::Incoming(_) => {}
+                        ListenerEvent::Conn(_, _) | ListenerEvent::Incoming(_) => {}
                     }
                 }
                 c.pump(&mut buf);
+            }
+            if disconnected
+                && clients
+                    .iter()
+                    .all(|c| c.closed && c.ep.listener().is_empty())
+            {
+                // The final datagrams go out, then the endpoints go.
+                let now = Instant::now();
+                for c in clients.iter_mut() {
+                    let _ = c.ep.process(now);
+                }
+                return Ok(());
             }
         }
     }

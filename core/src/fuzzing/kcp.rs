@@ -78,6 +78,7 @@ pub fn kcp_machine(start: Instant, data: &[u8]) {
             assert!(out.len() <= 200);
             out.clear();
         }
+        assert!(!k.has_transmit(), "has_transmit after a full drain");
         while k.poll_event().is_some() {}
         assert!(k.debug_bounds_ok(), "a KCP buffer grew past its bound");
     }

@@ -1,12 +1,13 @@
 //! The listener target: a server listener and up to three client endpoints (listeners with
 //! `accept_incoming = false`) exchanging datagrams through a hostile link, plus forged and
 //! spoofed datagrams from other addresses.
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::script::{pattern_bytes, Fate, Script, StreamCheck};
 use super::setup::{setup, Setup};
+use crate::driver::StreamEvent;
 use crate::rng::seeded;
 use crate::session::{Listener, ListenerConfig, ListenerEvent, SessionId};
 
@@ -35,6 +36,8 @@ struct Node {
     held: Vec<SessionId>,
     written: HashMap<SessionId, u64>,
     read: HashMap<SessionId, StreamCheck>,
+    /// Connections that reported their final `Closed` (ids are never reused).
+    closed: HashSet<SessionId>,
 }
 
 impl Node {
@@ -51,6 +54,7 @@ impl Node {
             held: Vec::new(),
             written: HashMap::new(),
             read: HashMap::new(),
+            closed: HashSet::new(),
         }
     }
 
@@ -92,8 +96,13 @@ impl Node {
             }
             link.push_back((self.me, to, std::mem::take(&mut buf)));
         }
+        assert!(!self.l.has_transmit(), "has_transmit after a full drain");
         while let Some(ev) = self.l.poll_event() {
-            if let ListenerEvent::Closed(id, _) = ev {
+            let (ListenerEvent::Incoming(id) | ListenerEvent::Conn(id, _)) = ev;
+            // The driver contract: `Closed` is final, exactly once per connection.
+            assert!(!self.closed.contains(&id), "an event after Closed: {ev:?}");
+            if let ListenerEvent::Conn(id, StreamEvent::Closed(_)) = ev {
+                self.closed.insert(id);
                 self.held.retain(|h| *h != id);
                 self.written.remove(&id);
                 self.read.remove(&id);

@@ -92,6 +92,7 @@ impl End {
             }
             self.out.push_back(std::mem::take(&mut buf));
         }
+        assert!(!self.s.has_transmit(), "has_transmit after a full drain");
         while self.s.poll_event().is_some() {}
         assert!(
             self.s.kcp().debug_bounds_ok(),

@@ -72,6 +72,22 @@ pub enum KcpEvent {
     /// A segment was sent `dead_link` times without an acknowledgement (kcp.md §8.3). kcp-go
     /// only sets a state flag; tether reports it once so the caller can close the session.
     DeadLink,
+    /// Everything written so far has been acknowledged (the send buffer emptied after
+    /// writes): a pending `flush()` completes, a dropped stream may close. Reported once per
+    /// emptying, so drivers never poll [`Kcp::all_acked`].
+    Acknowledged,
+    /// The machine is closed ([`Kcp::close`]): the final event, exactly once.
+    Closed(KcpCloseReason),
+}
+
+/// Why a [`Kcp`] machine (or a session built on it) closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KcpCloseReason {
+    /// The application closed it.
+    Local,
+    /// A segment reached the dead-link retransmission count (kcp.md §8.3) and the owner's
+    /// policy closed the connection (the listener does; see `session::CloseReason`).
+    DeadLink,
 }
 
 /// kcp-go `Send` failures.
@@ -109,6 +125,9 @@ pub enum WriteError {
     /// A message that needs more than 255 fragments (kcp-go `Send` returns -2).
     #[error("message of {0} bytes needs more than 255 fragments: send smaller messages or use stream mode")]
     TooLarge(usize),
+    /// The machine was closed ([`Kcp::close`]): open a new session to send more.
+    #[error("the KCP session is closed: open a new session to send more")]
+    Closed,
 }
 
 /// kcp-go `Recv` failures.
@@ -224,6 +243,10 @@ pub struct Kcp {
     want_writable: bool,
     dead: bool,
     dead_signalled: bool,
+    /// Data was written since the last [`KcpEvent::Acknowledged`].
+    ack_pending: bool,
+    /// [`Kcp::close`] was called: one last flush, then nothing.
+    closed: bool,
     /// The peer acknowledged one of our PUSH segments (anti-amplification's proof that it
     /// receives at its address).
     peer_acked: bool,
@@ -283,6 +306,8 @@ impl Kcp {
             want_writable: false,
             dead: false,
             dead_signalled: false,
+            ack_pending: false,
+            closed: false,
             peer_acked: false,
             events: VecDeque::new(),
             stats: KcpStats::default(),
@@ -360,6 +385,22 @@ impl Kcp {
     /// the send queue is below both windows, cutting it into `mss`-sized sends, and asks for an
     /// immediate flush (done by the next [`Machine::poll_transmit`]).
     pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.check_writable(data)?;
+        for chunk in data.chunks(self.mss as usize) {
+            // A chunk of at most mss bytes is one fragment: send cannot fail.
+            let _ = self.send(chunk);
+        }
+        self.flush_pending = true;
+        self.ack_pending = true;
+        Ok(data.len())
+    }
+
+    /// Why a write of `data` would take nothing (closed, empty, window full); a refusal for a
+    /// full window asks for a [`KcpEvent::Writable`].
+    fn check_writable(&mut self, data: &[u8]) -> Result<(), WriteError> {
+        if self.closed {
+            return Err(WriteError::Closed);
+        }
         if data.is_empty() {
             return Err(WriteError::Empty);
         }
@@ -367,12 +408,32 @@ impl Kcp {
             self.want_writable = true;
             return Err(WriteError::Blocked);
         }
-        for chunk in data.chunks(self.mss as usize) {
-            // A chunk of at most mss bytes is one fragment: send cannot fail.
-            let _ = self.send(chunk);
+        Ok(())
+    }
+
+    /// Closes the machine (kcp-go's `Close`: one last flush, then the session is forgotten;
+    /// KCP has no FIN, so nothing tells the peer, kcp-go-session.md §8). Queued output and
+    /// pending ACKs go out with the next [`Machine::poll_transmit`]; afterwards input is
+    /// ignored, no timer is armed and writes fail with [`WriteError::Closed`]. Reports
+    /// [`KcpEvent::Closed`] once, as the final event.
+    pub fn close(&mut self) {
+        self.close_with(KcpCloseReason::Local);
+    }
+
+    /// [`Kcp::close`] with the owner's reason (a listener closing a dead link).
+    pub fn close_with(&mut self, reason: KcpCloseReason) {
+        if self.closed {
+            return;
         }
+        self.closed = true;
         self.flush_pending = true;
-        Ok(data.len())
+        self.next_flush = None;
+        self.events.push_back(KcpEvent::Closed(reason));
+    }
+
+    /// Whether [`Kcp::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// ikcp's `ikcp_send` as the application call: `data` becomes **one** KCP message, cut
@@ -381,18 +442,13 @@ impl Kcp {
     /// independent `mss`-sized sends, as kcp-go's session layer does. In stream mode the two
     /// are the same. Accepted when the send queue is below both windows, like `write`.
     pub fn write_message(&mut self, data: &[u8]) -> Result<usize, WriteError> {
-        if data.is_empty() {
-            return Err(WriteError::Empty);
-        }
-        if !self.can_write() {
-            self.want_writable = true;
-            return Err(WriteError::Blocked);
-        }
+        self.check_writable(data)?;
         let n = self.send(data).map_err(|e| match e {
             SendError::Empty => WriteError::Empty,
             SendError::TooLarge(n) => WriteError::TooLarge(n),
         })?;
         self.flush_pending = true;
+        self.ack_pending = true;
         Ok(n)
     }
 
@@ -411,6 +467,13 @@ impl Kcp {
     }
 
     fn push_event_checks(&mut self) {
+        if self.closed {
+            return;
+        }
+        if self.ack_pending && self.wait_snd() == 0 {
+            self.ack_pending = false;
+            self.events.push_back(KcpEvent::Acknowledged);
+        }
         if !self.readable_signalled && self.peek_size().is_some() {
             self.readable_signalled = true;
             self.events.push_back(KcpEvent::Readable);
@@ -435,6 +498,10 @@ impl Kcp {
         data: &[u8],
         regular: bool,
     ) -> Result<(), InputError> {
+        if self.closed {
+            // Forgotten, as kcp-go's closed session: nothing more is processed.
+            return Ok(());
+        }
         self.last_now = now;
         let r = self.input(now, data, regular, self.cfg.ack_nodelay);
         self.arm_interval_if_busy(self.clock.ms(now));
@@ -446,7 +513,11 @@ impl Kcp {
     fn flush_and_schedule(&mut self, now: Instant) {
         let ms = self.clock.ms(now);
         let ret = self.flush(now, false);
-        self.next_flush = self.deadline_after_flush(ms, ret);
+        self.next_flush = if self.closed {
+            None // the final flush: no timer after it
+        } else {
+            self.deadline_after_flush(ms, ret)
+        };
         self.push_event_checks();
     }
 
@@ -534,14 +605,15 @@ impl Machine for Kcp {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if self.flush_pending {
-            return Some(self.last_now);
-        }
+        // A pending flush is output (`has_transmit`), not a deadline (driver.rs contract).
         self.next_flush
             .map(|ms| self.clock.instant_at(self.last_now, ms))
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return; // the final flush is output (`has_transmit`), never a timer
+        }
         let ms = self.clock.ms(now);
         self.last_now = now;
         let due = matches!(self.next_flush, Some(t) if timediff(ms, t) >= 0);
@@ -578,7 +650,10 @@ impl ByteStream for Kcp {
             return Ok(0);
         }
         // Stream-mode writes are cut into segments, so only a full window refuses them.
-        Kcp::write(self, data).map_err(|_| StreamError::Blocked)
+        Kcp::write(self, data).map_err(|e| match e {
+            WriteError::Closed => StreamError::Closed,
+            _ => StreamError::Blocked,
+        })
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {

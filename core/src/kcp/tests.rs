@@ -340,7 +340,8 @@ fn keepalive_is_a_probe_the_peer_answers() {
     let cfg = KcpConfig::fast3().with_windows(32, 32);
     let (mut a, mut b) = (Kcp::new(7, cfg, t0), Kcp::new(7, cfg, t0));
     a.send_keepalive();
-    assert_eq!(a.poll_timeout(), Some(t0), "the probe is due at once");
+    assert!(a.has_transmit(), "the probe is output due at once");
+    assert_eq!(a.poll_timeout(), None, "pending output is not a deadline");
     let mut out = Vec::new();
     let mut from_a = Vec::new();
     while a.poll_transmit(t0, &mut out).is_some() {
@@ -361,4 +362,103 @@ fn keepalive_is_a_probe_the_peer_answers() {
     assert!(a.all_acked() && b.all_acked());
     // Nothing else is pending: both go back to sleep.
     assert_eq!(b.poll_timeout(), None);
+}
+
+/// "Has output" is explicit: a write makes `has_transmit` true and leaves `poll_timeout`
+/// alone (never `now`), and draining the output clears it.
+#[test]
+fn pending_output_is_has_transmit_not_a_deadline() {
+    let t0 = test_start();
+    let mut a = Kcp::new(7, KcpConfig::fast3(), t0);
+    assert!(!a.has_transmit());
+    a.write(b"hello").unwrap();
+    assert!(a.has_transmit());
+    assert_eq!(
+        a.poll_timeout(),
+        None,
+        "no timer was armed by the write itself"
+    );
+    let mut out = Vec::new();
+    while a.poll_transmit(t0, &mut out).is_some() {}
+    assert!(!out.is_empty());
+    assert!(!a.has_transmit(), "drained");
+    assert!(
+        a.poll_timeout().is_some_and(|t| t > t0),
+        "the retransmission timer"
+    );
+}
+
+/// Everything written becomes acknowledged: one `Acknowledged` event per time the send
+/// buffer empties after writes (runtimes wait on it instead of polling `all_acked`).
+#[test]
+fn acknowledged_is_reported_when_the_send_buffer_empties() {
+    let link = LinkConfig::perfect()
+        .with_delay(Duration::from_millis(10))
+        .with_loss(0.2);
+    let mut p = checked_pair(KcpConfig::fast3().with_stream(true), link, 5);
+    p.drive();
+    assert!(
+        !p.events_a.contains(&KcpEvent::Acknowledged),
+        "nothing written, nothing to report"
+    );
+    for round in 1..=3 {
+        p.a.0.write(&vec![round as u8; 20_000]).unwrap();
+        let mut got = Vec::new();
+        while p.step() {
+            read_all(&mut p.b.0, &mut got); // b reads, or its window closes
+        }
+        assert_eq!(got.len(), 20_000);
+        assert!(p.a.0.all_acked());
+        let acks = p
+            .events_a
+            .iter()
+            .filter(|e| **e == KcpEvent::Acknowledged)
+            .count();
+        assert_eq!(acks, round, "one Acknowledged per emptied send buffer");
+        assert!(
+            !p.events_b.contains(&KcpEvent::Acknowledged),
+            "b wrote nothing"
+        );
+    }
+}
+
+/// `close()` ends the machine with exactly one `Closed(Local)` as its final event: it sends
+/// its last flush, then takes no input, arms no timer and refuses writes.
+#[test]
+fn close_reports_closed_once_and_goes_quiet() {
+    let link = LinkConfig::perfect().with_delay(Duration::from_millis(10));
+    let mut p = checked_pair(KcpConfig::fast3(), link, 1);
+    p.a.0.write(b"last words").unwrap();
+    p.a.0.close();
+    p.a.0.close();
+    assert!(p.a.has_transmit(), "kcp-go's final flush");
+    p.drive();
+    let mut got = Vec::new();
+    read_all(&mut p.b.0, &mut got);
+    assert_eq!(got, b"last words", "the final flush carried the data");
+    let closed: Vec<_> = p
+        .events_a
+        .iter()
+        .filter(|e| matches!(e, KcpEvent::Closed(_)))
+        .collect();
+    assert_eq!(closed, [&KcpEvent::Closed(KcpCloseReason::Local)]);
+    assert_eq!(
+        p.events_a.last(),
+        Some(&KcpEvent::Closed(KcpCloseReason::Local))
+    );
+    assert_eq!(p.a.poll_timeout(), None);
+    assert_eq!(p.a.0.write(b"more"), Err(WriteError::Closed));
+    assert_eq!(
+        ByteStream::write(&mut p.a.0, b"more"),
+        Err(StreamError::Closed)
+    );
+    p.b.0.write(b"answer").unwrap();
+    // b retransmits to the closed side (nothing acknowledges): a stays silent.
+    let sent = p.stats.datagrams_a_to_b;
+    p.drive_for(Duration::from_secs(5));
+    assert_eq!(p.stats.datagrams_a_to_b, sent);
+    assert_eq!(
+        p.events_a.last(),
+        Some(&KcpEvent::Closed(KcpCloseReason::Local))
+    );
 }

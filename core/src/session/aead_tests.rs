@@ -8,7 +8,7 @@ use super::aead::AeadKind;
 use super::crypt::CipherKind;
 use super::listener::{CloseReason, Listener, ListenerConfig, ListenerEvent};
 use super::{CryptMode, Session, SessionConfig};
-use crate::driver::Machine;
+use crate::driver::{Machine, StreamEvent};
 use crate::kcp::KcpConfig;
 use crate::rng::seeded;
 use crate::sim::test_start;
@@ -293,7 +293,10 @@ fn replays_do_not_keep_a_session_alive() {
     let recorded = l.recorded.clone();
     let start = l.now;
     while let Some(ev) = l.server.poll_event() {
-        assert!(!matches!(ev, ListenerEvent::Closed(..)), "closed too early");
+        assert!(
+            !matches!(ev, ListenerEvent::Conn(_, StreamEvent::Closed(_))),
+            "closed too early"
+        );
     }
     assert_eq!(l.server.len(), 1);
     let mut closed = false;
@@ -307,7 +310,10 @@ fn replays_do_not_keep_a_session_alive() {
             buf.clear();
         }
         while let Some(ev) = l.server.poll_event() {
-            if matches!(ev, ListenerEvent::Closed(_, CloseReason::IdleTimeout)) {
+            if matches!(
+                ev,
+                ListenerEvent::Conn(_, StreamEvent::Closed(CloseReason::IdleTimeout))
+            ) {
                 closed = true;
             }
         }
@@ -335,7 +341,7 @@ fn replayed_old_session_does_not_replace_the_live_one() {
     }
     while let Some(ev) = l.server.poll_event() {
         assert!(
-            !matches!(ev, ListenerEvent::Closed(..)),
+            !matches!(ev, ListenerEvent::Conn(_, StreamEvent::Closed(_))),
             "the live session was closed by a replay: {ev:?}"
         );
     }
@@ -369,7 +375,7 @@ fn client_endpoint_ignores_foreign_conv_with_sn_zero() {
     let _ = ep.handle_datagram(now, server, &buf);
     while let Some(ev) = ep.poll_event() {
         assert!(
-            !matches!(ev, ListenerEvent::Closed(..)),
+            !matches!(ev, ListenerEvent::Conn(_, StreamEvent::Closed(_))),
             "client session closed by a spoofed datagram: {ev:?}"
         );
     }
@@ -480,7 +486,7 @@ fn counter_exhaustion_closes_the_session() {
     for _ in 0..100 {
         l.step();
         while let Some(ev) = l.server.poll_event() {
-            if let ListenerEvent::Closed(i, r) = ev {
+            if let ListenerEvent::Conn(i, StreamEvent::Closed(r)) = ev {
                 closed = Some((i, r));
             }
         }
@@ -537,7 +543,7 @@ fn conv_replacement_only_after_authentication() {
     while let Some(ev) = l.server.poll_event() {
         assert!(!matches!(
             ev,
-            ListenerEvent::Closed(..) | ListenerEvent::Incoming(_)
+            ListenerEvent::Conn(_, StreamEvent::Closed(_)) | ListenerEvent::Incoming(_)
         ));
     }
     // Completing the handshake (and a transfer) replaces it.
@@ -551,14 +557,14 @@ fn conv_replacement_only_after_authentication() {
             off += 1000;
         }
         while let Some(ev) = l.server.poll_event() {
-            replaced |= ev == ListenerEvent::Closed(old, CloseReason::Replaced);
+            replaced |= ev == ListenerEvent::Conn(old, StreamEvent::Closed(CloseReason::Replaced));
         }
         if !l.step() {
             break;
         }
     }
     while let Some(ev) = l.server.poll_event() {
-        replaced |= ev == ListenerEvent::Closed(old, CloseReason::Replaced);
+        replaced |= ev == ListenerEvent::Conn(old, StreamEvent::Closed(CloseReason::Replaced));
     }
     assert!(replaced);
     assert_eq!(l.server.len(), 1);

@@ -7,7 +7,7 @@
 //!
 //! In the authenticated mode (`session::handshake`) a server session starts half-open: it
 //! exists from the client's hello, counts against the backlog, expires after
-//! `accept_timeout`, but is announced ([`ListenerEvent::Incoming`]), replaces an older
+//! `accept_timeout`, but is announced (`ListenerEvent::Incoming`), replaces an older
 //! session of its address, and delivers KCP data only once the client proved the session keys.
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -21,9 +21,13 @@ use super::session::{peek_conv, unauthenticated, Crypt};
 use super::snmp::Snmp;
 use super::CryptMode;
 use super::{Session, SessionConfig, SessionInputError};
-use crate::driver::{Machine, Transmit};
-use crate::kcp::KcpEvent;
+use crate::driver::{
+    DatagramEndpoint, DatagramTransmit, EndpointEvent, Machine, StreamEvent, Transmit,
+    LINGER_TIMEOUT,
+};
+use crate::kcp::KcpCloseReason;
 use crate::rng::{seeded, SimRng};
+use crate::stack::{Plain, Side, Stack, StackClose, StreamLayer};
 
 /// Stale timer-heap entries tolerated beyond two per live session before compaction.
 pub const TIMER_SLACK: usize = 16;
@@ -87,18 +91,19 @@ pub enum CloseReason {
     /// Authenticated mode: the session's datagram counter reached `u64::MAX`; a new session
     /// must be opened to continue.
     CounterExhausted,
+    /// A segment was sent `dead_link` times without an acknowledgement (kcp.md §8.3): the
+    /// peer vanished. Policy in core: every runtime closes such a session alike.
+    DeadLink,
+    /// The per-peer upper layer (a multiplexer) ended the connection: the peer broke its
+    /// framing.
+    Protocol,
 }
 
-/// Listener events, oldest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListenerEvent {
-    /// A new session is waiting in the backlog.
-    Incoming(SessionId),
-    /// An event of one session.
-    Session(SessionId, KcpEvent),
-    /// A session is gone (final event for that id).
-    Closed(SessionId, CloseReason),
-}
+/// Listener events, oldest first, in the shared vocabulary: `Incoming(id)` when a session
+/// waits in the backlog, `Conn(id, ev)` for its stream events (a plain session's are
+/// `Readable`/`Writable`/`Acknowledged` of [`StreamId::SOLE`](crate::driver::StreamId::SOLE)), and
+/// `Conn(id, StreamEvent::Closed(reason))` as the final event of that id, exactly once.
+pub type ListenerEvent = EndpointEvent<SessionId, StreamEvent<CloseReason>>;
 
 /// Listener-level drops, beyond the per-session SNMP counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -116,10 +121,11 @@ pub struct ListenerStats {
     pub dropped_oversize: u64,
 }
 
-struct Slot {
+struct Slot<U: StreamLayer> {
     gen: u32,
     addr: SocketAddr,
-    session: Session,
+    /// The per-peer stack: the session at the bottom (demux, AEAD, conv), `U` above it.
+    conn: Stack<Session, U>,
     accepted: bool,
     created: Instant,
     last_rx: Instant,
@@ -133,6 +139,9 @@ struct Slot {
     release_at: Option<Instant>,
     /// The session's buffers were given back and it has been idle since.
     released: bool,
+    /// [`Listener::close_when_acked`]: close once everything is acknowledged, or at this
+    /// instant.
+    linger_until: Option<Instant>,
 }
 
 /// How long a session must stay idle before it gives its buffers back (issue 13 item 5).
@@ -152,13 +161,17 @@ enum Demux {
     Aead(Box<MasterKeys>),
 }
 
-/// Many kcp-go sessions behind one UDP socket.
-pub struct Listener {
+/// Many kcp-go sessions behind one UDP socket, each the bottom of a per-peer stack
+/// `Stack<Session, U>` ([`Plain`] by default: the session's byte stream as the sole stream;
+/// a multiplexer for many streams per peer). One timer heap covers every layer of every
+/// connection, since a stack's deadline is the minimum of its layers'.
+pub struct Listener<U: StreamLayer = Plain> {
+    new_upper: fn(Side) -> U,
     cfg: ListenerConfig,
     demux: Demux,
     rng: SimRng,
     nonce_seed: Box<dyn RngCore + Send>,
-    slots: Vec<Option<Slot>>,
+    slots: Vec<Option<Slot<U>>>,
     gens: Vec<u32>,
     free: Vec<u32>,
     by_addr: HashMap<SocketAddr, u32>,
@@ -169,13 +182,12 @@ pub struct Listener {
     dirty: VecDeque<u32>,
     events: VecDeque<ListenerEvent>,
     scratch: Vec<u8>,
-    last_now: Option<Instant>,
     snmp: Snmp,
     closed_snmp: Snmp,
     stats: ListenerStats,
 }
 
-impl std::fmt::Debug for Listener {
+impl<U: StreamLayer> std::fmt::Debug for Listener<U> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Listener")
             .field("sessions", &self.by_addr.len())
@@ -183,11 +195,26 @@ impl std::fmt::Debug for Listener {
     }
 }
 
-impl Listener {
-    /// A listener. `rng` seeds every session's nonce generator (a CSPRNG in production).
-    pub fn new(cfg: ListenerConfig, mut rng: Box<dyn RngCore + Send>) -> Self {
+impl Listener<Plain> {
+    /// A listener of plain sessions. `rng` seeds every session's nonce generator (a CSPRNG
+    /// in production).
+    pub fn new(cfg: ListenerConfig, rng: Box<dyn RngCore + Send>) -> Self {
+        Listener::with_upper(cfg, rng, |_| Plain::default())
+    }
+}
+
+impl<U: StreamLayer> Listener<U> {
+    /// A listener whose sessions each carry the upper layer `new_upper` makes (called with
+    /// the side of the session: [`Side::Server`] for accepted ones, [`Side::Client`] for
+    /// [`Listener::connect`]).
+    pub fn with_upper(
+        cfg: ListenerConfig,
+        mut rng: Box<dyn RngCore + Send>,
+        new_upper: fn(Side) -> U,
+    ) -> Self {
         let seed = rng.next_u64();
         Listener {
+            new_upper,
             demux: match cfg.session.crypt {
                 CryptMode::Aead(k) => Demux::Aead(Box::new(MasterKeys::new(k, &cfg.session.key))),
                 m => Demux::Compat(Crypt::new(m, &cfg.session.key, 0, Role::Server)),
@@ -205,7 +232,6 @@ impl Listener {
             dirty: VecDeque::new(),
             events: VecDeque::new(),
             scratch: Vec::new(),
-            last_now: None,
             snmp: Snmp::default(),
             closed_snmp: Snmp::default(),
             stats: ListenerStats::default(),
@@ -235,7 +261,7 @@ impl Listener {
         let mut s = self.snmp;
         s.merge(&self.closed_snmp);
         for slot in self.slots.iter().flatten() {
-            s.merge(&slot.session.snmp());
+            s.merge(&slot.conn.lower().snmp());
         }
         s.curr_estab = self.by_addr.len() as u64;
         s
@@ -271,7 +297,14 @@ impl Listener {
     /// The session, for reads and writes. Marks it for output draining and rescheduling.
     pub fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
         self.mark_dirty(id.idx);
-        self.slot_mut(id).map(|s| &mut s.session)
+        self.slot_mut(id).map(|s| s.conn.lower_mut())
+    }
+
+    /// The whole per-peer stack (its [`crate::driver::Streams`] for the application). Marks
+    /// it for output draining and rescheduling.
+    pub fn conn_mut(&mut self, id: SessionId) -> Option<&mut Stack<Session, U>> {
+        self.mark_dirty(id.idx);
+        self.slot_mut(id).map(|s| &mut s.conn)
     }
 
     /// Ids of every live session (unordered).
@@ -288,7 +321,7 @@ impl Listener {
 
     /// The session, read-only.
     pub fn session(&self, id: SessionId) -> Option<&Session> {
-        self.slot(id).map(|s| &s.session)
+        self.slot(id).map(|s| s.conn.lower())
     }
 
     /// The remote address of a session.
@@ -311,14 +344,31 @@ impl Listener {
         }
     }
 
-    fn slot(&self, id: SessionId) -> Option<&Slot> {
+    /// Closes a session once everything written on it is acknowledged (the application
+    /// dropped its stream), or after [`LINGER_TIMEOUT`] from `now` if the peer never
+    /// acknowledges; then [`CloseReason::Local`]. Policy in core, the same on every runtime.
+    pub fn close_when_acked(&mut self, now: Instant, id: SessionId) {
+        let Some(slot) = self.slot_mut(id) else {
+            return;
+        };
+        if slot.conn.lower().kcp().all_acked() {
+            self.begin_close(id.idx, CloseReason::Local);
+            return;
+        }
+        if slot.linger_until.is_none() {
+            slot.linger_until = Some(now.checked_add(LINGER_TIMEOUT).unwrap_or(now));
+            self.reschedule(id.idx);
+        }
+    }
+
+    fn slot(&self, id: SessionId) -> Option<&Slot<U>> {
         self.slots
             .get(id.idx as usize)?
             .as_ref()
             .filter(|s| s.gen == id.gen && s.closing.is_none() && s.announced)
     }
 
-    fn slot_mut(&mut self, id: SessionId) -> Option<&mut Slot> {
+    fn slot_mut(&mut self, id: SessionId) -> Option<&mut Slot<U>> {
         self.slots
             .get_mut(id.idx as usize)?
             .as_mut()
@@ -342,13 +392,13 @@ impl Listener {
     }
 
     /// One datagram from `from` (kcp-go-session.md §2.2, §6).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
         data: &[u8],
     ) -> Result<(), SessionInputError> {
-        self.last_now = Some(now);
         let max = self.cfg.session.max_datagram();
         if data.len() > max {
             self.stats.dropped_oversize += 1;
@@ -366,6 +416,7 @@ impl Listener {
         r
     }
 
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn route(
         &mut self,
         now: Instant,
@@ -385,7 +436,7 @@ impl Listener {
         let super::handshake::Opened::Data(range) = opened else {
             return Ok(());
         };
-        let payload = &buf[range];
+        let payload = buf.get(range).unwrap_or_default();
         if payload.len() < 24 {
             self.stats.dropped_unknown += 1;
             return Err(SessionInputError::TooShort(payload.len()));
@@ -394,7 +445,7 @@ impl Listener {
         if let Some(&idx) = self.by_addr.get(&from) {
             let same = match (conv, self.slots.get(idx as usize).and_then(|s| s.as_ref())) {
                 (None, _) => true,
-                (Some((c, _)), Some(slot)) => c == slot.session.conv(),
+                (Some((c, _)), Some(slot)) => c == slot.conn.lower().conv(),
                 _ => true,
             };
             if same {
@@ -439,10 +490,11 @@ impl Listener {
     /// Issue 13 item 4: never send an unknown address more than it sent us.
     fn require_verification(&mut self, idx: u32) {
         if let Some(Some(slot)) = self.slots.get_mut(idx as usize) {
-            slot.session.require_verification();
+            slot.conn.lower_mut().require_verification();
         }
     }
 
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn feed(
         &mut self,
         idx: u32,
@@ -453,7 +505,9 @@ impl Listener {
         let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
             return Ok(());
         };
-        let r = slot.session.handle_opened(now, payload, wire_len);
+        let r = slot
+            .conn
+            .lower_input(now, |s| s.handle_opened(now, payload, wire_len));
         self.after_input(idx, now, &r);
         r
     }
@@ -461,6 +515,7 @@ impl Listener {
     /// Authenticated mode: the session of `from` (or its half-open successor) opens the
     /// datagram itself; a valid hello for a new conv starts a half-open session. Nothing
     /// that fails authentication changes any state (issue 13 item 1).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn route_aead(
         &mut self,
         now: Instant,
@@ -482,11 +537,11 @@ impl Listener {
             },
             _ => None,
         };
-        let conv_of = |l: &Listener, idx: u32| {
+        let conv_of = |l: &Listener<U>, idx: u32| {
             l.slots
                 .get(idx as usize)
                 .and_then(|s| s.as_ref())
-                .map(|s| s.session.conv())
+                .map(|s| s.conn.lower().conv())
         };
         let mut last_err = None;
         let mut known_conv = false;
@@ -538,12 +593,13 @@ impl Listener {
     }
 
     /// Hands a whole datagram to a session (authenticated mode).
+    #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn feed_raw(&mut self, idx: u32, now: Instant, buf: &[u8]) -> Result<(), SessionInputError> {
         let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
             return Ok(());
         };
-        let r = slot.session.handle_input(now, buf);
-        if !slot.announced && slot.session.is_verified() {
+        let r = slot.conn.handle_input(now, buf);
+        if !slot.announced && slot.conn.lower().is_verified() {
             self.promote(idx);
         }
         self.after_input(idx, now, &r);
@@ -571,7 +627,7 @@ impl Listener {
             }
         }
         self.backlog.push_back(id);
-        self.events.push_back(ListenerEvent::Incoming(id));
+        self.events.push_back(EndpointEvent::Incoming(id));
     }
 
     /// Bookkeeping after a session took a datagram: only an authenticated datagram counts as
@@ -590,7 +646,6 @@ impl Listener {
     /// (kcp-go-session.md §7). Nothing is sent until the application writes. The session is
     /// already accepted; an existing session to `addr` is replaced.
     pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> SessionId {
-        self.last_now = Some(now);
         if let Some(&old) = self.by_addr.get(&addr) {
             self.begin_close(old, CloseReason::Replaced);
         }
@@ -603,12 +658,12 @@ impl Listener {
         self.mark_dirty(idx); // the authenticated mode's hello goes out at once
         let slot = self.slots[idx as usize].as_mut().expect("just created");
         slot.accepted = true;
-        let snmp = slot.session.snmp_mut();
+        let snmp = slot.conn.lower_mut().snmp_mut();
         snmp.passive_opens -= 1;
         snmp.active_opens += 1;
         let id = SessionId { idx, gen: slot.gen };
         self.backlog.retain(|b| *b != id);
-        self.events.retain(|e| *e != ListenerEvent::Incoming(id));
+        self.events.retain(|e| *e != EndpointEvent::Incoming(id));
         id
     }
 
@@ -638,16 +693,22 @@ impl Listener {
         let rng = Box::new(<SimRng as rand_core::SeedableRng>::from_seed(seed));
         let mut session = Session::with_role(conv, &self.cfg.session, now, rng, role);
         session.snmp_mut().passive_opens += 1;
+        let side = match role {
+            Role::Client => Side::Client,
+            Role::Server => Side::Server,
+        };
+        let conn = Stack::new(session, (self.new_upper)(side));
         self.slots[idx as usize] = Some(Slot {
             gen,
             addr,
-            session,
+            conn,
             accepted: false,
             created: now,
             last_rx: now,
             scheduled: None,
             release_at: None,
             released: false,
+            linger_until: None,
             dirty: false,
             closing: None,
             announced: announce,
@@ -660,7 +721,7 @@ impl Listener {
         self.by_addr.insert(addr, idx);
         let id = SessionId { idx, gen };
         self.backlog.push_back(id);
-        self.events.push_back(ListenerEvent::Incoming(id));
+        self.events.push_back(EndpointEvent::Incoming(id));
         let alive = self.by_addr.len() as u64;
         self.snmp.max_conn = self.snmp.max_conn.max(alive);
         idx
@@ -683,7 +744,8 @@ impl Listener {
         }
         self.backlog.retain(|b| *b != id);
         if slot.announced {
-            self.events.push_back(ListenerEvent::Closed(id, reason));
+            self.events
+                .push_back(EndpointEvent::Conn(id, StreamEvent::Closed(reason)));
         }
         // Drained by poll_transmit (kcp-go's final flush), then freed.
         self.mark_dirty(idx);
@@ -691,7 +753,7 @@ impl Listener {
 
     fn free_slot(&mut self, idx: u32) {
         if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::take) {
-            let mut s = slot.session.snmp();
+            let mut s = slot.conn.lower().snmp();
             s.curr_estab = 0;
             self.closed_snmp.merge(&s);
             self.free.push(idx);
@@ -699,18 +761,42 @@ impl Listener {
         }
     }
 
+    /// Moves a connection's events to the listener's queue, applying the policies that are
+    /// the same on every runtime: a dead link closes the session (`DeadLink`; the stack
+    /// closes it), and a lingering session closes once acknowledged. The stack's own
+    /// `Closed` becomes the listener's, with the listener's reason.
     fn collect_events(&mut self, idx: u32) {
         let Some(id) = self.id_of(idx) else { return };
+        let mut close = None;
         if let Some(Some(slot)) = self.slots.get_mut(idx as usize) {
-            while let Some(ev) = slot.session.poll_event() {
-                self.events.push_back(ListenerEvent::Session(id, ev));
+            while let Some(ev) = slot.conn.poll_event() {
+                let ev = match ev {
+                    StreamEvent::Closed(why) => {
+                        close = close.or(Some(close_reason(&why)));
+                        continue;
+                    }
+                    StreamEvent::Opened(s) => StreamEvent::Opened(s),
+                    StreamEvent::Readable(s) => StreamEvent::Readable(s),
+                    StreamEvent::Writable(s) => StreamEvent::Writable(s),
+                    StreamEvent::Acknowledged(s) => {
+                        if slot.linger_until.is_some() {
+                            close = close.or(Some(CloseReason::Local));
+                        }
+                        StreamEvent::Acknowledged(s)
+                    }
+                    StreamEvent::StreamClosed(s) => StreamEvent::StreamClosed(s),
+                };
+                self.events.push_back(EndpointEvent::Conn(id, ev));
             }
+        }
+        if let Some(reason) = close {
+            self.begin_close(idx, reason);
         }
     }
 
     /// The session's own deadline combined with its expiry deadlines.
-    fn deadline(&self, slot: &Slot) -> Option<Instant> {
-        let mut d = slot.session.poll_timeout();
+    fn deadline(&self, slot: &Slot<U>) -> Option<Instant> {
+        let mut d = slot.conn.poll_timeout();
         let mut add = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
         if let Some(t) = self.accept_deadline(slot) {
             add(t);
@@ -721,12 +807,15 @@ impl Listener {
         if let Some(t) = slot.release_at {
             add(t);
         }
+        if let Some(t) = slot.linger_until {
+            add(t);
+        }
         d
     }
 
     /// When an un-accepted session expires; `None` when accepted, or when `accept_timeout` is
     /// too large for an `Instant` (e.g. `Duration::MAX`: never).
-    fn accept_deadline(&self, slot: &Slot) -> Option<Instant> {
+    fn accept_deadline(&self, slot: &Slot<U>) -> Option<Instant> {
         if slot.accepted {
             return None;
         }
@@ -735,7 +824,7 @@ impl Listener {
 
     /// When a silent session expires; `None` without `idle_timeout` or when it is too large
     /// for an `Instant` (never).
-    fn idle_deadline(&self, slot: &Slot) -> Option<Instant> {
+    fn idle_deadline(&self, slot: &Slot<U>) -> Option<Instant> {
         slot.last_rx.checked_add(self.cfg.idle_timeout?)
     }
 
@@ -788,12 +877,12 @@ impl Listener {
                 self.dirty.pop_front();
                 continue;
             };
-            if let Some(t) = slot.session.poll_transmit(now, buf) {
+            if let Some(t) = slot.conn.poll_transmit(now, buf) {
                 return Some((slot.addr, t));
             }
             slot.dirty = false;
             self.dirty.pop_front();
-            if slot.closing.is_none() && slot.session.is_exhausted() {
+            if slot.closing.is_none() && slot.conn.lower().is_exhausted() {
                 self.begin_close(idx, CloseReason::CounterExhausted);
                 continue;
             }
@@ -814,7 +903,7 @@ impl Listener {
     /// KiB, not the ~48 KiB of FEC codecs and buffers a busy one holds); a busy one is not.
     fn note_idle(&mut self, idx: u32, now: Instant) {
         if let Some(Some(slot)) = self.slots.get_mut(idx as usize) {
-            if !slot.session.is_idle() {
+            if !slot_idle(slot) {
                 slot.release_at = None;
                 slot.released = false;
             } else if !slot.released && slot.release_at.is_none() {
@@ -824,17 +913,16 @@ impl Listener {
     }
 
     /// The earliest deadline of any session (`None`: every session is idle).
+    /// Pending output is [`Listener::has_transmit`], never reported here.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        if !self.dirty.is_empty() {
-            // Output is pending "now"; never hide an earlier timer behind it, and never
-            // report nothing when the listener has not seen a clock yet.
-            return match (self.last_now, timer) {
-                (Some(n), Some(t)) => Some(n.min(t)),
-                (n, t) => n.or(t),
-            };
-        }
-        timer
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Whether [`Listener::poll_transmit`] has work now: a session took input, fired a
+    /// timer or was touched by the application, and its output was not drained yet (the
+    /// drain also reschedules it, so drivers drain while this holds, before sleeping).
+    pub fn has_transmit(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// Entries in the timer heap, stale ones included (for bound checks in tests and fuzzing).
@@ -850,7 +938,6 @@ impl Listener {
 
     /// Fires the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.last_now = Some(now);
         while let Some(&Reverse((t, idx, gen))) = self.timers.peek() {
             if t > now {
                 break;
@@ -870,6 +957,7 @@ impl Listener {
         };
         let accept_expired = self.accept_deadline(slot).is_some_and(|t| now >= t);
         let idle_expired = self.idle_deadline(slot).is_some_and(|t| now >= t);
+        let linger_expired = slot.linger_until.is_some_and(|t| now >= t);
         let Some(Some(slot)) = self.slots.get_mut(idx as usize) else {
             return;
         };
@@ -882,17 +970,21 @@ impl Listener {
             self.begin_close(idx, CloseReason::IdleTimeout);
             return;
         }
+        if linger_expired {
+            self.begin_close(idx, CloseReason::Local);
+            return;
+        }
         if slot.release_at.is_some_and(|t| now >= t) {
             slot.release_at = None;
-            if slot.session.is_idle() {
+            if slot_idle(slot) {
                 // Idle: no KCP timer is due and nothing is to be sent.
-                slot.session.release_idle();
+                slot.conn.lower_mut().release_idle();
                 slot.released = true;
                 self.reschedule(idx);
                 return;
             }
         }
-        slot.session.handle_timeout(now);
+        slot.conn.handle_timeout(now);
         self.collect_events(idx);
         self.mark_dirty(idx);
     }
@@ -900,5 +992,83 @@ impl Listener {
     /// Pops the next listener event.
     pub fn poll_event(&mut self) -> Option<ListenerEvent> {
         self.events.pop_front()
+    }
+}
+
+/// Whether a connection is idle: its session has nothing queued, in flight or unread, and
+/// the stack above it has nothing to do.
+fn slot_idle<U: StreamLayer>(slot: &Slot<U>) -> bool {
+    slot.conn.lower().is_idle()
+        && !slot.conn.has_transmit()
+        && slot.conn.upper().poll_timeout().is_none()
+}
+
+/// The listener's reason for a stack's own close.
+fn close_reason<R>(why: &StackClose<KcpCloseReason, R>) -> CloseReason {
+    match why {
+        StackClose::Lower(KcpCloseReason::DeadLink) => CloseReason::DeadLink,
+        StackClose::Lower(KcpCloseReason::Local) => CloseReason::Local,
+        StackClose::Upper(_) => CloseReason::Protocol,
+    }
+}
+
+/// The KCP listener as the shared many-peers contract (see [`DatagramEndpoint`]).
+impl<U: StreamLayer> DatagramEndpoint for Listener<U> {
+    type ConnId = SessionId;
+    type Conn = Stack<Session, U>;
+    type Event = StreamEvent<CloseReason>;
+    type InputError = SessionInputError;
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), SessionInputError> {
+        Listener::handle_datagram(self, now, from, data)
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<DatagramTransmit> {
+        Listener::poll_transmit(self, now, buf).map(|(to, t)| DatagramTransmit {
+            to,
+            len: t.len,
+            segment_size: None,
+        })
+    }
+
+    fn has_transmit(&self) -> bool {
+        Listener::has_transmit(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Listener::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Listener::handle_timeout(self, now)
+    }
+
+    fn poll_event(&mut self) -> Option<ListenerEvent> {
+        Listener::poll_event(self)
+    }
+
+    fn accept(&mut self) -> Option<SessionId> {
+        Listener::accept(self)
+    }
+
+    fn connect(&mut self, now: Instant, to: SocketAddr) -> SessionId {
+        Listener::connect(self, now, to)
+    }
+
+    fn close(&mut self, id: SessionId) {
+        Listener::close(self, id)
+    }
+
+    fn conn_mut(&mut self, id: SessionId) -> Option<&mut Stack<Session, U>> {
+        Listener::conn_mut(self, id)
+    }
+
+    fn remote(&self, id: SessionId) -> Option<SocketAddr> {
+        Listener::remote(self, id)
     }
 }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::crypt::CipherKind;
 use super::listener::{CloseReason, Listener, ListenerConfig, ListenerEvent};
 use super::{CryptMode, Session, SessionConfig};
-use crate::driver::Machine;
+use crate::driver::{Machine, StreamEvent};
 use crate::kcp::KcpConfig;
 use crate::rng::seeded;
 use crate::sim::test_start;
@@ -73,7 +73,7 @@ impl World {
             let _ = id;
         }
         while let Some(ev) = self.listener.poll_event() {
-            if let ListenerEvent::Session(id, _) = ev {
+            if let ListenerEvent::Conn(id, _) = ev {
                 let mut tmp = [0u8; 4096];
                 while let Some(s) = self.listener.session_mut(id) {
                     match s.read(&mut tmp) {
@@ -188,7 +188,12 @@ fn backlog_bounds_half_open_sessions_and_they_expire() {
     }
     assert_eq!(l.len(), 0);
     let closed = std::iter::from_fn(|| l.poll_event())
-        .filter(|e| matches!(e, ListenerEvent::Closed(_, CloseReason::AcceptTimeout)))
+        .filter(|e| {
+            matches!(
+                e,
+                ListenerEvent::Conn(_, StreamEvent::Closed(CloseReason::AcceptTimeout))
+            )
+        })
         .count();
     assert_eq!(closed, 128);
     assert_eq!(l.poll_timeout(), None);
@@ -242,7 +247,7 @@ fn new_conv_with_sn_zero_replaces_and_other_convs_are_dropped() {
     assert_ne!(first, second);
     assert!(l.session(first).is_none());
     assert!(std::iter::from_fn(|| l.poll_event())
-        .any(|e| e == ListenerEvent::Closed(first, CloseReason::Replaced)));
+        .any(|e| e == ListenerEvent::Conn(first, StreamEvent::Closed(CloseReason::Replaced))));
     // A different conv with sn != 0 is dropped.
     let mut s = Session::dial(&c, now, Box::new(seeded(3)));
     for _ in 0..3 {
@@ -469,4 +474,154 @@ fn echo_after_a_lone_ack_is_not_held() {
     assert!(echo >= first.len(), "echo held: {echo} bytes sent");
     let a = l.session(id).unwrap().amplification();
     assert!(a.sent <= a.received, "{a:?}");
+}
+
+/// "Has output" is explicit on the listener: an application write marks output pending
+/// (`has_transmit`) without turning the timer deadline into `now`, and draining clears it.
+#[test]
+fn pending_output_is_has_transmit_not_a_deadline() {
+    let c = cfg(0, 0);
+    let now = test_start();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(1)));
+    // A client session: verified, so anti-amplification holds nothing back.
+    let id = l.connect(now, addr(0));
+    let mut buf = Vec::new();
+    l.session_mut(id).unwrap().write(b"hello").unwrap();
+    while l.poll_transmit(now, &mut buf).is_some() {}
+    assert!(!l.has_transmit());
+    let before = l.poll_timeout();
+    let later = now + Duration::from_millis(3);
+    l.handle_timeout(later);
+    while l.poll_transmit(later, &mut buf).is_some() {}
+    l.session_mut(id).unwrap().write(b"answer").unwrap();
+    assert!(l.has_transmit());
+    assert!(
+        l.poll_timeout().is_none_or(|t| t > later),
+        "pending output is not a deadline at now (was {before:?})"
+    );
+    buf.clear();
+    while l.poll_transmit(later, &mut buf).is_some() {}
+    assert!(!buf.is_empty());
+    assert!(!l.has_transmit());
+}
+
+/// A client session to the listener's peer address `addr(0)`, and its id on the listener
+/// (accepted, one exchange done, so both sides are verified).
+fn connected(w: &mut World) -> super::SessionId {
+    w.clients[0].1.write(b"hi").unwrap();
+    for _ in 0..1000 {
+        if !w.step() {
+            break;
+        }
+    }
+    let id = w.listener.ids().next().expect("the session");
+    let mut tmp = [0u8; 16];
+    while w.clients[0].1.read(&mut tmp).is_ok() {}
+    id
+}
+
+fn listener_events(l: &mut Listener) -> Vec<ListenerEvent> {
+    std::iter::from_fn(|| l.poll_event()).collect()
+}
+
+/// Policy in core: a dead link closes the session with `CloseReason::DeadLink`, exactly once,
+/// as the final event (every runtime then behaves alike).
+#[test]
+fn dead_link_closes_the_session() {
+    let mut w = World::new(1, &cfg(0, 0));
+    let id = connected(&mut w);
+    listener_events(&mut w.listener);
+    // The client vanishes: the listener's data is never acknowledged.
+    w.listener
+        .session_mut(id)
+        .unwrap()
+        .write(b"anyone?")
+        .unwrap();
+    let now = w.now;
+    run_alone(&mut w.listener, now, now + Duration::from_secs(600));
+    let evs = listener_events(&mut w.listener);
+    let closed: Vec<_> = evs
+        .iter()
+        .filter(|e| matches!(e, ListenerEvent::Conn(_, StreamEvent::Closed(_))))
+        .collect();
+    assert_eq!(
+        closed,
+        [&ListenerEvent::Conn(
+            id,
+            StreamEvent::Closed(CloseReason::DeadLink)
+        )]
+    );
+    assert_eq!(
+        evs.last(),
+        Some(&ListenerEvent::Conn(
+            id,
+            StreamEvent::Closed(CloseReason::DeadLink)
+        ))
+    );
+    assert!(w.listener.is_empty());
+    assert_eq!(w.listener.poll_timeout(), None);
+}
+
+/// Policy in core: `close_when_acked` lingers until everything written is acknowledged, then
+/// closes (`Local`); the peer receives every byte.
+#[test]
+fn close_when_acked_lingers_until_acknowledged() {
+    let mut w = World::new(1, &cfg(10, 3));
+    let id = connected(&mut w);
+    let reply: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+    let n = w.listener.session_mut(id).unwrap().write(&reply).unwrap();
+    assert_eq!(n, reply.len());
+    w.listener.close_when_acked(w.now, id);
+    let mut got = Vec::new();
+    let mut closed_at_len = None;
+    for _ in 0..100_000 {
+        let more = w.step();
+        let mut tmp = [0u8; 4096];
+        while let Ok(n) = w.clients[0].1.read(&mut tmp) {
+            got.extend_from_slice(&tmp[..n]);
+        }
+        if closed_at_len.is_none() && w.listener.is_empty() {
+            closed_at_len = Some(got.len());
+        }
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(got, reply);
+    assert!(closed_at_len.is_some(), "closed once acknowledged");
+    assert!(w.clients[0].1.kcp().all_acked());
+}
+
+/// The linger is bounded: a peer that never acknowledges (and a dead-link count too high to
+/// end it first) gets the session closed at `LINGER_TIMEOUT`.
+#[test]
+fn close_when_acked_is_bounded_by_the_linger_timeout() {
+    use crate::stack::LINGER_TIMEOUT;
+    let mut c = cfg(0, 0);
+    c.kcp.dead_link = 10_000;
+    let mut w = World::new(1, &c);
+    let id = connected(&mut w);
+    listener_events(&mut w.listener);
+    w.listener.session_mut(id).unwrap().write(b"lost").unwrap();
+    let start = w.now;
+    w.listener.close_when_acked(start, id);
+    run_alone(
+        &mut w.listener,
+        start,
+        start + LINGER_TIMEOUT - Duration::from_secs(1),
+    );
+    assert_eq!(w.listener.len(), 1, "still lingering");
+    run_alone(
+        &mut w.listener,
+        start,
+        start + LINGER_TIMEOUT + Duration::from_secs(1),
+    );
+    assert!(w.listener.is_empty());
+    assert_eq!(
+        listener_events(&mut w.listener),
+        [ListenerEvent::Conn(
+            id,
+            StreamEvent::Closed(CloseReason::Local)
+        )]
+    );
 }

@@ -386,6 +386,20 @@ impl Session {
         self.kcp.write_message(data)
     }
 
+    /// Closes the session: see [`Kcp::close`] (one last flush, then [`KcpEvent::Closed`]
+    /// as the final event; input is ignored and no timer is armed afterwards).
+    pub fn close(&mut self) {
+        self.kcp.close();
+    }
+    /// [`Session::close`] with the owner's reason (a listener closing a dead link).
+    pub fn close_with(&mut self, reason: crate::kcp::KcpCloseReason) {
+        self.kcp.close_with(reason);
+    }
+    /// Whether the session was closed.
+    pub fn is_closed(&self) -> bool {
+        self.kcp.is_closed()
+    }
+
     /// A window probe the peer answers: see [`Kcp::send_keepalive`].
     pub fn send_keepalive(&mut self) {
         self.kcp.send_keepalive();
@@ -680,6 +694,9 @@ impl Machine for Session {
 
     #[deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
     fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), SessionInputError> {
+        if self.kcp.is_closed() {
+            return Ok(()); // forgotten, as kcp-go's closed session
+        }
         if data.len() > self.max_datagram {
             self.snmp.in_errs += 1;
             return Err(SessionInputError::TooLarge {
@@ -718,19 +735,24 @@ impl Machine for Session {
     }
 
     fn has_transmit(&self) -> bool {
-        let handshake = matches!(&self.crypt, Crypt::Aead(ch) if ch.wants_send());
-        self.front_sendable() || (self.out.is_empty() && (self.kcp.has_transmit() || handshake))
+        let (handshake, data_allowed) = match &self.crypt {
+            Crypt::Aead(ch) => (ch.wants_send(), ch.can_send_data()),
+            _ => (false, true),
+        };
+        // KCP's pending flush counts only once its datagrams may leave (before the handshake
+        // completes, `pump` keeps them in KCP), so a driver draining while this holds never
+        // spins on a `poll_transmit` that returns `None`.
+        self.front_sendable()
+            || (self.out.is_empty() && (handshake || (data_allowed && self.kcp.has_transmit())))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        // Held output is not "due now": it waits for input, which reschedules us.
-        if self.front_sendable() {
-            return Some(self.kcp.last_input_time());
+        // Output ready to leave (or held by anti-amplification until more input) is
+        // `has_transmit`'s business, never a deadline (driver.rs contract).
+        if self.kcp.is_closed() {
+            return None;
         }
         if let Crypt::Aead(ch) = &self.crypt {
-            if ch.wants_send() {
-                return Some(self.kcp.last_input_time());
-            }
             if !ch.can_send_data() {
                 // KCP's timers wait for the handshake (its output could not leave anyway).
                 return ch.poll_timeout();
@@ -744,6 +766,9 @@ impl Machine for Session {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if self.kcp.is_closed() {
+            return;
+        }
         if let Crypt::Aead(ch) = &mut self.crypt {
             ch.handle_timeout(now);
             if !ch.can_send_data() {

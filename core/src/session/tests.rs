@@ -129,3 +129,26 @@ fn session_transfer_is_deterministic() {
     let b = run(&s, link, 200_000, 9);
     assert_eq!(a.wire_digest, b.wire_digest);
 }
+
+/// "Has output" is explicit on a session too, in every mode (the authenticated client's
+/// hello included): pending output is `has_transmit`, never a deadline equal to `now`.
+#[test]
+fn pending_output_is_has_transmit_not_a_deadline() {
+    use crate::driver::Machine;
+    let t0 = test_start();
+    for mode in all_modes() {
+        let cfg = session(mode, 10, 3);
+        let rng = Box::new(crate::rng::seeded(1));
+        let mut s = super::Session::client(7, &cfg, t0, rng);
+        crate::driver::ByteStream::write(&mut s, b"hello").unwrap();
+        assert!(s.has_transmit(), "{mode:?}");
+        assert!(
+            s.poll_timeout().is_none_or(|t| t > t0),
+            "{mode:?}: output pending must not be reported as a deadline at now"
+        );
+        let mut out = Vec::new();
+        while s.poll_transmit(t0, &mut out).is_some() {}
+        assert!(!out.is_empty(), "{mode:?}");
+        assert!(!s.has_transmit(), "{mode:?}: drained");
+    }
+}

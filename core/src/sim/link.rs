@@ -579,12 +579,12 @@ impl Link {
 
 /// `t + d`, or `t` if that is not representable (only for absurd configured durations;
 /// core never panics on `Instant` overflow).
-fn later(t: Instant, d: Duration) -> Instant {
+pub(super) fn later(t: Instant, d: Duration) -> Instant {
     t.checked_add(d).unwrap_or(t)
 }
 
 /// Time to clock `len` bytes onto a `rate_bps` wire, rounded up to the nanosecond.
-fn serialisation_time(len: usize, rate_bps: u64) -> Duration {
+pub(super) fn serialisation_time(len: usize, rate_bps: u64) -> Duration {
     let bits = (len as u128) * 8 * 1_000_000_000;
     let nanos = bits.div_ceil(u128::from(rate_bps));
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))

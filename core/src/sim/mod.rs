@@ -9,9 +9,19 @@
 //!   type can sit between two real UDP sockets as a userspace impairment proxy: [`netem`]
 //!   is that proxy's sans-IO engine (client table, a seeded link per client and direction,
 //!   counters), which `tether netem` drives with its sockets and clock.
-//! - [`Pair`] joins two [`Machine`](crate::driver::Machine)s with a link each way and drives
-//!   them in virtual time: whenever nothing can happen at `now`, the clock jumps to the
-//!   earliest deadline, so an hour of traffic runs in a fraction of a second.
+//! - [`Pipe`] is one direction of a byte-stream connection (TCP as the application sees it):
+//!   ordered and lossless, but re-chunked at random, delayed, rate-limited behind a bounded
+//!   buffer that pushes back on the writer, and breakable: a disconnect loses every byte in
+//!   transit until a reconnect brings a fresh connection ([`PipeConfig`], [`Connection`]).
+//! - [`Pair`] joins two [`Machine`](crate::driver::Machine)s with a [`Medium`] each way (a
+//!   link by default, a pipe with [`Pair::over_pipe`]) and drives them in virtual time:
+//!   whenever nothing can happen at `now`, the clock jumps to the earliest deadline, so an
+//!   hour of traffic runs in a fraction of a second. Over a pipe it breaks and restores the
+//!   connection on call or by script and tells both machines through
+//!   [`Transport`](crate::driver::Transport).
+//! - [`transfer`] runs bulk transfers through the byte-stream interface
+//!   ([`Streams`](crate::driver::Streams), by stream id) over either medium: a KCP session
+//!   and a multiplexer's streams go through the same harness.
 //! - [`seed_from_env`] and [`SeedGuard`] make every failure reproducible from one number:
 //!   the seed is printed on panic and `TETHER_SIM_SEED=N` reruns it; `TETHER_DUMP_SEEDS=path`
 //!   records the seeds of every run.
@@ -62,14 +72,49 @@
 //! assert_eq!(pair.events_a, vec![b"pong".to_vec()]);
 //! assert!(pair.elapsed() >= Duration::from_millis(600), "one satellite round trip");
 //! ```
+//!
+//! A pipe on its own: what goes in comes out in order, cut into chunks of its choosing, and
+//! a broken connection loses what was in transit.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use tether_core::sim::{Connection, Medium, Pipe, PipeConfig};
+//!
+//! let start = Instant::now(); // the origin of virtual time; the pipe never reads a clock
+//! let config = PipeConfig::perfect()
+//!     .with_delay(Duration::from_millis(10))
+//!     .with_buffer(8)
+//!     .with_max_chunk(3);
+//! let mut pipe = Pipe::new(config, 7);
+//! assert_eq!(pipe.send(start, b"hello, world"), 8, "the 8-byte buffer pushes back");
+//! let due = pipe.poll_timeout().unwrap();
+//! let mut got = Vec::new();
+//! while pipe.poll_deliver(due, &mut got).is_some() {}
+//! assert_eq!(got, b"hello, w");
+//! pipe.send(due, b"lost");
+//! pipe.disconnect(due);
+//! assert_eq!(pipe.poll_timeout(), None, "nothing survives in transit");
+//! pipe.reconnect(due);
+//! assert_eq!(pipe.send(due, b"again"), 5);
+//! ```
 mod link;
+mod medium;
 pub mod netem;
 mod pair;
+mod peer;
+mod pipe;
+#[cfg(test)]
+mod pipe_tests;
 mod seed;
+pub mod toy_mux;
 pub mod transfer;
+#[cfg(test)]
+mod transfer_tests;
 
 pub use link::{Link, LinkConfig, LinkStats, Loss, DEFAULT_MAX_IN_FLIGHT, PRESET_NAMES};
+pub use medium::{Connection, Medium};
 pub use pair::{Pair, PairStats, DEFAULT_MAX_STEPS, DEFAULT_MAX_STEPS_PER_INSTANT};
+pub use pipe::{Pipe, PipeConfig, PipeStats, DEFAULT_PIPE_BUFFER, SEGMENT_BYTES};
 pub use seed::{parse_seed, seed_from_env, SeedGuard, DUMP_ENV, SEED_ENV};
 
 /// The one real instant a unit test reads; everything after it is virtual time.

@@ -1,16 +1,27 @@
-//! Two machines joined by a [`Link`] in each direction, driven in virtual time.
+//! Two machines joined by a [`Medium`] in each direction, driven in virtual time.
 //!
-//! [`Pair::step`] follows the documented call order: drain both machines' datagrams into
-//! their outgoing links, hand every datagram due at `now` to the peer, drain events, and only
-//! when nothing moved at `now` jump the clock to the earliest deadline anywhere. Time never
-//! advances while work is pending at the current instant, and a machine's `handle_timeout`
-//! is only ever called at or after its own `poll_timeout`.
+//! [`Pair::step`] follows the documented call order: drain both machines' output into their
+//! outgoing media (while [`Machine::has_transmit`]), hand everything due at `now` to the
+//! peer, drain events, and only when nothing moved at `now` jump the clock to the earliest
+//! deadline anywhere. Time never advances while work is pending at the current instant, and
+//! a machine's `handle_timeout` is only ever called at or after its own `poll_timeout`.
+//!
+//! The medium is a datagram [`Link`] by default ([`Pair::new`]) or a byte [`Pipe`]
+//! ([`Pair::over_pipe`]). A pipe that is full pushes back: the pair holds what the machine
+//! transmitted but the pipe did not take, and polls the machine again only once it is gone,
+//! as a runtime does with a socket that would block. Over a [`Connection`] the pair can break
+//! both directions at once and bring them back, on call ([`Pair::disconnect`],
+//! [`Pair::reconnect`]) or at scripted instants ([`Pair::script_outage`]), telling both
+//! machines through [`Transport`].
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::driver::Machine;
+use crate::driver::{Machine, Transport};
 use crate::rng::{child_seed, seeded};
 
 use super::link::{Link, LinkConfig};
+use super::medium::{Connection, Medium};
+use super::pipe::{Pipe, PipeConfig};
 
 /// Default for [`Pair::max_steps`]: enough for hours of virtual KCP traffic.
 pub const DEFAULT_MAX_STEPS: u64 = 50_000_000;
@@ -25,17 +36,17 @@ const MAX_TRANSMITS_PER_FLUSH: u64 = 1 << 22;
 /// Counters of a [`Pair`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PairStats {
-    /// Datagrams `a` emitted (before the link's impairments).
+    /// Datagrams (or stream chunks) `a` emitted, before the medium.
     pub datagrams_a_to_b: u64,
     /// Bytes `a` emitted.
     pub bytes_a_to_b: u64,
-    /// Datagrams `b` emitted.
+    /// Datagrams (or stream chunks) `b` emitted.
     pub datagrams_b_to_a: u64,
     /// Bytes `b` emitted.
     pub bytes_b_to_a: u64,
-    /// Datagrams handed to `a.handle_input`.
+    /// Datagrams (or stream chunks) handed to `a.handle_input`.
     pub delivered_to_a: u64,
-    /// Datagrams handed to `b.handle_input`.
+    /// Datagrams (or stream chunks) handed to `b.handle_input`.
     pub delivered_to_b: u64,
     /// `Err` verdicts from `a.handle_input` (counted, never fatal).
     pub input_errors_a: u64,
@@ -47,6 +58,10 @@ pub struct PairStats {
     pub timeouts_b: u64,
     /// Calls of [`Pair::step`] (including those made by the `drive*` methods).
     pub steps: u64,
+    /// Times the connection broke ([`Pair::disconnect`]).
+    pub disconnects: u64,
+    /// Times a new connection came up ([`Pair::reconnect`]).
+    pub reconnects: u64,
 }
 
 /// What one step did.
@@ -62,22 +77,69 @@ enum Progress {
     Limit,
 }
 
-/// Two machines `a` and `b`, a link each way, and a virtual clock.
+/// Output a machine transmitted that its medium has not taken yet (a full pipe).
+#[derive(Debug, Default)]
+struct Held {
+    bytes: Vec<u8>,
+    from: usize,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.from >= self.bytes.len()
+    }
+
+    /// Keeps `rest` (the held output is empty when this is called).
+    fn hold(&mut self, rest: &[u8]) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(rest);
+        self.from = 0;
+    }
+
+    /// Offers the held bytes to `medium` again; returns how many it took.
+    fn offer<M: Medium>(&mut self, medium: &mut M, now: Instant) -> usize {
+        let Some(rest) = self.bytes.get(self.from..).filter(|r| !r.is_empty()) else {
+            return 0;
+        };
+        let n = medium.send(now, rest);
+        self.from += n;
+        if self.is_empty() {
+            self.clear();
+        }
+        n
+    }
+
+    /// Forgets the held bytes (the connection they were written to broke).
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.from = 0;
+    }
+}
+
+/// An action of the pair's script (a disconnect or a reconnect) and when it runs.
+struct Scripted<A: Machine, B: Machine, M: Medium> {
+    at: Instant,
+    action: fn(&mut Pair<A, B, M>),
+}
+
+/// Two machines `a` and `b`, a medium each way (a datagram [`Link`] unless said otherwise),
+/// and a virtual clock.
 ///
-/// Each [`Pair::step`] drains both machines' datagrams into their links, delivers what is due
+/// Each [`Pair::step`] drains both machines' output into their media, delivers what is due
 /// at `now`, and collects events; only when nothing moved does the clock jump to the earliest
-/// deadline, firing the timers due there (never earlier than a machine asked for).
-pub struct Pair<A: Machine, B: Machine> {
+/// deadline, firing the scripted actions and the timers due there (never earlier than a
+/// machine asked for).
+pub struct Pair<A: Machine, B: Machine, M: Medium = Link> {
     /// The first machine.
     pub a: A,
     /// The second machine.
     pub b: B,
     /// The current virtual time.
     pub now: Instant,
-    /// The link carrying `a`'s datagrams to `b`.
-    pub a_to_b: Link,
-    /// The link carrying `b`'s datagrams to `a`.
-    pub b_to_a: Link,
+    /// The medium carrying `a`'s output to `b`.
+    pub a_to_b: M,
+    /// The medium carrying `b`'s output to `a`.
+    pub b_to_a: M,
     /// Events `a` produced so far, in order.
     pub events_a: Vec<A::Event>,
     /// Events `b` produced so far, in order.
@@ -94,9 +156,12 @@ pub struct Pair<A: Machine, B: Machine> {
     seed: u64,
     steps_at_instant: u64,
     buf: Vec<u8>,
+    held_ab: Held,
+    held_ba: Held,
+    script: VecDeque<Scripted<A, B, M>>,
 }
 
-impl<A: Machine, B: Machine> std::fmt::Debug for Pair<A, B> {
+impl<A: Machine, B: Machine, M: Medium> std::fmt::Debug for Pair<A, B, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Machines and events need not be Debug; the clock, seed and counters tell the story.
         f.debug_struct("Pair")
@@ -109,8 +174,9 @@ impl<A: Machine, B: Machine> std::fmt::Debug for Pair<A, B> {
     }
 }
 
-impl<A: Machine, B: Machine> Pair<A, B> {
-    /// Joins `a` and `b` at virtual time `start`; each link's randomness is a child of `seed`.
+impl<A: Machine, B: Machine> Pair<A, B, Link> {
+    /// Joins `a` and `b` by datagram links at virtual time `start`; each link's randomness is
+    /// a child of `seed`.
     pub fn new(
         a: A,
         b: B,
@@ -122,6 +188,36 @@ impl<A: Machine, B: Machine> Pair<A, B> {
         let mut rng = seeded(seed);
         let a_to_b = Link::new(link_ab, child_seed(&mut rng));
         let b_to_a = Link::new(link_ba, child_seed(&mut rng));
+        Self::with_media(a, b, start, a_to_b, b_to_a, seed)
+    }
+}
+
+impl<A: Machine, B: Machine> Pair<A, B, Pipe> {
+    /// Joins `a` and `b` by a byte-stream connection (a [`Pipe`] each way) at virtual time
+    /// `start`; each pipe's randomness is a child of `seed`.
+    ///
+    /// While a pipe is full the pair holds the machine's output and does not poll it, so the
+    /// machine must keep its deadline a timer (driver contract): one whose `poll_timeout`
+    /// stays at `now` while its output waits is reported as a livelock.
+    pub fn over_pipe(
+        a: A,
+        b: B,
+        start: Instant,
+        pipe_ab: PipeConfig,
+        pipe_ba: PipeConfig,
+        seed: u64,
+    ) -> Self {
+        let mut rng = seeded(seed);
+        let a_to_b = Pipe::new(pipe_ab, child_seed(&mut rng));
+        let b_to_a = Pipe::new(pipe_ba, child_seed(&mut rng));
+        Self::with_media(a, b, start, a_to_b, b_to_a, seed)
+    }
+}
+
+impl<A: Machine, B: Machine, M: Medium> Pair<A, B, M> {
+    /// Joins `a` and `b` by the given media at virtual time `start`; `seed` is the one the
+    /// media were built from (printed when the run fails).
+    pub fn with_media(a: A, b: B, start: Instant, a_to_b: M, b_to_a: M, seed: u64) -> Self {
         Self {
             a,
             b,
@@ -137,10 +233,13 @@ impl<A: Machine, B: Machine> Pair<A, B> {
             seed,
             steps_at_instant: 0,
             buf: Vec::new(),
+            held_ab: Held::default(),
+            held_ba: Held::default(),
+            script: VecDeque::new(),
         }
     }
 
-    /// The seed the links were derived from.
+    /// The seed the media were derived from.
     pub fn seed(&self) -> u64 {
         self.seed
     }
@@ -150,13 +249,14 @@ impl<A: Machine, B: Machine> Pair<A, B> {
         self.now.saturating_duration_since(self.start)
     }
 
-    /// The earliest deadline of either machine or link, if any.
+    /// The earliest deadline of either machine, medium or scripted action, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.a.poll_timeout(),
             self.b.poll_timeout(),
             self.a_to_b.poll_timeout(),
             self.b_to_a.poll_timeout(),
+            self.script.front().map(|s| s.at),
         ]
         .into_iter()
         .flatten()
@@ -230,6 +330,7 @@ impl<A: Machine, B: Machine> Pair<A, B> {
             return Progress::Limit;
         }
         self.advance_to(next);
+        self.run_script();
         self.fire_timers();
         self.collect_events();
         Progress::Advanced
@@ -255,24 +356,54 @@ impl<A: Machine, B: Machine> Pair<A, B> {
         }
     }
 
-    /// Flushes both machines into their links and delivers what is due; true if anything moved.
+    /// Flushes both machines into their media and delivers what is due; true if anything
+    /// moved.
     fn exchange(&mut self) -> bool {
         let now = self.now;
         let seed = self.seed;
         let s = &mut self.stats;
-        let sent_a = flush(&mut self.a, &mut self.a_to_b, now, &mut self.buf, seed);
-        s.datagrams_a_to_b += sent_a.0;
-        s.bytes_a_to_b += sent_a.1;
-        let sent_b = flush(&mut self.b, &mut self.b_to_a, now, &mut self.buf, seed);
-        s.datagrams_b_to_a += sent_b.0;
-        s.bytes_b_to_a += sent_b.1;
+        let sent_a = flush(
+            &mut self.a,
+            &mut self.a_to_b,
+            &mut self.held_ab,
+            now,
+            &mut self.buf,
+            seed,
+        );
+        s.datagrams_a_to_b += sent_a.transmits;
+        s.bytes_a_to_b += sent_a.bytes;
+        let sent_b = flush(
+            &mut self.b,
+            &mut self.b_to_a,
+            &mut self.held_ba,
+            now,
+            &mut self.buf,
+            seed,
+        );
+        s.datagrams_b_to_a += sent_b.transmits;
+        s.bytes_b_to_a += sent_b.bytes;
         let to_b = deliver(&mut self.a_to_b, &mut self.b, now, &mut self.buf);
         s.delivered_to_b += to_b.0;
         s.input_errors_b += to_b.1;
         let to_a = deliver(&mut self.b_to_a, &mut self.a, now, &mut self.buf);
         s.delivered_to_a += to_a.0;
         s.input_errors_a += to_a.1;
-        sent_a.0 + sent_b.0 + to_b.0 + to_a.0 > 0
+        sent_a.moved() || sent_b.moved() || to_b.0 + to_a.0 > 0
+    }
+
+    /// Runs the scripted actions whose time has come, in order.
+    fn run_script(&mut self) {
+        while self.script.front().is_some_and(|s| s.at <= self.now) {
+            if let Some(s) = self.script.pop_front() {
+                (s.action)(self);
+            }
+        }
+    }
+
+    /// Schedules `action` at `at`, after any action already scheduled for the same instant.
+    fn schedule(&mut self, at: Instant, action: fn(&mut Self)) {
+        let i = self.script.partition_point(|s| s.at <= at);
+        self.script.insert(i, Scripted { at, action });
     }
 
     /// Fires the timers of machines whose deadline has come; never earlier.
@@ -309,19 +440,102 @@ impl<A: Machine, B: Machine> Pair<A, B> {
     }
 }
 
-/// Drains `m`'s datagrams into `link`; returns (datagrams, bytes).
-fn flush<M: Machine>(
-    m: &mut M,
-    link: &mut Link,
+impl<A, B, M> Pair<A, B, M>
+where
+    A: Machine + Transport,
+    B: Machine + Transport,
+    M: Connection,
+{
+    /// Whether the connection is up in both directions.
+    pub fn is_connected(&self) -> bool {
+        self.a_to_b.is_connected() && self.b_to_a.is_connected()
+    }
+
+    /// Breaks the connection now: both directions lose what is in transit (and what the
+    /// pair held for a full pipe), then both machines hear
+    /// [`Transport::handle_disconnect`]. Does nothing while already down.
+    pub fn disconnect(&mut self) {
+        if !self.a_to_b.is_connected() && !self.b_to_a.is_connected() {
+            return;
+        }
+        let now = self.now;
+        self.a_to_b.disconnect(now);
+        self.b_to_a.disconnect(now);
+        self.held_ab.clear();
+        self.held_ba.clear();
+        self.stats.disconnects += 1;
+        self.a.handle_disconnect(now);
+        self.b.handle_disconnect(now);
+        self.collect_events();
+    }
+
+    /// Brings a new connection up now, then both machines hear
+    /// [`Transport::handle_reconnect`]. Does nothing while already up.
+    pub fn reconnect(&mut self) {
+        if self.is_connected() {
+            return;
+        }
+        let now = self.now;
+        self.a_to_b.reconnect(now);
+        self.b_to_a.reconnect(now);
+        self.stats.reconnects += 1;
+        self.a.handle_reconnect(now);
+        self.b.handle_reconnect(now);
+        self.collect_events();
+    }
+
+    /// Scripts an outage: the connection breaks at `at` and a new one comes up `lasts`
+    /// later ([`Pair::disconnect`], [`Pair::reconnect`], run at those virtual instants).
+    pub fn script_outage(&mut self, at: Instant, lasts: Duration) {
+        self.schedule(at, Self::disconnect);
+        self.schedule(at.checked_add(lasts).unwrap_or(at), Self::reconnect);
+    }
+}
+
+/// What one flush moved.
+#[derive(Debug, Clone, Copy, Default)]
+struct Flushed {
+    /// Transmits polled from the machine.
+    transmits: u64,
+    /// Their bytes.
+    bytes: u64,
+    /// Held bytes the medium took this time.
+    unheld: usize,
+}
+
+impl Flushed {
+    fn moved(&self) -> bool {
+        self.transmits > 0 || self.unheld > 0
+    }
+}
+
+/// Drains `m`'s output into `medium` while it has some ([`Machine::has_transmit`]); what a
+/// full medium does not take is held, and `m` is not polled again until it is gone.
+fn flush<X: Machine, M: Medium>(
+    m: &mut X,
+    medium: &mut M,
+    held: &mut Held,
     now: Instant,
     buf: &mut Vec<u8>,
     seed: u64,
-) -> (u64, u64) {
-    let (mut count, mut bytes) = (0u64, 0u64);
-    loop {
+) -> Flushed {
+    let mut f = Flushed {
+        unheld: held.offer(medium, now),
+        ..Flushed::default()
+    };
+    if !held.is_empty() {
+        return f;
+    }
+    while m.has_transmit() {
         buf.clear();
         let Some(t) = m.poll_transmit(now, buf) else {
-            return (count, bytes);
+            // The driver contract: drained means `has_transmit` is false, so a driver that
+            // drains "while has_transmit" (a composed stack, a runtime) never spins.
+            assert!(
+                !m.has_transmit(),
+                "has_transmit still true after poll_transmit returned None (seed {seed})"
+            );
+            break;
         };
         // Catch a machine that misreports what it appended, instead of forwarding garbage.
         assert_eq!(
@@ -329,22 +543,32 @@ fn flush<M: Machine>(
             buf.len(),
             "poll_transmit's len must match the bytes it appended"
         );
-        link.handle_input(now, buf);
-        count += 1;
-        bytes += buf.len() as u64;
+        f.transmits += 1;
+        f.bytes += buf.len() as u64;
+        let taken = medium.send(now, buf);
+        if let Some(rest) = buf.get(taken..).filter(|r| !r.is_empty()) {
+            held.hold(rest);
+            break;
+        }
         assert!(
-            count <= MAX_TRANSMITS_PER_FLUSH,
-            "tether sim livelock: poll_transmit never returned None (seed {seed}; rerun with TETHER_SIM_SEED={seed})"
+            f.transmits <= MAX_TRANSMITS_PER_FLUSH,
+            "tether sim livelock: has_transmit never went false (seed {seed}; rerun with TETHER_SIM_SEED={seed})"
         );
     }
+    f
 }
 
-/// Hands every datagram due on `link` to `m`; returns (delivered, input errors).
-fn deliver<M: Machine>(link: &mut Link, m: &mut M, now: Instant, buf: &mut Vec<u8>) -> (u64, u64) {
+/// Hands everything due on `medium` to `m`; returns (deliveries, input errors).
+fn deliver<X: Machine, M: Medium>(
+    medium: &mut M,
+    m: &mut X,
+    now: Instant,
+    buf: &mut Vec<u8>,
+) -> (u64, u64) {
     let (mut count, mut errors) = (0u64, 0u64);
     loop {
         buf.clear();
-        if link.poll_transmit(now, buf).is_none() {
+        if medium.poll_deliver(now, buf).is_none() {
             return (count, errors);
         }
         count += 1;

@@ -1,17 +1,30 @@
-//! A bulk KCP transfer between two in-memory peers over a simulated link: what `tether sim`,
-//! the property tests and the benches run.
-use std::collections::VecDeque;
+//! Bulk transfers between two in-memory peers, driven through the byte-stream interface:
+//! what `tether sim`, the property tests and the benches run.
+//!
+//! [`run_streams`] drives any two machines whose application side is [`Streams`] over any
+//! [`Medium`]: the sender opens the plan's streams and writes seeded payload on each, the
+//! receiver accepts them and reads, and the report holds per-stream digests, chunk latencies
+//! and a digest of every byte put on the wire. A single-stream machine (KCP, a kcp-go
+//! session, later goscon) takes part through [`Sole`], as [`StreamId::SOLE`]; a multiplexer
+//! (smux) through its own stream ids. [`run_transfer`] and [`run_session_transfer`] are the
+//! KCP entry points over a datagram [`Link`](super::Link).
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::{LinkConfig, Pair};
-use crate::driver::{Machine, Transmit};
+pub use super::peer::{Sole, StreamPeer, Tap};
+use super::{LinkConfig, Medium, Pair};
+use crate::driver::{StreamError, StreamId, Streams};
 use crate::kcp::{Kcp, KcpConfig, KcpStats};
 use crate::rng::seeded;
+use crate::session::Session;
 
-/// What to transfer, and over what.
+/// Mixed into the plan's seed for the payload, so payload and media draw different streams.
+const PAYLOAD_SALT: u64 = 0x0070_6179_6c6f_6164;
+
+/// A KCP transfer: what to send, and over what datagram links.
 #[derive(Debug, Clone)]
 pub struct TransferConfig {
     /// Payload bytes sent from `a` to `b`.
@@ -28,7 +41,21 @@ pub struct TransferConfig {
     pub time_limit: Duration,
 }
 
-/// The outcome of [`run_transfer`].
+impl TransferConfig {
+    /// `bytes` over the same link both ways, with an hour of virtual time to finish.
+    pub fn symmetric(bytes: u64, kcp: KcpConfig, link: LinkConfig, seed: u64) -> Self {
+        TransferConfig {
+            bytes,
+            kcp,
+            link_ab: link.clone(),
+            link_ba: link,
+            seed,
+            time_limit: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The outcome of a transfer ([`run_streams`], [`run_transfer`]).
 #[derive(Debug, Clone)]
 pub struct TransferReport {
     /// Whether every byte arrived within the time limit.
@@ -45,19 +72,35 @@ pub struct TransferReport {
     pub datagrams_ab: u64,
     /// Datagrams sent by the receiver.
     pub datagrams_ba: u64,
-    /// Sender's KCP counters.
+    /// Sender's KCP counters (zero when the sender has none: [`StreamPeer::kcp_stats`]).
     pub sender: KcpStats,
-    /// Receiver's KCP counters.
+    /// Receiver's KCP counters (zero when it has none).
     pub receiver: KcpStats,
     /// Write-to-read latency of each chunk, sorted ascending.
     pub latencies: Vec<Duration>,
-    /// SHA-256 of the payload sent.
+    /// SHA-256 of the payload sent: the stream's own digest when there is one stream, else
+    /// the SHA-256 of the streams' digests in id order.
     pub sha256_sent: [u8; 32],
-    /// SHA-256 of what the receiver read.
+    /// SHA-256 of what the receiver read, combined like `sha256_sent`.
     pub sha256_received: [u8; 32],
     /// SHA-256 over every datagram both peers emitted, in order: equal across runs with the
     /// same inputs (the determinism check).
     pub wire_digest: [u8; 32],
+    /// Each stream's tally, in id order.
+    pub streams: Vec<StreamTally>,
+}
+
+/// One stream of a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTally {
+    /// The stream, as the sender numbered it.
+    pub id: StreamId,
+    /// Payload bytes the receiver read on it.
+    pub delivered: u64,
+    /// SHA-256 of the payload written on it.
+    pub sha256_sent: [u8; 32],
+    /// SHA-256 of what the receiver read on it.
+    pub sha256_received: [u8; 32],
 }
 
 impl TransferReport {
@@ -87,172 +130,283 @@ impl TransferReport {
     }
 }
 
-/// Wraps a machine and hashes every datagram it emits (the determinism fingerprint).
-pub struct Tap<M> {
-    /// The wrapped machine.
-    pub inner: M,
-    hash: Sha256,
+/// What [`run_streams`] sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPlan {
+    /// Streams the sender opens (1 for a single-stream machine).
+    pub streams: u32,
+    /// Payload bytes written on each stream.
+    pub bytes: u64,
+    /// Largest single write (KCP: its MSS, one segment per write).
+    pub chunk: usize,
+    /// Seed of the payload (the media draw from the pair's own seed).
+    pub seed: u64,
+    /// Give up after this much virtual time.
+    pub time_limit: Duration,
 }
 
-impl<M> Tap<M> {
-    /// Wraps `inner`.
-    pub fn new(inner: M) -> Self {
-        Tap {
-            inner,
-            hash: Sha256::new(),
-        }
-    }
-    /// SHA-256 over every datagram emitted so far.
-    pub fn digest(&self) -> [u8; 32] {
-        self.hash.clone().finalize().into()
-    }
-}
-
-impl<M: Machine> Machine for Tap<M> {
-    type Event = M::Event;
-    type InputError = M::InputError;
-    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), M::InputError> {
-        self.inner.handle_input(now, data)
-    }
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        let start = buf.len();
-        let t = self.inner.poll_transmit(now, buf)?;
-        self.hash.update((t.len as u32).to_le_bytes());
-        self.hash.update(&buf[start..]);
-        Some(t)
-    }
-    fn has_transmit(&self) -> bool {
-        self.inner.has_transmit()
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.inner.handle_timeout(now)
-    }
-    fn poll_event(&mut self) -> Option<M::Event> {
-        self.inner.poll_event()
-    }
-}
-
-/// A reliable byte stream the transfer harness can drive: KCP alone, or a whole session.
-pub trait StreamEndpoint: Machine {
-    /// Largest useful write.
-    fn chunk_size(&self) -> usize;
-    /// Whether a write would be accepted now.
-    fn can_write(&self) -> bool;
-    /// Queues bytes; `false` when nothing was accepted.
-    fn write(&mut self, data: &[u8]) -> bool;
-    /// Reads stream bytes; `None` when nothing is ready.
-    fn read(&mut self, buf: &mut [u8]) -> Option<usize>;
-    /// KCP counters.
-    fn kcp_stats(&self) -> KcpStats;
-}
-
-impl StreamEndpoint for Kcp {
-    fn chunk_size(&self) -> usize {
-        self.mss()
-    }
-    fn can_write(&self) -> bool {
-        Kcp::can_write(self)
-    }
-    fn write(&mut self, data: &[u8]) -> bool {
-        Kcp::write(self, data).is_ok()
-    }
-    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
-        self.recv_stream(buf).ok()
-    }
-    fn kcp_stats(&self) -> KcpStats {
-        self.stats()
-    }
-}
-
-impl StreamEndpoint for crate::session::Session {
-    fn chunk_size(&self) -> usize {
-        self.kcp().mss()
-    }
-    fn can_write(&self) -> bool {
-        crate::session::Session::can_write(self)
-    }
-    fn write(&mut self, data: &[u8]) -> bool {
-        crate::session::Session::write(self, data).is_ok()
-    }
-    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
-        crate::session::Session::read(self, buf).ok()
-    }
-    fn kcp_stats(&self) -> KcpStats {
-        self.kcp().stats()
-    }
-}
-
-impl<M: StreamEndpoint> StreamEndpoint for Tap<M> {
-    fn chunk_size(&self) -> usize {
-        self.inner.chunk_size()
-    }
-    fn can_write(&self) -> bool {
-        self.inner.can_write()
-    }
-    fn write(&mut self, data: &[u8]) -> bool {
-        self.inner.write(data)
-    }
-    fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
-        self.inner.read(buf)
-    }
-    fn kcp_stats(&self) -> KcpStats {
-        self.inner.kcp_stats()
-    }
-}
-
-/// Sender-side bookkeeping: the payload stream and when each chunk was written.
+/// Sender-side bookkeeping of one stream: its payload and when each chunk was written.
 struct Source {
+    id: StreamId,
     rng: crate::rng::SimRng,
     remaining: u64,
     written: u64,
     hash: Sha256,
+    /// The chunk being written, and how much of it the stream took.
     chunk: Vec<u8>,
+    taken: usize,
     /// `(offset just past the chunk, write time)`.
     marks: VecDeque<(u64, Instant)>,
 }
 
+/// Why a write or read stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Bytes moved: try again.
+    Moved,
+    /// Nothing to do now (blocked, or everything written).
+    Wait,
+    /// The stream failed: the transfer cannot complete.
+    Failed,
+}
+
 impl Source {
-    fn fill(&mut self, kcp: &mut impl StreamEndpoint, now: Instant) {
-        while self.remaining > 0 && kcp.can_write() {
-            let n = (kcp.chunk_size() as u64).min(self.remaining) as usize;
+    fn new(id: StreamId, index: u32, plan: &StreamPlan) -> Self {
+        // Stream 0 draws exactly what the KCP harness always drew (its wire digests hold).
+        let salt = u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Source {
+            id,
+            rng: seeded(plan.seed ^ PAYLOAD_SALT ^ salt),
+            remaining: plan.bytes,
+            written: 0,
+            hash: Sha256::new(),
+            chunk: Vec::new(),
+            taken: 0,
+            marks: VecDeque::new(),
+        }
+    }
+
+    /// Writes (the rest of) one chunk, drawing the next one when the last was taken whole.
+    fn write_chunk(&mut self, peer: &mut impl Streams, chunk: usize, now: Instant) -> Flow {
+        if self.taken == self.chunk.len() {
+            if self.remaining == 0 {
+                return Flow::Wait;
+            }
+            let n = (chunk.max(1) as u64).min(self.remaining) as usize;
             self.chunk.resize(n, 0);
             self.rng.fill_bytes(&mut self.chunk);
-            if !kcp.write(&self.chunk) {
-                break;
-            }
             self.hash.update(&self.chunk);
             self.remaining -= n as u64;
-            self.written += n as u64;
-            self.marks.push_back((self.written, now));
+            self.taken = 0;
+        }
+        let rest = self.chunk.get(self.taken..).unwrap_or_default();
+        match peer.write(self.id, rest) {
+            Ok(0) | Err(StreamError::Blocked) => Flow::Wait,
+            Ok(n) => {
+                self.taken += n;
+                self.written += n as u64;
+                if self.taken == self.chunk.len() {
+                    self.marks.push_back((self.written, now));
+                }
+                Flow::Moved
+            }
+            Err(_) => Flow::Failed,
         }
     }
 }
 
-/// Receiver-side bookkeeping.
+/// Receiver-side bookkeeping of one stream.
 struct Sink {
     read: u64,
     hash: Sha256,
-    buf: Vec<u8>,
-    latencies: Vec<Duration>,
 }
 
 impl Sink {
-    fn drain(&mut self, kcp: &mut impl StreamEndpoint, src: &mut Source, now: Instant) {
-        while let Some(n) = kcp.read(&mut self.buf) {
-            self.hash.update(&self.buf[..n]);
-            self.read += n as u64;
-        }
-        while let Some(&(end, at)) = src.marks.front() {
-            if end > self.read {
-                break;
+    /// Reads everything the stream has; `false` when the stream failed.
+    fn drain(&mut self, peer: &mut impl Streams, id: StreamId, buf: &mut [u8]) -> bool {
+        loop {
+            match peer.read(id, buf) {
+                Ok(0) | Err(StreamError::Blocked | StreamError::Finished) => return true,
+                Ok(n) => {
+                    self.hash.update(buf.get(..n).unwrap_or_default());
+                    self.read += n as u64;
+                }
+                Err(_) => return false,
             }
-            self.latencies.push(now.saturating_duration_since(at));
-            src.marks.pop_front();
         }
     }
+}
+
+/// Both ends of a running transfer.
+struct Run {
+    sources: Vec<Source>,
+    sinks: BTreeMap<StreamId, Sink>,
+    buf: Vec<u8>,
+    latencies: Vec<Duration>,
+    failed: bool,
+}
+
+impl Run {
+    /// Writes on every stream, one chunk per stream per round, until all are blocked or done.
+    fn fill(&mut self, peer: &mut impl Streams, chunk: usize, now: Instant) {
+        loop {
+            let mut moved = false;
+            for src in &mut self.sources {
+                match src.write_chunk(peer, chunk, now) {
+                    Flow::Moved => moved = true,
+                    Flow::Wait => {}
+                    Flow::Failed => self.failed = true,
+                }
+            }
+            if !moved || self.failed {
+                return;
+            }
+        }
+    }
+
+    /// Accepts new streams, reads every stream, and times the chunks now fully read.
+    fn drain(&mut self, peer: &mut impl Streams, now: Instant) {
+        while let Some(id) = peer.accept_stream() {
+            self.sinks.entry(id).or_insert_with(|| Sink {
+                read: 0,
+                hash: Sha256::new(),
+            });
+        }
+        for (&id, sink) in &mut self.sinks {
+            self.failed |= !sink.drain(peer, id, &mut self.buf);
+            let Some(src) = self.sources.iter_mut().find(|s| s.id == id) else {
+                continue;
+            };
+            while let Some(&(end, at)) = src.marks.front() {
+                if end > sink.read {
+                    break;
+                }
+                self.latencies.push(now.saturating_duration_since(at));
+                src.marks.pop_front();
+            }
+        }
+    }
+
+    /// Bytes the receiver read on `id`.
+    fn read(&self, id: StreamId) -> u64 {
+        self.sinks.get(&id).map_or(0, |s| s.read)
+    }
+
+    fn done(&self, bytes: u64) -> bool {
+        self.sources.iter().all(|s| self.read(s.id) >= bytes)
+    }
+}
+
+/// Runs `plan` on `pair` from its current instant: `pair.a` opens the streams and writes,
+/// `pair.b` accepts and reads. Deterministic: the same machines, media and plan give the
+/// same report (and the same `wire_digest`).
+///
+/// # Panics
+/// When `pair.a` refuses to open a stream, or hands out one id twice (a single-stream
+/// machine with `plan.streams > 1`): the plan does not fit the machine.
+pub fn run_streams<A, B, M>(pair: &mut Pair<Tap<A>, Tap<B>, M>, plan: &StreamPlan) -> TransferReport
+where
+    A: StreamPeer,
+    B: StreamPeer,
+    M: Medium,
+{
+    let start = pair.now;
+    let mut run = Run {
+        sources: Vec::new(),
+        sinks: BTreeMap::new(),
+        buf: vec![0; 64 * 1024],
+        latencies: Vec::new(),
+        failed: false,
+    };
+    for index in 0..plan.streams {
+        let id = pair
+            .a
+            .open_stream()
+            .unwrap_or_else(|e| panic!("run_streams: opening stream {index} failed: {e}"));
+        assert!(
+            run.sources.iter().all(|s| s.id != id),
+            "run_streams: {id:?} opened twice; a single-stream machine carries one stream"
+        );
+        run.sources.push(Source::new(id, index, plan));
+    }
+    // A limit too far for an Instant (e.g. Duration::MAX) means no limit.
+    let limit = start.checked_add(plan.time_limit);
+    let mut done_at = None;
+    loop {
+        run.fill(&mut pair.a, plan.chunk, pair.now);
+        run.drain(&mut pair.b, pair.now);
+        if run.done(plan.bytes) {
+            done_at = Some(pair.now);
+            break;
+        }
+        if run.failed || limit.is_some_and(|l| pair.now > l) || !pair.step() {
+            break;
+        }
+    }
+    report(pair, run, start, done_at)
+}
+
+/// The report of a finished (or abandoned) run.
+fn report<A, B, M>(
+    pair: &Pair<Tap<A>, Tap<B>, M>,
+    mut run: Run,
+    start: Instant,
+    done_at: Option<Instant>,
+) -> TransferReport
+where
+    A: StreamPeer,
+    B: StreamPeer,
+    M: Medium,
+{
+    let end = done_at.unwrap_or(pair.now);
+    run.latencies.sort_unstable();
+    let mut streams: Vec<StreamTally> = std::mem::take(&mut run.sources)
+        .into_iter()
+        .map(|src| {
+            let sink = run.sinks.remove(&src.id);
+            StreamTally {
+                id: src.id,
+                delivered: sink.as_ref().map_or(0, |s| s.read),
+                sha256_sent: src.hash.finalize().into(),
+                sha256_received: sink.map_or(Sha256::new(), |s| s.hash).finalize().into(),
+            }
+        })
+        .collect();
+    streams.sort_by_key(|t| t.id);
+    let st = pair.stats;
+    TransferReport {
+        completed: done_at.is_some(),
+        elapsed: end.saturating_duration_since(start),
+        delivered: streams.iter().map(|t| t.delivered).sum(),
+        wire_bytes_ab: st.bytes_a_to_b,
+        wire_bytes_ba: st.bytes_b_to_a,
+        datagrams_ab: st.datagrams_a_to_b,
+        datagrams_ba: st.datagrams_b_to_a,
+        sender: pair.a.kcp_stats().unwrap_or_default(),
+        receiver: pair.b.kcp_stats().unwrap_or_default(),
+        latencies: run.latencies,
+        sha256_sent: combined(streams.iter().map(|t| t.sha256_sent)),
+        sha256_received: combined(streams.iter().map(|t| t.sha256_received)),
+        wire_digest: {
+            let mut h = Sha256::new();
+            h.update(pair.a.digest());
+            h.update(pair.b.digest());
+            h.finalize().into()
+        },
+        streams,
+    }
+}
+
+/// One stream's digest as is; several streams' digests hashed together in order.
+fn combined(digests: impl ExactSizeIterator<Item = [u8; 32]>) -> [u8; 32] {
+    if digests.len() == 1 {
+        return digests.last().unwrap_or_default();
+    }
+    let mut h = Sha256::new();
+    for d in digests {
+        h.update(d);
+    }
+    h.finalize().into()
 }
 
 /// Runs the transfer in virtual time starting at `start`. Deterministic: the same config
@@ -260,7 +414,8 @@ impl Sink {
 pub fn run_transfer(cfg: &TransferConfig, start: Instant) -> TransferReport {
     let a = Kcp::new(1, cfg.kcp, start);
     let b = Kcp::new(1, cfg.kcp, start);
-    run_transfer_between(a, b, cfg, start)
+    let mss = a.mss();
+    run_sole(a, b, mss, cfg, start)
 }
 
 /// The same transfer between two full kcp-go sessions (crypto + FEC + KCP); `cfg.kcp` is
@@ -270,82 +425,34 @@ pub fn run_session_transfer(
     session: &crate::session::SessionConfig,
     start: Instant,
 ) -> TransferReport {
-    use crate::session::Session;
     // `a` dials (the authenticated mode's handshake has a client and a server side).
     let a = Session::client(1, session, start, Box::new(seeded(cfg.seed ^ 0xa)));
     let b = Session::new(1, session, start, Box::new(seeded(cfg.seed ^ 0xb)));
-    run_transfer_between(a, b, cfg, start)
+    let mss = a.kcp().mss();
+    run_sole(a, b, mss, cfg, start)
 }
 
-/// Runs the transfer from `a` to `b`.
-pub fn run_transfer_between<M: StreamEndpoint>(
-    a: M,
-    b: M,
-    cfg: &TransferConfig,
-    start: Instant,
-) -> TransferReport {
-    let a = Tap::new(a);
-    let b = Tap::new(b);
+/// One stream from `a` to `b` over `cfg`'s links, written `chunk` bytes at a time.
+fn run_sole<M>(a: M, b: M, chunk: usize, cfg: &TransferConfig, start: Instant) -> TransferReport
+where
+    Sole<M>: StreamPeer,
+{
     let mut pair = Pair::new(
-        a,
-        b,
+        Tap::new(Sole::new(a)),
+        Tap::new(Sole::new(b)),
         start,
         cfg.link_ab.clone(),
         cfg.link_ba.clone(),
         cfg.seed,
     );
-    let mut src = Source {
-        rng: seeded(cfg.seed ^ 0x0070_6179_6c6f_6164),
-        remaining: cfg.bytes,
-        written: 0,
-        hash: Sha256::new(),
-        chunk: Vec::new(),
-        marks: VecDeque::new(),
+    let plan = StreamPlan {
+        streams: 1,
+        bytes: cfg.bytes,
+        chunk,
+        seed: cfg.seed,
+        time_limit: cfg.time_limit,
     };
-    let mut sink = Sink {
-        read: 0,
-        hash: Sha256::new(),
-        buf: vec![0; 64 * 1024],
-        latencies: Vec::new(),
-    };
-    // A limit too far for an Instant (e.g. Duration::MAX) means no limit.
-    let limit = start.checked_add(cfg.time_limit);
-    let mut done_at = None;
-    loop {
-        src.fill(&mut pair.a.inner, pair.now);
-        sink.drain(&mut pair.b.inner, &mut src, pair.now);
-        if sink.read >= cfg.bytes {
-            done_at = Some(pair.now);
-            break;
-        }
-        if limit.is_some_and(|l| pair.now > l) || !pair.step() {
-            break;
-        }
-    }
-    let end = done_at.unwrap_or(pair.now);
-    let mut latencies = sink.latencies;
-    latencies.sort_unstable();
-    let st = pair.stats;
-    TransferReport {
-        completed: done_at.is_some(),
-        elapsed: end.saturating_duration_since(start),
-        delivered: sink.read,
-        wire_bytes_ab: st.bytes_a_to_b,
-        wire_bytes_ba: st.bytes_b_to_a,
-        datagrams_ab: st.datagrams_a_to_b,
-        datagrams_ba: st.datagrams_b_to_a,
-        sender: pair.a.kcp_stats(),
-        receiver: pair.b.kcp_stats(),
-        latencies,
-        sha256_sent: src.hash.finalize().into(),
-        sha256_received: sink.hash.finalize().into(),
-        wire_digest: {
-            let mut h = Sha256::new();
-            h.update(pair.a.digest());
-            h.update(pair.b.digest());
-            h.finalize().into()
-        },
-    }
+    run_streams(&mut pair, &plan)
 }
 
 #[cfg(test)]

@@ -64,6 +64,11 @@ pub struct CatArgs {
     /// With --listen: serve sessions until killed.
     #[arg(long, requires = "listen")]
     pub keep_open: bool,
+    /// With --listen --keep-open: sockets on the listening port (SO_REUSEPORT), each with its
+    /// own task and sessions, so the server uses that many cores; the kernel spreads peers
+    /// over them by address. Default: the number of cores (1 without --keep-open).
+    #[arg(long, requires = "keep_open")]
+    pub reuseport: Option<usize>,
     /// With --listen: echo each session's bytes back instead of using stdin/stdout.
     #[arg(long, requires = "listen")]
     pub echo: bool,
@@ -99,10 +104,16 @@ pub struct CatArgs {
 
 /// Runs `tether cat`; returns the exit code.
 pub fn run(args: &CatArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let sockets = listen_sockets(args);
+    let mut builder = if sockets > 1 {
+        // One worker per socket task, so N tasks run on N cores.
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(sockets);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tether cat: cannot start the runtime: {e}");
@@ -147,12 +158,18 @@ async fn cat(args: &CatArgs) -> io::Result<()> {
     // One session unless --keep-open: the core drops datagrams from any other address while
     // it is alive, so no byte of a second sender is ever acknowledged (and then lost).
     let cfg = if args.keep_open {
-        cfg
+        cfg.reuseport(listen_sockets(args))
     } else {
         cfg.max_sessions(1)
     };
     let listener = KcpListener::bind(listen, cfg).await?;
-    eprintln!("tether cat: listening on {}", listener.local_addr());
+    match listen_sockets(args) {
+        1 => eprintln!("tether cat: listening on {}", listener.local_addr()),
+        n => eprintln!(
+            "tether cat: listening on {} with {n} sockets (SO_REUSEPORT)",
+            listener.local_addr()
+        ),
+    }
     loop {
         let (stream, peer) = listener.accept().await?;
         if !args.quiet {
@@ -171,6 +188,17 @@ async fn cat(args: &CatArgs) -> io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Sockets the listener runs: `--reuseport`, else one per core with `--keep-open`, else 1
+/// (a one-session listener has a single socket).
+fn listen_sockets(args: &CatArgs) -> usize {
+    if args.listen.is_none() || !args.keep_open {
+        return 1;
+    }
+    args.reuseport.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
 }
 
 /// The settings line: kcptun's, or the raw-KCP subset.

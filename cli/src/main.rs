@@ -36,6 +36,9 @@ enum Cmd {
     /// tether vs kcp-go side by side on loopback: bulk throughput, CPU per GiB, 64-byte echo
     /// RTT, idle sessions' CPU and RSS (builds the Go peer tests/go/kcppeer).
     Bench(Box<bench::BenchArgs>),
+    /// Several bulk clients at once against one listener: tether with one socket task, tether
+    /// with one per core (SO_REUSEPORT) and kcp-go, aggregate throughput side by side.
+    BenchReuseport(Box<bench::ReuseportArgs>),
     /// The Rust twin of tests/go/kcppeer (roles echo, bulk, rtt, idle), driven by `bench`.
     #[command(hide = true)]
     BenchPeer(Box<bench::PeerArgs>),
@@ -49,6 +52,7 @@ fn main() {
         Cmd::Cat(args) => cat_cmd::run(&args),
         Cmd::Demo => demo::run(),
         Cmd::Bench(args) => bench::run(&args),
+        Cmd::BenchReuseport(args) => bench::run_reuseport(&args),
         Cmd::BenchPeer(args) => bench::run_peer(&args),
     };
     std::process::exit(code);

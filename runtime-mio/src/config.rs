@@ -29,6 +29,9 @@ pub struct Config {
     pub max_sessions: usize,
     /// A session the application has not accepted within this long is dropped (default 30 s).
     pub accept_timeout: Duration,
+    /// Sockets (each with its own socket loop, sessions and driver) a tokio/smol listener
+    /// binds on its one port with `SO_REUSEPORT` (default 1; see [`Config::reuseport`]).
+    pub reuseport: usize,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             conv: None,
             max_sessions: 65_536,
             accept_timeout: Duration::from_secs(30),
+            reuseport: 1,
         }
     }
 }
@@ -86,7 +90,7 @@ impl Config {
     /// Message mode: each write becomes one KCP message, delivered whole to a message-mode
     /// peer (ikcp's default); writes of more than 127 segments are cut into 127-segment
     /// messages (ikcp's limit). The tokio/smol streams still read a byte stream (message
-    /// boundaries are not kept on receive); the mio [`Endpoint`](crate::endpoint::Endpoint)
+    /// boundaries are not kept on receive); the mio `endpoint::Endpoint`
     /// has `write_message`/`recv_message` for both directions. Off (stream mode) by default,
     /// as kcptun.
     pub fn message_mode(mut self, on: bool) -> Self {
@@ -172,6 +176,19 @@ impl Config {
         self
     }
 
+    /// A listener runs `n` sockets on its port, each with `SO_REUSEPORT` and its own socket
+    /// loop (its own sessions, driver and timer: no lock shared on the data path), so a
+    /// server can use `n` cores as kcp-go does with its goroutines. The kernel spreads
+    /// peers over the sockets by their address (4-tuple hash), so a peer stays with one
+    /// loop; `accept` takes sessions from all of them. Each socket has its own core listener,
+    /// so `max_sessions` and `backlog` bound each socket (`n` times them in all). Default 1
+    /// (a plain socket, no `SO_REUSEPORT`). Clients and the mio `endpoint::Endpoint` (one
+    /// socket on the application's own poll) always use one socket.
+    pub fn reuseport(mut self, n: usize) -> Self {
+        self.reuseport = n;
+        self
+    }
+
     /// Applies the socket-level settings (buffers, GRO, DSCP) to a freshly bound socket.
     pub fn configure_socket(&self, sock: &std::net::UdpSocket) {
         crate::udp::set_buffers(sock, self.sockbuf);
@@ -187,6 +204,11 @@ impl Config {
         if self.session.kcp.mtu > 1500 {
             return Err(invalid(
                 "mtu above 1500 is refused by kcp-go: use --mtu 1500 or less",
+            ));
+        }
+        if self.reuseport == 0 {
+            return Err(invalid(
+                "reuseport 0 would listen on no socket: use 1 or more",
             ));
         }
         self.session

@@ -38,6 +38,16 @@ pub struct DriverStats {
     pub syscalls: u64,
 }
 
+impl DriverStats {
+    /// Adds `other`'s counters (a listener with several socket loops reports their sum).
+    pub fn merge(&mut self, other: &DriverStats) {
+        self.wakeups += other.wakeups;
+        self.datagrams_in += other.datagrams_in;
+        self.datagrams_out += other.datagrams_out;
+        self.syscalls += other.syscalls;
+    }
+}
+
 /// What one [`read_datagrams`] call did.
 #[derive(Debug)]
 pub struct ReadOutcome {
@@ -360,6 +370,10 @@ impl Driver {
         };
         let heard = self.listener.last_received(id);
         let Some(sess) = self.listener.session_mut(id) else {
+            // The session closed before the handle was dropped: nobody needs the entry.
+            if s.dropped {
+                st.streams.remove(&id);
+            }
             return;
         };
         s.set_last_received(heard);
@@ -478,3 +492,7 @@ pub const MAX_MESSAGE_FRAGMENTS: usize = 127;
 #[cfg(test)]
 #[path = "outbox_tests.rs"]
 mod outbox_tests;
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod driver_tests;

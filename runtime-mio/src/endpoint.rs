@@ -45,7 +45,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
 use mio::event::Source;
-use mio::{Interest, Registry, Token};
+use mio::Interest;
 use tether_core::kcp::{RecvError, WriteError};
 use tether_core::session::snmp::Snmp;
 use tether_core::session::{Listener, ListenerEvent, Session, SessionId};
@@ -365,25 +365,5 @@ impl Endpoint {
 }
 
 impl Source for Endpoint {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.reg.register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.reg.reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.reg.deregister(registry)
-    }
+    delegate_source!(reg);
 }

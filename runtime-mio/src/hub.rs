@@ -1,5 +1,5 @@
-//! The meeting point of application stream handles and the task that owns the protocol
-//! state (used by the tokio and smol adapters). The mutex guards byte buffers and wakers
+//! The meeting point of application stream handles and the socket loop that owns the
+//! protocol state (used by the tokio and smol adapters through [`crate::handle`]). The mutex guards byte buffers and wakers
 //! only: KCP and session state stay owned by the driver, which never blocks on the app.
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -371,28 +371,6 @@ impl Hub {
             s.rx_waker = None;
         }
         st.mark_dirty(id);
-    }
-
-    /// `accept()` for every async runtime: the next session and its remote address.
-    pub async fn accept(
-        &self,
-        local: std::net::SocketAddr,
-    ) -> io::Result<(SessionId, std::net::SocketAddr)> {
-        let id = std::future::poll_fn(|cx| self.poll_accept(cx))
-            .await
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "the KCP listener task has stopped",
-                )
-            })?;
-        let peer = self
-            .lock()
-            .streams
-            .get(&id)
-            .and_then(|s| s.peer)
-            .unwrap_or(local);
-        Ok((id, peer))
     }
 
     /// `accept()`: the next incoming session, or `None` once the endpoint stopped.

@@ -1,12 +1,68 @@
-//! mio adapter for tether-core, and the pieces the tokio and smol adapters share:
-//! [`udp`] (batched `recvmmsg`/`sendmmsg`), [`hub`] (application stream buffers and
-//! wakers) and [`driver`] (the body of the socket loop).
+//! The runtime base of tether: everything a runtime adapter needs except readiness, one
+//! timer and a spawn, written once.
+//!
+//! * [`udp`]: batched `recvmmsg`/`sendmmsg`, GSO and GRO;
+//! * [`driver`]: one endpoint's protocol state and the body of a socket loop;
+//! * [`hub`]: the application's stream buffers and wakers;
+//! * [`socket_loop`]: the UDP socket loop as one `async fn`, generic over [`runtime::Runtime`]
+//!   (readiness of a socket, a sleep-until timer, yield, spawn; as quinn's `Runtime`);
+//! * [`handle`]: the listener and stream handles the tokio and smol crates wrap, binding,
+//!   host resolution and `SO_REUSEPORT` socket sets;
+//! * [`tcp_loop`]: the TCP socket loop, generic over the runtime and over a byte-stream
+//!   machine (`tether_core::driver::{Machine, ByteStream}`);
+//! * `endpoint` and `tcp_endpoint` (feature `mio`, on by default): single-threaded UDP and
+//!   TCP endpoints for the application's own `mio::Poll`.
+//!
+//! # Why the base lives in this crate
+//!
+//! The workspace keeps one crate per runtime and no separate "base" crate: the shared code
+//! is this crate's runtime-independent part, and mio is an optional default feature.
+//! `tether-runtime-tokio` and `tether-runtime-smol` depend on it with
+//! `default-features = false`, so their users compile neither mio nor the mio endpoint;
+//! they only implement [`runtime::Runtime`] and their runtime's `AsyncRead`/`AsyncWrite`
+//! over [`handle::StreamHandle`].
 #![warn(missing_docs)]
+
+/// The body of `impl mio::event::Source` for a type whose registered socket is
+/// `self.$field` (the mio endpoints).
+#[cfg(feature = "mio")]
+macro_rules! delegate_source {
+    ($field:ident) => {
+        fn register(
+            &mut self,
+            registry: &mio::Registry,
+            token: mio::Token,
+            interests: mio::Interest,
+        ) -> std::io::Result<()> {
+            self.$field.register(registry, token, interests)
+        }
+
+        fn reregister(
+            &mut self,
+            registry: &mio::Registry,
+            token: mio::Token,
+            interests: mio::Interest,
+        ) -> std::io::Result<()> {
+            self.$field.reregister(registry, token, interests)
+        }
+
+        fn deregister(&mut self, registry: &mio::Registry) -> std::io::Result<()> {
+            self.$field.deregister(registry)
+        }
+    };
+}
 
 pub mod config;
 pub mod driver;
+#[cfg(feature = "mio")]
 pub mod endpoint;
+pub mod handle;
 pub mod hub;
+pub mod runtime;
+pub mod socket_loop;
+#[cfg(feature = "mio")]
+pub mod tcp_endpoint;
+pub mod tcp_loop;
 pub mod udp;
 
 pub use tether_core as core;

@@ -260,6 +260,27 @@ pub fn thousand_sessions<R: Rt>() {
     report(R::NAME, "thousand_sessions", start.elapsed());
 }
 
+/// Clients (each from its own port) transferring at once in [`reuseport_clients`].
+pub const REUSEPORT_CLIENTS: usize = 8;
+
+/// An echo server with `Config::reuseport(2)` (two sockets on one port, each with its own
+/// socket loop; the mio `Endpoint` keeps one socket): [`REUSEPORT_CLIENTS`] clients from
+/// distinct source ports send 256 KiB each at once, and every byte comes back to the
+/// client that sent it.
+pub fn reuseport_clients<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config().clone().reuseport(2);
+    let server = R::echo_server(&cfg).expect("echo server on two sockets");
+    let msgs: Vec<Vec<u8>> = (0..REUSEPORT_CLIENTS)
+        .map(|i| payload(256 << 10, 2000 + i as u64))
+        .collect();
+    let got = R::echo_many(server.addr(), base_config(), &msgs, Duration::from_secs(60))
+        .expect("concurrent echoes through a reuseport listener");
+    let wrong: Vec<usize> = (0..msgs.len()).filter(|&i| got[i] != msgs[i]).collect();
+    assert!(wrong.is_empty(), "clients with a wrong echo: {wrong:?}");
+    report(R::NAME, "reuseport_clients", start.elapsed());
+}
+
 /// A server with a 1 s idle timeout: a client exchanges once and goes silent; the server's
 /// session ends with an idle-timeout error (`TimedOut`) about a second later.
 pub fn close_expiry<R: Rt>() {

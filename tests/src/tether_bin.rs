@@ -16,6 +16,17 @@ const BUILD_LIMIT: Duration = Duration::from_secs(600);
 /// Bound on waiting for a readiness line or for the process to exit.
 const PROCESS_LIMIT: Duration = Duration::from_secs(20);
 
+/// A spawned process, killed and reaped when the test ends, however it ends.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The `tether` binary, built once per test process.
 pub fn tether_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -38,6 +38,10 @@ macro_rules! suite {
                 super::scenarios::peer_only_reads::<$rt>();
             }
             #[test]
+            fn reuseport_clients() {
+                super::scenarios::reuseport_clients::<$rt>();
+            }
+            #[test]
             fn dead_link() {
                 super::scenarios::dead_link::<$rt>();
             }

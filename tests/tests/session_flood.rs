@@ -9,7 +9,7 @@
 //! - Once idle and accept timeouts have passed, the sessions are gone: a second flood of the
 //!   same size reuses their memory instead of adding as much again.
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tether_core::kcp::segment::{Cmd, Header};
@@ -18,7 +18,7 @@ use tether_core::session::crypt::{CipherKind, PacketCrypt, CRYPT_HEADER};
 use tether_core::session::fec::{FEC_HEADER_SIZE_PLUS2, TYPE_DATA};
 use tether_core::session::key::kcptun_key;
 use tether_core::wire::Writer;
-use tether_tests::tether_bin::tether_bin;
+use tether_tests::tether_bin::{tether_bin, KillOnDrop};
 
 /// Source ports per flood.
 const PORTS: usize = 20_000;
@@ -93,15 +93,6 @@ fn flood(to: SocketAddr, seed: u64) -> (usize, usize) {
     (answered, largest)
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn twenty_thousand_half_open_sessions_are_bounded_and_expire() {
     let port = UdpSocket::bind("127.0.0.1:0")
@@ -110,7 +101,7 @@ fn twenty_thousand_half_open_sessions_are_bounded_and_expire() {
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let expiry = format!("{}ms", EXPIRY.as_millis());
-    let server = Server(
+    let server = KillOnDrop(
         Command::new(tether_bin())
             .args([
                 "cat",
@@ -122,6 +113,10 @@ fn twenty_thousand_half_open_sessions_are_bounded_and_expire() {
             ])
             .args(["--crypt", "none", "--idle-timeout", &expiry])
             .args(["--accept-timeout", &expiry])
+            // One socket task (cat's default is one per core): the bound is one listener's,
+            // and with several threads the second flood's reuse would measure how the
+            // allocator's per-thread arenas hand freed memory around, not tether.
+            .args(["--reuseport", "1"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -18,10 +18,12 @@ mod peers;
 mod procfs;
 mod records;
 mod report;
+mod reuseport;
 mod settings;
 
 pub use args::BenchArgs;
 pub use peer::{run_peer, PeerArgs};
+pub use reuseport::{run_reuseport, ReuseportArgs};
 
 use measure::{run_idle, run_setting};
 use peers::Peers;

@@ -47,7 +47,17 @@ impl Peers {
 
     /// Starts `imp`'s echo server with setting `s`; it and the address it listens on.
     pub fn server(&self, imp: Impl, s: &Setting) -> Result<(Proc, SocketAddr), String> {
-        let extra: Vec<String> = [
+        self.server_with(imp, s, &[])
+    }
+
+    /// [`Peers::server`] with `more` flags for the server.
+    pub fn server_with(
+        &self,
+        imp: Impl,
+        s: &Setting,
+        more: &[String],
+    ) -> Result<(Proc, SocketAddr), String> {
+        let mut extra: Vec<String> = [
             "--listen",
             "127.0.0.1:0",
             "--role",
@@ -59,6 +69,7 @@ impl Peers {
         ]
         .map(String::from)
         .to_vec();
+        extra.extend_from_slice(more);
         let mut p = Proc::spawn(
             format!("the {} echo server", imp.name()),
             self.command(imp, s, &extra),

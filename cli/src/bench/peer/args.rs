@@ -46,6 +46,9 @@ pub struct PeerArgs {
     /// Server: do not log sessions.
     #[arg(long)]
     pub quiet: bool,
+    /// Server: sockets on the port (SO_REUSEPORT), each with its own socket task.
+    #[arg(long, default_value_t = 1)]
+    pub reuseport: usize,
     /// tokio worker threads (1: a current-thread runtime, as `tether cat`).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,

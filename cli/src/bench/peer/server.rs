@@ -11,7 +11,7 @@ use super::CHUNK;
 
 /// Listens on `listen`, prints `listening <addr>` and echoes every session.
 pub async fn serve(args: &PeerArgs, cfg: Config, listen: SocketAddr) -> io::Result<()> {
-    let listener = KcpListener::bind(listen, cfg).await?;
+    let listener = KcpListener::bind(listen, cfg.reuseport(args.reuseport)).await?;
     {
         let mut out = io::stdout().lock();
         writeln!(out, "listening {}", listener.local_addr())?;

@@ -1,0 +1,313 @@
+//! The application's handles, the same on every async runtime: a listener that accepts from
+//! its socket loops, and a stream handle with `poll_read`/`poll_write`/`poll_flush`/
+//! `poll_shutdown` for the runtime crates' `AsyncRead`/`AsyncWrite` impls to delegate to.
+//! Binding, host resolution and the spawning of socket loops happen here, once.
+use std::future::poll_fn;
+use std::io;
+use std::marker::PhantomData;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tether_core::session::snmp::Snmp;
+use tether_core::session::SessionId;
+
+use crate::config::Config;
+use crate::driver::{Driver, DriverStats};
+use crate::hub::Hub;
+use crate::runtime::Runtime;
+use crate::socket_loop;
+
+/// A runtime crate's stream type: built from a [`StreamHandle`], it names the runtime its
+/// socket loops run on (so `ListenerHandle<KcpStream>` is that crate's `KcpListener`).
+pub trait RuntimeStream: From<StreamHandle> {
+    /// The runtime the listener's socket loops are spawned on.
+    type Runtime: Runtime;
+}
+
+/// Accepts KCP sessions on one UDP port (kcp-go `ListenWithOptions`), from one socket loop
+/// or, with [`Config::reuseport`], from several sockets sharing the port.
+#[derive(Debug)]
+pub struct ListenerHandle<S> {
+    hubs: Vec<Arc<Hub>>,
+    local: SocketAddr,
+    /// Which loop's queue `accept` looks at first, rotated so none is starved.
+    next: AtomicUsize,
+    stream: PhantomData<fn() -> S>,
+}
+
+/// One KCP session as a byte stream (kcp-go `UDPSession`): a handle to its socket loop's
+/// buffers.
+#[derive(Debug)]
+pub struct StreamHandle {
+    hub: Arc<Hub>,
+    id: SessionId,
+    peer: SocketAddr,
+}
+
+/// The first address `addr` names. A host name is looked up by a blocking call on the
+/// calling task, on every runtime alike (kcp-go's `DialWithOptions` resolves the same way);
+/// a `SocketAddr` or an IP literal never blocks.
+pub fn resolve(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+    addr.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to use"))
+}
+
+/// The unspecified address of `peer`'s family, port 0: where a client socket binds.
+fn wildcard_for(peer: SocketAddr) -> SocketAddr {
+    let ip: std::net::IpAddr = if peer.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    SocketAddr::new(ip, 0)
+}
+
+/// A bound, non-blocking UDP socket with `cfg`'s buffers, GRO and DSCP; with `reuseport`,
+/// `SO_REUSEPORT` is set before the bind so further sockets can share the port.
+fn bind_udp(addr: SocketAddr, cfg: &Config, reuseport: bool) -> io::Result<UdpSocket> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if reuseport {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.set_nonblocking(true)?;
+    let sock: UdpSocket = sock.into();
+    cfg.configure_socket(&sock);
+    Ok(sock)
+}
+
+/// Registers `sock` with `R` and spawns a socket loop for `driver` on it.
+fn start<R: Runtime>(driver: Driver, sock: UdpSocket) -> io::Result<()> {
+    let sock = R::register(sock)?;
+    R::spawn("tether-kcp", socket_loop::run::<R>(driver, sock))
+}
+
+impl<S: RuntimeStream> ListenerHandle<S> {
+    /// Binds the UDP port and starts its socket loops ([`Config::reuseport`] of them, each
+    /// with its own socket, sessions and driver; the kernel spreads peers over the sockets
+    /// by address).
+    pub async fn bind(addr: impl ToSocketAddrs, cfg: Config) -> io::Result<Self> {
+        cfg.validate()?;
+        let shared = cfg.reuseport > 1;
+        let first = bind_udp(resolve(addr)?, &cfg, shared)?;
+        // With port 0 the first socket picked the port: the others join it there.
+        let local = first.local_addr()?;
+        let mut socks = vec![first];
+        for _ in 1..cfg.reuseport {
+            socks.push(bind_udp(local, &cfg, true)?);
+        }
+        let mut hubs = Vec::with_capacity(socks.len());
+        for sock in socks {
+            let hub = Arc::new(Hub::default());
+            start::<S::Runtime>(
+                Driver::new(cfg.listener(true), Arc::clone(&hub), true),
+                sock,
+            )?;
+            hubs.push(hub);
+        }
+        Ok(ListenerHandle {
+            hubs,
+            local,
+            next: AtomicUsize::new(0),
+            stream: PhantomData,
+        })
+    }
+
+    /// Waits for the next session, from whichever socket loop has one.
+    pub async fn accept(&self) -> io::Result<(S, SocketAddr)> {
+        let (hub, id) = poll_fn(|cx| self.poll_accept(cx)).await.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the KCP listener task has stopped",
+            )
+        })?;
+        let peer = hub.lock().streams.get(&id).and_then(|s| s.peer);
+        let peer = peer.unwrap_or(self.local);
+        Ok((S::from(StreamHandle { hub, id, peer }), peer))
+    }
+}
+
+impl<S> ListenerHandle<S> {
+    /// `None` once every socket loop stopped.
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Option<(Arc<Hub>, SessionId)>> {
+        let n = self.hubs.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut live = false;
+        for i in 0..n {
+            let hub = &self.hubs[(start + i) % n];
+            match hub.poll_accept(cx) {
+                Poll::Ready(Some(id)) => return Poll::Ready(Some((Arc::clone(hub), id))),
+                Poll::Ready(None) => {}
+                Poll::Pending => live = true,
+            }
+        }
+        if live {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
+        }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// kcp-go's 24 SNMP counters summed over this listener's sessions (kcptun's `--snmplog`
+    /// columns; `Snmp::csv_row`). Refreshed at most every 100 ms while the endpoint is busy.
+    pub fn snmp(&self) -> Snmp {
+        let mut sum = Snmp::default();
+        for hub in &self.hubs {
+            sum.merge(&hub.lock().snmp);
+        }
+        sum
+    }
+
+    /// Each socket loop's counters, one entry per socket ([`Config::reuseport`]): how the
+    /// kernel spread the peers.
+    pub fn driver_stats_per_socket(&self) -> Vec<DriverStats> {
+        self.hubs.iter().map(|h| h.lock().driver_stats).collect()
+    }
+
+    /// The socket loops' counters (wake-ups, datagrams, system calls), summed.
+    pub fn driver_stats(&self) -> DriverStats {
+        let mut sum = DriverStats::default();
+        for hub in &self.hubs {
+            sum.merge(&hub.lock().driver_stats);
+        }
+        sum
+    }
+}
+
+impl<S> Drop for ListenerHandle<S> {
+    fn drop(&mut self) {
+        for hub in &self.hubs {
+            hub.drop_listener();
+        }
+    }
+}
+
+impl StreamHandle {
+    /// Dials `addr` from a fresh UDP socket (kcp-go `DialWithOptions`) with a socket loop on
+    /// `R`. No packet is sent until the first write: KCP has no handshake.
+    pub async fn connect<R: Runtime>(addr: impl ToSocketAddrs, cfg: Config) -> io::Result<Self> {
+        cfg.validate()?;
+        let peer = resolve(addr)?;
+        let sock = bind_udp(wildcard_for(peer), &cfg, false)?;
+        let hub = Arc::new(Hub::default());
+        let mut driver = Driver::new(cfg.listener(false), Arc::clone(&hub), false);
+        let id = driver.connect(Instant::now(), peer);
+        start::<R>(driver, sock)?;
+        Ok(StreamHandle { hub, id, peer })
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Sends a keepalive: a KCP window probe (WASK) that the peer, kcp-go included, answers
+    /// with a WINS. KCP itself has no keepalive; this lets an application that has nothing to
+    /// send show that it is still there (see [`StreamHandle::last_received`]).
+    pub fn send_keepalive(&self) {
+        self.hub.send_keepalive(self.id);
+    }
+
+    /// When this session last received a datagram from the peer: data, ACK, retransmission
+    /// or probe alike (the session's start if none came yet). Asks the socket loop, so the
+    /// answer is fresh. KCP has no FIN: "the peer has been quiet for a while" is the only
+    /// end-of-stream signal a raw KCP application gets.
+    pub async fn last_received(&self) -> Option<Instant> {
+        poll_fn(|cx| self.hub.poll_last_received(self.id, cx)).await
+    }
+
+    /// Bytes received and waiting to be read. Right after [`StreamHandle::last_received`]
+    /// this includes everything KCP had ready for the application (up to the 1 MiB buffer).
+    pub fn unread(&self) -> usize {
+        self.hub.unread(self.id)
+    }
+
+    /// Reads received bytes into `buf` (`AsyncRead`).
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.hub.poll_read(self.id, cx, buf)
+    }
+
+    /// Queues `data` for sending (`AsyncWrite`).
+    pub fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.hub.poll_write(self.id, cx, data)
+    }
+
+    /// Ready once every written byte has been acknowledged by the peer.
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.hub.poll_flush(self.id, cx)
+    }
+
+    /// KCP has no FIN: shutdown (close) waits until everything is acknowledged.
+    pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.hub.poll_flush(self.id, cx)
+    }
+}
+
+impl Drop for StreamHandle {
+    /// The session lingers until the peer acknowledged every byte, then closes.
+    fn drop(&mut self) {
+        self.hub.drop_stream(self.id);
+    }
+}
+
+/// Defines a runtime crate's `KcpStream` and `KcpListener`: a newtype over
+/// [`StreamHandle`] whose `connect` runs its socket loop on `$rt`, with `Deref` to the
+/// handle's methods and [`RuntimeStream`], and the listener type that accepts it. The crate
+/// adds its runtime's `AsyncRead`/`AsyncWrite` impls, delegating to the handle.
+#[macro_export]
+macro_rules! kcp_stream_types {
+    ($rt:ty) => {
+        /// Accepts KCP sessions on one UDP port (kcp-go `ListenWithOptions`): `bind`,
+        /// `accept`, `local_addr`, `snmp`, `driver_stats`.
+        pub type KcpListener = $crate::handle::ListenerHandle<KcpStream>;
+
+        /// One KCP session as a byte stream (kcp-go `UDPSession`). Its other methods
+        /// (`peer_addr`, `send_keepalive`, `last_received`, `unread`) are
+        /// [`StreamHandle`](tether_runtime_mio::handle::StreamHandle)'s.
+        #[derive(Debug)]
+        pub struct KcpStream($crate::handle::StreamHandle);
+
+        impl KcpStream {
+            /// Dials `addr` from a fresh UDP socket (kcp-go `DialWithOptions`). No packet is
+            /// sent until the first write: KCP has no handshake.
+            pub async fn connect(
+                addr: impl ::std::net::ToSocketAddrs,
+                cfg: $crate::config::Config,
+            ) -> ::std::io::Result<KcpStream> {
+                $crate::handle::StreamHandle::connect::<$rt>(addr, cfg)
+                    .await
+                    .map(KcpStream)
+            }
+        }
+
+        impl ::std::ops::Deref for KcpStream {
+            type Target = $crate::handle::StreamHandle;
+            fn deref(&self) -> &$crate::handle::StreamHandle {
+                &self.0
+            }
+        }
+
+        impl ::std::convert::From<$crate::handle::StreamHandle> for KcpStream {
+            fn from(h: $crate::handle::StreamHandle) -> Self {
+                KcpStream(h)
+            }
+        }
+
+        impl $crate::handle::RuntimeStream for KcpStream {
+            type Runtime = $rt;
+        }
+    };
+}

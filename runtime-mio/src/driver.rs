@@ -87,9 +87,9 @@ fn read_into(
         out.syscalls += 1;
         match udp::recv_batch(sock, batch) {
             Ok(_) => {
-                for (from, d) in batch.iter() {
+                for (from, d) in batch.iter_mut() {
                     out.datagrams += 1;
-                    if let Err(e) = listener.handle_datagram(now, from, d) {
+                    if let Err(e) = listener.handle_datagram_mut(now, from, d) {
                         tracing::trace!(%from, "dropped datagram: {e}");
                     }
                 }

@@ -52,6 +52,26 @@ impl RecvBatch {
             data.chunks(seg).filter_map(move |d| Some((addr?, d)))
         })
     }
+
+    /// [`RecvBatch::iter`] with mutable datagrams, so the listener can decrypt them where they
+    /// are (`handle_datagram_mut`: no copy before opening).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (SocketAddr, &mut [u8])> {
+        let (lens, segs, addrs) = (&self.lens, &self.segs, &self.addrs);
+        self.bufs
+            .iter_mut()
+            .take(self.count)
+            .enumerate()
+            .flat_map(move |(i, buf)| {
+                let data = &mut buf[..lens[i]];
+                let seg = if segs[i] == 0 {
+                    data.len().max(1)
+                } else {
+                    segs[i]
+                };
+                let addr = addrs[i];
+                data.chunks_mut(seg).filter_map(move |d| Some((addr?, d)))
+            })
+    }
 }
 
 /// Receives up to [`BATCH`] datagrams; `Err(WouldBlock)` when none is waiting.
@@ -578,7 +598,12 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while got.len() < 50 && std::time::Instant::now() < deadline {
             match recv_batch(&b, &mut batch) {
-                Ok(_) => got.extend(batch.iter().map(|(from, d)| (from, d.to_vec()))),
+                Ok(_) => {
+                    let seen: Vec<_> = batch.iter().map(|(f, d)| (f, d.to_vec())).collect();
+                    let seen_mut: Vec<_> = batch.iter_mut().map(|(f, d)| (f, d.to_vec())).collect();
+                    assert_eq!(seen, seen_mut, "iter_mut yields what iter does");
+                    got.extend(seen);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
                 Err(e) => panic!("{e}"),
             }

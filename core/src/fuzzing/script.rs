@@ -73,9 +73,9 @@ pub(crate) fn pattern_bytes(offset: u64, n: usize) -> &'static [u8] {
 
 /// How many bytes a write op writes, from its argument byte: mostly up to 893 bytes (one
 /// segment at the large MTU, a few at the small one), and for the top 32 values 193 bytes to
-/// 6 KiB (many segments, a message past the window at the small MTU). Every datagram a
-/// session sends is encrypted, so bytes written are what an input costs; most writes are kept
-/// small and the large ones stay reachable.
+/// 6 KiB (many segments; a message of more fragments than the window at either MTU). Every
+/// datagram a session sends is encrypted, so bytes written are what an input costs: most
+/// writes are small, the large ones stay reachable.
 pub(crate) fn write_len(b: u8) -> usize {
     let b = usize::from(b);
     if b < 0xE0 {

@@ -69,7 +69,7 @@ pub fn kcp_machine(start: Instant, data: &[u8]) {
                 let len = s.u16();
                 d[20..24].copy_from_slice(&u32::from(len).to_le_bytes());
                 let mut dgram = d.to_vec();
-                dgram.extend_from_slice(&pattern_bytes(0, usize::from(len)));
+                dgram.extend_from_slice(pattern_bytes(0, usize::from(len)));
                 let _ = k.handle_input(now, &dgram);
             }
         }

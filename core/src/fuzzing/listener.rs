@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::script::{pattern_bytes, Fate, Script, StreamCheck};
+use super::script::{pattern_bytes, write_len, Fate, Script, StreamCheck};
 use super::setup::{setup, Setup};
 use crate::driver::StreamEvent;
 use crate::rng::seeded;
@@ -65,7 +65,7 @@ impl Node {
     fn write(&mut self, id: SessionId, n: usize) {
         let off = self.written.get(&id).copied().unwrap_or(0);
         if let Some(s) = self.l.session_mut(id) {
-            if let Ok(k) = s.write(&pattern_bytes(off, n)) {
+            if let Ok(k) = s.write(pattern_bytes(off, n)) {
                 self.written.insert(id, off + k as u64);
             }
         }
@@ -172,7 +172,7 @@ pub(crate) fn run_listener(start: Instant, data: &[u8]) -> u64 {
                 clients[c].held.push(id);
             }
             1 => {
-                let n = usize::from(s.byte()) * 24 + 1;
+                let n = write_len(s.byte());
                 if let Some(id) = clients[c].pick(s.byte()) {
                     clients[c].write(id, n);
                 }
@@ -183,7 +183,7 @@ pub(crate) fn run_listener(start: Instant, data: &[u8]) -> u64 {
                 }
             }
             3 => {
-                let n = usize::from(s.byte()) * 24 + 1;
+                let n = write_len(s.byte());
                 if let Some(id) = server.pick(s.byte()) {
                     server.write(id, n);
                 }

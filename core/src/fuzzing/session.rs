@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::script::{pattern_bytes, Fate, Script, StreamCheck};
+use super::script::{pattern_bytes, write_len, Fate, Script, StreamCheck};
 use super::setup::{setup, Setup};
 use crate::driver::Machine;
 use crate::kcp::segment::OVERHEAD;
@@ -68,7 +68,7 @@ impl End {
     }
 
     fn write(&mut self, n: usize) {
-        if let Ok(k) = self.s.write(&pattern_bytes(self.written, n)) {
+        if let Ok(k) = self.s.write(pattern_bytes(self.written, n)) {
             self.written += k as u64;
         }
     }
@@ -133,7 +133,7 @@ fn big_segment(s: &mut Script<'_>, fec: bool) -> Vec<u8> {
         d.extend_from_slice(&size.to_le_bytes());
     }
     d.extend_from_slice(&head);
-    d.extend_from_slice(&pattern_bytes(0, usize::from(len)));
+    d.extend_from_slice(pattern_bytes(0, usize::from(len)));
     d
 }
 
@@ -165,8 +165,8 @@ pub(crate) fn run_sequence(start: Instant, data: &[u8]) -> Delivered {
     let mut now = start;
     while let Some(op) = s.next() {
         match op % 12 {
-            0 => a.write(usize::from(s.byte()) * 24 + 1),
-            1 => b.write(usize::from(s.byte()) * 24 + 1),
+            0 => a.write(write_len(s.byte())),
+            1 => b.write(write_len(s.byte())),
             2 => {
                 let fate = Fate::read(&mut s);
                 if let Some(d) = a.out.pop_front() {

@@ -13,7 +13,7 @@ fn selectors() -> impl Iterator<Item = u8> {
 /// (the authenticated mode's hellos; an ACK-less no-op elsewhere), delivered, read,
 /// acknowledged.
 pub(crate) fn sequence_script(sel: u8) -> Vec<u8> {
-    let mut s = vec![sel, 0x00, 0x10, 0x02, 0x00, 0x03, 0x00];
+    let mut s = vec![sel, 0x00, 0x60, 0x02, 0x00, 0x03, 0x00];
     s.extend([0x02, 0x00].repeat(4));
     s.push(0x0A);
     s.extend([0x03, 0x00].repeat(2));
@@ -23,7 +23,7 @@ pub(crate) fn sequence_script(sel: u8) -> Vec<u8> {
 /// `listener`: client 0 connects and writes 385 bytes, one round trip (the authenticated
 /// mode's hellos), the datagrams go up, the server accepts and reads.
 pub(crate) fn listener_script(sel: u8) -> Vec<u8> {
-    let mut s = vec![sel, 0x00, 0x00, 0x01, 0x00, 0x10, 0x00];
+    let mut s = vec![sel, 0x00, 0x00, 0x01, 0x00, 0x60, 0x00];
     s.extend([0x07, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00]);
     s.extend([0x07, 0x00, 0x00, 0x00].repeat(4));
     s.extend([0x02, 0x00, 0x04, 0x00]);

@@ -2,6 +2,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tether_core::driver::StreamId;
+
 use super::Driver;
 use crate::config::Config;
 use crate::hub::Hub;
@@ -15,16 +17,16 @@ fn a_stream_dropped_after_its_session_closed_is_forgotten() {
     let mut driver = Driver::new(Config::default().listener(false), Arc::clone(&hub), false);
     let id = driver.connect(Instant::now(), "127.0.0.1:9".parse().unwrap());
     driver.listener.close(id);
-    driver.sync(Instant::now());
+    driver.sync();
     assert!(
         hub.lock()
             .streams
-            .get(&id)
+            .get(&(id, StreamId::SOLE))
             .is_some_and(|s| s.gone.is_some()),
         "the held stream learns its session is gone"
     );
-    hub.drop_stream(id);
-    driver.sync(Instant::now());
+    hub.drop_stream((id, StreamId::SOLE));
+    driver.sync();
     assert!(
         hub.lock().streams.is_empty(),
         "the dropped stream is forgotten"

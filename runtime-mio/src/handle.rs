@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use tether_core::driver::StreamId;
 use tether_core::session::snmp::Snmp;
 use tether_core::session::SessionId;
 
 use crate::config::Config;
 use crate::driver::{Driver, DriverStats};
-use crate::hub::Hub;
+use crate::hub::{Hub, StreamKey};
 use crate::runtime::Runtime;
 use crate::socket_loop;
 
@@ -43,7 +44,7 @@ pub struct ListenerHandle<S> {
 #[derive(Debug)]
 pub struct StreamHandle {
     hub: Arc<Hub>,
-    id: SessionId,
+    id: StreamKey,
     peer: SocketAddr,
 }
 
@@ -87,7 +88,7 @@ fn bind_udp(addr: SocketAddr, cfg: &Config, reuseport: bool) -> io::Result<UdpSo
 /// Registers `sock` with `R` and spawns a socket loop for `driver` on it.
 fn start<R: Runtime>(driver: Driver, sock: UdpSocket) -> io::Result<()> {
     let sock = R::register(sock)?;
-    R::spawn("tether-kcp", socket_loop::run::<R>(driver, sock))
+    R::spawn("tether-kcp", socket_loop::run::<R, _>(driver, sock))
 }
 
 impl<S: RuntimeStream> ListenerHandle<S> {
@@ -129,6 +130,7 @@ impl<S: RuntimeStream> ListenerHandle<S> {
                 "the KCP listener task has stopped",
             )
         })?;
+        let id = (id, StreamId::SOLE);
         let peer = hub.lock().streams.get(&id).and_then(|s| s.peer);
         let peer = peer.unwrap_or(self.local);
         Ok((S::from(StreamHandle { hub, id, peer }), peer))
@@ -204,7 +206,7 @@ impl StreamHandle {
         let sock = bind_udp(wildcard_for(peer), &cfg, false)?;
         let hub = Arc::new(Hub::default());
         let mut driver = Driver::new(cfg.listener(false), Arc::clone(&hub), false);
-        let id = driver.connect(Instant::now(), peer);
+        let id = (driver.connect(Instant::now(), peer), StreamId::SOLE);
         start::<R>(driver, sock)?;
         Ok(StreamHandle { hub, id, peer })
     }

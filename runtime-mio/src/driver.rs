@@ -295,9 +295,9 @@ impl<U: StreamLayer> Driver<U> {
     pub fn process(&mut self, sock: &UdpSocket, now: Instant) -> io::Result<()> {
         self.stats.wakeups += 1;
         self.timeout(now);
-        self.sync();
+        self.sync(now);
         let r = self.transmit(sock, now);
-        self.sync();
+        self.sync(now);
         if self
             .snmp_at
             .is_none_or(|t| now.saturating_duration_since(t) >= SNMP_REFRESH)
@@ -322,7 +322,7 @@ impl<U: StreamLayer> Driver<U> {
     /// Moves bytes between the hub and the sessions, and turns listener events into stream
     /// state. A session is pumped when it reports an event (readable, writable, everything
     /// acknowledged) or the application touched its stream; nothing is polled per pass.
-    pub fn sync(&mut self) {
+    pub fn sync(&mut self, now: Instant) {
         let hub = Arc::clone(&self.hub);
         let mut st = hub.lock();
         st.driver_stats = self.stats;
@@ -359,14 +359,21 @@ impl<U: StreamLayer> Driver<U> {
                 st.accept_wanted = false;
                 st.push_accept(id);
                 let key = (id, StreamId::SOLE);
+                let peer = self.listener.remote(id);
                 if let Some(s) = st.streams.get_mut(&key) {
-                    s.peer = self.listener.remote(id);
+                    s.peer = peer;
+                }
+                if let Some(q) = st.conns.get_mut(&id) {
+                    q.peer = peer;
                 }
                 self.pump(&mut st, key);
             }
         }
         for key in st.take_dirty() {
             self.pump(&mut st, key);
+        }
+        for id in std::mem::take(&mut st.conn_work) {
+            self.serve_conn(&mut st, id, now);
         }
     }
 
@@ -429,9 +436,51 @@ impl<U: StreamLayer> Driver<U> {
             // (bounded by its LINGER_TIMEOUT), the same on every runtime.
             st.streams.remove(&key);
             self.close_dropped(id, sid);
+            if st.conns.get(&id).is_some_and(|q| q.dropped) {
+                st.conn_work.push(id);
+            }
             return;
         }
         s.release_buffers();
+    }
+
+    /// Serves connection `id`'s handle: opens the streams it asked for, and closes the
+    /// connection once the handle and all its streams are dropped (the core lingers until
+    /// everything is acknowledged).
+    fn serve_conn(&mut self, st: &mut HubState, id: SessionId, now: Instant) {
+        let Some(q) = st.conns.get_mut(&id) else {
+            return;
+        };
+        let opens = std::mem::take(&mut q.opens);
+        let peer = self.listener.remote(id);
+        let mut opened = Vec::with_capacity(opens);
+        if let Some(conn) = self.listener.conn_mut(id) {
+            opened.extend((0..opens).map(|_| conn.open_stream().ok()));
+        }
+        for sid in opened {
+            if let Some(sid) = sid {
+                let mut buf = StreamBuf::default();
+                buf.peer = peer;
+                st.streams.insert((id, sid), buf);
+            }
+            if let Some(q) = st.conns.get_mut(&id) {
+                q.opened_local(sid);
+            }
+        }
+        let range = (id, StreamId(0))..=(id, StreamId(u32::MAX));
+        let dropped = st.conns.get(&id).is_some_and(|q| q.dropped);
+        if dropped && st.streams.range(range).next().is_none() {
+            st.conns.remove(&id);
+            self.listener.close_when_acked(now, id);
+        }
+    }
+
+    /// Opens a client connection to `addr` whose streams the application opens and accepts
+    /// through its connection handle.
+    pub fn connect_conn(&mut self, now: Instant, addr: SocketAddr) -> SessionId {
+        let id = self.listener.connect(now, addr);
+        self.hub.lock().conns.entry(id).or_default().held = true;
+        id
     }
 
     /// The application dropped stream `sid` of connection `id` and all its bytes are in the

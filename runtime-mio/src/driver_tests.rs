@@ -17,7 +17,7 @@ fn a_stream_dropped_after_its_session_closed_is_forgotten() {
     let mut driver = Driver::new(Config::default().listener(false), Arc::clone(&hub), false);
     let id = driver.connect(Instant::now(), "127.0.0.1:9".parse().unwrap());
     driver.listener.close(id);
-    driver.sync();
+    driver.sync(Instant::now());
     assert!(
         hub.lock()
             .streams
@@ -26,7 +26,7 @@ fn a_stream_dropped_after_its_session_closed_is_forgotten() {
         "the held stream learns its session is gone"
     );
     hub.drop_stream((id, StreamId::SOLE));
-    driver.sync();
+    driver.sync(Instant::now());
     assert!(
         hub.lock().streams.is_empty(),
         "the dropped stream is forgotten"

@@ -136,8 +136,14 @@ pub struct HubState {
     /// Streams by connection and stream id (ordered, so a connection's streams are one
     /// range: closing a connection touches only its own).
     pub streams: BTreeMap<StreamKey, StreamBuf>,
-    /// Per connection: streams the peer opened, waiting for `accept_stream()`.
+    /// Per connection: streams the peer opened, waiting for `accept_stream()`, and the
+    /// application's `open_stream()` requests.
     pub conns: HashMap<SessionId, ConnQueue>,
+    /// The connections carry multiplexed stacks: an accepted session has no sole stream, its
+    /// streams come from `open_stream()`/`accept_stream()` on its connection handle.
+    pub multiplexed: bool,
+    /// Connections whose handle asked the driver for something (open a stream, close).
+    pub conn_work: Vec<SessionId>,
     /// Sessions handed over for a pending `accept()` call (at most one at a time: the rest
     /// wait in the core listener's backlog, where its bound and `accept_timeout` apply).
     pub accept_queue: VecDeque<SessionId>,
@@ -190,7 +196,11 @@ impl HubState {
 
     /// Queues an accepted session and wakes `accept()`.
     pub fn push_accept(&mut self, id: SessionId) {
-        self.streams.entry((id, StreamId::SOLE)).or_default();
+        if self.multiplexed {
+            self.conns.entry(id).or_default().held = true;
+        } else {
+            self.streams.entry((id, StreamId::SOLE)).or_default();
+        }
         self.accept_queue.push_back(id);
         if let Some(w) = self.accept_waker.take() {
             w.wake();
@@ -243,12 +253,12 @@ impl HubState {
             for sid in q.opened.drain(..) {
                 self.streams.remove(&(id, sid));
             }
-            if let Some(w) = q.waker.take() {
-                w.wake();
+            q.wake();
+            // A connection handle learns the end from `gone`; nobody else needs the entry.
+            if q.held && !q.dropped {
+                q.gone = Some(why);
+                self.conns.insert(id, q);
             }
-            // A pending accept_stream() learns the end from `gone`.
-            q.gone = Some(why);
-            self.conns.insert(id, q);
         }
     }
 
@@ -258,6 +268,9 @@ impl HubState {
         for s in self.streams.values_mut() {
             s.gone.get_or_insert(Gone::EndpointGone);
             s.wake();
+        }
+        for q in self.conns.values_mut() {
+            q.wake();
         }
         if let Some(w) = self.accept_waker.take() {
             w.wake();
@@ -272,7 +285,42 @@ pub struct ConnQueue {
     pub opened: VecDeque<StreamId>,
     /// Set once the connection can carry no more data.
     pub gone: Option<Gone>,
+    /// `open_stream()` calls the driver has not served yet.
+    pub opens: usize,
+    /// Streams the driver opened for `open_stream()` calls, not yet taken.
+    pub local: VecDeque<StreamId>,
+    /// The stack refused to open a stream.
+    pub refused: bool,
+    /// A connection handle holds this connection (accepted or dialled).
+    pub held: bool,
+    /// The connection handle was dropped: close once its streams are gone.
+    pub dropped: bool,
+    /// The remote address.
+    pub peer: Option<std::net::SocketAddr>,
     waker: Option<Waker>,
+    open_waker: Option<Waker>,
+}
+
+impl ConnQueue {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        if let Some(w) = self.open_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Driver side: `open_stream()` got stream `sid` (or was refused: `None`).
+    pub fn opened_local(&mut self, sid: Option<StreamId>) {
+        match sid {
+            Some(sid) => self.local.push_back(sid),
+            None => self.refused = true,
+        }
+        if let Some(w) = self.open_waker.take() {
+            w.wake();
+        }
+    }
 }
 
 /// Shared between the driver task and every stream handle.
@@ -435,6 +483,79 @@ impl Hub {
             s.rx_waker = None;
         }
         st.mark_dirty(key);
+    }
+
+    /// `accept_stream()` on connection `id`: the next stream the peer opened.
+    pub fn poll_accept_stream(
+        &self,
+        id: SessionId,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<StreamId>> {
+        let mut st = self.lock();
+        let gone = st.endpoint_gone;
+        let Some(q) = st.conns.get_mut(&id) else {
+            return Poll::Ready(Err(Gone::EndpointGone.error()));
+        };
+        if let Some(sid) = q.opened.pop_front() {
+            return Poll::Ready(Ok(sid));
+        }
+        if let Some(g) = q.gone {
+            return Poll::Ready(Err(g.error()));
+        }
+        if gone {
+            return Poll::Ready(Err(Gone::EndpointGone.error()));
+        }
+        q.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// `open_stream()` on connection `id`, first step: asks the driver for a stream (taken
+    /// with [`Hub::poll_opened`]).
+    pub fn request_open(&self, id: SessionId) {
+        let mut st = self.lock();
+        if let Some(q) = st.conns.get_mut(&id) {
+            q.opens += 1;
+            st.conn_work.push(id);
+        }
+        st.wake_driver();
+    }
+
+    /// `open_stream()`, second step: a stream the driver opened on connection `id`.
+    pub fn poll_opened(&self, id: SessionId, cx: &mut Context<'_>) -> Poll<io::Result<StreamId>> {
+        let mut st = self.lock();
+        let gone = st.endpoint_gone;
+        let Some(q) = st.conns.get_mut(&id) else {
+            return Poll::Ready(Err(Gone::EndpointGone.error()));
+        };
+        if let Some(sid) = q.local.pop_front() {
+            return Poll::Ready(Ok(sid));
+        }
+        if std::mem::take(&mut q.refused) {
+            return Poll::Ready(Err(io::Error::other(
+                "the connection's stack refused a new stream (too many open?)",
+            )));
+        }
+        if let Some(g) = q.gone {
+            return Poll::Ready(Err(g.error()));
+        }
+        if gone {
+            return Poll::Ready(Err(Gone::EndpointGone.error()));
+        }
+        q.open_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The connection handle was dropped: the driver closes the connection once its stream
+    /// handles are dropped too and everything is acknowledged.
+    pub fn drop_connection(&self, id: SessionId) {
+        let mut st = self.lock();
+        if let Some(q) = st.conns.get_mut(&id) {
+            q.dropped = true;
+            q.waker = None;
+            q.open_waker = None;
+        }
+        st.conn_work.push(id);
+        st.wake_driver();
     }
 
     /// `accept()`: the next incoming session, or `None` once the endpoint stopped.

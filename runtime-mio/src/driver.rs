@@ -338,6 +338,10 @@ impl<U: StreamLayer> Driver<U> {
                 }
                 // The peer opened a stream: it waits for the connection's accept_stream().
                 ListenerEvent::Conn(id, StreamEvent::Opened(sid)) => {
+                    // The hub's queue is the accept queue: the stack's own is drained.
+                    if let Some(conn) = self.listener.conn_mut(id) {
+                        while conn.accept_stream().is_some() {}
+                    }
                     st.push_opened(id, sid);
                     self.pump(&mut st, (id, sid));
                 }
@@ -398,7 +402,8 @@ impl<U: StreamLayer> Driver<U> {
         if std::mem::take(&mut s.keepalive) {
             conn.lower_mut().send_keepalive();
         }
-        let messages = !conn.lower().kcp().config().stream;
+        // Message mode is a plain session's (a multiplexer's streams are never SOLE).
+        let messages = sid == StreamId::SOLE && !conn.lower().kcp().config().stream;
         let mut progressed = if messages {
             pump_messages(s, conn.lower_mut())
         } else {

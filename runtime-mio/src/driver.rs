@@ -394,7 +394,7 @@ impl<U: StreamLayer> Driver<U> {
         let Some(conn) = self.listener.conn_mut(id) else {
             // The session closed before the handle was dropped: nobody needs the entry.
             if s.dropped {
-                st.streams.remove(&key);
+                st.forget_stream(key);
             }
             return;
         };
@@ -439,11 +439,8 @@ impl<U: StreamLayer> Driver<U> {
         if s.dropped && s.send.is_empty() {
             // Everything is inside the stack: the core lingers until it is acknowledged
             // (bounded by its LINGER_TIMEOUT), the same on every runtime.
-            st.streams.remove(&key);
+            st.forget_stream(key);
             self.close_dropped(id, sid);
-            if st.conns.get(&id).is_some_and(|q| q.dropped) {
-                st.conn_work.push(id);
-            }
             return;
         }
         s.release_buffers();

@@ -234,6 +234,15 @@ impl HubState {
         }
     }
 
+    /// Driver side: forgets a stream the application dropped; if its connection's handle is
+    /// dropped too, the driver looks at the connection again (it may close now).
+    pub fn forget_stream(&mut self, key: StreamKey) {
+        self.streams.remove(&key);
+        if self.conns.get(&key.0).is_some_and(|q| q.dropped) {
+            self.conn_work.push(key.0);
+        }
+    }
+
     /// Driver side: connection `id` can carry no more data; every stream of it learns why,
     /// and the streams the application already dropped are forgotten.
     pub fn conn_gone(&mut self, id: SessionId, why: Gone) {
@@ -491,22 +500,10 @@ impl Hub {
         id: SessionId,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<StreamId>> {
-        let mut st = self.lock();
-        let gone = st.endpoint_gone;
-        let Some(q) = st.conns.get_mut(&id) else {
-            return Poll::Ready(Err(Gone::EndpointGone.error()));
-        };
-        if let Some(sid) = q.opened.pop_front() {
-            return Poll::Ready(Ok(sid));
-        }
-        if let Some(g) = q.gone {
-            return Poll::Ready(Err(g.error()));
-        }
-        if gone {
-            return Poll::Ready(Err(Gone::EndpointGone.error()));
-        }
-        q.waker = Some(cx.waker().clone());
-        Poll::Pending
+        self.poll_conn(id, cx, |q| {
+            let r = q.opened.pop_front().map(Ok);
+            (r, &mut q.waker)
+        })
     }
 
     /// `open_stream()` on connection `id`, first step: asks the driver for a stream (taken
@@ -522,26 +519,40 @@ impl Hub {
 
     /// `open_stream()`, second step: a stream the driver opened on connection `id`.
     pub fn poll_opened(&self, id: SessionId, cx: &mut Context<'_>) -> Poll<io::Result<StreamId>> {
+        self.poll_conn(id, cx, |q| {
+            let r = match q.local.pop_front() {
+                Some(sid) => Some(Ok(sid)),
+                None if std::mem::take(&mut q.refused) => Some(Err(io::Error::other(
+                    "the connection's stack refused a new stream (too many open?)",
+                ))),
+                None => None,
+            };
+            (r, &mut q.open_waker)
+        })
+    }
+
+    /// A connection-level wait: `take` answers from the connection's queue (and names the
+    /// waker slot to park in); otherwise the connection's or the endpoint's end answers.
+    fn poll_conn(
+        &self,
+        id: SessionId,
+        cx: &mut Context<'_>,
+        take: impl FnOnce(&mut ConnQueue) -> (Option<io::Result<StreamId>>, &mut Option<Waker>),
+    ) -> Poll<io::Result<StreamId>> {
         let mut st = self.lock();
-        let gone = st.endpoint_gone;
+        let endpoint_gone = st.endpoint_gone;
         let Some(q) = st.conns.get_mut(&id) else {
             return Poll::Ready(Err(Gone::EndpointGone.error()));
         };
-        if let Some(sid) = q.local.pop_front() {
-            return Poll::Ready(Ok(sid));
+        let gone = q.gone.or(endpoint_gone.then_some(Gone::EndpointGone));
+        let (answer, waker) = take(q);
+        if let Some(r) = answer {
+            return Poll::Ready(r);
         }
-        if std::mem::take(&mut q.refused) {
-            return Poll::Ready(Err(io::Error::other(
-                "the connection's stack refused a new stream (too many open?)",
-            )));
-        }
-        if let Some(g) = q.gone {
+        if let Some(g) = gone {
             return Poll::Ready(Err(g.error()));
         }
-        if gone {
-            return Poll::Ready(Err(Gone::EndpointGone.error()));
-        }
-        q.open_waker = Some(cx.waker().clone());
+        *waker = Some(cx.waker().clone());
         Poll::Pending
     }
 

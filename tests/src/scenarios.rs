@@ -68,6 +68,45 @@ pub fn toy_mux(side: tether_core::stack::Side) -> tether_core::sim::toy_mux::Toy
     }
 }
 
+/// The client side of [`Rt::mux_echo`] on the async runtimes (their `KcpConnection`): one
+/// stream per message, each written whole, then each read back whole, through the shared
+/// stream handle's `poll_write`/`poll_read` (the runtimes' `AsyncWrite`/`AsyncRead`
+/// delegate to them).
+pub async fn mux_client<S>(
+    conn: &tether_runtime_mio::handle::ConnectionHandle<S>,
+    msgs: &[Vec<u8>],
+) -> io::Result<Vec<Vec<u8>>>
+where
+    S: tether_runtime_mio::handle::RuntimeStream
+        + std::ops::Deref<Target = tether_runtime_mio::handle::StreamHandle>,
+{
+    use std::future::poll_fn;
+    let mut streams = Vec::new();
+    for _ in msgs {
+        streams.push(conn.open_stream().await?);
+    }
+    for (s, m) in streams.iter().zip(msgs) {
+        let mut sent = 0;
+        while sent < m.len() {
+            sent += poll_fn(|cx| s.poll_write(cx, &m[sent..])).await?;
+        }
+    }
+    let mut out = Vec::new();
+    for (s, m) in streams.iter().zip(msgs) {
+        let mut back = vec![0u8; m.len()];
+        let mut got = 0;
+        while got < back.len() {
+            let n = poll_fn(|cx| s.poll_read(cx, &mut back[got..])).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            got += n;
+        }
+        out.push(back);
+    }
+    Ok(out)
+}
+
 /// Two streams over one KCP session (`Stack<Session, ToyMux>`), through the runtime's
 /// connection-level contracts (the client opens, the server accepts): each stream echoes
 /// exactly its own bytes (issue 15, "done when").

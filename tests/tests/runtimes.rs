@@ -71,7 +71,7 @@ mod tokio_facade {
     use std::time::Duration;
 
     use tether_runtime_tokio::{Config, KcpConnection, KcpListener, KcpStream};
-    use tether_tests::scenarios::{deadline_error, toy_mux, EchoServer, Rt};
+    use tether_tests::scenarios::{deadline_error, mux_client, toy_mux, EchoServer, Rt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::runtime::Runtime;
     use tokio::task::JoinSet;
@@ -185,25 +185,6 @@ mod tokio_facade {
         }
     }
 
-    /// The client side of [`Rt::mux_echo`]: one stream per message, each written whole and
-    /// read back whole, all at once.
-    async fn mux_client(conn: &KcpConnection, msgs: &[Vec<u8>]) -> io::Result<Vec<Vec<u8>>> {
-        let mut streams = Vec::new();
-        for _ in msgs {
-            streams.push(conn.open_stream().await?);
-        }
-        let mut out = Vec::new();
-        for (s, m) in streams.iter_mut().zip(msgs) {
-            s.write_all(m).await?;
-        }
-        for (s, m) in streams.iter_mut().zip(msgs) {
-            let mut back = vec![0u8; m.len()];
-            s.read_exact(&mut back).await?;
-            out.push(back);
-        }
-        Ok(out)
-    }
-
     impl Rt for Tokio {
         const NAME: &'static str = "tokio";
 
@@ -303,7 +284,7 @@ mod smol_facade {
     use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
     use smol::{Executor, LocalExecutor, Timer};
     use tether_runtime_smol::{Config, KcpConnection, KcpListener, KcpStream};
-    use tether_tests::scenarios::{deadline_error, toy_mux, EchoServer, Rt};
+    use tether_tests::scenarios::{deadline_error, mux_client, toy_mux, EchoServer, Rt};
 
     /// Runs `f` on the calling thread, giving up after `limit`.
     fn within<T>(
@@ -416,25 +397,6 @@ mod smol_facade {
                 drop(streams);
             }));
         }
-    }
-
-    /// The client side of [`Rt::mux_echo`]: one stream per message, each written whole and
-    /// read back whole.
-    async fn mux_client(conn: &KcpConnection, msgs: &[Vec<u8>]) -> io::Result<Vec<Vec<u8>>> {
-        let mut streams = Vec::new();
-        for _ in msgs {
-            streams.push(conn.open_stream().await?);
-        }
-        let mut out = Vec::new();
-        for (s, m) in streams.iter_mut().zip(msgs) {
-            s.write_all(m).await?;
-        }
-        for (s, m) in streams.iter_mut().zip(msgs) {
-            let mut back = vec![0u8; m.len()];
-            s.read_exact(&mut back).await?;
-            out.push(back);
-        }
-        Ok(out)
     }
 
     impl Rt for Smol {

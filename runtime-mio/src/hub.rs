@@ -1,6 +1,9 @@
 //! The meeting point of application stream handles and the socket loop that owns the
-//! protocol state (used by the tokio and smol adapters through [`crate::handle`]). The mutex guards byte buffers and wakers
-//! only: KCP and session state stay owned by the driver, which never blocks on the app.
+//! protocol state (used by the tokio and smol adapters through [`crate::handle`]). Streams
+//! are keyed by (connection, stream): a plain KCP session has its one
+//! [`StreamId::SOLE`], a multiplexed stack as many as it opens or accepts. The mutex guards
+//! byte buffers, queues and wakers only: the stacks stay owned by the driver, which never
+//! blocks on the app.
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::sync::{Mutex, MutexGuard};

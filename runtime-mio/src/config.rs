@@ -6,6 +6,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use tether_core::kcp::{KcpConfig, KcpFlavor};
 use tether_core::session::{CryptMode, Listener, ListenerConfig, SessionConfig};
+use tether_core::stack::{Plain, Side, StreamLayer};
 
 /// A KCP endpoint's settings. [`Config::default`] is kcptun's client default
 /// (`--crypt aes --key "it's a secrect" --mode fast --mtu 1350 --sndwnd 128 --rcvwnd 512
@@ -220,6 +221,12 @@ impl Config {
     /// The core listener for this config. `server` decides whether unknown addresses may open
     /// sessions. Nonces and convs come from a ChaCha20 CSPRNG seeded by the OS.
     pub fn listener(&self, server: bool) -> Listener {
+        self.listener_with(server, |_| Plain::default())
+    }
+
+    /// A core listener whose sessions each carry the upper layer `upper` makes (a
+    /// multiplexer: many streams per session), set up as [`Config::listener`].
+    pub fn listener_with<U: StreamLayer>(&self, server: bool, upper: fn(Side) -> U) -> Listener<U> {
         let mut lc = ListenerConfig::new(self.session.clone());
         lc.idle_timeout = self.idle_timeout;
         lc.backlog = self.backlog;
@@ -229,7 +236,7 @@ impl Config {
         lc.client_conv = self.conv;
         let mut seed = [0u8; 32];
         OsRng.fill_bytes(&mut seed);
-        Listener::new(lc, Box::new(ChaCha20Rng::from_seed(seed)))
+        Listener::with_upper(lc, Box::new(ChaCha20Rng::from_seed(seed)), upper)
     }
 }
 

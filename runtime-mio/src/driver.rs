@@ -8,11 +8,11 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tether_core::driver::StreamEvent;
-use tether_core::kcp::WriteError;
+use tether_core::driver::{StreamEvent, StreamId, Streams};
 use tether_core::session::{CloseReason, Listener, ListenerEvent, Session, SessionId};
+use tether_core::stack::{Plain, StreamLayer};
 
-use crate::hub::{Gone, Hub, HubState, StreamBuf, RECV_BUFFER};
+use crate::hub::{Gone, Hub, HubState, StreamBuf, StreamKey, RECV_BUFFER};
 use crate::udp::{self, RecvBatch};
 
 /// Datagram batches read per readiness event before other work gets a turn.
@@ -63,7 +63,11 @@ pub struct ReadOutcome {
 /// Reads batches into `listener` with one `now`, until the socket is drained, a fairness
 /// bound is hit, or new sessions pile up so the application should accept them first (a
 /// burst would otherwise overflow the backlog, as kcp-go's 128). Shared by every runtime.
-pub fn read_datagrams(sock: &UdpSocket, listener: &mut Listener, now: Instant) -> ReadOutcome {
+pub fn read_datagrams<U: StreamLayer>(
+    sock: &UdpSocket,
+    listener: &mut Listener<U>,
+    now: Instant,
+) -> ReadOutcome {
     // One receive batch per thread, not per endpoint: 5 000 client endpoints would otherwise
     // hold 64 KiB each. Nothing awaits while it is borrowed.
     thread_local! {
@@ -72,10 +76,10 @@ pub fn read_datagrams(sock: &UdpSocket, listener: &mut Listener, now: Instant) -
     BATCH.with(|b| read_into(sock, &mut b.borrow_mut(), listener, now))
 }
 
-fn read_into(
+fn read_into<U: StreamLayer>(
     sock: &UdpSocket,
     batch: &mut RecvBatch,
-    listener: &mut Listener,
+    listener: &mut Listener<U>,
     now: Instant,
 ) -> ReadOutcome {
     let mut out = ReadOutcome {
@@ -144,9 +148,9 @@ impl Outbox {
     }
 
     /// Drains `listener` and sends until everything went out or the socket is full.
-    pub fn flush(
+    pub fn flush<U: StreamLayer>(
         &mut self,
-        listener: &mut Listener,
+        listener: &mut Listener<U>,
         sock: &UdpSocket,
         now: Instant,
     ) -> FlushReport {
@@ -157,9 +161,9 @@ impl Outbox {
     /// [`udp::SendReport`]: datagrams sent, refused anywhere in the batch, and the socket
     /// full once fewer than all were consumed). Tests pass a socket that blocks and refuses
     /// on demand.
-    pub fn flush_with(
+    pub fn flush_with<U: StreamLayer>(
         &mut self,
-        listener: &mut Listener,
+        listener: &mut Listener<U>,
         now: Instant,
         mut send: impl FnMut(&[(SocketAddr, &[u8])]) -> udp::SendReport,
     ) -> FlushReport {
@@ -213,10 +217,12 @@ impl Outbox {
     }
 }
 
-/// One endpoint's protocol state plus its I/O scratch space.
-pub struct Driver {
+/// One endpoint's protocol state plus its I/O scratch space, generic over the upper layer
+/// of its per-peer stacks ([`Plain`]: one KCP byte stream per session; a multiplexer: many
+/// streams per session, keyed in the hub by (connection, stream)).
+pub struct Driver<U: StreamLayer = Plain> {
     /// The core listener (server) or client endpoint.
-    pub listener: Listener,
+    pub listener: Listener<U>,
     /// The application side.
     pub hub: Arc<Hub>,
     /// Whether incoming sessions are handed to `accept()`.
@@ -229,9 +235,9 @@ pub struct Driver {
     snmp_at: Option<Instant>,
 }
 
-impl Driver {
+impl<U: StreamLayer> Driver<U> {
     /// A driver for `listener`, talking to the application through `hub`.
-    pub fn new(listener: Listener, hub: Arc<Hub>, server: bool) -> Self {
+    pub fn new(listener: Listener<U>, hub: Arc<Hub>, server: bool) -> Self {
         Driver {
             listener,
             hub,
@@ -325,13 +331,28 @@ impl Driver {
                 ListenerEvent::Incoming(_) => {}
                 // The core listener closes dead links itself (policy in core).
                 ListenerEvent::Conn(id, StreamEvent::Closed(CloseReason::DeadLink)) => {
-                    self.gone(&mut st, id, Gone::DeadLink)
+                    st.conn_gone(id, Gone::DeadLink)
                 }
                 ListenerEvent::Conn(id, StreamEvent::Closed(r)) => {
-                    self.gone(&mut st, id, Gone::Closed(r))
+                    st.conn_gone(id, Gone::Closed(r))
                 }
-                // Readable, writable, everything acknowledged: move the stream's bytes.
-                ListenerEvent::Conn(id, _) => self.pump(&mut st, id, now),
+                // The peer opened a stream: it waits for the connection's accept_stream().
+                ListenerEvent::Conn(id, StreamEvent::Opened(sid)) => {
+                    // The hub's queue is the accept queue: the stack's own is drained.
+                    if let Some(conn) = self.listener.conn_mut(id) {
+                        while conn.accept_stream().is_some() {}
+                    }
+                    st.push_opened(id, sid);
+                    self.pump(&mut st, (id, sid));
+                }
+                // Readable, writable, everything acknowledged: move that stream's bytes.
+                ListenerEvent::Conn(
+                    id,
+                    StreamEvent::Readable(sid)
+                    | StreamEvent::Writable(sid)
+                    | StreamEvent::Acknowledged(sid)
+                    | StreamEvent::StreamClosed(sid),
+                ) => self.pump(&mut st, (id, sid)),
             }
         }
         if self.server && !st.listener_dropped && st.accept_wanted && st.accept_queue.is_empty() {
@@ -341,50 +362,53 @@ impl Driver {
             if let Some(id) = self.listener.accept() {
                 st.accept_wanted = false;
                 st.push_accept(id);
-                if let Some(s) = st.streams.get_mut(&id) {
-                    s.peer = self.listener.remote(id);
+                let key = (id, StreamId::SOLE);
+                let peer = self.listener.remote(id);
+                if let Some(s) = st.streams.get_mut(&key) {
+                    s.peer = peer;
                 }
-                self.pump(&mut st, id, now);
+                if let Some(q) = st.conns.get_mut(&id) {
+                    q.peer = peer;
+                }
+                self.pump(&mut st, key);
             }
         }
-        for id in st.take_dirty() {
-            self.pump(&mut st, id, now);
+        for key in st.take_dirty() {
+            self.pump(&mut st, key);
+        }
+        for id in std::mem::take(&mut st.conn_work) {
+            self.serve_conn(&mut st, id, now);
         }
     }
 
-    fn gone(&mut self, st: &mut HubState, id: SessionId, why: Gone) {
-        if let Some(s) = st.streams.get_mut(&id) {
-            s.gone.get_or_insert(why);
-            s.wake();
-            if s.dropped {
-                st.streams.remove(&id);
-            }
-        }
-    }
-
-    /// Moves one stream's bytes: app → KCP while KCP accepts, KCP → app while the app buffer
-    /// has room (KCP's receive window is the back-pressure).
-    fn pump(&mut self, st: &mut HubState, id: SessionId, now: Instant) {
-        let Some(s) = st.streams.get_mut(&id) else {
+    /// Moves one stream's bytes: app → stack while it accepts, stack → app while the app
+    /// buffer has room (the stack's receive window is the back-pressure). Stream mode goes
+    /// through the stack's [`Streams`]; KCP message mode keeps its message boundaries on
+    /// the session at the bottom.
+    fn pump(&mut self, st: &mut HubState, key: StreamKey) {
+        let (id, sid) = key;
+        let Some(s) = st.streams.get_mut(&key) else {
             return;
         };
         let heard = self.listener.last_received(id);
-        let Some(sess) = self.listener.session_mut(id) else {
+        let Some(conn) = self.listener.conn_mut(id) else {
             // The session closed before the handle was dropped: nobody needs the entry.
             if s.dropped {
-                st.streams.remove(&id);
+                st.forget_stream(key);
             }
             return;
         };
         s.set_last_received(heard);
         if std::mem::take(&mut s.keepalive) {
-            sess.send_keepalive();
+            conn.lower_mut().send_keepalive();
         }
-        let mut progressed = if sess.kcp().config().stream {
-            s.writes.clear();
-            pump_stream(s, sess)
+        // Message mode is a plain session's (a multiplexer's streams are never SOLE).
+        let messages = sid == StreamId::SOLE && !conn.lower().kcp().config().stream;
+        let mut progressed = if messages {
+            pump_messages(s, conn.lower_mut())
         } else {
-            pump_messages(s, sess)
+            s.writes.clear();
+            pump_stream(s, conn, sid)
         };
         thread_local! {
             static TMP: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
@@ -392,17 +416,19 @@ impl Driver {
         TMP.with(|tmp| {
             let tmp = &mut tmp.borrow_mut()[..];
             while s.recv.len() < RECV_BUFFER {
-                match sess.read(tmp) {
-                    Ok(n) => {
-                        s.recv.extend(&tmp[..n]);
-                        progressed = true;
-                    }
-                    Err(_) => break,
-                }
+                let r = if messages {
+                    conn.lower_mut().read(tmp).ok()
+                } else {
+                    Streams::read(conn, sid, tmp).ok().filter(|&n| n > 0)
+                };
+                let Some(n) = r else { break };
+                s.recv.extend(&tmp[..n]);
+                progressed = true;
             }
         });
-        // Re-read when KCP reports `Acknowledged` (the listener's event pumps this stream).
-        let unacked = !s.send.is_empty() || !sess.kcp().all_acked();
+        // Re-read when the stack reports `Acknowledged` (the listener's event pumps this
+        // stream).
+        let unacked = !s.send.is_empty() || !Streams::all_acked(conn, sid);
         if unacked != s.unacked {
             s.unacked = unacked;
             progressed = true;
@@ -411,13 +437,60 @@ impl Driver {
             s.wake();
         }
         if s.dropped && s.send.is_empty() {
-            // Everything is inside KCP: the core lingers until it is acknowledged (bounded
-            // by its LINGER_TIMEOUT), the same on every runtime.
-            st.streams.remove(&id);
-            self.listener.close_when_acked(now, id);
+            // Everything is inside the stack: the core lingers until it is acknowledged
+            // (bounded by its LINGER_TIMEOUT), the same on every runtime.
+            st.forget_stream(key);
+            self.close_dropped(id, sid);
             return;
         }
         s.release_buffers();
+    }
+
+    /// Serves connection `id`'s handle: opens the streams it asked for, and closes the
+    /// connection once the handle and all its streams are dropped (the core lingers until
+    /// everything is acknowledged).
+    fn serve_conn(&mut self, st: &mut HubState, id: SessionId, now: Instant) {
+        let Some(q) = st.conns.get_mut(&id) else {
+            return;
+        };
+        let opens = std::mem::take(&mut q.opens);
+        let peer = self.listener.remote(id);
+        let mut opened = Vec::with_capacity(opens);
+        if let Some(conn) = self.listener.conn_mut(id) {
+            opened.extend((0..opens).map(|_| conn.open_stream().ok()));
+        }
+        for sid in opened {
+            if let Some(sid) = sid {
+                let mut buf = StreamBuf::default();
+                buf.peer = peer;
+                st.streams.insert((id, sid), buf);
+            }
+            if let Some(q) = st.conns.get_mut(&id) {
+                q.opened_local(sid);
+            }
+        }
+        let range = (id, StreamId(0))..=(id, StreamId(u32::MAX));
+        let dropped = st.conns.get(&id).is_some_and(|q| q.dropped);
+        if dropped && st.streams.range(range).next().is_none() {
+            st.conns.remove(&id);
+            self.listener.close_when_acked(now, id);
+        }
+    }
+
+    /// Opens a client connection to `addr` whose streams the application opens and accepts
+    /// through its connection handle.
+    pub fn connect_conn(&mut self, now: Instant, addr: SocketAddr) -> SessionId {
+        let id = self.listener.connect(now, addr);
+        self.hub.lock().conns.entry(id).or_default().held = true;
+        id
+    }
+
+    /// The application dropped stream `sid` of connection `id` and all its bytes are in the
+    /// stack: the stack closes it once they are acknowledged.
+    fn close_dropped(&mut self, id: SessionId, sid: StreamId) {
+        if let Some(conn) = self.listener.conn_mut(id) {
+            conn.close_stream(sid);
+        }
     }
 
     /// Drains the listener's datagrams and sends until the socket is full, then returns
@@ -438,23 +511,24 @@ impl Driver {
         let id = self.listener.connect(now, addr);
         let mut buf = StreamBuf::default();
         buf.peer = Some(addr);
-        self.hub.lock().streams.insert(id, buf);
+        self.hub.lock().streams.insert((id, StreamId::SOLE), buf);
         id
     }
 }
 
-/// Stream mode: app bytes → KCP in pieces of up to 64 KiB (kcp-go's `Write`).
-fn pump_stream(s: &mut StreamBuf, sess: &mut Session) -> bool {
+/// Stream mode: app bytes → stream `sid` of the stack in pieces of up to 64 KiB (kcp-go's
+/// `Write`), as much of each piece as the stack takes.
+fn pump_stream(s: &mut StreamBuf, conn: &mut impl Streams, sid: StreamId) -> bool {
     let mut progressed = false;
     while !s.send.is_empty() {
         let (a, _) = s.send.as_slices();
         let n = a.len().min(64 * 1024);
-        match sess.write(&a[..n]) {
-            Ok(_) => {
-                s.send.drain(..n);
+        match conn.write(sid, &a[..n]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                s.send.drain(..k);
                 progressed = true;
             }
-            Err(WriteError::Blocked) | Err(_) => break,
         }
     }
     progressed

@@ -49,6 +49,7 @@ use mio::Interest;
 use tether_core::kcp::{RecvError, WriteError};
 use tether_core::session::snmp::Snmp;
 use tether_core::session::{Listener, ListenerEvent, Session, SessionId};
+use tether_core::stack::{Plain, Side, Stack, StreamLayer};
 
 use crate::config::Config;
 use crate::driver::{read_datagrams, Outbox};
@@ -101,14 +102,17 @@ pub struct EndpointStats {
     pub blocked: u64,
 }
 
-/// One UDP socket with its KCP sessions, driven by the application's `mio::Poll`.
-pub struct Endpoint {
+/// One UDP socket with its KCP sessions, driven by the application's `mio::Poll`. With an
+/// upper layer `U` (a multiplexer, [`Endpoint::bind_with`]) each session is a
+/// `Stack<Session, U>` whose streams the application drives through
+/// [`Endpoint::conn_mut`] and `tether_core::driver::Streams`.
+pub struct Endpoint<U: StreamLayer = Plain> {
     /// The socket the endpoint reads and writes (batched system calls need a std socket).
     sock: UdpSocket,
     /// A second descriptor of the same socket, for registration with mio: readiness belongs
     /// to the socket, not to a descriptor (mio's `SourceFd` needs its `os-ext` feature).
     reg: mio::net::UdpSocket,
-    listener: Listener,
+    listener: Listener<U>,
     /// Datagrams taken from the listener and not yet sent, in order.
     outbox: Outbox,
     /// The socket said `WouldBlock`: the rest goes out on the next writable wake-up.
@@ -122,7 +126,7 @@ pub struct Endpoint {
     stats: EndpointStats,
 }
 
-impl fmt::Debug for Endpoint {
+impl<U: StreamLayer> fmt::Debug for Endpoint<U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
             .field("local", &self.sock.local_addr().ok())
@@ -142,14 +146,36 @@ impl Endpoint {
     /// `server` accepts sessions from unknown addresses; a client endpoint only talks to the
     /// addresses it [`connect`](Endpoint::connect)s to (kcp-go drops the rest).
     pub fn bind(addr: SocketAddr, cfg: &Config, server: bool) -> io::Result<Endpoint> {
-        cfg.validate()?;
-        let sock = UdpSocket::bind(addr)?;
-        Endpoint::from_std(sock, cfg, server)
+        Endpoint::bind_with(addr, cfg, server, |_| Plain::default())
     }
 
     /// Wraps an already bound socket (made non-blocking here), e.g. one inherited or bound
     /// with special options.
     pub fn from_std(sock: UdpSocket, cfg: &Config, server: bool) -> io::Result<Endpoint> {
+        Endpoint::from_std_with(sock, cfg, server, |_| Plain::default())
+    }
+}
+
+impl<U: StreamLayer> Endpoint<U> {
+    /// [`Endpoint::bind`] for sessions that each carry the upper layer `upper` makes.
+    pub fn bind_with(
+        addr: SocketAddr,
+        cfg: &Config,
+        server: bool,
+        upper: fn(Side) -> U,
+    ) -> io::Result<Self> {
+        cfg.validate()?;
+        let sock = UdpSocket::bind(addr)?;
+        Endpoint::from_std_with(sock, cfg, server, upper)
+    }
+
+    /// [`Endpoint::from_std`] for sessions that each carry the upper layer `upper` makes.
+    pub fn from_std_with(
+        sock: UdpSocket,
+        cfg: &Config,
+        server: bool,
+        upper: fn(Side) -> U,
+    ) -> io::Result<Self> {
         cfg.validate()?;
         sock.set_nonblocking(true)?;
         cfg.configure_socket(&sock);
@@ -157,7 +183,7 @@ impl Endpoint {
         Ok(Endpoint {
             sock,
             reg,
-            listener: cfg.listener(server),
+            listener: cfg.listener_with(server, upper),
             outbox: Outbox::default(),
             blocked: false,
             more_to_read: false,
@@ -165,6 +191,14 @@ impl Endpoint {
             now: Instant::now(),
             stats: EndpointStats::default(),
         })
+    }
+
+    /// A session's whole stack, for its streams (`tether_core::driver::Streams`: open,
+    /// accept, write, read, close). Its output goes out on the next
+    /// [`process`](Endpoint::process).
+    pub fn conn_mut(&mut self, id: SessionId) -> Option<&mut Stack<Session, U>> {
+        self.app_dirty = true;
+        self.listener.conn_mut(id)
     }
 
     /// The one call per wake-up: reads datagrams until `WouldBlock` (or a fairness bound,
@@ -351,19 +385,19 @@ impl Endpoint {
     }
 
     /// The core listener, read-only (sessions, listener drop counters).
-    pub fn listener(&self) -> &Listener {
+    pub fn listener(&self) -> &Listener<U> {
         &self.listener
     }
 
     /// The core listener, for calls the endpoint does not wrap. Output produced through it
     /// goes out on the next [`process`](Endpoint::process), which
     /// [`next_deadline`](Endpoint::next_deadline) makes immediate.
-    pub fn listener_mut(&mut self) -> &mut Listener {
+    pub fn listener_mut(&mut self) -> &mut Listener<U> {
         self.app_dirty = true;
         &mut self.listener
     }
 }
 
-impl Source for Endpoint {
+impl<U: StreamLayer> Source for Endpoint<U> {
     delegate_source!(reg);
 }

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use tether_core::driver::StreamId;
 use tether_core::session::snmp::Snmp;
 use tether_core::session::SessionId;
+use tether_core::stack::{Side, StreamLayer};
 
 use crate::config::Config;
 use crate::driver::{Driver, DriverStats};
-use crate::hub::Hub;
+use crate::hub::{Hub, StreamKey};
 use crate::runtime::Runtime;
 use crate::socket_loop;
 
@@ -43,7 +45,7 @@ pub struct ListenerHandle<S> {
 #[derive(Debug)]
 pub struct StreamHandle {
     hub: Arc<Hub>,
-    id: SessionId,
+    id: StreamKey,
     peer: SocketAddr,
 }
 
@@ -84,10 +86,15 @@ fn bind_udp(addr: SocketAddr, cfg: &Config, reuseport: bool) -> io::Result<UdpSo
     Ok(sock)
 }
 
+/// An upper layer a socket loop can own on another thread (every multiplexer the runtimes
+/// take).
+pub trait SendLayer: StreamLayer<Reason: Send> + Send + 'static {}
+impl<U: StreamLayer<Reason: Send> + Send + 'static> SendLayer for U {}
+
 /// Registers `sock` with `R` and spawns a socket loop for `driver` on it.
-fn start<R: Runtime>(driver: Driver, sock: UdpSocket) -> io::Result<()> {
+fn start<R: Runtime, U: SendLayer>(driver: Driver<U>, sock: UdpSocket) -> io::Result<()> {
     let sock = R::register(sock)?;
-    R::spawn("tether-kcp", socket_loop::run::<R>(driver, sock))
+    R::spawn("tether-kcp", socket_loop::run::<R, _>(driver, sock))
 }
 
 impl<S: RuntimeStream> ListenerHandle<S> {
@@ -95,6 +102,26 @@ impl<S: RuntimeStream> ListenerHandle<S> {
     /// with its own socket, sessions and driver; the kernel spreads peers over the sockets
     /// by address).
     pub async fn bind(addr: impl ToSocketAddrs, cfg: Config) -> io::Result<Self> {
+        Self::bind_stacks::<tether_core::stack::Plain>(addr, cfg, None).await
+    }
+
+    /// Binds like [`ListenerHandle::bind`], for sessions that each carry the multiplexer
+    /// `upper` makes (called with [`Side::Server`]): take them with
+    /// [`ListenerHandle::accept_connection`], then open and accept streams on each.
+    pub async fn bind_with<U: SendLayer>(
+        addr: impl ToSocketAddrs,
+        cfg: Config,
+        upper: fn(Side) -> U,
+    ) -> io::Result<Self> {
+        Self::bind_stacks(addr, cfg, Some(upper)).await
+    }
+
+    /// Binds with plain sessions (`upper` `None`) or multiplexed stacks.
+    async fn bind_stacks<U: SendLayer>(
+        addr: impl ToSocketAddrs,
+        cfg: Config,
+        upper: Option<fn(Side) -> U>,
+    ) -> io::Result<Self> {
         cfg.validate()?;
         let shared = cfg.reuseport > 1;
         let first = bind_udp(resolve(addr)?, &cfg, shared)?;
@@ -107,10 +134,19 @@ impl<S: RuntimeStream> ListenerHandle<S> {
         let mut hubs = Vec::with_capacity(socks.len());
         for sock in socks {
             let hub = Arc::new(Hub::default());
-            start::<S::Runtime>(
-                Driver::new(cfg.listener(true), Arc::clone(&hub), true),
-                sock,
-            )?;
+            match upper {
+                None => start::<S::Runtime, _>(
+                    Driver::new(cfg.listener(true), Arc::clone(&hub), true),
+                    sock,
+                )?,
+                Some(upper) => {
+                    hub.lock().multiplexed = true;
+                    start::<S::Runtime, _>(
+                        Driver::new(cfg.listener_with(true, upper), Arc::clone(&hub), true),
+                        sock,
+                    )?
+                }
+            }
             hubs.push(hub);
         }
         Ok(ListenerHandle {
@@ -129,9 +165,101 @@ impl<S: RuntimeStream> ListenerHandle<S> {
                 "the KCP listener task has stopped",
             )
         })?;
+        let id = (id, StreamId::SOLE);
         let peer = hub.lock().streams.get(&id).and_then(|s| s.peer);
         let peer = peer.unwrap_or(self.local);
         Ok((S::from(StreamHandle { hub, id, peer }), peer))
+    }
+
+    /// Waits for the next connection of a listener made by [`ListenerHandle::bind_with`].
+    pub async fn accept_connection(&self) -> io::Result<ConnectionHandle<S>> {
+        let (hub, id) = poll_fn(|cx| self.poll_accept(cx)).await.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the KCP listener task has stopped",
+            )
+        })?;
+        Ok(ConnectionHandle::new(hub, id, self.local))
+    }
+}
+
+/// One session carrying a multiplexed stack (`Stack<Session, U>`): streams are opened with
+/// [`ConnectionHandle::open_stream`] and the peer's taken with
+/// [`ConnectionHandle::accept_stream`]; each is a runtime stream (`S`, the runtime crate's
+/// `KcpStream`) with the same `poll_read`/`poll_write` as a plain session's. The connection
+/// closes once this handle and all its streams are dropped and everything is acknowledged.
+#[derive(Debug)]
+pub struct ConnectionHandle<S> {
+    hub: Arc<Hub>,
+    id: SessionId,
+    peer: SocketAddr,
+    stream: PhantomData<fn() -> S>,
+}
+
+impl<S: RuntimeStream> ConnectionHandle<S> {
+    fn new(hub: Arc<Hub>, id: SessionId, fallback: SocketAddr) -> Self {
+        let peer = hub.lock().conns.get(&id).and_then(|q| q.peer);
+        ConnectionHandle {
+            hub,
+            id,
+            peer: peer.unwrap_or(fallback),
+            stream: PhantomData,
+        }
+    }
+
+    /// Dials `addr` from a fresh UDP socket with a session carrying the multiplexer `upper`
+    /// makes (called with [`Side::Client`]). No packet is sent until a stream writes.
+    pub async fn connect_with<U: SendLayer>(
+        addr: impl ToSocketAddrs,
+        cfg: Config,
+        upper: fn(Side) -> U,
+    ) -> io::Result<Self> {
+        cfg.validate()?;
+        let peer = resolve(addr)?;
+        let sock = bind_udp(wildcard_for(peer), &cfg, false)?;
+        let hub = Arc::new(Hub::default());
+        hub.lock().multiplexed = true;
+        let mut driver = Driver::new(cfg.listener_with(false, upper), Arc::clone(&hub), false);
+        let id = driver.connect_conn(Instant::now(), peer);
+        start::<S::Runtime, _>(driver, sock)?;
+        Ok(ConnectionHandle {
+            hub,
+            id,
+            peer,
+            stream: PhantomData,
+        })
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Opens a new stream on this connection.
+    pub async fn open_stream(&self) -> io::Result<S> {
+        self.hub.request_open(self.id);
+        let sid = poll_fn(|cx| self.hub.poll_opened(self.id, cx)).await?;
+        Ok(self.stream(sid))
+    }
+
+    /// Waits for the next stream the peer opened on this connection.
+    pub async fn accept_stream(&self) -> io::Result<S> {
+        let sid = poll_fn(|cx| self.hub.poll_accept_stream(self.id, cx)).await?;
+        Ok(self.stream(sid))
+    }
+
+    fn stream(&self, sid: StreamId) -> S {
+        S::from(StreamHandle {
+            hub: Arc::clone(&self.hub),
+            id: (self.id, sid),
+            peer: self.peer,
+        })
+    }
+}
+
+impl<S> Drop for ConnectionHandle<S> {
+    fn drop(&mut self) {
+        self.hub.drop_connection(self.id);
     }
 }
 
@@ -204,8 +332,8 @@ impl StreamHandle {
         let sock = bind_udp(wildcard_for(peer), &cfg, false)?;
         let hub = Arc::new(Hub::default());
         let mut driver = Driver::new(cfg.listener(false), Arc::clone(&hub), false);
-        let id = driver.connect(Instant::now(), peer);
-        start::<R>(driver, sock)?;
+        let id = (driver.connect(Instant::now(), peer), StreamId::SOLE);
+        start::<R, _>(driver, sock)?;
         Ok(StreamHandle { hub, id, peer })
     }
 
@@ -273,6 +401,11 @@ macro_rules! kcp_stream_types {
         /// Accepts KCP sessions on one UDP port (kcp-go `ListenWithOptions`): `bind`,
         /// `accept`, `local_addr`, `snmp`, `driver_stats`.
         pub type KcpListener = $crate::handle::ListenerHandle<KcpStream>;
+
+        /// One KCP session carrying a multiplexer (`KcpConnection::connect_with`, or
+        /// `KcpListener::bind_with` + `accept_connection`): `open_stream` and
+        /// `accept_stream` give [`KcpStream`]s.
+        pub type KcpConnection = $crate::handle::ConnectionHandle<KcpStream>;
 
         /// One KCP session as a byte stream (kcp-go `UDPSession`). Its other methods
         /// (`peer_addr`, `send_keepalive`, `last_received`, `unread`) are

@@ -1,13 +1,21 @@
 //! The meeting point of application stream handles and the socket loop that owns the
-//! protocol state (used by the tokio and smol adapters through [`crate::handle`]). The mutex guards byte buffers and wakers
-//! only: KCP and session state stay owned by the driver, which never blocks on the app.
-use std::collections::{HashMap, VecDeque};
+//! protocol state (used by the tokio and smol adapters through [`crate::handle`]). Streams
+//! are keyed by (connection, stream): a plain KCP session has its one
+//! [`StreamId::SOLE`], a multiplexed stack as many as it opens or accepts. The mutex guards
+//! byte buffers, queues and wakers only: the stacks stay owned by the driver, which never
+//! blocks on the app.
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use tether_core::driver::StreamId;
 use tether_core::session::{CloseReason, SessionId};
+
+/// One stream of one connection: the hub's key. A plain KCP session has one stream,
+/// [`StreamId::SOLE`]; a multiplexed stack has as many as it opened or accepted.
+pub type StreamKey = (SessionId, StreamId);
 
 /// Bytes the application may queue for sending before `poll_write` waits for KCP.
 pub const SEND_BUFFER: usize = 1 << 20;
@@ -128,15 +136,24 @@ impl StreamBuf {
 /// Hub state behind the mutex.
 #[derive(Debug, Default)]
 pub struct HubState {
-    /// Streams by session id.
-    pub streams: HashMap<SessionId, StreamBuf>,
+    /// Streams by connection and stream id (ordered, so a connection's streams are one
+    /// range: closing a connection touches only its own).
+    pub streams: BTreeMap<StreamKey, StreamBuf>,
+    /// Per connection: streams the peer opened, waiting for `accept_stream()`, and the
+    /// application's `open_stream()` requests.
+    pub conns: HashMap<SessionId, ConnQueue>,
+    /// The connections carry multiplexed stacks: an accepted session has no sole stream, its
+    /// streams come from `open_stream()`/`accept_stream()` on its connection handle.
+    pub multiplexed: bool,
+    /// Connections whose handle asked the driver for something (open a stream, close).
+    pub conn_work: Vec<SessionId>,
     /// Sessions handed over for a pending `accept()` call (at most one at a time: the rest
     /// wait in the core listener's backlog, where its bound and `accept_timeout` apply).
     pub accept_queue: VecDeque<SessionId>,
     /// An `accept()` call is waiting: the driver may take one session from the backlog.
     pub accept_wanted: bool,
     /// Streams the app touched since the driver last looked.
-    pub dirty: Vec<SessionId>,
+    pub dirty: Vec<StreamKey>,
     /// The endpoint task stopped (socket error or shutdown).
     pub endpoint_gone: bool,
     /// The listener handle was dropped: accept no more sessions.
@@ -159,18 +176,18 @@ impl HubState {
         }
     }
 
-    fn mark_dirty(&mut self, id: SessionId) {
-        if let Some(s) = self.streams.get_mut(&id) {
+    fn mark_dirty(&mut self, key: StreamKey) {
+        if let Some(s) = self.streams.get_mut(&key) {
             if !s.in_dirty {
                 s.in_dirty = true;
-                self.dirty.push(id);
+                self.dirty.push(key);
             }
         }
         self.wake_driver();
     }
 
     /// Takes the dirty list (driver side).
-    pub fn take_dirty(&mut self) -> Vec<SessionId> {
+    pub fn take_dirty(&mut self) -> Vec<StreamKey> {
         let d = std::mem::take(&mut self.dirty);
         for id in &d {
             if let Some(s) = self.streams.get_mut(id) {
@@ -182,7 +199,11 @@ impl HubState {
 
     /// Queues an accepted session and wakes `accept()`.
     pub fn push_accept(&mut self, id: SessionId) {
-        self.streams.entry(id).or_default();
+        if self.multiplexed {
+            self.conns.entry(id).or_default().held = true;
+        } else {
+            self.streams.entry((id, StreamId::SOLE)).or_default();
+        }
         self.accept_queue.push_back(id);
         if let Some(w) = self.accept_waker.take() {
             w.wake();
@@ -202,6 +223,57 @@ impl HubState {
         false
     }
 
+    /// Driver side: the peer opened stream `sid` on connection `id`; queues it for
+    /// `accept_stream()` (a stream the application already holds is left alone).
+    pub fn push_opened(&mut self, id: SessionId, sid: StreamId) {
+        if self.streams.contains_key(&(id, sid)) {
+            return;
+        }
+        self.streams.insert((id, sid), StreamBuf::default());
+        let q = self.conns.entry(id).or_default();
+        q.opened.push_back(sid);
+        if let Some(w) = q.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Driver side: forgets a stream the application dropped; if its connection's handle is
+    /// dropped too, the driver looks at the connection again (it may close now).
+    pub fn forget_stream(&mut self, key: StreamKey) {
+        self.streams.remove(&key);
+        if self.conns.get(&key.0).is_some_and(|q| q.dropped) {
+            self.conn_work.push(key.0);
+        }
+    }
+
+    /// Driver side: connection `id` can carry no more data; every stream of it learns why,
+    /// and the streams the application already dropped are forgotten.
+    pub fn conn_gone(&mut self, id: SessionId, why: Gone) {
+        let range = (id, StreamId(0))..=(id, StreamId(u32::MAX));
+        let mut forget = Vec::new();
+        for (k, s) in self.streams.range_mut(range) {
+            s.gone.get_or_insert(why);
+            s.wake();
+            if s.dropped {
+                forget.push(*k);
+            }
+        }
+        for k in forget {
+            self.streams.remove(&k);
+        }
+        if let Some(mut q) = self.conns.remove(&id) {
+            for sid in q.opened.drain(..) {
+                self.streams.remove(&(id, sid));
+            }
+            q.wake();
+            // A connection handle learns the end from `gone`; nobody else needs the entry.
+            if q.held && !q.dropped {
+                q.gone = Some(why);
+                self.conns.insert(id, q);
+            }
+        }
+    }
+
     /// Marks every stream gone (the endpoint stopped).
     pub fn shut_down(&mut self) {
         self.endpoint_gone = true;
@@ -209,7 +281,55 @@ impl HubState {
             s.gone.get_or_insert(Gone::EndpointGone);
             s.wake();
         }
+        for q in self.conns.values_mut() {
+            q.wake();
+        }
         if let Some(w) = self.accept_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// One connection's queue of streams the peer opened (for `accept_stream()`).
+#[derive(Debug, Default)]
+pub struct ConnQueue {
+    /// Streams opened by the peer, not yet accepted, oldest first.
+    pub opened: VecDeque<StreamId>,
+    /// Set once the connection can carry no more data.
+    pub gone: Option<Gone>,
+    /// `open_stream()` calls the driver has not served yet.
+    pub opens: usize,
+    /// Streams the driver opened for `open_stream()` calls, not yet taken.
+    pub local: VecDeque<StreamId>,
+    /// The stack refused to open a stream.
+    pub refused: bool,
+    /// A connection handle holds this connection (accepted or dialled).
+    pub held: bool,
+    /// The connection handle was dropped: close once its streams are gone.
+    pub dropped: bool,
+    /// The remote address.
+    pub peer: Option<std::net::SocketAddr>,
+    waker: Option<Waker>,
+    open_waker: Option<Waker>,
+}
+
+impl ConnQueue {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        if let Some(w) = self.open_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Driver side: `open_stream()` got stream `sid` (or was refused: `None`).
+    pub fn opened_local(&mut self, sid: Option<StreamId>) {
+        match sid {
+            Some(sid) => self.local.push_back(sid),
+            None => self.refused = true,
+        }
+        if let Some(w) = self.open_waker.take() {
             w.wake();
         }
     }
@@ -242,12 +362,12 @@ impl Hub {
     /// `AsyncRead::poll_read`.
     pub fn poll_read(
         &self,
-        id: SessionId,
+        key: StreamKey,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let mut st = self.lock();
-        let Some(s) = st.streams.get_mut(&id) else {
+        let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(Ok(0));
         };
         if !s.recv.is_empty() {
@@ -260,7 +380,7 @@ impl Hub {
             s.recv.drain(..n);
             s.release_buffers();
             if was_full || s.recv.len() < RECV_BUFFER / 2 {
-                st.mark_dirty(id);
+                st.mark_dirty(key);
             }
             return Poll::Ready(Ok(n));
         }
@@ -274,12 +394,12 @@ impl Hub {
     /// `AsyncWrite::poll_write`.
     pub fn poll_write(
         &self,
-        id: SessionId,
+        key: StreamKey,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let mut st = self.lock();
-        let Some(s) = st.streams.get_mut(&id) else {
+        let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(Err(Gone::EndpointGone.error()));
         };
         if let Some(g) = s.gone {
@@ -294,14 +414,14 @@ impl Hub {
         s.send.extend(&data[..n]);
         s.writes.push_back(n);
         s.unacked = true;
-        st.mark_dirty(id);
+        st.mark_dirty(key);
         Poll::Ready(Ok(n))
     }
 
     /// `AsyncWrite::poll_flush`: ready once KCP accepted and the peer acknowledged every byte.
-    pub fn poll_flush(&self, id: SessionId, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub fn poll_flush(&self, key: StreamKey, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut st = self.lock();
-        let Some(s) = st.streams.get_mut(&id) else {
+        let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(Ok(()));
         };
         if s.send.is_empty() && !s.unacked {
@@ -311,25 +431,29 @@ impl Hub {
             return Poll::Ready(Err(g.error()));
         }
         s.write_waker = Some(cx.waker().clone());
-        st.mark_dirty(id);
+        st.mark_dirty(key);
         Poll::Pending
     }
 
     /// Asks the driver to send a keepalive probe on this stream's session.
-    pub fn send_keepalive(&self, id: SessionId) {
+    pub fn send_keepalive(&self, key: StreamKey) {
         let mut st = self.lock();
-        if let Some(s) = st.streams.get_mut(&id) {
+        if let Some(s) = st.streams.get_mut(&key) {
             s.keepalive = true;
         }
-        st.mark_dirty(id);
+        st.mark_dirty(key);
     }
 
     /// When the session last received a datagram from its peer (any datagram), fresh from
     /// the driver: the first call asks, and the answer comes after the driver's next pass.
     /// A stream that can no longer carry data answers at once with the last known time.
-    pub fn poll_last_received(&self, id: SessionId, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+    pub fn poll_last_received(
+        &self,
+        key: StreamKey,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Instant>> {
         let mut st = self.lock();
-        let Some(s) = st.streams.get_mut(&id) else {
+        let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(None);
         };
         if s.gone.is_some() {
@@ -348,7 +472,7 @@ impl Hub {
             RxQuery::Idle => {
                 s.rx_query = RxQuery::Asked;
                 s.rx_waker = Some(cx.waker().clone());
-                st.mark_dirty(id);
+                st.mark_dirty(key);
                 Poll::Pending
             }
         }
@@ -357,20 +481,95 @@ impl Hub {
     /// Bytes received and held for the application, not read yet. Right after a
     /// [`Hub::poll_last_received`] answer this includes what KCP had ready then (the
     /// driver's pass moved it here), up to [`RECV_BUFFER`].
-    pub fn unread(&self, id: SessionId) -> usize {
-        self.lock().streams.get(&id).map_or(0, |s| s.recv.len())
+    pub fn unread(&self, key: StreamKey) -> usize {
+        self.lock().streams.get(&key).map_or(0, |s| s.recv.len())
     }
 
     /// The handle was dropped: the driver closes the session once all is acknowledged.
-    pub fn drop_stream(&self, id: SessionId) {
+    pub fn drop_stream(&self, key: StreamKey) {
         let mut st = self.lock();
-        if let Some(s) = st.streams.get_mut(&id) {
+        if let Some(s) = st.streams.get_mut(&key) {
             s.dropped = true;
             s.read_waker = None;
             s.write_waker = None;
             s.rx_waker = None;
         }
-        st.mark_dirty(id);
+        st.mark_dirty(key);
+    }
+
+    /// `accept_stream()` on connection `id`: the next stream the peer opened.
+    pub fn poll_accept_stream(
+        &self,
+        id: SessionId,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<StreamId>> {
+        self.poll_conn(id, cx, |q| {
+            let r = q.opened.pop_front().map(Ok);
+            (r, &mut q.waker)
+        })
+    }
+
+    /// `open_stream()` on connection `id`, first step: asks the driver for a stream (taken
+    /// with [`Hub::poll_opened`]).
+    pub fn request_open(&self, id: SessionId) {
+        let mut st = self.lock();
+        if let Some(q) = st.conns.get_mut(&id) {
+            q.opens += 1;
+            st.conn_work.push(id);
+        }
+        st.wake_driver();
+    }
+
+    /// `open_stream()`, second step: a stream the driver opened on connection `id`.
+    pub fn poll_opened(&self, id: SessionId, cx: &mut Context<'_>) -> Poll<io::Result<StreamId>> {
+        self.poll_conn(id, cx, |q| {
+            let r = match q.local.pop_front() {
+                Some(sid) => Some(Ok(sid)),
+                None if std::mem::take(&mut q.refused) => Some(Err(io::Error::other(
+                    "the connection's stack refused a new stream (too many open?)",
+                ))),
+                None => None,
+            };
+            (r, &mut q.open_waker)
+        })
+    }
+
+    /// A connection-level wait: `take` answers from the connection's queue (and names the
+    /// waker slot to park in); otherwise the connection's or the endpoint's end answers.
+    fn poll_conn(
+        &self,
+        id: SessionId,
+        cx: &mut Context<'_>,
+        take: impl FnOnce(&mut ConnQueue) -> (Option<io::Result<StreamId>>, &mut Option<Waker>),
+    ) -> Poll<io::Result<StreamId>> {
+        let mut st = self.lock();
+        let endpoint_gone = st.endpoint_gone;
+        let Some(q) = st.conns.get_mut(&id) else {
+            return Poll::Ready(Err(Gone::EndpointGone.error()));
+        };
+        let gone = q.gone.or(endpoint_gone.then_some(Gone::EndpointGone));
+        let (answer, waker) = take(q);
+        if let Some(r) = answer {
+            return Poll::Ready(r);
+        }
+        if let Some(g) = gone {
+            return Poll::Ready(Err(g.error()));
+        }
+        *waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The connection handle was dropped: the driver closes the connection once its stream
+    /// handles are dropped too and everything is acknowledged.
+    pub fn drop_connection(&self, id: SessionId) {
+        let mut st = self.lock();
+        if let Some(q) = st.conns.get_mut(&id) {
+            q.dropped = true;
+            q.waker = None;
+            q.open_waker = None;
+        }
+        st.conn_work.push(id);
+        st.wake_driver();
     }
 
     /// `accept()`: the next incoming session, or `None` once the endpoint stopped.
@@ -404,29 +603,30 @@ mod tests {
         let mut listener = crate::config::Config::default().listener(false);
         let id = listener.connect(Instant::now(), "127.0.0.1:9".parse().unwrap());
         let hub = Hub::default();
-        hub.lock().streams.insert(id, StreamBuf::default());
+        let key = (id, StreamId::SOLE);
+        hub.lock().streams.insert(key, StreamBuf::default());
         let mut cx = Context::from_waker(Waker::noop());
         let data = vec![7u8; 100_000];
         assert!(matches!(
-            hub.poll_write(id, &mut cx, &data),
+            hub.poll_write(key, &mut cx, &data),
             Poll::Ready(Ok(100_000))
         ));
         hub.lock()
             .streams
-            .get_mut(&id)
+            .get_mut(&key)
             .unwrap()
             .recv
             .extend(&data[..50_000]);
         let mut buf = vec![0u8; 64 * 1024];
         let mut got = 0;
         while got < 50_000 {
-            match hub.poll_read(id, &mut cx, &mut buf) {
+            match hub.poll_read(key, &mut cx, &mut buf) {
                 Poll::Ready(Ok(n)) => got += n,
                 other => panic!("read: {other:?}"),
             }
         }
         let mut st = hub.lock();
-        let s = st.streams.get_mut(&id).unwrap();
+        let s = st.streams.get_mut(&key).unwrap();
         assert_eq!(s.recv.capacity(), 0, "read to empty: recv released");
         assert!(s.send.capacity() >= 100_000);
         s.send.clear();

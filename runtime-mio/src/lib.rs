@@ -3,10 +3,12 @@
 //!
 //! * [`udp`]: batched `recvmmsg`/`sendmmsg`, GSO and GRO;
 //! * [`driver`]: one endpoint's protocol state and the body of a socket loop;
-//! * [`hub`]: the application's stream buffers and wakers;
+//! * [`hub`]: the application's stream buffers and wakers, keyed by (connection, stream), and
+//!   per connection the streams the peer opened;
 //! * [`socket_loop`]: the UDP socket loop as one `async fn`, generic over [`runtime::Runtime`]
 //!   (readiness of a socket, a sleep-until timer, yield, spawn; as quinn's `Runtime`);
-//! * [`handle`]: the listener and stream handles the tokio and smol crates wrap, binding,
+//! * [`handle`]: the listener, connection and stream handles the tokio and smol crates wrap
+//!   (a connection handle opens and accepts the streams of a multiplexed stack), binding,
 //!   host resolution and `SO_REUSEPORT` socket sets;
 //! * [`tcp_loop`]: the TCP socket loop, generic over the runtime and over a byte-stream
 //!   machine (`tether_core::driver::{Machine, ByteStream}`);

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
+use tether_core::stack::StreamLayer;
+
 use crate::driver::Driver;
 use crate::hub::Hub;
 use crate::runtime::{Alarm, Runtime, SocketIo};
@@ -15,14 +17,17 @@ use crate::runtime::{Alarm, Runtime, SocketIo};
 /// Runs `driver` on `sock` until every handle is dropped and every session closed, or the
 /// socket fails. However the loop ends (error, finish, panic), streams learn the endpoint is
 /// gone.
-pub async fn run<R: Runtime>(mut driver: Driver, sock: R::Socket) {
+pub async fn run<R: Runtime, U: StreamLayer>(mut driver: Driver<U>, sock: R::Socket) {
     let _shutdown = ShutdownOnDrop(Arc::clone(&driver.hub));
-    if let Err(e) = run_loop::<R>(&mut driver, &sock).await {
+    if let Err(e) = run_loop::<R, U>(&mut driver, &sock).await {
         tracing::warn!("KCP endpoint stopped: {e}");
     }
 }
 
-async fn run_loop<R: Runtime>(driver: &mut Driver, sock: &R::Socket) -> io::Result<()> {
+async fn run_loop<R: Runtime, U: StreamLayer>(
+    driver: &mut Driver<U>,
+    sock: &R::Socket,
+) -> io::Result<()> {
     let hub = Arc::clone(&driver.hub);
     let mut alarm = Alarm::<R>::default();
     loop {

@@ -49,6 +49,10 @@ macro_rules! suite {
             fn dropped_stream_lingers() {
                 super::scenarios::dropped_stream_lingers::<$rt>();
             }
+            #[test]
+            fn mux_echo() {
+                super::scenarios::mux_echo::<$rt>();
+            }
         }
     };
 }
@@ -66,8 +70,8 @@ mod tokio_facade {
     use std::sync::{mpsc, Arc, OnceLock};
     use std::time::Duration;
 
-    use tether_runtime_tokio::{Config, KcpListener, KcpStream};
-    use tether_tests::scenarios::{deadline_error, EchoServer, Rt};
+    use tether_runtime_tokio::{Config, KcpConnection, KcpListener, KcpStream};
+    use tether_tests::scenarios::{deadline_error, mux_client, toy_mux, EchoServer, Rt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::runtime::Runtime;
     use tokio::task::JoinSet;
@@ -167,8 +171,35 @@ mod tokio_facade {
         })
     }
 
+    /// Echoes every stream of every connection of a toy-mux listener.
+    async fn mux_server(listener: KcpListener) {
+        let mut tasks = JoinSet::new();
+        while let Ok(conn) = listener.accept_connection().await {
+            tasks.spawn(async move {
+                let mut streams = JoinSet::new();
+                while let Ok(s) = conn.accept_stream().await {
+                    streams.spawn(serve_session(s, true, Arc::new(AtomicU64::new(0))));
+                }
+                while streams.join_next().await.is_some() {}
+            });
+        }
+    }
+
     impl Rt for Tokio {
         const NAME: &'static str = "tokio";
+
+        fn mux_echo(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>> {
+            let listener =
+                rt().block_on(KcpListener::bind_with("127.0.0.1:0", cfg.clone(), toy_mux))?;
+            let addr = listener.local_addr();
+            let server = rt().spawn(mux_server(listener));
+            let r = within("mux_echo", limit, async {
+                let conn = KcpConnection::connect_with(addr, cfg.clone(), toy_mux).await?;
+                mux_client(&conn, msgs).await
+            });
+            server.abort();
+            r
+        }
         type Server = Server;
         type Conn = KcpStream;
 
@@ -252,8 +283,8 @@ mod smol_facade {
 
     use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
     use smol::{Executor, LocalExecutor, Timer};
-    use tether_runtime_smol::{Config, KcpListener, KcpStream};
-    use tether_tests::scenarios::{deadline_error, EchoServer, Rt};
+    use tether_runtime_smol::{Config, KcpConnection, KcpListener, KcpStream};
+    use tether_tests::scenarios::{deadline_error, mux_client, toy_mux, EchoServer, Rt};
 
     /// Runs `f` on the calling thread, giving up after `limit`.
     fn within<T>(
@@ -352,8 +383,35 @@ mod smol_facade {
         })
     }
 
+    /// Echoes every stream of every connection of a toy-mux listener. Every task it starts
+    /// is held here, so cancelling it ends them all.
+    async fn mux_server(listener: KcpListener) {
+        let mut tasks = Vec::new();
+        while let Ok(conn) = listener.accept_connection().await {
+            tasks.push(smol::spawn(async move {
+                let mut streams = Vec::new();
+                while let Ok(s) = conn.accept_stream().await {
+                    let counter = Arc::new(AtomicU64::new(0));
+                    streams.push(smol::spawn(serve_session(s, true, counter)));
+                }
+                drop(streams);
+            }));
+        }
+    }
+
     impl Rt for Smol {
         const NAME: &'static str = "smol";
+
+        fn mux_echo(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>> {
+            within("mux_echo", limit, async {
+                let listener = KcpListener::bind_with("127.0.0.1:0", cfg.clone(), toy_mux).await?;
+                let addr = listener.local_addr();
+                let _server = smol::spawn(mux_server(listener));
+                let conn = KcpConnection::connect_with(addr, cfg.clone(), toy_mux).await?;
+                mux_client(&conn, msgs).await
+            })
+        }
+
         type Server = Server;
         type Conn = KcpStream;
 
@@ -961,8 +1019,98 @@ mod mio_facade {
         })
     }
 
+    /// [`Rt::mux_echo`] on mio: a server and a client `Endpoint<ToyMux>` on one `mio::Poll`
+    /// in the calling thread; the application side is core's `Streams` through `conn_mut`.
+    fn mux_echo_loop(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>> {
+        use tether_runtime_mio::core::driver::Streams;
+        use tether_tests::scenarios::toy_mux;
+
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let mut server = Endpoint::bind_with(any, cfg, true, toy_mux)?;
+        let mut client = Endpoint::bind_with(any, cfg, false, toy_mux)?;
+        let mut poll = Poll::new()?;
+        poll.registry()
+            .register(&mut server, Token(0), Endpoint::INTEREST)?;
+        poll.registry()
+            .register(&mut client, Token(1), Endpoint::INTEREST)?;
+        let refused = |e| io::Error::other(format!("toy mux: {e:?}"));
+        let gone = || io::Error::new(io::ErrorKind::ConnectionReset, "the toy mux session closed");
+        let conn = client.connect(Instant::now(), server.local_addr()?);
+        let c = client.conn_mut(conn).ok_or_else(gone)?;
+        let ids = msgs
+            .iter()
+            .map(|_| c.open_stream())
+            .collect::<Result<Vec<StreamId>, _>>()
+            .map_err(refused)?;
+        let (mut sent, mut got) = (vec![0usize; msgs.len()], vec![Vec::new(); msgs.len()]);
+        let mut echo: Vec<(SessionId, StreamId, VecDeque<u8>)> = Vec::new();
+        let mut conns = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut events = Events::with_capacity(16);
+        let end = Instant::now() + limit;
+        while got.iter().zip(msgs).any(|(g, m)| g.len() < m.len()) {
+            let now = Instant::now();
+            if now >= end {
+                return Err(deadline_error("mux_echo", limit));
+            }
+            let c = client.conn_mut(conn).ok_or_else(gone)?;
+            for (i, id) in ids.iter().enumerate() {
+                while sent[i] < msgs[i].len() {
+                    match c.write(*id, &msgs[i][sent[i]..]) {
+                        Ok(n) if n > 0 => sent[i] += n,
+                        _ => break,
+                    }
+                }
+                while let Ok(n @ 1..) = c.read(*id, &mut buf) {
+                    got[i].extend_from_slice(&buf[..n]);
+                }
+            }
+            while let Some(id) = server.accept() {
+                conns.push(id);
+            }
+            for &id in &conns {
+                if let Some(s) = server.conn_mut(id) {
+                    while let Some(sid) = s.accept_stream() {
+                        echo.push((id, sid, VecDeque::new()));
+                    }
+                }
+            }
+            for (id, sid, q) in &mut echo {
+                let Some(s) = server.conn_mut(*id) else {
+                    continue;
+                };
+                while let Ok(n @ 1..) = s.read(*sid, &mut buf) {
+                    q.extend(&buf[..n]);
+                }
+                while !q.is_empty() {
+                    match s.write(*sid, q.make_contiguous()) {
+                        Ok(n) if n > 0 => drop(q.drain(..n)),
+                        _ => break,
+                    }
+                }
+            }
+            while server.poll_event().is_some() {}
+            while client.poll_event().is_some() {}
+            server.process(now)?;
+            client.process(now)?;
+            let wake = [server.next_deadline(), client.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map_or(Duration::from_millis(10), |d| {
+                    d.saturating_duration_since(now)
+                });
+            poll.poll(&mut events, Some(wake.min(Duration::from_millis(10))))?;
+        }
+        Ok(got)
+    }
+
     impl Rt for Mio {
         const NAME: &'static str = "mio";
+
+        fn mux_echo(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>> {
+            mux_echo_loop(cfg, msgs, limit)
+        }
         type Server = Server;
         type Conn = Conn;
 

@@ -33,7 +33,7 @@ use crate::stack::{Plain, Side, Stack, StackClose, StreamLayer};
 pub const TIMER_SLACK: usize = 16;
 
 /// A session owned by a [`Listener`]. Stale ids (of closed sessions) are never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId {
     idx: u32,
     gen: u32,

@@ -10,14 +10,7 @@ use crate::sim::{test_start, LinkConfig, Pair, SeedGuard};
 use crate::wire::Writer;
 
 fn transfer(bytes: u64, kcp: KcpConfig, link: LinkConfig, seed: u64) -> TransferConfig {
-    TransferConfig {
-        bytes,
-        kcp,
-        link_ab: link.clone(),
-        link_ba: link,
-        seed,
-        time_limit: Duration::from_secs(3600),
-    }
+    TransferConfig::symmetric(bytes, kcp, link, seed)
 }
 
 fn mode(i: usize) -> KcpConfig {

@@ -76,6 +76,13 @@ pub trait Machine {
 
     /// Pops the next application event.
     fn poll_event(&mut self) -> Option<Self::Event>;
+
+    /// Whether the machine takes more input now. A byte-stream driver (a TCP loop, the
+    /// simulator's pipe) stops reading while this is false, so the transport's own window
+    /// pushes back on the peer; datagram machines always take input (they drop and count).
+    fn wants_input(&self) -> bool {
+        true
+    }
 }
 
 /// One stream inside a connection. A machine with a single byte stream (KCP, a kcp-go
@@ -260,6 +267,13 @@ pub trait Transport {
     /// A new connection is up at `now`: transmitted bytes flow again, starting a fresh byte
     /// stream (a resume protocol's handshake is its first output here).
     fn handle_reconnect(&mut self, now: Instant);
+
+    /// The peer finished its side of the connection at `now` (TCP's FIN): no more input
+    /// will arrive, but what arrived is still read and output still flows. By default the
+    /// same as a broken connection, for protocols without a half-close.
+    fn handle_eof(&mut self, now: Instant) {
+        self.handle_disconnect(now);
+    }
 }
 
 /// The event vocabulary of connections and stacks, shared so one runtime hub serves every

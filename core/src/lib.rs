@@ -72,7 +72,9 @@ pub mod driver;
 pub mod kcp;
 pub mod rng;
 pub mod session;
+pub mod smux;
 pub mod stack;
+pub mod stream_link;
 pub mod time;
 pub mod wire;
 

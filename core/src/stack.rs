@@ -35,7 +35,9 @@ use std::convert::Infallible;
 use std::fmt::Debug;
 use std::time::Instant;
 
-use crate::driver::{ByteStream, Machine, StreamError, StreamEvent, StreamId, Streams, Transmit};
+use crate::driver::{
+    ByteStream, Machine, StreamError, StreamEvent, StreamId, Streams, Transmit, Transport,
+};
 use crate::kcp::{Kcp, KcpCloseReason, KcpEvent};
 use crate::session::Session;
 
@@ -480,6 +482,29 @@ impl<L: LowerLayer, U: StreamLayer> Machine for Stack<L, U> {
 
     fn poll_event(&mut self) -> Option<Self::Event> {
         self.events.pop_front()
+    }
+
+    fn wants_input(&self) -> bool {
+        self.lower.wants_input()
+    }
+}
+
+/// A stack over a connection-carried lower layer ([`StreamLink`](crate::stream_link::StreamLink))
+/// hears of its connection through the lower layer, then drains as after an input.
+impl<L: LowerLayer + Transport, U: StreamLayer> Transport for Stack<L, U> {
+    fn handle_disconnect(&mut self, now: Instant) {
+        self.lower.handle_disconnect(now);
+        self.drive(now);
+    }
+
+    fn handle_reconnect(&mut self, now: Instant) {
+        self.lower.handle_reconnect(now);
+        self.drive(now);
+    }
+
+    fn handle_eof(&mut self, now: Instant) {
+        self.lower.handle_eof(now);
+        self.drive(now);
     }
 }
 

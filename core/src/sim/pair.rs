@@ -254,8 +254,10 @@ impl<A: Machine, B: Machine, M: Medium> Pair<A, B, M> {
         [
             self.a.poll_timeout(),
             self.b.poll_timeout(),
-            self.a_to_b.poll_timeout(),
-            self.b_to_a.poll_timeout(),
+            // A machine that takes no input now (its receive buffer is full) holds the
+            // medium's deliveries back: they are not a deadline until it does.
+            self.a_to_b.poll_timeout().filter(|_| self.b.wants_input()),
+            self.b_to_a.poll_timeout().filter(|_| self.a.wants_input()),
             self.script.front().map(|s| s.at),
         ]
         .into_iter()
@@ -566,7 +568,9 @@ fn deliver<X: Machine, M: Medium>(
     buf: &mut Vec<u8>,
 ) -> (u64, u64) {
     let (mut count, mut errors) = (0u64, 0u64);
-    loop {
+    // A byte-stream machine with a full receive buffer says so (`wants_input`): what the
+    // medium holds waits there, and the medium's own bound pushes back on the sender.
+    while m.wants_input() {
         buf.clear();
         if medium.poll_deliver(now, buf).is_none() {
             return (count, errors);
@@ -575,6 +579,7 @@ fn deliver<X: Machine, M: Medium>(
         // An Err is a verdict on that one datagram (DESIGN §3): count it and carry on.
         errors += u64::from(m.handle_input(now, buf).is_err());
     }
+    (count, errors)
 }
 
 #[cfg(test)]

@@ -56,6 +56,9 @@ impl<M: Machine> Machine for Tap<M> {
     fn poll_event(&mut self) -> Option<M::Event> {
         self.inner.poll_event()
     }
+    fn wants_input(&self) -> bool {
+        self.inner.wants_input()
+    }
 }
 
 /// What the harness drives: a machine whose application side is [`Streams`]. A
@@ -117,6 +120,9 @@ impl<M: Machine> Machine for Sole<M> {
     fn poll_event(&mut self) -> Option<M::Event> {
         self.inner.poll_event()
     }
+    fn wants_input(&self) -> bool {
+        self.inner.wants_input()
+    }
 }
 
 impl<M: ByteStream> Streams for Sole<M> {
@@ -155,6 +161,9 @@ impl<M: Transport> Transport for Sole<M> {
     fn handle_reconnect(&mut self, now: Instant) {
         self.inner.handle_reconnect(now)
     }
+    fn handle_eof(&mut self, now: Instant) {
+        self.inner.handle_eof(now)
+    }
 }
 
 impl StreamPeer for Sole<Kcp> {
@@ -176,6 +185,10 @@ impl<U: StreamLayer> StreamPeer for Stack<Session, U> {
         Some(self.lower().kcp().stats())
     }
 }
+
+/// A composed stack over a byte transport (e.g. smux over TCP, `Stack<StreamLink, U>`,
+/// driven over [`Pipe`](super::Pipe)s).
+impl<U: StreamLayer> StreamPeer for Stack<crate::stream_link::StreamLink, U> {}
 
 impl<M: Streams> Streams for Tap<M> {
     fn open_stream(&mut self) -> Result<StreamId, StreamError> {
@@ -213,5 +226,8 @@ impl<M: Transport> Transport for Tap<M> {
     }
     fn handle_reconnect(&mut self, now: Instant) {
         self.inner.handle_reconnect(now)
+    }
+    fn handle_eof(&mut self, now: Instant) {
+        self.inner.handle_eof(now)
     }
 }

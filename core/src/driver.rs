@@ -152,6 +152,27 @@ pub trait ByteStream {
     /// [`StreamEvent::Readable`]. `Err(Finished)` is the end of the stream.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError>;
 
+    /// Queues one frame given in parts (a header and its payload) without joining them:
+    /// returns how many bytes of the parts, in order, were taken (a layer that frames or
+    /// compresses whole writes, such as snappy, takes all or nothing). `Err(Blocked)` means
+    /// nothing was taken. By default the parts are written in turn.
+    fn write_parts(&mut self, parts: &[&[u8]]) -> Result<usize, StreamError> {
+        let mut taken = 0;
+        for part in parts.iter().filter(|p| !p.is_empty()) {
+            match self.write(part) {
+                Ok(n) => {
+                    taken += n;
+                    if n < part.len() {
+                        break;
+                    }
+                }
+                Err(e) if taken == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(taken)
+    }
+
     /// Half-close: no more writes; the peer reads everything queued, then `Finished`.
     fn finish(&mut self) -> Result<(), StreamError>;
 

@@ -73,6 +73,7 @@ pub mod kcp;
 pub mod rng;
 pub mod session;
 pub mod smux;
+pub mod snappy;
 pub mod stack;
 pub mod stream_link;
 pub mod time;

@@ -107,6 +107,24 @@ pub struct Lower<'a> {
     close: &'a mut bool,
 }
 
+impl<'a> Lower<'a> {
+    /// A lower stream for an upper layer: `stream` is what it writes into and reads from,
+    /// `pending` keeps what `stream` refused of a frame it started taking, `close` records a
+    /// close request. A transform layer (snappy) builds one over its own stream to host the
+    /// layer above it.
+    pub fn new(
+        stream: &'a mut dyn ByteStream,
+        pending: &'a mut Vec<u8>,
+        close: &'a mut bool,
+    ) -> Self {
+        Lower {
+            stream,
+            pending,
+            close,
+        }
+    }
+}
+
 impl Lower<'_> {
     /// Writes one frame given in parts (e.g. header and payload, without copying them
     /// together). `Err(Blocked)`: nothing was taken, wait for the lower stream's `Writable`.
@@ -116,22 +134,22 @@ impl Lower<'_> {
         if !self.pending.is_empty() {
             return Err(StreamError::Blocked);
         }
-        let mut taken_any = false;
-        for part in parts.iter().filter(|p| !p.is_empty()) {
-            if !self.pending.is_empty() {
-                self.pending.extend_from_slice(part);
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 {
+            return Ok(());
+        }
+        let mut skip = match self.stream.write_parts(parts)? {
+            0 => return Err(StreamError::Blocked),
+            n => n,
+        };
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
                 continue;
             }
-            match self.stream.write(part) {
-                Ok(n) => {
-                    taken_any = true;
-                    self.pending
-                        .extend_from_slice(part.get(n..).unwrap_or_default());
-                }
-                Err(e) if !taken_any => return Err(e),
-                Err(StreamError::Blocked) => self.pending.extend_from_slice(part),
-                Err(e) => return Err(e),
-            }
+            self.pending
+                .extend_from_slice(part.get(skip..).unwrap_or_default());
+            skip = 0;
         }
         Ok(())
     }

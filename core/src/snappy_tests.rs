@@ -1,0 +1,183 @@
+//! The snappy framing: kcptun.md §7's golden bytes, round trips through the codec in
+//! arbitrary chunkings, corruption verdicts, and a multiplexer running through the
+//! transform over simulated TCP pipes.
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::driver::{Machine, Streams};
+use crate::sim::toy_mux::ToyMux;
+use crate::sim::{test_start, Pair, PipeConfig};
+use crate::stack::{Stack, StackClose};
+use crate::stream_link::{StreamLink, StreamLinkConfig};
+
+fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s.split_whitespace().collect::<String>()).unwrap()
+}
+
+#[test]
+fn kcptun_golden_bytes() {
+    // kcptun.md §7: an 8-byte smux v1 SYN for stream 3 as the first write, then 100 × 'a'.
+    let mut enc = Encoder::default();
+    let mut out = Vec::new();
+    enc.encode(&[&unhex("01000000"), &unhex("03000000")], &mut out);
+    assert_eq!(
+        out,
+        unhex("ff060000734e61507059 010c0000 4439ac2f 0100000003000000")
+    );
+    out.clear();
+    enc.encode(&[&[b'a'; 100]], &mut out);
+    assert_eq!(out, unhex("000d0000 1fa8b5fd 640061fe01008a0100"));
+}
+
+/// Decodes `wire` fed in pieces of `step` bytes, reading into buffers of `read` bytes.
+fn decode_all(wire: &[u8], step: usize, read: usize) -> Result<Vec<u8>, SnappyError> {
+    let mut dec = Decoder::default();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; read];
+    for piece in wire.chunks(step) {
+        dec.feed(piece);
+        loop {
+            let n = dec.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    Ok(got)
+}
+
+#[test]
+fn corruption_is_a_verdict() {
+    let mut enc = Encoder::default();
+    let mut wire = Vec::new();
+    enc.encode(&[b"0123456789"], &mut wire); // short: an uncompressed chunk
+                                             // Not starting with the identifier (a --nocomp peer talking smux).
+    assert_eq!(
+        decode_all(&unhex("0100000003000000"), 64, 64),
+        Err(SnappyError::MissingIdentifier)
+    );
+    let mut bad = wire.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    assert_eq!(decode_all(&bad, 64, 64), Err(SnappyError::Checksum));
+    let mut reserved = STREAM_IDENTIFIER.to_vec();
+    reserved.extend([0x02, 0, 0, 0]);
+    assert_eq!(
+        decode_all(&reserved, 64, 64),
+        Err(SnappyError::ReservedChunk(2))
+    );
+    let mut long = STREAM_IDENTIFIER.to_vec();
+    long.extend([0x01, 0xff, 0xff, 0xff]);
+    assert_eq!(
+        decode_all(&long, 64, 64),
+        Err(SnappyError::ChunkTooLong(0xff_ffff))
+    );
+    // A skippable chunk (16 MiB announced) streams by without being buffered.
+    let mut skip = STREAM_IDENTIFIER.to_vec();
+    skip.extend([0x80, 0x00, 0x01, 0x00]);
+    skip.extend(vec![7u8; 256]);
+    let mut tail = Vec::new();
+    let mut enc = Encoder::default();
+    enc.encode(&[b"after"], &mut tail);
+    skip.extend(&tail[STREAM_IDENTIFIER.len()..]);
+    assert_eq!(decode_all(&skip, 100, 64).unwrap(), b"after");
+}
+
+proptest! {
+    #[test]
+    fn round_trips_in_any_chunking(
+        frames in proptest::collection::vec(
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..3000),
+                (1usize..70_000).prop_map(|n| vec![b'z'; n]),
+            ],
+            1..6,
+        ),
+        step in 1usize..5000,
+        read in 1usize..3000,
+    ) {
+        let mut enc = Encoder::default();
+        let mut wire = Vec::new();
+        for f in &frames {
+            enc.encode(&[f], &mut wire);
+        }
+        let want: Vec<u8> = frames.concat();
+        prop_assert_eq!(decode_all(&wire, step, read).unwrap(), want);
+    }
+
+    #[test]
+    fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600), step in 1usize..64) {
+        let mut wire = STREAM_IDENTIFIER.to_vec();
+        wire.extend(bytes);
+        let _ = decode_all(&wire, step, 17);
+    }
+}
+
+/// Two ToyMux streams through the snappy transform over simulated TCP pipes, with a slow
+/// reader: every byte delivered, and the wire carries less than the payload (compressible).
+#[test]
+fn toy_mux_through_snappy_over_pipes() {
+    let start = test_start();
+    let link = StreamLinkConfig {
+        recv_buffer: 8192,
+        send_buffer: 8192,
+    };
+    let a = Stack::new(StreamLink::new(link), Snappy::new(ToyMux::client()));
+    let b = Stack::new(StreamLink::new(link), Snappy::new(ToyMux::server()));
+    let pipe = PipeConfig::perfect()
+        .with_delay(Duration::from_millis(2))
+        .with_buffer(16 * 1024)
+        .with_max_chunk(1000);
+    let mut pair = Pair::over_pipe(a, b, start, pipe.clone(), pipe, 11);
+    let ids = [pair.a.open_stream().unwrap(), pair.a.open_stream().unwrap()];
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i / 64 % 7) as u8).collect();
+    let mut sent = [0usize; 2];
+    let mut got: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..200_000 {
+        for (k, id) in ids.iter().enumerate() {
+            if let Ok(n) = pair.a.write(*id, &data[sent[k]..]) {
+                sent[k] += n;
+            }
+        }
+        while pair.b.accept_stream().is_some() {}
+        for (k, id) in ids.iter().enumerate() {
+            let mut buf = [0u8; 700];
+            if let Ok(n) = pair.b.read(*id, &mut buf) {
+                got[k].extend_from_slice(&buf[..n]);
+            }
+        }
+        if got.iter().all(|g| g.len() == data.len()) {
+            break;
+        }
+        if !pair.step() {
+            pair.drive_for(Duration::from_millis(1));
+        }
+    }
+    for g in &got {
+        assert!(g == &data, "delivered {} of {} bytes", g.len(), data.len());
+    }
+    let wire = pair.stats.bytes_a_to_b;
+    assert!(
+        wire < 2 * data.len() as u64 / 4,
+        "{wire} bytes on the wire for 2 x {} payload",
+        data.len()
+    );
+}
+
+/// A peer that does not speak snappy (a `--nocomp` kcptun): the connection closes once,
+/// with the corruption as its reason.
+#[test]
+fn plain_bytes_from_the_peer_close_the_connection() {
+    let now = test_start();
+    let mut s = Stack::new(StreamLink::default(), Snappy::new(ToyMux::server()));
+    s.handle_input(now, &unhex("0100000003000000")).unwrap();
+    let evs: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        evs.contains(&StreamEvent::Closed(StackClose::Upper(
+            SnappyClose::Corrupt(SnappyError::MissingIdentifier)
+        ))),
+        "{evs:?}"
+    );
+}

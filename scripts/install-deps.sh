@@ -6,7 +6,8 @@
 # dev machines run).
 set -euo pipefail
 pkgs=(golang-go golang-github-xtaci-kcp-dev golang-github-xtaci-smux-dev
-      golang-github-klauspost-reedsolomon-dev golang-golang-x-crypto-dev kcptun)
+      golang-github-klauspost-reedsolomon-dev golang-golang-x-crypto-dev kcptun
+      golang-github-golang-snappy-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

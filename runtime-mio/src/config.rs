@@ -226,7 +226,11 @@ impl Config {
 
     /// A core listener whose sessions each carry the upper layer `upper` makes (a
     /// multiplexer: many streams per session), set up as [`Config::listener`].
-    pub fn listener_with<U: StreamLayer>(&self, server: bool, upper: fn(Side) -> U) -> Listener<U> {
+    pub fn listener_with<U: StreamLayer>(
+        &self,
+        server: bool,
+        upper: impl Fn(Side) -> U + Send + Sync + 'static,
+    ) -> Listener<U> {
         let mut lc = ListenerConfig::new(self.session.clone());
         lc.idle_timeout = self.idle_timeout;
         lc.backlog = self.backlog;

@@ -162,7 +162,7 @@ impl<U: StreamLayer> Endpoint<U> {
         addr: SocketAddr,
         cfg: &Config,
         server: bool,
-        upper: fn(Side) -> U,
+        upper: impl Fn(Side) -> U + Send + Sync + 'static,
     ) -> io::Result<Self> {
         cfg.validate()?;
         let sock = UdpSocket::bind(addr)?;
@@ -174,7 +174,7 @@ impl<U: StreamLayer> Endpoint<U> {
         sock: UdpSocket,
         cfg: &Config,
         server: bool,
-        upper: fn(Side) -> U,
+        upper: impl Fn(Side) -> U + Send + Sync + 'static,
     ) -> io::Result<Self> {
         cfg.validate()?;
         sock.set_nonblocking(true)?;

@@ -111,16 +111,16 @@ impl<S: RuntimeStream> ListenerHandle<S> {
     pub async fn bind_with<U: SendLayer>(
         addr: impl ToSocketAddrs,
         cfg: Config,
-        upper: fn(Side) -> U,
+        upper: impl Fn(Side) -> U + Send + Sync + 'static,
     ) -> io::Result<Self> {
-        Self::bind_stacks(addr, cfg, Some(upper)).await
+        Self::bind_stacks(addr, cfg, Some(Arc::new(upper))).await
     }
 
     /// Binds with plain sessions (`upper` `None`) or multiplexed stacks.
     async fn bind_stacks<U: SendLayer>(
         addr: impl ToSocketAddrs,
         cfg: Config,
-        upper: Option<fn(Side) -> U>,
+        upper: Option<Arc<dyn Fn(Side) -> U + Send + Sync>>,
     ) -> io::Result<Self> {
         cfg.validate()?;
         let shared = cfg.reuseport > 1;
@@ -139,10 +139,15 @@ impl<S: RuntimeStream> ListenerHandle<S> {
                     Driver::new(cfg.listener(true), Arc::clone(&hub), true),
                     sock,
                 )?,
-                Some(upper) => {
+                Some(ref upper) => {
                     hub.lock().multiplexed = true;
+                    let upper = Arc::clone(upper);
                     start::<S::Runtime, _>(
-                        Driver::new(cfg.listener_with(true, upper), Arc::clone(&hub), true),
+                        Driver::new(
+                            cfg.listener_with(true, move |side| upper(side)),
+                            Arc::clone(&hub),
+                            true,
+                        ),
                         sock,
                     )?
                 }
@@ -212,7 +217,7 @@ impl<S: RuntimeStream> ConnectionHandle<S> {
     pub async fn connect_with<U: SendLayer>(
         addr: impl ToSocketAddrs,
         cfg: Config,
-        upper: fn(Side) -> U,
+        upper: impl Fn(Side) -> U + Send + Sync + 'static,
     ) -> io::Result<Self> {
         cfg.validate()?;
         let peer = resolve(addr)?;

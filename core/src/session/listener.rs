@@ -166,7 +166,7 @@ enum Demux {
 /// a multiplexer for many streams per peer). One timer heap covers every layer of every
 /// connection, since a stack's deadline is the minimum of its layers'.
 pub struct Listener<U: StreamLayer = Plain> {
-    new_upper: fn(Side) -> U,
+    new_upper: Box<dyn Fn(Side) -> U + Send + Sync>,
     cfg: ListenerConfig,
     demux: Demux,
     rng: SimRng,
@@ -210,11 +210,11 @@ impl<U: StreamLayer> Listener<U> {
     pub fn with_upper(
         cfg: ListenerConfig,
         mut rng: Box<dyn RngCore + Send>,
-        new_upper: fn(Side) -> U,
+        new_upper: impl Fn(Side) -> U + Send + Sync + 'static,
     ) -> Self {
         let seed = rng.next_u64();
         Listener {
-            new_upper,
+            new_upper: Box::new(new_upper),
             demux: match cfg.session.crypt {
                 CryptMode::Aead(k) => Demux::Aead(Box::new(MasterKeys::new(k, &cfg.session.key))),
                 m => Demux::Compat(Crypt::new(m, &cfg.session.key, 0, Role::Server)),

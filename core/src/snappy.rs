@@ -357,6 +357,8 @@ pub struct Snappy<U> {
     /// The peer's stream was corrupt: reported once as the final event.
     failed: Option<SnappyError>,
     failure_reported: bool,
+    /// Off (`--nocomp`): the inner layer talks to the lower stream directly.
+    enabled: bool,
 }
 
 impl<U> Snappy<U> {
@@ -371,7 +373,22 @@ impl<U> Snappy<U> {
             inner_close: false,
             failed: None,
             failure_reported: false,
+            enabled: true,
         }
+    }
+
+    /// The transform switched off (kcptun's `--nocomp`): bytes pass through untouched, so a
+    /// stack type serves both settings.
+    pub fn passthrough(inner: U) -> Self {
+        Snappy {
+            enabled: false,
+            ..Snappy::new(inner)
+        }
+    }
+
+    /// Whether the transform compresses (false for [`Snappy::passthrough`]).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// The layer above.
@@ -468,6 +485,9 @@ impl<U: StreamLayer> Snappy<U> {
         lower: &mut Lower<'_>,
         f: impl FnOnce(&mut U, &mut Lower<'_>) -> T,
     ) -> T {
+        if !self.enabled {
+            return f(&mut self.inner, lower);
+        }
         let mut io = SnappyIo {
             lower,
             enc: &mut self.enc,

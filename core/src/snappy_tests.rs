@@ -181,3 +181,19 @@ fn plain_bytes_from_the_peer_close_the_connection() {
         "{evs:?}"
     );
 }
+
+/// `--nocomp`: the same stack type, bytes untouched on the wire.
+#[test]
+fn passthrough_leaves_the_bytes_alone() {
+    let now = test_start();
+    let mut a = Stack::new(StreamLink::default(), Snappy::passthrough(ToyMux::client()));
+    assert!(!a.upper().is_enabled());
+    let id = a.open_stream().unwrap();
+    a.write(id, b"plain").unwrap();
+    let mut wire = Vec::new();
+    while a.has_transmit() {
+        a.poll_transmit(now, &mut wire);
+    }
+    assert!(wire.ends_with(b"plain"), "{wire:?}");
+    assert!(!wire.starts_with(&STREAM_IDENTIFIER));
+}

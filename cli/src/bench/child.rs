@@ -136,8 +136,7 @@ impl Proc {
         let (lines, _) = self.finish_lines(within)?;
         let line = lines
             .into_iter()
-            .filter(|l| l.starts_with('{'))
-            .next_back()
+            .rfind(|l| l.starts_with('{'))
             .ok_or_else(|| self.failed("printed no JSON line"))?;
         serde_json::from_str(&line)
             .map_err(|e| format!("{}: unexpected JSON line {line:?}: {e}", self.name))
@@ -180,5 +179,37 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_process_reports_its_lines_and_cpu() {
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo one; echo two",
+        ]);
+        let mut p = Proc::spawn("a busy shell".into(), c).expect("spawn sh");
+        let (lines, cpu) = p.finish_lines(Duration::from_secs(60)).expect("sh exits 0");
+        assert_eq!(lines, ["one", "two"]);
+        assert!(
+            cpu > 0.0,
+            "the busy loop's CPU is read before reaping: {cpu}"
+        );
+    }
+
+    #[test]
+    fn a_failing_process_is_an_error_with_its_stderr() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo broken >&2; exit 3"]);
+        let mut p = Proc::spawn("a failing shell".into(), c).expect("spawn sh");
+        let e = p
+            .finish_lines(Duration::from_secs(60))
+            .expect_err("exit 3 fails");
+        assert!(e.contains("broken") && e.contains('3'), "{e}");
     }
 }

@@ -31,14 +31,14 @@ pub struct SmuxBenchArgs {
     /// What carries the sessions.
     #[arg(long, value_enum, default_value_t = Transport::Tcp)]
     pub transport: Transport,
-    /// Bytes through the echo in the one-stream cell (default: 2GiB over TCP, 256MiB over
+    /// Bytes through the echo in the one-stream cell (default: 4GiB over TCP, 512MiB over
     /// KCP).
     #[arg(long, value_parser = parse_size)]
     pub single_bytes: Option<u64>,
     /// Streams of the many-streams cell.
     #[arg(long, default_value_t = 16)]
     pub streams: usize,
-    /// Bytes per stream in the many-streams cell (default: 128MiB over TCP, 16MiB over KCP).
+    /// Bytes per stream in the many-streams cell (default: 256MiB over TCP, 32MiB over KCP).
     #[arg(long, value_parser = parse_size)]
     pub multi_bytes: Option<u64>,
     /// Runs per cell, each on a new session (their throughput is pooled).
@@ -59,16 +59,16 @@ impl SmuxBenchArgs {
     /// Bytes per stream of the one-stream cell.
     pub fn single_bytes(&self) -> u64 {
         self.single_bytes.unwrap_or(match self.transport {
-            Transport::Tcp => 2 << 30,
-            Transport::Kcp => 256 << 20,
+            Transport::Tcp => 4 << 30,
+            Transport::Kcp => 512 << 20,
         })
     }
 
     /// Bytes per stream of the many-streams cell.
     pub fn multi_bytes(&self) -> u64 {
         self.multi_bytes.unwrap_or(match self.transport {
-            Transport::Tcp => 128 << 20,
-            Transport::Kcp => 16 << 20,
+            Transport::Tcp => 256 << 20,
+            Transport::Kcp => 32 << 20,
         })
     }
 }

@@ -96,6 +96,10 @@ func main() {
 		usage()
 	}
 	role := os.Args[1]
+	if role == "-h" || role == "--help" {
+		fmt.Println("smuxpeer echo-server|client: tether smux's command line over xtaci/smux 1.5.16 (see the doc comment of tests/go/smuxpeer/main.go)")
+		return
+	}
 	if role != "echo-server" && role != "client" {
 		usage()
 	}

@@ -50,6 +50,9 @@ pub struct SmuxBenchArgs {
     /// Seconds a client run may take before it counts as failed.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// The tether binary whose `smux` subcommand makes the tether rows (default: this one).
+    #[arg(long)]
+    pub tether: Option<PathBuf>,
     /// The Go smux peer binary (default: build tests/go/smuxpeer into <target>/go-bin/).
     #[arg(long)]
     pub smuxpeer: Option<PathBuf>,

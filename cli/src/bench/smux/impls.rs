@@ -96,10 +96,10 @@ impl Impl {
 
 /// Where the peers come from; a peer that cannot run says why.
 pub struct Programs {
-    /// This binary (`tether smux`, `tether bench-yamux-peer`).
+    /// This binary (`tether bench-yamux-peer`).
     pub tether: PathBuf,
-    /// Whether this binary has `tether smux`.
-    pub tether_smux: Result<(), String>,
+    /// The binary of the tether rows (`tether smux`), or why there is none.
+    pub tether_smux: Result<PathBuf, String>,
     /// The Go smux peer.
     pub smuxpeer: Result<PathBuf, String>,
 }
@@ -115,8 +115,7 @@ impl Programs {
     ) -> Result<Command, String> {
         let mut c = match imp {
             Impl::TetherV1 | Impl::TetherV2 => {
-                self.tether_smux.clone()?;
-                let mut c = Command::new(&self.tether);
+                let mut c = Command::new(self.tether_smux.clone()?);
                 c.args(["smux", role]);
                 c
             }
@@ -143,16 +142,19 @@ impl Programs {
     }
 }
 
-/// `Ok` when `tether` has the `smux` subcommand (the lead's, issue 16 item 5).
-pub fn probe_tether_smux(tether: &PathBuf) -> Result<(), String> {
-    let out = Command::new(tether)
+/// `tether` when it has the `smux` subcommand (the lead's, issue 16 item 5).
+pub fn probe_tether_smux(tether: PathBuf) -> Result<PathBuf, String> {
+    let out = Command::new(&tether)
         .args(["smux", "--help"])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", tether.display()))?;
     if out.status.success() {
-        Ok(())
+        Ok(tether)
     } else {
-        Err("tether smux not available (this tether binary has no `smux` subcommand)".into())
+        Err(format!(
+            "tether smux not available ({} has no `smux` subcommand)",
+            tether.display()
+        ))
     }
 }

@@ -75,9 +75,10 @@ fn programs(args: &SmuxBenchArgs) -> Result<Programs, String> {
     if cfg!(debug_assertions) {
         eprintln!("tether bench-smux: WARNING: this is a debug build of tether; build with --release for meaningful numbers");
     }
+    let tether_smux = probe_tether_smux(args.tether.clone().unwrap_or_else(|| tether.clone()));
     Ok(Programs {
-        tether_smux: probe_tether_smux(&tether),
         tether,
+        tether_smux,
         smuxpeer,
     })
 }

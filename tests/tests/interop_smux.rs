@@ -4,14 +4,15 @@
 //! over a KCP session (kcp-go + smux on the Go side, kcptun's settings); plus Go ↔ Go and
 //! yamux ↔ yamux (`tether bench-yamux-peer`) sanity rows. Every case: 16 streams opened at
 //! once on one session, 4 MiB echoed on each, checked byte for byte by the client, which
-//! prints `16 streams x 4194304 bytes match=true X MB/s` and exits 0.
+//! prints `16 streams x 4194304 bytes match=true X MB/s` and exits 0. `tether smux` also runs
+//! against itself in every dialect (v1, v2, seed) over both transports.
 //!
 //! All peers share `tether smux`'s command line (issue 16, item 5), documented at the top of
 //! `tests/go/smuxpeer/main.go`; an echo server prints `listening <ip:port>` as its first
 //! stdout line.
 //!
 //! The rows that need `tether smux` are declared through [`needs_tether_smux!`]; they are
-//! ignored until that subcommand exists (delete the one `#[ignore]` line in the macro).
+//! ignored until that subcommand exists (delete the one `ignore = …` line in that macro).
 //!
 //! In CI (`CI=true`) a missing Go toolchain, kcp-go or smux fails these tests; it never skips.
 use std::fs::File;
@@ -225,60 +226,64 @@ fn echo_case(server: Peer, client: Peer, dialect: Option<&str>, t: Transport) {
         "{client:?} client → {server:?} server ({dialect:?}, {t:?}): expected one line \
          `{want}X MB/s`, got {out:?}"
     );
-    eprintln!("{client:?} client → {server:?} server ({dialect:?}, {t:?}): {}", lines[0]);
+    eprintln!(
+        "{client:?} client → {server:?} server ({dialect:?}, {t:?}): {}",
+        lines[0]
+    );
+}
+
+/// Declares one test per row `name: SERVER <- CLIENT, DIALECT, TRANSPORT;`, each with the
+/// attributes in the leading `[…]`.
+macro_rules! echo_rows {
+    ([$($attr:meta),*] $name:ident: $server:ident <- $client:ident, $dialect:expr, $t:ident; $($rest:tt)*) => {
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            echo_case(Peer::$server, Peer::$client, $dialect, Transport::$t);
+        }
+        echo_rows!([$($attr),*] $($rest)*);
+    };
+    ([$($attr:meta),*]) => {};
 }
 
 // ---------------------------------------------------------------- rows that run now
 
-#[test]
-fn go_to_go_v1_tcp() {
-    echo_case(Peer::Go, Peer::Go, Some("v1"), Transport::Tcp);
-}
-
-#[test]
-fn go_to_go_v2_tcp() {
-    echo_case(Peer::Go, Peer::Go, Some("v2"), Transport::Tcp);
-}
-
-#[test]
-fn go_to_go_v1_kcp() {
-    echo_case(Peer::Go, Peer::Go, Some("v1"), Transport::Kcp);
-}
-
-#[test]
-fn go_to_go_v2_kcp() {
-    echo_case(Peer::Go, Peer::Go, Some("v2"), Transport::Kcp);
-}
-
-#[test]
-fn yamux_to_yamux_tcp() {
-    echo_case(Peer::Yamux, Peer::Yamux, None, Transport::Tcp);
+echo_rows! { []
+    go_to_go_v1_tcp: Go <- Go, Some("v1"), Tcp;
+    go_to_go_v2_tcp: Go <- Go, Some("v2"), Tcp;
+    go_to_go_v1_kcp: Go <- Go, Some("v1"), Kcp;
+    go_to_go_v2_kcp: Go <- Go, Some("v2"), Kcp;
+    yamux_to_yamux_tcp: Yamux <- Yamux, None, Tcp;
 }
 
 // ---------------------------------------------------------------- rows that need `tether smux`
 
-/// Declares the interop rows that need `tether smux`: each `name: SERVER <- CLIENT, DIALECT,
-/// TRANSPORT;` becomes a test. They are ignored until the subcommand exists: delete the one
-/// `#[ignore]` line below to enable them all.
+/// The interop rows that need `tether smux`. They are ignored until the subcommand exists:
+/// delete the one `ignore = …` line below to enable them all.
 macro_rules! needs_tether_smux {
-    ($($name:ident: $server:ident <- $client:ident, $dialect:literal, $t:ident;)*) => {$(
-        #[test]
-        #[ignore = "needs tether smux (lead)"] // ← delete this line once `tether smux` exists
-        fn $name() {
-            echo_case(Peer::$server, Peer::$client, Some($dialect), Transport::$t);
+    ($($rows:tt)*) => {
+        echo_rows! {
+            [
+                ignore = "needs tether smux (lead)" // ← delete this line once `tether smux` exists
+            ]
+            $($rows)*
         }
-    )*};
+    };
 }
 
 needs_tether_smux! {
-    go_server_tether_client_v1_tcp: Go <- Tether, "v1", Tcp;
-    go_server_tether_client_v2_tcp: Go <- Tether, "v2", Tcp;
-    tether_server_go_client_v1_tcp: Tether <- Go, "v1", Tcp;
-    tether_server_go_client_v2_tcp: Tether <- Go, "v2", Tcp;
-    go_server_tether_client_v1_kcp: Go <- Tether, "v1", Kcp;
-    go_server_tether_client_v2_kcp: Go <- Tether, "v2", Kcp;
-    tether_server_go_client_v1_kcp: Tether <- Go, "v1", Kcp;
-    tether_server_go_client_v2_kcp: Tether <- Go, "v2", Kcp;
-    tether_to_tether_v1_tcp: Tether <- Tether, "v1", Tcp;
-    tether_to_tether_v2_tcp: Tether <- Tether, "v2", Tcp;
+    go_server_tether_client_v1_tcp: Go <- Tether, Some("v1"), Tcp;
+    go_server_tether_client_v2_tcp: Go <- Tether, Some("v2"), Tcp;
+    tether_server_go_client_v1_tcp: Tether <- Go, Some("v1"), Tcp;
+    tether_server_go_client_v2_tcp: Tether <- Go, Some("v2"), Tcp;
+    go_server_tether_client_v1_kcp: Go <- Tether, Some("v1"), Kcp;
+    go_server_tether_client_v2_kcp: Go <- Tether, Some("v2"), Kcp;
+    tether_server_go_client_v1_kcp: Tether <- Go, Some("v1"), Kcp;
+    tether_server_go_client_v2_kcp: Tether <- Go, Some("v2"), Kcp;
+    tether_to_tether_v1_tcp: Tether <- Tether, Some("v1"), Tcp;
+    tether_to_tether_v2_tcp: Tether <- Tether, Some("v2"), Tcp;
+    tether_to_tether_seed_tcp: Tether <- Tether, Some("seed"), Tcp;
+    tether_to_tether_v1_kcp: Tether <- Tether, Some("v1"), Kcp;
+    tether_to_tether_v2_kcp: Tether <- Tether, Some("v2"), Kcp;
+    tether_to_tether_seed_kcp: Tether <- Tether, Some("seed"), Kcp;
 }

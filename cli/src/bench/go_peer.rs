@@ -41,7 +41,7 @@ pub fn build_kcppeer() -> Result<PathBuf, BenchError> {
 
 /// Builds tests/go/<name> into <target>/go-bin/<name> (`--<name> PATH` names a prebuilt one).
 pub fn build_go_peer(name: &str) -> Result<PathBuf, BenchError> {
-    check_go()?;
+    check_go(name)?;
     let src = workspace_root().join("tests/go").join(name);
     if !src.is_dir() {
         return Err(BenchError::NoGoPeer(format!(
@@ -65,11 +65,11 @@ pub fn build_go_peer(name: &str) -> Result<PathBuf, BenchError> {
     Ok(out)
 }
 
-/// Whether `go` runs at all.
-fn check_go() -> Result<(), BenchError> {
+/// Whether `go` runs at all (`name`: the peer, for the flag that names a prebuilt one).
+fn check_go(name: &str) -> Result<(), BenchError> {
     match go_command().arg("version").output() {
         Err(e) => Err(BenchError::NoGoPeer(format!(
-            "`go` cannot be run ({e}); install Debian's golang-go and golang-github-xtaci-kcp-dev, or pass --kcppeer PATH"
+            "`go` cannot be run ({e}); run scripts/install-deps.sh (Debian's golang-go, kcp-go and smux), or pass --{name} PATH"
         ))),
         Ok(o) if !o.status.success() => Err(BenchError::NoGoPeer(format!(
             "`go version` failed: {}",

@@ -39,6 +39,14 @@ enum Cmd {
     /// Several bulk clients at once against one listener: tether with one socket task, tether
     /// with one per core (SO_REUSEPORT) and kcp-go, aggregate throughput side by side.
     BenchReuseport(Box<bench::ReuseportArgs>),
+    /// Multiplexers side by side over loopback: tether smux v1/v2 vs Go's xtaci/smux v1/v2
+    /// vs the yamux crate, 1 and 16 streams, throughput and CPU per GiB (builds the Go peer
+    /// tests/go/smuxpeer).
+    BenchSmux(Box<bench::SmuxBenchArgs>),
+    /// A yamux peer with `tether smux`'s echo-server/client command line, driven by
+    /// `bench-smux`.
+    #[command(hide = true)]
+    BenchYamuxPeer(Box<bench::YamuxPeerArgs>),
     /// The Rust twin of tests/go/kcppeer (roles echo, bulk, rtt, idle), driven by `bench`.
     #[command(hide = true)]
     BenchPeer(Box<bench::PeerArgs>),
@@ -54,6 +62,8 @@ fn main() {
         Cmd::Bench(args) => bench::run(&args),
         Cmd::BenchReuseport(args) => bench::run_reuseport(&args),
         Cmd::BenchPeer(args) => bench::run_peer(&args),
+        Cmd::BenchSmux(args) => bench::run_smux_bench(&args),
+        Cmd::BenchYamuxPeer(args) => bench::run_yamux_peer(&args),
     };
     std::process::exit(code);
 }

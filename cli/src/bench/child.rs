@@ -3,12 +3,14 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
+
+use super::procfs::{proc_cpu_seconds, proc_state};
 
 /// `within` from now, or a century when that is not representable (a `--hold` or
 /// timeout of `Duration::MAX` means "no bound", not a panic).
@@ -131,30 +133,83 @@ impl Proc {
 
     /// Waits (bounded) for the client to exit 0 and returns its (last) JSON line, parsed.
     pub fn finish<T: DeserializeOwned>(&mut self, within: Duration) -> Result<T, String> {
-        let deadline = deadline_in(within);
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = self.child.kill();
-                    return Err(self.failed(&format!("did not finish within {within:?} (killed)")));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => return Err(format!("waiting for {}: {e}", self.name)),
-            }
-        };
-        let mut json = None;
+        let (lines, _) = self.finish_lines(within)?;
+        let line = lines
+            .into_iter()
+            .rfind(|l| l.starts_with('{'))
+            .ok_or_else(|| self.failed("printed no JSON line"))?;
+        serde_json::from_str(&line)
+            .map_err(|e| format!("{}: unexpected JSON line {line:?}: {e}", self.name))
+    }
+
+    /// Waits (bounded) for the process to exit 0; returns its stdout lines and the CPU
+    /// seconds (user+system) it used in all, read from `/proc` after it exited and before
+    /// it is reaped.
+    pub fn finish_lines(&mut self, within: Duration) -> Result<(Vec<String>, f64), String> {
+        let (status, cpu) = self.wait_exit(within)?;
+        let mut lines = Vec::new();
         while let Ok(line) = self.out.recv_timeout(Duration::from_secs(2)) {
-            if line.starts_with('{') {
-                json = Some(line);
-            }
+            lines.push(line);
         }
         std::thread::sleep(Duration::from_millis(20)); // let the stderr pump catch up
         if !status.success() {
             return Err(self.failed(&format!("failed ({status})")));
         }
-        let line = json.ok_or_else(|| self.failed("printed no JSON line"))?;
-        serde_json::from_str(&line)
-            .map_err(|e| format!("{}: unexpected JSON line {line:?}: {e}", self.name))
+        Ok((lines, cpu))
+    }
+
+    /// Waits (bounded, killing it after `within`) for the process to exit: its status and
+    /// its final CPU seconds (0 when `/proc` could not tell).
+    fn wait_exit(&mut self, within: Duration) -> Result<(ExitStatus, f64), String> {
+        let deadline = deadline_in(within);
+        let pid = self.pid();
+        loop {
+            // A zombie's CPU times are final; `wait` reaps it, and its `/proc` entry with it.
+            if matches!(proc_state(&pid), Some('Z') | None) {
+                let cpu = proc_cpu_seconds(&pid);
+                let status = self
+                    .child
+                    .wait()
+                    .map_err(|e| format!("waiting for {}: {e}", self.name))?;
+                return Ok((status, cpu));
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                return Err(self.failed(&format!("did not finish within {within:?} (killed)")));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_process_reports_its_lines_and_cpu() {
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo one; echo two",
+        ]);
+        let mut p = Proc::spawn("a busy shell".into(), c).expect("spawn sh");
+        let (lines, cpu) = p.finish_lines(Duration::from_secs(60)).expect("sh exits 0");
+        assert_eq!(lines, ["one", "two"]);
+        assert!(
+            cpu > 0.0,
+            "the busy loop's CPU is read before reaping: {cpu}"
+        );
+    }
+
+    #[test]
+    fn a_failing_process_is_an_error_with_its_stderr() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo broken >&2; exit 3"]);
+        let mut p = Proc::spawn("a failing shell".into(), c).expect("spawn sh");
+        let e = p
+            .finish_lines(Duration::from_secs(60))
+            .expect_err("exit 3 fails");
+        assert!(e.contains("broken") && e.contains('3'), "{e}");
     }
 }

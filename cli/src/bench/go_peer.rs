@@ -1,4 +1,4 @@
-//! Building the kcp-go peer `tests/go/kcppeer` offline, as tests/src/go.rs does.
+//! Building the Go peers (`tests/go/kcppeer`, `tests/go/smuxpeer`) offline, as tests/src/go.rs does.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -36,19 +36,24 @@ fn go_command() -> Command {
 
 /// Builds tests/go/kcppeer into <target>/go-bin/kcppeer.
 pub fn build_kcppeer() -> Result<PathBuf, BenchError> {
-    check_go()?;
-    let src = workspace_root().join("tests/go/kcppeer");
+    build_go_peer("kcppeer")
+}
+
+/// Builds tests/go/<name> into <target>/go-bin/<name> (`--<name> PATH` names a prebuilt one).
+pub fn build_go_peer(name: &str) -> Result<PathBuf, BenchError> {
+    check_go(name)?;
+    let src = workspace_root().join("tests/go").join(name);
     if !src.is_dir() {
         return Err(BenchError::NoGoPeer(format!(
-            "no Go peer sources at {}; pass --kcppeer PATH",
+            "no Go peer sources at {}; pass --{name} PATH",
             src.display()
         )));
     }
     let bindir = target_dir().join("go-bin");
     std::fs::create_dir_all(&bindir)
         .map_err(|e| BenchError::Failed(format!("creating {}: {e}", bindir.display())))?;
-    let out = bindir.join("kcppeer");
-    let tmp = bindir.join(format!(".kcppeer.{}.tmp", std::process::id()));
+    let out = bindir.join(name);
+    let tmp = bindir.join(format!(".{name}.{}.tmp", std::process::id()));
     go_build(&src, &tmp)?;
     std::fs::rename(&tmp, &out).map_err(|e| {
         BenchError::Failed(format!(
@@ -60,11 +65,11 @@ pub fn build_kcppeer() -> Result<PathBuf, BenchError> {
     Ok(out)
 }
 
-/// Whether `go` runs at all.
-fn check_go() -> Result<(), BenchError> {
+/// Whether `go` runs at all (`name`: the peer, for the flag that names a prebuilt one).
+fn check_go(name: &str) -> Result<(), BenchError> {
     match go_command().arg("version").output() {
         Err(e) => Err(BenchError::NoGoPeer(format!(
-            "`go` cannot be run ({e}); install Debian's golang-go and golang-github-xtaci-kcp-dev, or pass --kcppeer PATH"
+            "`go` cannot be run ({e}); run scripts/install-deps.sh (Debian's golang-go, kcp-go and smux), or pass --{name} PATH"
         ))),
         Ok(o) if !o.status.success() => Err(BenchError::NoGoPeer(format!(
             "`go version` failed: {}",
@@ -89,7 +94,7 @@ fn go_build(src: &Path, out: &Path) -> Result<(), BenchError> {
     }
     let _ = std::fs::remove_file(out);
     Err(BenchError::NoGoPeer(format!(
-        "`go build` of {} failed ({}; is golang-github-xtaci-kcp-dev installed?):\n{}{}",
+        "`go build` of {} failed ({}; are golang-github-xtaci-kcp-dev and golang-github-xtaci-smux-dev installed?):\n{}{}",
         src.display(),
         o.status,
         String::from_utf8_lossy(&o.stdout),

@@ -6,6 +6,10 @@
 //! measured by [`measure`] from their JSON lines ([`records`]) and `/proc` ([`procfs`]), and
 //! reported by [`report`] as figures and ratios; the targets they are held against live in
 //! the README, not in the binary.
+//!
+//! `tether bench-smux` ([`smux`]) does the same for the multiplexers: `tether smux`, Go's
+//! xtaci/smux (`tests/go/smuxpeer`) and the `yamux` crate (`tether bench-yamux-peer`,
+//! [`yamux_peer`]), each an echo server and a client process.
 use std::io::{self, Write};
 use std::time::Instant;
 
@@ -20,10 +24,15 @@ mod records;
 mod report;
 mod reuseport;
 mod settings;
+mod smux;
+mod smux_payload;
+mod yamux_peer;
 
 pub use args::BenchArgs;
 pub use peer::{run_peer, PeerArgs};
 pub use reuseport::{run_reuseport, ReuseportArgs};
+pub use smux::{run_smux_bench, SmuxBenchArgs};
+pub use yamux_peer::{run_yamux_peer, YamuxPeerArgs};
 
 use measure::{run_idle, run_setting};
 use peers::Peers;

@@ -14,6 +14,7 @@ mod pattern;
 mod server;
 
 pub use args::PeerArgs;
+pub(super) use pattern::Pattern;
 
 /// Bulk payload chunk size.
 const CHUNK: usize = 64 * 1024;
@@ -100,7 +101,7 @@ fn check_role(server: bool, role: &str) -> Result<(), &'static str> {
 }
 
 /// A current-thread runtime for one thread (as `tether cat`), a multi-thread one otherwise.
-fn runtime(threads: usize) -> io::Result<Runtime> {
+pub(super) fn runtime(threads: usize) -> io::Result<Runtime> {
     if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -46,3 +46,7 @@ pub use stats::SmuxStats;
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod session_tests;
+
+#[cfg(test)]
+#[path = "sim_tests.rs"]
+mod sim_tests;

@@ -725,3 +725,36 @@ fn syn_flood_stays_within_max_streams() {
         assert!(closed(&events(&mut s)).is_none());
     }
 }
+
+/// `Acknowledged(id)` once a stream's frames left through the lower stream; `all_acked`
+/// follows.
+#[test]
+fn acknowledged_after_the_lower_stream_takes_the_frames() {
+    let t = test_start();
+    let mut a = stack(&SmuxConfig::xtaci(1), Side::Client);
+    let id = a.open_stream().unwrap();
+    a.write(id, b"hello").unwrap();
+    assert!(!a.all_acked(id));
+    out(&mut a, t);
+    assert!(a.all_acked(id));
+    assert!(events(&mut a).contains(&StreamEvent::Acknowledged(id)));
+}
+
+/// The lower stream's end (the peer closed TCP, as the seed's `Session.Close` does without
+/// FINs): readers drain, then see the end; the session reports `PeerClosed` once.
+#[test]
+fn the_lower_streams_end_finishes_every_stream() {
+    use crate::driver::Transport;
+    let t = test_start();
+    let mut s = stack(&SmuxConfig::seed(), Side::Server);
+    s.handle_input(t, &hex("00 0500 00000000 02 0500 02000000 6869"))
+        .unwrap();
+    s.handle_eof(t);
+    let id = s.accept_stream().unwrap();
+    assert_eq!(
+        read_all(&mut s, id),
+        (b"hi".to_vec(), StreamError::Finished)
+    );
+    assert_eq!(closed(&events(&mut s)), Some(SmuxError::PeerClosed));
+    assert_eq!(s.upper().stats().protocol_errors, 0);
+}

@@ -9,12 +9,15 @@ use crate::driver::{StreamError, StreamId};
 
 use super::flow::{RecvFlow, SendFlow};
 
-/// Received bytes not read by the application yet: `buf[at..]`. Payloads are read from the
-/// lower stream straight into it (one copy in), and copied out once by `read`.
+/// Received bytes not read by the application yet: `buf[at..end]`. Payloads are read from
+/// the lower stream straight into it (one copy in), and copied out once by `read`. The
+/// vector stays initialised up to its high-water mark, so a fill zeroes only new room, not
+/// every piece the lower stream hands over.
 #[derive(Debug, Default)]
 pub(crate) struct RecvBuf {
     buf: Vec<u8>,
     at: usize,
+    end: usize,
 }
 
 /// Largest piece read from the lower stream into a receive buffer at once.
@@ -22,7 +25,7 @@ const FILL_STEP: usize = 64 * 1024;
 
 impl RecvBuf {
     pub fn len(&self) -> usize {
-        self.buf.len() - self.at
+        self.end - self.at
     }
 
     pub fn is_empty(&self) -> bool {
@@ -35,30 +38,32 @@ impl RecvBuf {
         max: usize,
         read: impl FnOnce(&mut [u8]) -> Result<usize, StreamError>,
     ) -> Result<usize, StreamError> {
-        let old = self.buf.len();
-        self.buf.resize(old + max.min(FILL_STEP), 0);
-        let r = read(self.buf.get_mut(old..).unwrap_or_default());
-        let n = *r.as_ref().unwrap_or(&0);
-        self.buf.truncate(old + n);
+        let want = self.end + max.min(FILL_STEP);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        let r = read(self.buf.get_mut(self.end..want).unwrap_or_default());
+        self.end = (self.end + *r.as_ref().unwrap_or(&0)).min(want);
         r
     }
 
     /// Copies buffered bytes into `out`.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
-        let src = self.buf.get(self.at..).unwrap_or_default();
+        let src = self.buf.get(self.at..self.end).unwrap_or_default();
         let n = src.len().min(out.len());
         if let (Some(d), Some(s)) = (out.get_mut(..n), src.get(..n)) {
             d.copy_from_slice(s);
         }
         self.at += n;
-        if self.at == self.buf.len() {
-            self.buf.clear();
+        if self.at == self.end {
             self.at = 0;
-            if self.buf.capacity() > 4 * FILL_STEP {
-                self.buf.shrink_to(FILL_STEP); // an idle stream keeps little memory
+            self.end = 0;
+            if self.buf.len() > 4 * FILL_STEP {
+                self.buf = Vec::new(); // an idle stream keeps little memory
             }
-        } else if self.at > self.buf.len() / 2 {
-            self.buf.drain(..self.at);
+        } else if self.at > self.end / 2 {
+            self.buf.copy_within(self.at..self.end, 0);
+            self.end -= self.at;
             self.at = 0;
         }
         n
@@ -67,8 +72,7 @@ impl RecvBuf {
     /// Drops everything (the application closed the stream); returns the bytes dropped.
     pub fn discard(&mut self) -> usize {
         let n = self.len();
-        self.buf = Vec::new();
-        self.at = 0;
+        *self = RecvBuf::default();
         n
     }
 }

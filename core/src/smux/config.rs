@@ -115,6 +115,10 @@ impl SmuxConfig {
     pub fn validate(&self) -> Result<(), SmuxConfigError> {
         let bad = |field, problem| Err(SmuxConfigError { field, problem });
         if let Some(interval) = self.keepalive_interval {
+            if self.dialect == Dialect::Seed {
+                // smux-seed.md §8: the seed has no keepalive frame ([HEAD]'s PIN kills it).
+                return bad("keepalive_interval", "must be None for the seed dialect");
+            }
             if interval.is_zero() {
                 return bad(
                     "keepalive_interval",
@@ -151,7 +155,7 @@ impl SmuxConfig {
 
     /// The nearest valid configuration (what [`Smux::new`](super::Smux::new) runs with).
     pub(crate) fn clamped(mut self) -> SmuxConfig {
-        if self.keepalive_interval.is_some_and(|i| i.is_zero()) {
+        if self.dialect == Dialect::Seed || self.keepalive_interval.is_some_and(|i| i.is_zero()) {
             self.keepalive_interval = None;
         }
         if let Some(i) = self.keepalive_interval {

@@ -119,6 +119,15 @@ fn defaults_and_validation_name_the_field() {
     let e = bad.validate().unwrap_err();
     assert_eq!(e.field, "max_stream_buffer");
     assert!(e.to_string().contains("max_stream_buffer"));
+    let seed_ka = SmuxConfig {
+        keepalive_interval: Some(Duration::from_secs(10)),
+        ..SmuxConfig::seed()
+    };
+    assert_eq!(seed_ka.validate().unwrap_err().field, "keepalive_interval");
+    assert_eq!(
+        Smux::new(seed_ka, Side::Client).config().keepalive_interval,
+        None
+    );
     // new() clamps instead of panicking
     let m = Smux::new(bad, Side::Client);
     assert!(m.config().validate().is_ok());

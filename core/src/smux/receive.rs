@@ -213,8 +213,7 @@ impl Smux {
             return;
         }
         // xtaci: the reader gets the end after draining; the stream stays until closed.
-        let Some(&h) = self.wire.get(&sid) else {
-            self.stats.frames_unknown_stream += 1;
+        let Some(h) = self.wired(sid) else {
             return;
         };
         if let Some(s) = self.streams.get_mut(&h) {
@@ -230,8 +229,7 @@ impl Smux {
             self.free_seed_id(id); // rule 1: our FIN was answered
             return;
         }
-        let Some(&h) = self.wire.get(&sid) else {
-            self.stats.frames_unknown_stream += 1;
+        let Some(h) = self.wired(sid) else {
             return;
         };
         self.wire.remove(&sid);
@@ -317,15 +315,24 @@ impl Smux {
         }
     }
 
-    fn on_upd(&mut self, sid: u32, u: Upd) {
-        let Some(&h) = self.wire.get(&sid) else {
+    /// The handle of the stream a wire id names; counts frames for unknown ids.
+    fn wired(&mut self, sid: u32) -> Option<StreamId> {
+        let h = self.wire.get(&sid).copied();
+        if h.is_none() {
             self.stats.frames_unknown_stream += 1;
+        }
+        h
+    }
+
+    fn on_upd(&mut self, sid: u32, u: Upd) {
+        let Some(h) = self.wired(sid) else {
             return;
         };
-        let Some(s) = self.streams.get_mut(&h) else {
-            return;
-        };
-        if s.send_flow.update(u.consumed, u.window).is_err() {
+        let ok = self
+            .streams
+            .get_mut(&h)
+            .is_none_or(|s| s.send_flow.update(u.consumed, u.window).is_ok());
+        if !ok {
             self.fail(SmuxError::Consumed(sid));
             return;
         }
@@ -333,8 +340,7 @@ impl Smux {
     }
 
     fn on_cfm(&mut self, sid: u32, credit: u32) {
-        let Some(&h) = self.wire.get(&sid) else {
-            self.stats.frames_unknown_stream += 1;
+        let Some(h) = self.wired(sid) else {
             return;
         };
         let Some(s) = self.streams.get_mut(&h) else {

@@ -767,3 +767,54 @@ fn the_lower_streams_end_finishes_every_stream() {
     assert_eq!(closed(&events(&mut s)), Some(SmuxError::PeerClosed));
     assert_eq!(s.upper().stats().protocol_errors, 0);
 }
+
+/// PSH frames are at most `max_frame_size`, and a stream's FIN waits behind its queued data
+/// even while the v2 window holds that data back.
+#[test]
+fn frames_are_cut_at_max_frame_size_and_fin_follows_the_data() {
+    let t = test_start();
+    let cfg = SmuxConfig::xtaci(2);
+    let (mut a, mut b) = (stack(&cfg, Side::Client), stack(&cfg, Side::Server));
+    let id = a.open_stream().unwrap();
+    let big = data(300_000, 5);
+    let mut sent = 0;
+    while let Ok(n) = a.write(id, &big[sent..]) {
+        sent += n;
+        if sent == big.len() {
+            break;
+        }
+    }
+    assert_eq!(
+        sent, 300_000,
+        "window in flight + the send queue hold it all"
+    );
+    a.finish(id).unwrap();
+    assert_eq!(a.write(id, b"x"), Err(StreamError::Closed));
+    let wire = out(&mut a, t);
+    let mut at = 0;
+    let mut frames = Vec::new();
+    while at + 8 <= wire.len() {
+        let len = u16::from_le_bytes([wire[at + 2], wire[at + 3]]) as usize;
+        frames.push((wire[at + 1], len));
+        at += 8 + len;
+    }
+    // SYN, then 8 frames of 32768 = the 262144 initial window; no FIN yet
+    assert_eq!(frames.len(), 9);
+    assert!(frames[1..].iter().all(|&f| f == (2, 32_768)));
+    assert!(!a.all_acked(id));
+    b.handle_input(t, &wire).unwrap();
+    let sid = b.accept_stream().unwrap();
+    let mut got = Vec::new();
+    let mut fin = None;
+    for _ in 0..50 {
+        let (g, e) = read_all(&mut b, sid);
+        got.extend(g);
+        if e == StreamError::Finished {
+            fin = Some(got.len());
+            break;
+        }
+        exchange(&mut a, &mut b, t);
+    }
+    assert_eq!(fin, Some(sent), "FIN after every byte");
+    assert_eq!(got, big[..sent]);
+}

@@ -468,6 +468,11 @@ impl<L: LowerLayer, U: StreamLayer> Machine for Stack<L, U> {
         }
         loop {
             if let Some(t) = self.lower.poll_transmit(now, buf) {
+                // Handing bytes out can raise lower events (a byte-stream link reports
+                // `Writable` here, once its send buffer drained): drain once more before
+                // `has_transmit` may turn false, or a queued upper layer would wait for an
+                // input that never comes.
+                self.work = true;
                 return Some(t);
             }
             // A flush can raise events (writable, dead link) and the upper layer may answer

@@ -197,6 +197,16 @@ pub struct ConnectionHandle<S> {
 }
 
 impl<S: RuntimeStream> ConnectionHandle<S> {
+    /// A handle to connection `id` of `hub` (a TCP connection loop's).
+    pub(crate) fn from_parts(hub: Arc<Hub>, id: SessionId, peer: SocketAddr) -> Self {
+        ConnectionHandle {
+            hub,
+            id,
+            peer,
+            stream: PhantomData,
+        }
+    }
+
     fn new(hub: Arc<Hub>, id: SessionId, fallback: SocketAddr) -> Self {
         let peer = hub.lock().conns.get(&id).and_then(|q| q.peer);
         ConnectionHandle {
@@ -240,6 +250,14 @@ impl<S: RuntimeStream> ConnectionHandle<S> {
         self.hub.request_open(self.id);
         let sid = poll_fn(|cx| self.hub.poll_opened(self.id, cx)).await?;
         Ok(self.stream(sid))
+    }
+
+    /// Closes the connection now: every stream of it ends (reads return what arrived, then
+    /// an error, unless the stream had reached its end), `accept_stream` and `open_stream`
+    /// fail. Without this call the connection closes once this handle and all its streams
+    /// are dropped and everything is acknowledged.
+    pub fn close(&self) {
+        self.hub.close_connection(self.id);
     }
 
     /// Waits for the next stream the peer opened on this connection.
@@ -378,9 +396,13 @@ impl StreamHandle {
         self.hub.poll_flush(self.id, cx)
     }
 
-    /// KCP has no FIN: shutdown (close) waits until everything is acknowledged.
+    /// Half-closes the stream (`AsyncWrite::poll_shutdown`, futures' `poll_close`): once
+    /// every written byte is in the protocol, it finishes the stream (`Streams::finish`; the
+    /// peer reads to the end, then `Ok(0)`), and is ready once everything is acknowledged.
+    /// Writes fail after it. KCP has no FIN: on a plain session it only waits until
+    /// everything is acknowledged, as [`StreamHandle::poll_flush`].
     pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.hub.poll_flush(self.id, cx)
+        self.hub.poll_shutdown(self.id, cx)
     }
 }
 

@@ -313,7 +313,9 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
 }
 
 /// Reads up to [`MAX_READS_PER_WAKE`] chunks into the machine: `Err(WouldBlock)` once
-/// drained, `Ok` at the peer's close (`peer_closed` set) or at the bound (more may wait).
+/// drained, `Ok` at the peer's close (`peer_closed` set), at the bound (more may wait) or
+/// once the machine wants no more input ([`Machine::wants_input`]: the socket is left
+/// unread, so TCP's window pushes back on the peer).
 pub(crate) fn read_into<M: Machine>(
     mut r: impl Read,
     buf: &mut [u8],
@@ -322,6 +324,9 @@ pub(crate) fn read_into<M: Machine>(
     peer_closed: &mut bool,
 ) -> io::Result<()> {
     for _ in 0..MAX_READS_PER_WAKE {
+        if !m.wants_input() {
+            return Ok(());
+        }
         match r.read(buf) {
             Ok(0) => {
                 *peer_closed = true;

@@ -46,7 +46,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
@@ -95,12 +95,16 @@ pub struct Smol;
 impl Runtime for Smol {
     type Socket = SmolIo<UdpSocket>;
     type Tcp = SmolIo<TcpStream>;
+    type TcpListener = SmolIo<TcpListener>;
     type Timer = Timer;
 
     fn register(sock: UdpSocket) -> io::Result<Self::Socket> {
         Async::new(sock).map(SmolIo)
     }
     fn register_tcp(sock: TcpStream) -> io::Result<Self::Tcp> {
+        Async::new(sock).map(SmolIo)
+    }
+    fn register_tcp_listener(sock: TcpListener) -> io::Result<Self::TcpListener> {
         Async::new(sock).map(SmolIo)
     }
     fn timer(at: Instant) -> Timer {

@@ -32,7 +32,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -116,12 +116,16 @@ pub struct Tokio;
 impl Runtime for Tokio {
     type Socket = TokioIo<UdpSocket>;
     type Tcp = TokioIo<TcpStream>;
+    type TcpListener = TokioIo<TcpListener>;
     type Timer = Pin<Box<tokio::time::Sleep>>;
 
     fn register(sock: UdpSocket) -> io::Result<Self::Socket> {
         register_fd(sock)
     }
     fn register_tcp(sock: TcpStream) -> io::Result<Self::Tcp> {
+        register_fd(sock)
+    }
+    fn register_tcp_listener(sock: TcpListener) -> io::Result<Self::TcpListener> {
         register_fd(sock)
     }
     fn timer(at: Instant) -> Self::Timer {
@@ -170,6 +174,7 @@ fn register_fd<S: AsRawFd + OwnsFd>(sock: S) -> io::Result<TokioIo<S>> {
 trait OwnsFd {}
 impl OwnsFd for UdpSocket {}
 impl OwnsFd for TcpStream {}
+impl OwnsFd for TcpListener {}
 
 impl<S: AsRawFd + Send + Sync + 'static> SocketIo<S> for TokioIo<S> {
     fn socket(&self) -> &S {

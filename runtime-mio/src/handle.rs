@@ -429,6 +429,17 @@ macro_rules! kcp_stream_types {
         /// `accept_stream` give [`KcpStream`]s.
         pub type KcpConnection = $crate::handle::ConnectionHandle<KcpStream>;
 
+        /// One TCP connection carrying a multiplexer (`TcpConnection::connect_tcp` with a
+        /// `Stack<StreamLink, U>`, or `TcpMuxListener::bind` + `accept_connection`): the
+        /// same type and calls as [`KcpConnection`], its streams the same [`KcpStream`]
+        /// handles over another transport.
+        pub type TcpConnection = $crate::handle::ConnectionHandle<KcpStream>;
+
+        /// Accepts TCP connections, each carrying a fresh multiplexer stack from the
+        /// factory given to `bind` (e.g. `|| Stack::new(StreamLink::default(), mux)`):
+        /// `bind`, `accept_connection`, `local_addr`.
+        pub type TcpMuxListener = $crate::tcp_conn::TcpListenerHandle<KcpStream>;
+
         /// One KCP session as a byte stream (kcp-go `UDPSession`). Its other methods
         /// (`peer_addr`, `send_keepalive`, `last_received`, `unread`) are
         /// [`StreamHandle`](tether_runtime_mio::handle::StreamHandle)'s.

@@ -81,7 +81,8 @@ impl futures_io::AsyncWrite for KcpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_flush(cx)
     }
-    /// KCP has no FIN: close waits until everything is acknowledged.
+    /// Half-closes the stream (the peer reads to the end, then EOF) and waits until
+    /// everything is acknowledged; on a plain KCP session (no FIN) it only waits.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_shutdown(cx)
     }

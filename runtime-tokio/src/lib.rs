@@ -69,7 +69,8 @@ impl AsyncWrite for KcpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_flush(cx)
     }
-    /// KCP has no FIN: shutdown waits until everything is acknowledged.
+    /// Half-closes the stream (the peer reads to the end, then EOF) and waits until
+    /// everything is acknowledged; on a plain KCP session (no FIN) it only waits.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_shutdown(cx)
     }
@@ -102,7 +103,8 @@ impl AsyncWrite for &KcpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_flush(cx)
     }
-    /// KCP has no FIN: shutdown waits until everything is acknowledged.
+    /// Half-closes the stream (the peer reads to the end, then EOF) and waits until
+    /// everything is acknowledged; on a plain KCP session (no FIN) it only waits.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_shutdown(cx)
     }

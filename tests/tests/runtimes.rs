@@ -53,6 +53,10 @@ macro_rules! suite {
             fn mux_echo() {
                 super::scenarios::mux_echo::<$rt>();
             }
+            #[test]
+            fn tcp_mux() {
+                super::scenarios::tcp_mux::<$rt>();
+            }
         }
     };
 }
@@ -199,6 +203,14 @@ mod tokio_facade {
             });
             server.abort();
             r
+        }
+        fn tcp_mux(limit: Duration) -> io::Result<()> {
+            use tether_runtime_tokio::TcpMuxListener;
+            use tether_tests::scenarios_tcp_mux::{run, server_machine};
+            within("tcp_mux", limit, async {
+                let listener = TcpMuxListener::bind("127.0.0.1:0", server_machine).await?;
+                run(listener).await
+            })
         }
         type Server = Server;
         type Conn = KcpStream;
@@ -409,6 +421,15 @@ mod smol_facade {
                 let _server = smol::spawn(mux_server(listener));
                 let conn = KcpConnection::connect_with(addr, cfg.clone(), toy_mux).await?;
                 mux_client(&conn, msgs).await
+            })
+        }
+
+        fn tcp_mux(limit: Duration) -> io::Result<()> {
+            use tether_runtime_smol::TcpMuxListener;
+            use tether_tests::scenarios_tcp_mux::{run, server_machine};
+            within("tcp_mux", limit, async {
+                let listener = TcpMuxListener::bind("127.0.0.1:0", server_machine).await?;
+                run(listener).await
             })
         }
 
@@ -1110,6 +1131,9 @@ mod mio_facade {
 
         fn mux_echo(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>> {
             mux_echo_loop(cfg, msgs, limit)
+        }
+        fn tcp_mux(_limit: Duration) -> io::Result<()> {
+            Err(io::Error::other("mio tcp_mux: not yet"))
         }
         type Server = Server;
         type Conn = Conn;

@@ -1,0 +1,216 @@
+//! The TCP-carried multiplexer scenario (`Stack<StreamLink, ToyMux>` over loopback TCP),
+//! written once for the async runtimes against the shared [`ConnectionHandle`] (their
+//! `AsyncRead`/`AsyncWrite` delegate to the same `poll_read`/`poll_write`/`poll_shutdown`);
+//! the mio flavour runs the same steps on its own `mio::Poll` (`tests/tests/runtimes.rs`).
+//!
+//! 1. two streams each way (the client opens two, the server opens two), each carrying
+//!    1 MiB that the other side echoes: the opener writes, then half-closes; the echo side
+//!    reads to the end of the stream (`Ok(0)`), half-closes in turn; the opener reads the
+//!    echo to its end and compares it byte for byte;
+//! 2. a refused open: the client's toy mux allows [`CLIENT_STREAMS`] streams, the next
+//!    `open_stream` fails with `ConnectionRefused`;
+//! 3. a connection close ends the streams: the server closes the connection while a stream
+//!    is open; the client's read on it fails (`ConnectionReset`), and its `accept_stream`
+//!    and `open_stream` fail.
+use std::future::{poll_fn, Future};
+use std::io;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::task::Poll;
+
+use tether_core::sim::toy_mux::ToyMux;
+use tether_core::stack::Stack;
+use tether_core::stream_link::StreamLink;
+use tether_runtime_mio::handle::{ConnectionHandle, RuntimeStream, StreamHandle};
+use tether_runtime_mio::tcp_conn::TcpListenerHandle;
+
+use crate::scenarios::payload;
+
+/// Bytes each stream carries each way in step 1.
+pub const STREAM_BYTES: usize = 1 << 20;
+/// Streams each side opens in step 1.
+pub const STREAMS_EACH_WAY: usize = 2;
+/// Streams the client's toy mux allows (step 1's, and one for step 3).
+pub const CLIENT_STREAMS: usize = STREAMS_EACH_WAY + 1;
+
+/// The client's machine: a toy mux on a `StreamLink`, limited to [`CLIENT_STREAMS`].
+pub fn client_machine() -> Stack<StreamLink, ToyMux> {
+    Stack::new(
+        StreamLink::default(),
+        ToyMux::client().with_stream_limit(CLIENT_STREAMS),
+    )
+}
+
+/// The server's machine, one per accepted connection (the listener's factory).
+pub fn server_machine() -> Stack<StreamLink, ToyMux> {
+    Stack::new(StreamLink::default(), ToyMux::server())
+}
+
+/// The payload of stream `k` opened by the client (`server` false) or by the server.
+pub fn stream_payload(server: bool, k: usize) -> Vec<u8> {
+    payload(STREAM_BYTES, 900 + k as u64 + if server { 50 } else { 0 })
+}
+
+type Task<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + 'a>>;
+
+/// Runs every task to its end on the calling task; the first error ends them all.
+pub async fn join_all(mut tasks: Vec<Task<'_>>) -> io::Result<()> {
+    poll_fn(|cx| {
+        let mut i = 0;
+        while i < tasks.len() {
+            match tasks[i].as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => drop(tasks.swap_remove(i)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => i += 1,
+            }
+        }
+        if tasks.is_empty() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Writes all of `data` into `s`.
+async fn write_all(s: &StreamHandle, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = poll_fn(|cx| s.poll_write(cx, data)).await?;
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// Reads `s` to its end (`Ok(0)`).
+async fn read_to_end(s: &StreamHandle) -> io::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match poll_fn(|cx| s.poll_read(cx, &mut buf)).await? {
+            0 => return Ok(got),
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Writes `data`, half-closes, and reads the echo to its end: it must be `data` exactly.
+async fn send_and_check(s: &StreamHandle, data: Vec<u8>) -> io::Result<()> {
+    let mut back = Vec::new();
+    join_all(vec![
+        Box::pin(async {
+            write_all(s, &data).await?;
+            poll_fn(|cx| s.poll_shutdown(cx)).await
+        }),
+        Box::pin(async {
+            back = read_to_end(s).await?;
+            Ok(())
+        }),
+    ])
+    .await?;
+    if back != data {
+        return Err(io::Error::other(format!(
+            "a stream echoed {} bytes, not its own {}",
+            back.len(),
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Echoes `s` until the peer finished it, then finishes it too.
+async fn echo_to_end(s: &StreamHandle) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match poll_fn(|cx| s.poll_read(cx, &mut buf)).await? {
+            0 => return poll_fn(|cx| s.poll_shutdown(cx)).await,
+            n => write_all(s, &buf[..n]).await?,
+        }
+    }
+}
+
+/// One side of step 1: opens [`STREAMS_EACH_WAY`] streams and checks their echoes, and
+/// echoes the [`STREAMS_EACH_WAY`] streams the peer opens.
+async fn both_ways<S>(conn: &ConnectionHandle<S>, server: bool) -> io::Result<()>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    let mut tasks: Vec<Task<'_>> = Vec::new();
+    for k in 0..STREAMS_EACH_WAY {
+        let s = conn.open_stream().await?;
+        tasks.push(Box::pin(async move {
+            send_and_check(&s, stream_payload(server, k)).await
+        }));
+    }
+    for _ in 0..STREAMS_EACH_WAY {
+        tasks.push(Box::pin(async {
+            let s = conn.accept_stream().await?;
+            echo_to_end(&s).await
+        }));
+    }
+    join_all(tasks).await
+}
+
+/// Fails unless `r` is an error of `kind`.
+fn expect_kind<T>(what: &str, r: io::Result<T>, kind: io::ErrorKind) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == kind => Ok(()),
+        Err(e) => Err(io::Error::other(format!("{what}: {kind:?} expected, got {e}"))),
+        Ok(_) => Err(io::Error::other(format!("{what}: {kind:?} expected, got Ok"))),
+    }
+}
+
+/// The whole scenario (module docs) between `listener` (made with [`server_machine`]) and a
+/// client dialled with [`client_machine`].
+pub async fn run<S>(listener: TcpListenerHandle<S>) -> io::Result<()>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    let addr = listener.local_addr();
+    let (client, server) = {
+        let dial = ConnectionHandle::<S>::connect_tcp(addr, client_machine());
+        let client = dial.await?;
+        (client, listener.accept_connection().await?)
+    };
+    // 1. both ways, concurrently on both sides
+    join_all(vec![
+        Box::pin(both_ways(&client, false)),
+        Box::pin(both_ways(&server, true)),
+    ])
+    .await?;
+    // 2. + 3. the client's last allowed stream, then a refusal
+    let last = client.open_stream().await?;
+    expect_kind(
+        "open_stream beyond the toy's limit",
+        client.open_stream().await,
+        io::ErrorKind::ConnectionRefused,
+    )?;
+    write_all(&last, b"ping").await?;
+    let theirs = server.accept_stream().await?;
+    let mut four = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        got += poll_fn(|cx| theirs.poll_read(cx, &mut four[got..])).await?;
+    }
+    if &four != b"ping" {
+        return Err(io::Error::other("the last stream carried the wrong bytes"));
+    }
+    server.close();
+    let mut one = [0u8; 1];
+    expect_kind(
+        "the client's read after the server closed the connection",
+        poll_fn(|cx| last.poll_read(cx, &mut one)).await,
+        io::ErrorKind::ConnectionReset,
+    )?;
+    if client.accept_stream().await.is_ok() {
+        return Err(io::Error::other("accept_stream after the close succeeded"));
+    }
+    if client.open_stream().await.is_ok() {
+        return Err(io::Error::other("open_stream after the close succeeded"));
+    }
+    expect_kind(
+        "the server's read after its own close",
+        poll_fn(|cx| theirs.poll_read(cx, &mut one)).await,
+        io::ErrorKind::ConnectionReset,
+    )
+}

@@ -12,12 +12,14 @@
 //! 3. a connection close ends the streams: the server closes the connection while a stream
 //!    is open; the client's read on it fails (`ConnectionReset`), and its `accept_stream`
 //!    and `open_stream` fail.
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::task::Poll;
 
+use tether_core::driver::{StreamError, StreamId, Streams};
 use tether_core::sim::toy_mux::ToyMux;
 use tether_core::stack::Stack;
 use tether_core::stream_link::StreamLink;
@@ -213,4 +215,128 @@ where
         poll_fn(|cx| theirs.poll_read(cx, &mut one)).await,
         io::ErrorKind::ConnectionReset,
     )
+}
+
+/// One stream this side opened in step 1, driven through `Streams` directly.
+#[derive(Debug)]
+struct Sent {
+    id: StreamId,
+    data: Vec<u8>,
+    sent: usize,
+    finished: bool,
+    back: Vec<u8>,
+    eof: bool,
+}
+
+/// One stream the peer opened in step 1, echoed through `Streams` directly.
+#[derive(Debug)]
+struct Echoed {
+    id: StreamId,
+    queue: VecDeque<u8>,
+    eof: bool,
+    finished: bool,
+}
+
+/// Step 1's application on one side over a machine's [`Streams`] directly (the mio
+/// flavour, which has no hub): the same streams, bytes and ends as [`run`]'s.
+#[derive(Debug)]
+pub struct StreamsSide {
+    sent: Vec<Sent>,
+    echoed: Vec<Echoed>,
+}
+
+impl StreamsSide {
+    /// Opens this side's [`STREAMS_EACH_WAY`] streams on `m`.
+    pub fn open(m: &mut impl Streams, server: bool) -> io::Result<Self> {
+        let mut sent = Vec::new();
+        for k in 0..STREAMS_EACH_WAY {
+            let id = m
+                .open_stream()
+                .map_err(|e| io::Error::other(format!("open_stream: {e}")))?;
+            sent.push(Sent {
+                id,
+                data: stream_payload(server, k),
+                sent: 0,
+                finished: false,
+                back: Vec::new(),
+                eof: false,
+            });
+        }
+        Ok(StreamsSide {
+            sent,
+            echoed: Vec::new(),
+        })
+    }
+
+    /// Moves whatever can move now: accepts, writes, finishes, reads, echoes.
+    pub fn step(&mut self, m: &mut impl Streams) {
+        while let Some(id) = m.accept_stream() {
+            self.echoed.push(Echoed {
+                id,
+                queue: VecDeque::new(),
+                eof: false,
+                finished: false,
+            });
+        }
+        let mut buf = vec![0u8; 64 << 10];
+        for s in &mut self.sent {
+            while let Some(rest) = s.data.get(s.sent..).filter(|r| !r.is_empty()) {
+                match m.write(s.id, rest) {
+                    Ok(n) if n > 0 => s.sent += n,
+                    _ => break,
+                }
+            }
+            if s.sent == s.data.len() && !s.finished {
+                s.finished = m.finish(s.id).is_ok();
+            }
+            s.eof |= read_available(m, s.id, &mut buf, &mut s.back);
+        }
+        for e in &mut self.echoed {
+            let mut got = Vec::new();
+            e.eof |= read_available(m, e.id, &mut buf, &mut got);
+            e.queue.extend(got);
+            while !e.queue.is_empty() {
+                match m.write(e.id, e.queue.make_contiguous()) {
+                    Ok(n) if n > 0 => drop(e.queue.drain(..n)),
+                    _ => break,
+                }
+            }
+            if e.eof && e.queue.is_empty() && !e.finished {
+                e.finished = m.finish(e.id).is_ok();
+            }
+        }
+    }
+
+    /// Whether every stream reached its end both ways.
+    pub fn done(&self) -> bool {
+        self.sent.iter().all(|s| s.eof)
+            && self.echoed.len() == STREAMS_EACH_WAY
+            && self.echoed.iter().all(|e| e.finished)
+    }
+
+    /// Every echo is its stream's bytes exactly.
+    pub fn check(&self) -> io::Result<()> {
+        for s in &self.sent {
+            if s.back != s.data {
+                return Err(io::Error::other(format!(
+                    "stream {:?} echoed {} bytes, not its own {}",
+                    s.id,
+                    s.back.len(),
+                    s.data.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads what stream `id` has into `out`; `true` at its end (`Finished`).
+fn read_available(m: &mut impl Streams, id: StreamId, buf: &mut [u8], out: &mut Vec<u8>) -> bool {
+    loop {
+        match m.read(id, buf) {
+            Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+            Err(StreamError::Finished) => return true,
+            _ => return false,
+        }
+    }
 }

@@ -1126,14 +1126,172 @@ mod mio_facade {
         Ok(got)
     }
 
+    type MuxMachine = tether_runtime_mio::core::stack::Stack<
+        tether_runtime_mio::core::stream_link::StreamLink,
+        tether_runtime_mio::core::sim::toy_mux::ToyMux,
+    >;
+    type MuxEndpoint = tether_runtime_mio::tcp_endpoint::TcpEndpoint<MuxMachine>;
+
+    /// [`Rt::tcp_mux`]'s connection pair on one `mio::Poll`: a `mio::net::TcpListener`, the
+    /// client's `TcpEndpoint` and, once accepted, the server's; each machine's `Closed`
+    /// reason is kept.
+    struct TcpMux {
+        poll: Poll,
+        events: Events,
+        listener: mio::net::TcpListener,
+        client: MuxEndpoint,
+        server: Option<MuxEndpoint>,
+        closed: [Option<String>; 2],
+        end: Instant,
+        limit: Duration,
+    }
+
+    impl TcpMux {
+        /// Waits (at most 10 ms, or until a deadline), accepts the server's connection,
+        /// processes both endpoints and drains their events.
+        fn turn(&mut self) -> io::Result<()> {
+            use tether_runtime_mio::core::driver::Machine;
+            let now = Instant::now();
+            if now >= self.end {
+                return Err(deadline_error("tcp_mux", self.limit));
+            }
+            let next = [
+                self.client.next_deadline(),
+                self.server.as_ref().and_then(|s| s.next_deadline()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let wait = next.map_or(Duration::from_millis(10), |d| {
+                d.saturating_duration_since(now)
+            });
+            self.poll
+                .poll(&mut self.events, Some(wait.min(Duration::from_millis(10))))?;
+            if self.server.is_none() {
+                match self.listener.accept() {
+                    Ok((sock, _)) => {
+                        let machine = tether_tests::scenarios_tcp_mux::server_machine();
+                        let mut ep = MuxEndpoint::from_mio(sock, machine)?;
+                        self.poll
+                            .registry()
+                            .register(&mut ep, Token(2), MuxEndpoint::INTEREST)?;
+                        self.server = Some(ep);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let now = Instant::now();
+            let eps = [Some(&mut self.client), self.server.as_mut()];
+            for (ep, closed) in eps.into_iter().zip(&mut self.closed) {
+                let Some(ep) = ep else { continue };
+                ep.process(now)?;
+                while let Some(ev) = ep.machine().poll_event() {
+                    if let StreamEvent::Closed(why) = ev {
+                        *closed = Some(format!("{why:?}"));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// [`Rt::tcp_mux`] on mio: the client and server `TcpEndpoint`s carrying
+    /// `Stack<StreamLink, ToyMux>` on one `mio::Poll` in the calling thread; the application
+    /// side is the machines' `Streams` (`StreamsSide` for the streams both ways).
+    fn tcp_mux_loop(limit: Duration) -> io::Result<()> {
+        use tether_runtime_mio::core::driver::{StreamError, Streams};
+        use tether_tests::scenarios_tcp_mux::{client_machine, StreamsSide};
+
+        let poll = Poll::new()?;
+        let mut listener = mio::net::TcpListener::bind(localhost())?;
+        poll.registry()
+            .register(&mut listener, Token(0), mio::Interest::READABLE)?;
+        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let mut client = MuxEndpoint::new(client, client_machine())?;
+        poll.registry()
+            .register(&mut client, Token(1), MuxEndpoint::INTEREST)?;
+        let mut t = TcpMux {
+            poll,
+            events: Events::with_capacity(16),
+            listener,
+            client,
+            server: None,
+            closed: [None, None],
+            end: Instant::now() + limit,
+            limit,
+        };
+        let fail = |what: &str| io::Error::other(format!("tcp_mux on mio: {what}"));
+        // 1. two streams each way, 1 MiB each, to their ends
+        let mut mine = StreamsSide::open(t.client.machine(), false)?;
+        let mut theirs: Option<StreamsSide> = None;
+        while !(mine.done() && theirs.as_ref().is_some_and(StreamsSide::done)) {
+            t.turn()?;
+            if t.closed.iter().any(Option::is_some) {
+                return Err(fail(&format!("a connection closed: {:?}", t.closed)));
+            }
+            mine.step(t.client.machine());
+            if let Some(server) = t.server.as_mut() {
+                let side = match theirs.as_mut() {
+                    Some(side) => side,
+                    None => theirs.insert(StreamsSide::open(server.machine(), true)?),
+                };
+                side.step(server.machine());
+            }
+        }
+        mine.check()?;
+        theirs.as_ref().map_or(Ok(()), StreamsSide::check)?;
+        // 2. the last stream the toy allows, then a refusal
+        let c = t.client.machine();
+        let last = c.open_stream().map_err(|e| fail(&e.to_string()))?;
+        if c.open_stream() != Err(StreamError::Closed) {
+            return Err(fail("an open beyond the toy's limit was not refused"));
+        }
+        c.write(last, b"ping").map_err(|e| fail(&e.to_string()))?;
+        let mut got = Vec::new();
+        let mut accepted = None;
+        while got.len() < 4 {
+            t.turn()?;
+            let Some(server) = t.server.as_mut() else {
+                return Err(fail("the server connection went away"));
+            };
+            let s = server.machine();
+            accepted = accepted.or_else(|| s.accept_stream());
+            let mut buf = [0u8; 16];
+            while let Some(Ok(n @ 1..)) = accepted.map(|id| s.read(id, &mut buf)) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        if got != b"ping" {
+            return Err(fail("the last stream carried the wrong bytes"));
+        }
+        // 3. the server closes the connection: the client's machine closes, its streams end
+        if let Some(server) = t.server.as_mut() {
+            server.machine().close();
+            server.shutdown_when_flushed();
+        }
+        while t.closed[0].is_none() {
+            t.turn()?;
+        }
+        let why = t.closed[0].clone().unwrap_or_default();
+        if !why.contains("LowerEnded") {
+            return Err(fail(&format!("the client closed for {why}, not the peer's end")));
+        }
+        let c = t.client.machine();
+        if c.open_stream() != Err(StreamError::Closed) || c.write(last, b"x").is_ok() {
+            return Err(fail("the client's connection still takes streams or bytes"));
+        }
+        Ok(())
+    }
+
     impl Rt for Mio {
         const NAME: &'static str = "mio";
 
         fn mux_echo(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>> {
             mux_echo_loop(cfg, msgs, limit)
         }
-        fn tcp_mux(_limit: Duration) -> io::Result<()> {
-            Err(io::Error::other("mio tcp_mux: not yet"))
+        fn tcp_mux(limit: Duration) -> io::Result<()> {
+            tcp_mux_loop(limit)
         }
         type Server = Server;
         type Conn = Conn;

@@ -346,13 +346,17 @@ impl<U: StreamLayer> Driver<U> {
                     st.push_opened(id, sid);
                     self.pump(&mut st, (id, sid));
                 }
-                // Readable, writable, everything acknowledged: move that stream's bytes.
+                // Readable, writable: move that stream's bytes.
                 ListenerEvent::Conn(
                     id,
-                    StreamEvent::Readable(sid)
-                    | StreamEvent::Writable(sid)
-                    | StreamEvent::Acknowledged(sid),
+                    StreamEvent::Readable(sid) | StreamEvent::Writable(sid),
                 ) => self.pump(&mut st, (id, sid)),
+                // Acknowledged: that stream, and the connection's others still waiting.
+                ListenerEvent::Conn(id, StreamEvent::Acknowledged(sid)) => {
+                    for key in pump::acknowledged(&st, id, sid) {
+                        self.pump(&mut st, key);
+                    }
+                }
                 // The stack closed one stream: what arrived is moved, then it ends.
                 ListenerEvent::Conn(id, StreamEvent::StreamClosed(sid)) => {
                     self.pump(&mut st, (id, sid));

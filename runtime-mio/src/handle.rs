@@ -398,9 +398,10 @@ impl StreamHandle {
 
     /// Half-closes the stream (`AsyncWrite::poll_shutdown`, futures' `poll_close`): once
     /// every written byte is in the protocol, it finishes the stream (`Streams::finish`; the
-    /// peer reads to the end, then `Ok(0)`), and is ready once everything is acknowledged.
+    /// peer reads to the end, then `Ok(0)`), and is ready once the protocol took the FIN
+    /// (as TCP's `shutdown`; [`StreamHandle::poll_flush`] waits for the acknowledgements).
     /// Writes fail after it. KCP has no FIN: on a plain session it only waits until
-    /// everything is acknowledged, as [`StreamHandle::poll_flush`].
+    /// everything is acknowledged, as `poll_flush`.
     pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.hub.poll_shutdown(self.id, cx)
     }

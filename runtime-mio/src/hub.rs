@@ -501,8 +501,10 @@ impl Hub {
 
     /// `AsyncWrite::poll_shutdown` (`poll_close`): half-closes the stream once every queued
     /// byte is in the stack (`Streams::finish`: the peer reads to the end, then `Ok(0)`),
-    /// and is ready once everything is acknowledged. On a protocol without a half-close
-    /// (KCP) it only waits for the acknowledgements, as [`Hub::poll_flush`].
+    /// and is ready once the stack took the FIN, as a TCP `shutdown(2)` is (bytes and FIN
+    /// are then the protocol's to deliver; [`Hub::poll_flush`] still waits for their
+    /// acknowledgement). On a protocol without a half-close (KCP) it waits for the
+    /// acknowledgements, as `poll_flush` (the behaviour before half-closes existed).
     pub fn poll_shutdown(&self, key: StreamKey, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut st = self.lock();
         let Some(s) = st.streams.get_mut(&key) else {
@@ -511,8 +513,14 @@ impl Hub {
         if s.shutdown == Shutdown::Open {
             s.shutdown = Shutdown::Requested;
         }
-        let settled = s.shutdown != Shutdown::Requested || s.gone.is_some();
-        if settled && s.send.is_empty() && !s.unacked {
+        let done = match s.shutdown {
+            Shutdown::Done => s.send.is_empty(),
+            Shutdown::Unsupported => s.send.is_empty() && !s.unacked,
+            Shutdown::Requested | Shutdown::Open => {
+                s.gone.is_some() && s.send.is_empty() && !s.unacked
+            }
+        };
+        if done {
             return Poll::Ready(Ok(()));
         }
         if let Some(g) = s.gone {

@@ -106,6 +106,18 @@ pub(crate) fn settle(st: &mut HubState, key: StreamKey, progressed: bool, all_ac
     false
 }
 
+/// The streams to pump on `Acknowledged(sid)` of connection `id`: `sid`, and every other
+/// stream of the connection still waiting for acknowledgements. A stack's per-stream
+/// `all_acked` includes its lower machine's (one KCP window for all streams), and a
+/// multiplexer reports `Acknowledged` only for streams that wrote since their last one: a
+/// stream whose bytes were acknowledged while another stream's were not yet would
+/// otherwise never hear of it, and its flush or shutdown would wait forever.
+pub(crate) fn acknowledged(st: &HubState, id: SessionId, sid: StreamId) -> Vec<StreamKey> {
+    let range = (id, StreamId(0))..=(id, StreamId(u32::MAX));
+    let waiting = st.streams.range(range).filter(|(k, s)| s.unacked && k.1 != sid);
+    std::iter::once((id, sid)).chain(waiting.map(|(k, _)| *k)).collect()
+}
+
 /// What a socket loop does with a connection after [`serve_conn`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnVerdict {

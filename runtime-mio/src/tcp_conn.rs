@@ -124,9 +124,14 @@ impl<M: TcpMachine> TcpConn<M> {
                     st.push_opened(self.id, sid);
                     self.pump(&mut st, (self.id, sid));
                 }
-                StreamEvent::Readable(sid)
-                | StreamEvent::Writable(sid)
-                | StreamEvent::Acknowledged(sid) => self.pump(&mut st, (self.id, sid)),
+                StreamEvent::Readable(sid) | StreamEvent::Writable(sid) => {
+                    self.pump(&mut st, (self.id, sid))
+                }
+                StreamEvent::Acknowledged(sid) => {
+                    for key in pump::acknowledged(&st, self.id, sid) {
+                        self.pump(&mut st, key);
+                    }
+                }
                 StreamEvent::StreamClosed(sid) => {
                     self.pump(&mut st, (self.id, sid));
                     st.stream_closed((self.id, sid));

@@ -81,8 +81,9 @@ impl futures_io::AsyncWrite for KcpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_flush(cx)
     }
-    /// Half-closes the stream (the peer reads to the end, then EOF) and waits until
-    /// everything is acknowledged; on a plain KCP session (no FIN) it only waits.
+    /// Half-closes the stream (the peer reads to the end, then EOF), ready once the
+    /// protocol took the FIN; on a plain KCP session (no FIN) it waits until everything is
+    /// acknowledged.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_shutdown(cx)
     }

@@ -60,6 +60,9 @@ pub trait Rt {
     /// both ways echoing 1 MiB each to a per-stream end, a refused open, a connection
     /// close ending the streams) on this runtime; `Err` says which step failed.
     fn tcp_mux(limit: Duration) -> io::Result<()>;
+    /// Runs [`crate::scenarios_tcp_mux`]'s streams both ways (each written, half-closed,
+    /// echoed to its end and half-closed back) over one KCP session carrying the toy mux.
+    fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()>;
 }
 
 /// The upper layer of the multiplexed scenario: core's toy echo multiplexer
@@ -133,6 +136,16 @@ pub fn tcp_mux<R: Rt>() {
     let start = Instant::now();
     R::tcp_mux(Duration::from_secs(60)).expect("the TCP mux scenario");
     report(R::NAME, "tcp_mux", start.elapsed());
+}
+
+/// Per-stream ends over KCP: two toy-mux streams each way over one session, each half-closed
+/// by its opener, echoed to its end (`Ok(0)`) and half-closed back, byte for byte (the hub's
+/// `poll_shutdown` → `Streams::finish` and end of stream, the same as over TCP).
+pub fn mux_ends<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config().clone().stream_mode(true);
+    R::mux_ends(&cfg, Duration::from_secs(60)).expect("per-stream ends over KCP");
+    report(R::NAME, "mux_ends", start.elapsed());
 }
 
 /// A running echo server.

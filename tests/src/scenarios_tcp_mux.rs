@@ -23,7 +23,7 @@ use tether_core::driver::{StreamError, StreamId, Streams};
 use tether_core::sim::toy_mux::ToyMux;
 use tether_core::stack::Stack;
 use tether_core::stream_link::StreamLink;
-use tether_runtime_mio::handle::{ConnectionHandle, RuntimeStream, StreamHandle};
+use tether_runtime_mio::handle::{ConnectionHandle, ListenerHandle, RuntimeStream, StreamHandle};
 use tether_runtime_mio::tcp_conn::TcpListenerHandle;
 
 use crate::scenarios::payload;
@@ -48,9 +48,9 @@ pub fn server_machine() -> Stack<StreamLink, ToyMux> {
     Stack::new(StreamLink::default(), ToyMux::server())
 }
 
-/// The payload of stream `k` opened by the client (`server` false) or by the server.
-pub fn stream_payload(server: bool, k: usize) -> Vec<u8> {
-    payload(STREAM_BYTES, 900 + k as u64 + if server { 50 } else { 0 })
+/// The `bytes` of stream `k` opened by the client (`server` false) or by the server.
+pub fn stream_payload(server: bool, k: usize, bytes: usize) -> Vec<u8> {
+    payload(bytes, 900 + k as u64 + if server { 50 } else { 0 })
 }
 
 type Task<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + 'a>>;
@@ -131,9 +131,9 @@ async fn echo_to_end(s: &StreamHandle) -> io::Result<()> {
     }
 }
 
-/// One side of step 1: opens [`STREAMS_EACH_WAY`] streams and checks their echoes, and
-/// echoes the [`STREAMS_EACH_WAY`] streams the peer opens.
-async fn both_ways<S>(conn: &ConnectionHandle<S>, server: bool) -> io::Result<()>
+/// One side of step 1: opens [`STREAMS_EACH_WAY`] streams of `bytes` and checks their
+/// echoes, and echoes the [`STREAMS_EACH_WAY`] streams the peer opens.
+async fn both_ways<S>(conn: &ConnectionHandle<S>, server: bool, bytes: usize) -> io::Result<()>
 where
     S: RuntimeStream + Deref<Target = StreamHandle>,
 {
@@ -141,7 +141,7 @@ where
     for k in 0..STREAMS_EACH_WAY {
         let s = conn.open_stream().await?;
         tasks.push(Box::pin(async move {
-            send_and_check(&s, stream_payload(server, k)).await
+            send_and_check(&s, stream_payload(server, k, bytes)).await
         }));
     }
     for _ in 0..STREAMS_EACH_WAY {
@@ -151,6 +151,49 @@ where
         }));
     }
     join_all(tasks).await
+}
+
+/// Step 1 between two connections of any transport (the KCP toy-mux stacks too): each
+/// side opens [`STREAMS_EACH_WAY`] streams of `bytes`, writes and half-closes them, and
+/// reads the echo to its end; each side echoes the peer's streams to their end, then
+/// half-closes them.
+pub async fn streams_both_ways<S>(
+    client: &ConnectionHandle<S>,
+    server: &ConnectionHandle<S>,
+    bytes: usize,
+) -> io::Result<()>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    join_all(vec![
+        Box::pin(both_ways(client, false, bytes)),
+        Box::pin(both_ways(server, true, bytes)),
+    ])
+    .await
+}
+
+/// Bytes per stream of [`kcp_streams_both_ways`] (KCP in a debug build is slower than
+/// loopback TCP).
+pub const KCP_STREAM_BYTES: usize = 256 << 10;
+
+/// Step 1 over one KCP session carrying the toy mux (`listener` made with `bind_with`,
+/// `client` with `connect_with`): the same per-stream ends as over TCP. KCP has no
+/// handshake, so the server's connection is accepted while the client's streams start.
+pub async fn kcp_streams_both_ways<S>(
+    listener: &ListenerHandle<S>,
+    client: &ConnectionHandle<S>,
+) -> io::Result<()>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    join_all(vec![
+        Box::pin(both_ways(client, false, KCP_STREAM_BYTES)),
+        Box::pin(async {
+            let server = listener.accept_connection().await?;
+            both_ways(&server, true, KCP_STREAM_BYTES).await
+        }),
+    ])
+    .await
 }
 
 /// Fails unless `r` is an error of `kind`.
@@ -175,11 +218,7 @@ where
         (client, listener.accept_connection().await?)
     };
     // 1. both ways, concurrently on both sides
-    join_all(vec![
-        Box::pin(both_ways(&client, false)),
-        Box::pin(both_ways(&server, true)),
-    ])
-    .await?;
+    streams_both_ways(&client, &server, STREAM_BYTES).await?;
     // 2. + 3. the client's last allowed stream, then a refusal
     let last = client.open_stream().await?;
     expect_kind(
@@ -246,8 +285,8 @@ pub struct StreamsSide {
 }
 
 impl StreamsSide {
-    /// Opens this side's [`STREAMS_EACH_WAY`] streams on `m`.
-    pub fn open(m: &mut impl Streams, server: bool) -> io::Result<Self> {
+    /// Opens this side's [`STREAMS_EACH_WAY`] streams of `bytes` on `m`.
+    pub fn open(m: &mut impl Streams, server: bool, bytes: usize) -> io::Result<Self> {
         let mut sent = Vec::new();
         for k in 0..STREAMS_EACH_WAY {
             let id = m
@@ -255,7 +294,7 @@ impl StreamsSide {
                 .map_err(|e| io::Error::other(format!("open_stream: {e}")))?;
             sent.push(Sent {
                 id,
-                data: stream_payload(server, k),
+                data: stream_payload(server, k, bytes),
                 sent: 0,
                 finished: false,
                 back: Vec::new(),

@@ -57,6 +57,10 @@ macro_rules! suite {
             fn tcp_mux() {
                 super::scenarios::tcp_mux::<$rt>();
             }
+            #[test]
+            fn mux_ends() {
+                super::scenarios::mux_ends::<$rt>();
+            }
         }
     };
 }
@@ -210,6 +214,15 @@ mod tokio_facade {
             within("tcp_mux", limit, async {
                 let listener = TcpMuxListener::bind("127.0.0.1:0", server_machine).await?;
                 run(listener).await
+            })
+        }
+        fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
+            use tether_tests::scenarios_tcp_mux::kcp_streams_both_ways;
+            within("mux_ends", limit, async {
+                let listener = KcpListener::bind_with("127.0.0.1:0", cfg.clone(), toy_mux).await?;
+                let addr = listener.local_addr();
+                let client = KcpConnection::connect_with(addr, cfg.clone(), toy_mux).await?;
+                kcp_streams_both_ways(&listener, &client).await
             })
         }
         type Server = Server;
@@ -430,6 +443,15 @@ mod smol_facade {
             within("tcp_mux", limit, async {
                 let listener = TcpMuxListener::bind("127.0.0.1:0", server_machine).await?;
                 run(listener).await
+            })
+        }
+        fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
+            use tether_tests::scenarios_tcp_mux::kcp_streams_both_ways;
+            within("mux_ends", limit, async {
+                let listener = KcpListener::bind_with("127.0.0.1:0", cfg.clone(), toy_mux).await?;
+                let addr = listener.local_addr();
+                let client = KcpConnection::connect_with(addr, cfg.clone(), toy_mux).await?;
+                kcp_streams_both_ways(&listener, &client).await
             })
         }
 
@@ -1126,6 +1148,58 @@ mod mio_facade {
         Ok(got)
     }
 
+    /// [`Rt::mux_ends`] on mio: a server and a client `Endpoint<ToyMux>` on one `mio::Poll`
+    /// in the calling thread, the application on each side a `StreamsSide` over the
+    /// session's `Streams` (`conn_mut`).
+    fn mux_ends_loop(cfg: &Config, limit: Duration) -> io::Result<()> {
+        use tether_tests::scenarios::toy_mux;
+        use tether_tests::scenarios_tcp_mux::{StreamsSide, KCP_STREAM_BYTES};
+
+        let mut server = Endpoint::bind_with(localhost(), cfg, true, toy_mux)?;
+        let mut client = Endpoint::bind_with(localhost(), cfg, false, toy_mux)?;
+        let mut poll = Poll::new()?;
+        poll.registry()
+            .register(&mut server, Token(0), Endpoint::INTEREST)?;
+        poll.registry()
+            .register(&mut client, Token(1), Endpoint::INTEREST)?;
+        let gone = || io::Error::new(io::ErrorKind::ConnectionReset, "the toy mux session closed");
+        let conn = client.connect(Instant::now(), server.local_addr()?);
+        let mut mine = StreamsSide::open(client.conn_mut(conn).ok_or_else(gone)?, false, KCP_STREAM_BYTES)?;
+        let mut theirs: Option<(SessionId, StreamsSide)> = None;
+        let mut events = Events::with_capacity(16);
+        let end = Instant::now() + limit;
+        while !(mine.done() && theirs.as_ref().is_some_and(|(_, s)| s.done())) {
+            let now = Instant::now();
+            if now >= end {
+                return Err(deadline_error("mux_ends", limit));
+            }
+            mine.step(client.conn_mut(conn).ok_or_else(gone)?);
+            if theirs.is_none() {
+                if let Some(id) = server.accept() {
+                    let c = server.conn_mut(id).ok_or_else(gone)?;
+                    theirs = Some((id, StreamsSide::open(c, true, KCP_STREAM_BYTES)?));
+                }
+            }
+            if let Some((id, side)) = theirs.as_mut() {
+                side.step(server.conn_mut(*id).ok_or_else(gone)?);
+            }
+            while server.poll_event().is_some() {}
+            while client.poll_event().is_some() {}
+            server.process(now)?;
+            client.process(now)?;
+            let wake = [server.next_deadline(), client.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map_or(Duration::from_millis(10), |d| {
+                    d.saturating_duration_since(now)
+                });
+            poll.poll(&mut events, Some(wake.min(Duration::from_millis(10))))?;
+        }
+        mine.check()?;
+        theirs.map_or(Ok(()), |(_, s)| s.check())
+    }
+
     type MuxMachine = tether_runtime_mio::core::stack::Stack<
         tether_runtime_mio::core::stream_link::StreamLink,
         tether_runtime_mio::core::sim::toy_mux::ToyMux,
@@ -1201,7 +1275,7 @@ mod mio_facade {
     /// side is the machines' `Streams` (`StreamsSide` for the streams both ways).
     fn tcp_mux_loop(limit: Duration) -> io::Result<()> {
         use tether_runtime_mio::core::driver::{StreamError, Streams};
-        use tether_tests::scenarios_tcp_mux::{client_machine, StreamsSide};
+        use tether_tests::scenarios_tcp_mux::{client_machine, StreamsSide, STREAM_BYTES};
 
         let poll = Poll::new()?;
         let mut listener = mio::net::TcpListener::bind(localhost())?;
@@ -1223,7 +1297,7 @@ mod mio_facade {
         };
         let fail = |what: &str| io::Error::other(format!("tcp_mux on mio: {what}"));
         // 1. two streams each way, 1 MiB each, to their ends
-        let mut mine = StreamsSide::open(t.client.machine(), false)?;
+        let mut mine = StreamsSide::open(t.client.machine(), false, STREAM_BYTES)?;
         let mut theirs: Option<StreamsSide> = None;
         while !(mine.done() && theirs.as_ref().is_some_and(StreamsSide::done)) {
             t.turn()?;
@@ -1234,7 +1308,7 @@ mod mio_facade {
             if let Some(server) = t.server.as_mut() {
                 let side = match theirs.as_mut() {
                     Some(side) => side,
-                    None => theirs.insert(StreamsSide::open(server.machine(), true)?),
+                    None => theirs.insert(StreamsSide::open(server.machine(), true, STREAM_BYTES)?),
                 };
                 side.step(server.machine());
             }
@@ -1292,6 +1366,9 @@ mod mio_facade {
         }
         fn tcp_mux(limit: Duration) -> io::Result<()> {
             tcp_mux_loop(limit)
+        }
+        fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
+            mux_ends_loop(cfg, limit)
         }
         type Server = Server;
         type Conn = Conn;

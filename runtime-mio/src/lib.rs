@@ -66,9 +66,9 @@ pub mod hub;
 mod pump;
 pub mod runtime;
 pub mod socket_loop;
+pub mod tcp_conn;
 #[cfg(feature = "mio")]
 pub mod tcp_endpoint;
-pub mod tcp_conn;
 pub mod tcp_loop;
 pub mod udp;
 

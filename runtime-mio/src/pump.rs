@@ -11,7 +11,11 @@ use crate::hub::{HubState, Shutdown, StreamBuf, StreamKey, RECV_BUFFER};
 
 /// Application bytes → stream `sid`, the half-close once they are all in, and received
 /// bytes → the application (stream mode). Returns whether anything moved.
-pub(crate) fn exchange<C: Streams + ?Sized>(s: &mut StreamBuf, conn: &mut C, sid: StreamId) -> bool {
+pub(crate) fn exchange<C: Streams + ?Sized>(
+    s: &mut StreamBuf,
+    conn: &mut C,
+    sid: StreamId,
+) -> bool {
     s.writes.clear();
     let mut progressed = write_stream(s, conn, sid);
     progressed |= finish_if_asked(s, conn, sid);
@@ -114,8 +118,13 @@ pub(crate) fn settle(st: &mut HubState, key: StreamKey, progressed: bool, all_ac
 /// otherwise never hear of it, and its flush or shutdown would wait forever.
 pub(crate) fn acknowledged(st: &HubState, id: SessionId, sid: StreamId) -> Vec<StreamKey> {
     let range = (id, StreamId(0))..=(id, StreamId(u32::MAX));
-    let waiting = st.streams.range(range).filter(|(k, s)| s.unacked && k.1 != sid);
-    std::iter::once((id, sid)).chain(waiting.map(|(k, _)| *k)).collect()
+    let waiting = st
+        .streams
+        .range(range)
+        .filter(|(k, s)| s.unacked && k.1 != sid);
+    std::iter::once((id, sid))
+        .chain(waiting.map(|(k, _)| *k))
+        .collect()
 }
 
 /// What a socket loop does with a connection after [`serve_conn`].
@@ -168,3 +177,7 @@ pub(crate) fn serve_conn<C: Streams + ?Sized>(
     }
     ConnVerdict::Keep
 }
+
+#[cfg(test)]
+#[path = "pump_tests.rs"]
+mod tests;

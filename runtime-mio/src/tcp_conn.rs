@@ -75,7 +75,7 @@ impl<U: SendLayer> TcpMachine for Stack<StreamLink, U> {
 /// key) has no public constructor, since it names a KCP listener's session: the id of one
 /// detached raw KCP session, made once per process, serves as the tag. Every TCP
 /// connection has a hub of its own, so the tag never meets another connection.
-fn conn_tag() -> SessionId {
+pub(crate) fn conn_tag() -> SessionId {
     static TAG: OnceLock<SessionId> = OnceLock::new();
     *TAG.get_or_init(|| {
         use tether_core::kcp::KcpConfig;

@@ -200,8 +200,12 @@ where
 fn expect_kind<T>(what: &str, r: io::Result<T>, kind: io::ErrorKind) -> io::Result<()> {
     match r {
         Err(e) if e.kind() == kind => Ok(()),
-        Err(e) => Err(io::Error::other(format!("{what}: {kind:?} expected, got {e}"))),
-        Ok(_) => Err(io::Error::other(format!("{what}: {kind:?} expected, got Ok"))),
+        Err(e) => Err(io::Error::other(format!(
+            "{what}: {kind:?} expected, got {e}"
+        ))),
+        Ok(_) => Err(io::Error::other(format!(
+            "{what}: {kind:?} expected, got Ok"
+        ))),
     }
 }
 

@@ -1164,7 +1164,11 @@ mod mio_facade {
             .register(&mut client, Token(1), Endpoint::INTEREST)?;
         let gone = || io::Error::new(io::ErrorKind::ConnectionReset, "the toy mux session closed");
         let conn = client.connect(Instant::now(), server.local_addr()?);
-        let mut mine = StreamsSide::open(client.conn_mut(conn).ok_or_else(gone)?, false, KCP_STREAM_BYTES)?;
+        let mut mine = StreamsSide::open(
+            client.conn_mut(conn).ok_or_else(gone)?,
+            false,
+            KCP_STREAM_BYTES,
+        )?;
         let mut theirs: Option<(SessionId, StreamsSide)> = None;
         let mut events = Events::with_capacity(16);
         let end = Instant::now() + limit;
@@ -1349,7 +1353,9 @@ mod mio_facade {
         }
         let why = t.closed[0].clone().unwrap_or_default();
         if !why.contains("LowerEnded") {
-            return Err(fail(&format!("the client closed for {why}, not the peer's end")));
+            return Err(fail(&format!(
+                "the client closed for {why}, not the peer's end"
+            )));
         }
         let c = t.client.machine();
         if c.open_stream() != Err(StreamError::Closed) || c.write(last, b"x").is_ok() {

@@ -480,7 +480,11 @@ mod tests {
         let link = LinkConfig::perfect().with_delay(Duration::from_millis(5));
         let mut p = Pair::new(a, b, t, link.clone(), link, 1);
         let (x, y) = (p.a.open_stream().unwrap(), p.a.open_stream().unwrap());
-        assert_eq!(p.a.open_stream(), Err(StreamError::Closed), "the limit refuses");
+        assert_eq!(
+            p.a.open_stream(),
+            Err(StreamError::Closed),
+            "the limit refuses"
+        );
         p.a.write(x, b"abc").unwrap();
         p.a.finish(x).unwrap();
         assert_eq!(p.a.write(x, b"more"), Err(StreamError::Closed));
@@ -509,8 +513,10 @@ mod tests {
     fn data_after_a_fin_ends_the_connection() {
         let mut m = ToyMux::server();
         let id = 7u32.to_be_bytes();
-        m.inbuf.extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 0]);
-        m.inbuf.extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 1, b'x']);
+        m.inbuf
+            .extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 0]);
+        m.inbuf
+            .extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 1, b'x']);
         m.deframe();
         let events: Vec<_> = std::iter::from_fn(|| m.poll_event()).collect();
         assert_eq!(

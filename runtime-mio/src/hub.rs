@@ -484,19 +484,7 @@ impl Hub {
 
     /// `AsyncWrite::poll_flush`: ready once KCP accepted and the peer acknowledged every byte.
     pub fn poll_flush(&self, key: StreamKey, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut st = self.lock();
-        let Some(s) = st.streams.get_mut(&key) else {
-            return Poll::Ready(Ok(()));
-        };
-        if s.send.is_empty() && !s.unacked {
-            return Poll::Ready(Ok(()));
-        }
-        if let Some(g) = s.gone {
-            return Poll::Ready(Err(g.error()));
-        }
-        s.write_waker = Some(cx.waker().clone());
-        st.mark_dirty(key);
-        Poll::Pending
+        self.poll_write_side(key, cx, |s| s.send.is_empty() && !s.unacked)
     }
 
     /// `AsyncWrite::poll_shutdown` (`poll_close`): half-closes the stream once every queued
@@ -506,21 +494,33 @@ impl Hub {
     /// acknowledgement). On a protocol without a half-close (KCP) it waits for the
     /// acknowledgements, as `poll_flush` (the behaviour before half-closes existed).
     pub fn poll_shutdown(&self, key: StreamKey, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_side(key, cx, |s| {
+            if s.shutdown == Shutdown::Open {
+                s.shutdown = Shutdown::Requested;
+            }
+            let flushed = s.send.is_empty() && !s.unacked;
+            match s.shutdown {
+                Shutdown::Done => s.send.is_empty(),
+                Shutdown::Unsupported => flushed,
+                Shutdown::Requested | Shutdown::Open => s.gone.is_some() && flushed,
+            }
+        })
+    }
+
+    /// A wait on a stream's write side: ready once `done` says so (a stream already
+    /// forgotten is done), failed once the stream is gone, else parked with the driver asked
+    /// to look at the stream.
+    fn poll_write_side(
+        &self,
+        key: StreamKey,
+        cx: &mut Context<'_>,
+        done: impl FnOnce(&mut StreamBuf) -> bool,
+    ) -> Poll<io::Result<()>> {
         let mut st = self.lock();
         let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(Ok(()));
         };
-        if s.shutdown == Shutdown::Open {
-            s.shutdown = Shutdown::Requested;
-        }
-        let done = match s.shutdown {
-            Shutdown::Done => s.send.is_empty(),
-            Shutdown::Unsupported => s.send.is_empty() && !s.unacked,
-            Shutdown::Requested | Shutdown::Open => {
-                s.gone.is_some() && s.send.is_empty() && !s.unacked
-            }
-        };
-        if done {
+        if done(s) {
             return Poll::Ready(Ok(()));
         }
         if let Some(g) = s.gone {

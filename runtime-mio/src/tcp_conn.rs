@@ -35,8 +35,8 @@ use tether_core::stream_link::{LinkCloseReason, StreamLink};
 use crate::handle::{resolve, ConnectionHandle, RuntimeStream, SendLayer};
 use crate::hub::{Gone, Hub, HubState, StreamKey};
 use crate::pump::{self, ConnVerdict};
-use crate::runtime::{Alarm, Runtime, SocketIo};
-use crate::tcp_loop::{read_into, Output};
+use crate::runtime::{Runtime, SocketIo};
+use crate::tcp_loop::SocketSide;
 
 #[cfg(doc)]
 use crate::tcp_loop::OUT_MAX;
@@ -361,37 +361,35 @@ async fn run<R: Runtime, M: TcpMachine>(mut conn: TcpConn<M>, sock: R::Tcp) {
 /// the socket failed).
 async fn run_loop<R: Runtime, M: TcpMachine>(conn: &mut TcpConn<M>, sock: &R::Tcp) {
     let hub = Arc::clone(&conn.hub);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut out = Output::default();
-    let mut alarm = Alarm::<R>::default();
-    let (mut peer_closed, mut eof_told, mut write_shut) = (false, false, false);
+    let mut io = SocketSide::<R>::default();
+    let (mut eof_told, mut write_shut) = (false, false);
     loop {
         let now = Instant::now();
-        if peer_closed && !std::mem::replace(&mut eof_told, true) {
+        if io.peer_closed && !std::mem::replace(&mut eof_told, true) {
             conn.m.handle_eof(now);
         }
         if conn.m.poll_timeout().is_some_and(|t| t <= now) {
             conn.m.handle_timeout(now);
         }
         conn.sync();
-        out.fill(&mut conn.m, now);
+        io.out.fill(&mut conn.m, now);
         // Draining output raises events (writable, acknowledged) the application waits on.
         conn.sync();
         if conn.close_when_flushed && !conn.m.has_transmit() && !conn.closed {
             conn.m.close();
             conn.sync();
         }
-        let blocked = match out.write(sock.socket()) {
+        let blocked = match io.out.write(sock.socket()) {
             Ok(b) => b,
             Err(e) => {
                 conn.fail(now, &e);
                 return;
             }
         };
-        if conn.closed && (out.is_empty() || conn.io_error.is_some()) {
+        if conn.closed && (io.out.is_empty() || conn.io_error.is_some()) {
             return;
         }
-        if !write_shut && out.is_empty() && conn.m.wants_shutdown() {
+        if !write_shut && io.out.is_empty() && conn.m.wants_shutdown() {
             write_shut = true;
             let _ = sock.socket().shutdown(Shutdown::Write);
         }
@@ -400,33 +398,13 @@ async fn run_loop<R: Runtime, M: TcpMachine>(conn: &mut TcpConn<M>, sock: &R::Tc
             R::yield_now().await;
             continue;
         }
-        alarm.set(conn.m.poll_timeout());
-        let reading = !peer_closed && conn.m.wants_input();
-        let m = &mut conn.m;
-        let r = poll_fn(|cx| {
-            // Biased: input first, then output, then the application, then the timer.
-            let now = Instant::now();
-            if reading {
-                let mut read = |s: &TcpStream| read_into(s, &mut buf, m, now, &mut peer_closed);
-                if let Poll::Ready(r) = sock.poll_read_with(cx, &mut read) {
-                    return Poll::Ready(r);
-                }
-            }
-            if blocked {
-                let mut write = |s: &TcpStream| match out.write(s)? {
-                    true => Err(io::ErrorKind::WouldBlock.into()),
-                    false => Ok(()),
-                };
-                if let Poll::Ready(r) = sock.poll_write_with(cx, &mut write) {
-                    return Poll::Ready(r);
-                }
-            }
-            if hub.driver_should_wake(cx.waker()) {
-                return Poll::Ready(Ok(()));
-            }
-            alarm.poll(cx).map(Ok)
-        })
-        .await;
+        io.alarm.set(conn.m.poll_timeout());
+        let reading = !io.peer_closed && conn.m.wants_input();
+        let r = io
+            .wait(sock, &mut conn.m, reading, blocked, |w| {
+                hub.driver_should_wake(w)
+            })
+            .await;
         if let Err(e) = r {
             conn.fail(Instant::now(), &e);
             return;

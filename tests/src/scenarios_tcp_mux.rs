@@ -26,7 +26,7 @@ use tether_core::stream_link::StreamLink;
 use tether_runtime_mio::handle::{ConnectionHandle, ListenerHandle, RuntimeStream, StreamHandle};
 use tether_runtime_mio::tcp_conn::TcpListenerHandle;
 
-use crate::scenarios::payload;
+use crate::scenarios::{payload, toy_mux, Config};
 
 /// Bytes each stream carries each way in step 1.
 pub const STREAM_BYTES: usize = 1 << 20;
@@ -176,18 +176,19 @@ where
 /// loopback TCP).
 pub const KCP_STREAM_BYTES: usize = 256 << 10;
 
-/// Step 1 over one KCP session carrying the toy mux (`listener` made with `bind_with`,
-/// `client` with `connect_with`): the same per-stream ends as over TCP. KCP has no
-/// handshake, so the server's connection is accepted while the client's streams start.
-pub async fn kcp_streams_both_ways<S>(
-    listener: &ListenerHandle<S>,
-    client: &ConnectionHandle<S>,
-) -> io::Result<()>
+/// Step 1 over one KCP session carrying the toy mux, on the runtime of `S` (call it there):
+/// a toy-mux listener and client on loopback, the same per-stream ends as over TCP. KCP
+/// has no handshake, so the server's connection is accepted while the client's streams
+/// start.
+pub async fn kcp_streams_both_ways<S>(cfg: &Config) -> io::Result<()>
 where
     S: RuntimeStream + Deref<Target = StreamHandle>,
 {
+    let listener = ListenerHandle::<S>::bind_with("127.0.0.1:0", cfg.clone(), toy_mux).await?;
+    let addr = listener.local_addr();
+    let client = ConnectionHandle::<S>::connect_with(addr, cfg.clone(), toy_mux).await?;
     join_all(vec![
-        Box::pin(both_ways(client, false, KCP_STREAM_BYTES)),
+        Box::pin(both_ways(&client, false, KCP_STREAM_BYTES)),
         Box::pin(async {
             let server = listener.accept_connection().await?;
             both_ways(&server, true, KCP_STREAM_BYTES).await
@@ -209,12 +210,13 @@ fn expect_kind<T>(what: &str, r: io::Result<T>, kind: io::ErrorKind) -> io::Resu
     }
 }
 
-/// The whole scenario (module docs) between `listener` (made with [`server_machine`]) and a
-/// client dialled with [`client_machine`].
-pub async fn run<S>(listener: TcpListenerHandle<S>) -> io::Result<()>
+/// The whole scenario (module docs) on the runtime of `S` (call it there): a TCP listener of
+/// [`server_machine`]s on loopback and a client dialled with [`client_machine`].
+pub async fn run<S>() -> io::Result<()>
 where
     S: RuntimeStream + Deref<Target = StreamHandle>,
 {
+    let listener = TcpListenerHandle::<S>::bind("127.0.0.1:0", server_machine).await?;
     let addr = listener.local_addr();
     let (client, server) = {
         let dial = ConnectionHandle::<S>::connect_tcp(addr, client_machine());

@@ -80,6 +80,7 @@ mod tokio_facade {
 
     use tether_runtime_tokio::{Config, KcpConnection, KcpListener, KcpStream};
     use tether_tests::scenarios::{deadline_error, mux_client, toy_mux, EchoServer, Rt};
+    use tether_tests::scenarios_tcp_mux;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::runtime::Runtime;
     use tokio::task::JoinSet;
@@ -209,21 +210,11 @@ mod tokio_facade {
             r
         }
         fn tcp_mux(limit: Duration) -> io::Result<()> {
-            use tether_runtime_tokio::TcpMuxListener;
-            use tether_tests::scenarios_tcp_mux::{run, server_machine};
-            within("tcp_mux", limit, async {
-                let listener = TcpMuxListener::bind("127.0.0.1:0", server_machine).await?;
-                run(listener).await
-            })
+            within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
         }
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
-            use tether_tests::scenarios_tcp_mux::kcp_streams_both_ways;
-            within("mux_ends", limit, async {
-                let listener = KcpListener::bind_with("127.0.0.1:0", cfg.clone(), toy_mux).await?;
-                let addr = listener.local_addr();
-                let client = KcpConnection::connect_with(addr, cfg.clone(), toy_mux).await?;
-                kcp_streams_both_ways(&listener, &client).await
-            })
+            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg);
+            within("mux_ends", limit, both_ways)
         }
         type Server = Server;
         type Conn = KcpStream;
@@ -310,6 +301,7 @@ mod smol_facade {
     use smol::{Executor, LocalExecutor, Timer};
     use tether_runtime_smol::{Config, KcpConnection, KcpListener, KcpStream};
     use tether_tests::scenarios::{deadline_error, mux_client, toy_mux, EchoServer, Rt};
+    use tether_tests::scenarios_tcp_mux;
 
     /// Runs `f` on the calling thread, giving up after `limit`.
     fn within<T>(
@@ -438,21 +430,11 @@ mod smol_facade {
         }
 
         fn tcp_mux(limit: Duration) -> io::Result<()> {
-            use tether_runtime_smol::TcpMuxListener;
-            use tether_tests::scenarios_tcp_mux::{run, server_machine};
-            within("tcp_mux", limit, async {
-                let listener = TcpMuxListener::bind("127.0.0.1:0", server_machine).await?;
-                run(listener).await
-            })
+            within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
         }
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
-            use tether_tests::scenarios_tcp_mux::kcp_streams_both_ways;
-            within("mux_ends", limit, async {
-                let listener = KcpListener::bind_with("127.0.0.1:0", cfg.clone(), toy_mux).await?;
-                let addr = listener.local_addr();
-                let client = KcpConnection::connect_with(addr, cfg.clone(), toy_mux).await?;
-                kcp_streams_both_ways(&listener, &client).await
-            })
+            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg);
+            within("mux_ends", limit, both_ways)
         }
 
         type Server = Server;

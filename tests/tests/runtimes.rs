@@ -1044,6 +1044,25 @@ mod mio_facade {
         })
     }
 
+    /// One turn of a mio toy-mux endpoint pair: drains both endpoints' events, processes
+    /// them, and sleeps until the earlier deadline (at most 10 ms).
+    fn mux_turn(
+        poll: &mut Poll,
+        events: &mut Events,
+        eps: [&mut Endpoint<tether_runtime_mio::core::sim::toy_mux::ToyMux>; 2],
+        now: Instant,
+    ) -> io::Result<()> {
+        let mut wake = Duration::from_millis(10);
+        for ep in eps {
+            while ep.poll_event().is_some() {}
+            ep.process(now)?;
+            if let Some(d) = ep.next_deadline() {
+                wake = wake.min(d.saturating_duration_since(now));
+            }
+        }
+        poll.poll(events, Some(wake))
+    }
+
     /// [`Rt::mux_echo`] on mio: a server and a client `Endpoint<ToyMux>` on one `mio::Poll`
     /// in the calling thread; the application side is core's `Streams` through `conn_mut`.
     fn mux_echo_loop(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>> {
@@ -1114,18 +1133,7 @@ mod mio_facade {
                     }
                 }
             }
-            while server.poll_event().is_some() {}
-            while client.poll_event().is_some() {}
-            server.process(now)?;
-            client.process(now)?;
-            let wake = [server.next_deadline(), client.next_deadline()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map_or(Duration::from_millis(10), |d| {
-                    d.saturating_duration_since(now)
-                });
-            poll.poll(&mut events, Some(wake.min(Duration::from_millis(10))))?;
+            mux_turn(&mut poll, &mut events, [&mut server, &mut client], now)?;
         }
         Ok(got)
     }
@@ -1169,18 +1177,7 @@ mod mio_facade {
             if let Some((id, side)) = theirs.as_mut() {
                 side.step(server.conn_mut(*id).ok_or_else(gone)?);
             }
-            while server.poll_event().is_some() {}
-            while client.poll_event().is_some() {}
-            server.process(now)?;
-            client.process(now)?;
-            let wake = [server.next_deadline(), client.next_deadline()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map_or(Duration::from_millis(10), |d| {
-                    d.saturating_duration_since(now)
-                });
-            poll.poll(&mut events, Some(wake.min(Duration::from_millis(10))))?;
+            mux_turn(&mut poll, &mut events, [&mut server, &mut client], now)?;
         }
         mine.check()?;
         theirs.map_or(Ok(()), |(_, s)| s.check())

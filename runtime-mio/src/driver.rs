@@ -353,7 +353,8 @@ impl<U: StreamLayer> Driver<U> {
                 ) => self.pump(&mut st, (id, sid)),
                 // Acknowledged: that stream, and the connection's others still waiting.
                 ListenerEvent::Conn(id, StreamEvent::Acknowledged(sid)) => {
-                    for key in pump::acknowledged(&st, id, sid) {
+                    self.pump(&mut st, (id, sid));
+                    for key in pump::also_acknowledged(&st, id, sid) {
                         self.pump(&mut st, key);
                     }
                 }

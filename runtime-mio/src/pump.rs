@@ -110,21 +110,20 @@ pub(crate) fn settle(st: &mut HubState, key: StreamKey, progressed: bool, all_ac
     false
 }
 
-/// The streams to pump on `Acknowledged(sid)` of connection `id`: `sid`, and every other
+/// The streams to pump besides `sid` on `Acknowledged(sid)` of connection `id`: every other
 /// stream of the connection still waiting for acknowledgements. A stack's per-stream
 /// `all_acked` includes its lower machine's (one KCP window for all streams), and a
 /// multiplexer reports `Acknowledged` only for streams that wrote since their last one: a
 /// stream whose bytes were acknowledged while another stream's were not yet would
-/// otherwise never hear of it, and its flush or shutdown would wait forever.
-pub(crate) fn acknowledged(st: &HubState, id: SessionId, sid: StreamId) -> Vec<StreamKey> {
+/// otherwise never hear of it, and its flush would wait forever. (Empty, so
+/// allocation-free, for a plain session's sole stream.)
+pub(crate) fn also_acknowledged(st: &HubState, id: SessionId, sid: StreamId) -> Vec<StreamKey> {
     let range = (id, StreamId(0))..=(id, StreamId(u32::MAX));
     let waiting = st
         .streams
         .range(range)
         .filter(|(k, s)| s.unacked && k.1 != sid);
-    std::iter::once((id, sid))
-        .chain(waiting.map(|(k, _)| *k))
-        .collect()
+    waiting.map(|(k, _)| *k).collect()
 }
 
 /// What a socket loop does with a connection after [`serve_conn`].

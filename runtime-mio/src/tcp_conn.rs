@@ -128,7 +128,8 @@ impl<M: TcpMachine> TcpConn<M> {
                     self.pump(&mut st, (self.id, sid))
                 }
                 StreamEvent::Acknowledged(sid) => {
-                    for key in pump::acknowledged(&st, self.id, sid) {
+                    self.pump(&mut st, (self.id, sid));
+                    for key in pump::also_acknowledged(&st, self.id, sid) {
                         self.pump(&mut st, key);
                     }
                 }

@@ -8,9 +8,10 @@
 //! timer at the machine's deadline, and the application woken once per pass.
 //!
 //! The mio flavour, for the application's own `mio::Poll`, is
-//! `tcp_endpoint::TcpEndpoint` (feature `mio`). Not yet: several
-//! streams per connection (the hub keyed by connection and stream) and a TCP listener with
-//! accept.
+//! `tcp_endpoint::TcpEndpoint` (feature `mio`). Several streams per connection (a
+//! multiplexer stack over a `StreamLink`), through the hub and the same connection handle as
+//! KCP, and a TCP listener: [`crate::tcp_conn`], which shares this loop's socket side
+//! ([`SocketSide`]).
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};

@@ -23,6 +23,34 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A multiplexer (`StreamLayer`, e.g. smux) runs over KCP with [`KcpConnection::connect_with`]
+//! and [`KcpListener::bind_with`], and over TCP with [`TcpConnection::connect_tcp`] and
+//! [`TcpMuxListener::bind`] (a `Stack<StreamLink, U>` per connection): either way the
+//! application opens and accepts [`KcpStream`]s on a connection handle, reads to `Ok(0)`
+//! after the peer's half-close, and half-closes with `shutdown()`:
+//!
+//! ```no_run
+//! # use tether_runtime_mio::handle::SendLayer;
+//! # async fn demo<U: SendLayer>(client: U, server: fn() -> U) -> std::io::Result<()> {
+//! use tether_core::stack::Stack;
+//! use tether_core::stream_link::StreamLink;
+//! use tether_runtime_tokio::{TcpConnection, TcpMuxListener};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! let listener =
+//!     TcpMuxListener::bind("127.0.0.1:0", move || Stack::new(StreamLink::default(), server()))
+//!         .await?;
+//! let conn =
+//!     TcpConnection::connect_tcp(listener.local_addr(), Stack::new(StreamLink::default(), client))
+//!         .await?;
+//! let mut s = conn.open_stream().await?;
+//! s.write_all(b"hello").await?;
+//! s.shutdown().await?; // the peer reads "hello", then the end of the stream
+//! let peer = listener.accept_connection().await?;
+//! let mut got = Vec::new();
+//! peer.accept_stream().await?.read_to_end(&mut got).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! A listener with [`Config::reuseport`] `n` runs `n` tasks on its port; they use `n` cores
 //! on a multi-threaded tokio runtime. Addresses are `std::net::ToSocketAddrs`: a host name
 //! is resolved by a blocking lookup on the calling task (as on every tether runtime), so

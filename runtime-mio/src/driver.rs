@@ -8,11 +8,12 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tether_core::driver::{StreamEvent, StreamId, Streams};
+use tether_core::driver::{StreamError, StreamEvent, StreamId, Streams};
 use tether_core::session::{CloseReason, Listener, ListenerEvent, Session, SessionId};
 use tether_core::stack::{Plain, StreamLayer};
 
-use crate::hub::{Gone, Hub, HubState, StreamBuf, StreamKey, RECV_BUFFER};
+use crate::hub::{Gone, Hub, HubState, StreamBuf, StreamKey};
+use crate::pump;
 use crate::udp::{self, RecvBatch};
 
 /// Datagram batches read per readiness event before other work gets a turn.
@@ -345,14 +346,23 @@ impl<U: StreamLayer> Driver<U> {
                     st.push_opened(id, sid);
                     self.pump(&mut st, (id, sid));
                 }
-                // Readable, writable, everything acknowledged: move that stream's bytes.
+                // Readable, writable: move that stream's bytes.
                 ListenerEvent::Conn(
                     id,
-                    StreamEvent::Readable(sid)
-                    | StreamEvent::Writable(sid)
-                    | StreamEvent::Acknowledged(sid)
-                    | StreamEvent::StreamClosed(sid),
+                    StreamEvent::Readable(sid) | StreamEvent::Writable(sid),
                 ) => self.pump(&mut st, (id, sid)),
+                // Acknowledged: that stream, and the connection's others still waiting.
+                ListenerEvent::Conn(id, StreamEvent::Acknowledged(sid)) => {
+                    self.pump(&mut st, (id, sid));
+                    for key in pump::also_acknowledged(&st, id, sid) {
+                        self.pump(&mut st, key);
+                    }
+                }
+                // The stack closed one stream: what arrived is moved, then it ends.
+                ListenerEvent::Conn(id, StreamEvent::StreamClosed(sid)) => {
+                    self.pump(&mut st, (id, sid));
+                    st.stream_closed((id, sid));
+                }
             }
         }
         if self.server && !st.listener_dropped && st.accept_wanted && st.accept_queue.is_empty() {
@@ -404,76 +414,29 @@ impl<U: StreamLayer> Driver<U> {
         }
         // Message mode is a plain session's (a multiplexer's streams are never SOLE).
         let messages = sid == StreamId::SOLE && !conn.lower().kcp().config().stream;
-        let mut progressed = if messages {
-            pump_messages(s, conn.lower_mut())
+        let progressed = if messages {
+            let sess = conn.lower_mut();
+            pump_messages(s, sess) | pump::fill_recv(s, |buf| read_message(sess, buf))
         } else {
-            s.writes.clear();
-            pump_stream(s, conn, sid)
+            pump::exchange(s, conn, sid)
         };
-        thread_local! {
-            static TMP: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
-        }
-        TMP.with(|tmp| {
-            let tmp = &mut tmp.borrow_mut()[..];
-            while s.recv.len() < RECV_BUFFER {
-                let r = if messages {
-                    conn.lower_mut().read(tmp).ok()
-                } else {
-                    Streams::read(conn, sid, tmp).ok().filter(|&n| n > 0)
-                };
-                let Some(n) = r else { break };
-                s.recv.extend(&tmp[..n]);
-                progressed = true;
-            }
-        });
         // Re-read when the stack reports `Acknowledged` (the listener's event pumps this
         // stream).
-        let unacked = !s.send.is_empty() || !Streams::all_acked(conn, sid);
-        if unacked != s.unacked {
-            s.unacked = unacked;
-            progressed = true;
-        }
-        if progressed || !s.recv.is_empty() {
-            s.wake();
-        }
-        if s.dropped && s.send.is_empty() {
-            // Everything is inside the stack: the core lingers until it is acknowledged
-            // (bounded by its LINGER_TIMEOUT), the same on every runtime.
-            st.forget_stream(key);
+        let acked = Streams::all_acked(conn, sid);
+        if pump::settle(st, key, progressed, acked) {
             self.close_dropped(id, sid);
-            return;
         }
-        s.release_buffers();
     }
 
     /// Serves connection `id`'s handle: opens the streams it asked for, and closes the
     /// connection once the handle and all its streams are dropped (the core lingers until
     /// everything is acknowledged).
     fn serve_conn(&mut self, st: &mut HubState, id: SessionId, now: Instant) {
-        let Some(q) = st.conns.get_mut(&id) else {
-            return;
-        };
-        let opens = std::mem::take(&mut q.opens);
         let peer = self.listener.remote(id);
-        let mut opened = Vec::with_capacity(opens);
-        if let Some(conn) = self.listener.conn_mut(id) {
-            opened.extend((0..opens).map(|_| conn.open_stream().ok()));
-        }
-        for sid in opened {
-            if let Some(sid) = sid {
-                let mut buf = StreamBuf::default();
-                buf.peer = peer;
-                st.streams.insert((id, sid), buf);
-            }
-            if let Some(q) = st.conns.get_mut(&id) {
-                q.opened_local(sid);
-            }
-        }
-        let range = (id, StreamId(0))..=(id, StreamId(u32::MAX));
-        let dropped = st.conns.get(&id).is_some_and(|q| q.dropped);
-        if dropped && st.streams.range(range).next().is_none() {
-            st.conns.remove(&id);
-            self.listener.close_when_acked(now, id);
+        match pump::serve_conn(st, id, peer, self.listener.conn_mut(id)) {
+            pump::ConnVerdict::Keep => {}
+            pump::ConnVerdict::CloseNow => self.listener.close(id),
+            pump::ConnVerdict::CloseWhenAcked => self.listener.close_when_acked(now, id),
         }
     }
 
@@ -516,22 +479,15 @@ impl<U: StreamLayer> Driver<U> {
     }
 }
 
-/// Stream mode: app bytes → stream `sid` of the stack in pieces of up to 64 KiB (kcp-go's
-/// `Write`), as much of each piece as the stack takes.
-fn pump_stream(s: &mut StreamBuf, conn: &mut impl Streams, sid: StreamId) -> bool {
-    let mut progressed = false;
-    while !s.send.is_empty() {
-        let (a, _) = s.send.as_slices();
-        let n = a.len().min(64 * 1024);
-        match conn.write(sid, &a[..n]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => {
-                s.send.drain(..k);
-                progressed = true;
-            }
+/// One received KCP message (an empty one is skipped); `Blocked` when none is ready.
+fn read_message(sess: &mut Session, buf: &mut [u8]) -> Result<usize, StreamError> {
+    loop {
+        match sess.read(buf) {
+            Ok(0) => continue,
+            Ok(n) => return Ok(n),
+            Err(_) => return Err(StreamError::Blocked),
         }
     }
-    progressed
 }
 
 /// Message mode: each app write becomes one KCP message (ikcp's `ikcp_send`). A write of

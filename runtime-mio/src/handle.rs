@@ -202,6 +202,16 @@ pub struct ConnectionHandle<S> {
 }
 
 impl<S: RuntimeStream> ConnectionHandle<S> {
+    /// A handle to connection `id` of `hub` (a TCP connection loop's).
+    pub(crate) fn from_parts(hub: Arc<Hub>, id: SessionId, peer: SocketAddr) -> Self {
+        ConnectionHandle {
+            hub,
+            id,
+            peer,
+            stream: PhantomData,
+        }
+    }
+
     fn new(hub: Arc<Hub>, id: SessionId, fallback: SocketAddr) -> Self {
         let peer = hub.lock().conns.get(&id).and_then(|q| q.peer);
         ConnectionHandle {
@@ -245,6 +255,14 @@ impl<S: RuntimeStream> ConnectionHandle<S> {
         self.hub.request_open(self.id);
         let sid = poll_fn(|cx| self.hub.poll_opened(self.id, cx)).await?;
         Ok(self.stream(sid))
+    }
+
+    /// Closes the connection now: every stream of it ends (reads return what arrived, then
+    /// an error, unless the stream had reached its end), `accept_stream` and `open_stream`
+    /// fail. Without this call the connection closes once this handle and all its streams
+    /// are dropped and everything is acknowledged.
+    pub fn close(&self) {
+        self.hub.close_connection(self.id);
     }
 
     /// Waits for the next stream the peer opened on this connection.
@@ -383,9 +401,14 @@ impl StreamHandle {
         self.hub.poll_flush(self.id, cx)
     }
 
-    /// KCP has no FIN: shutdown (close) waits until everything is acknowledged.
+    /// Half-closes the stream (`AsyncWrite::poll_shutdown`, futures' `poll_close`): once
+    /// every written byte is in the protocol, it finishes the stream (`Streams::finish`; the
+    /// peer reads to the end, then `Ok(0)`), and is ready once the protocol took the FIN
+    /// (as TCP's `shutdown`; [`StreamHandle::poll_flush`] waits for the acknowledgements).
+    /// Writes fail after it. KCP has no FIN: on a plain session it only waits until
+    /// everything is acknowledged, as `poll_flush`.
     pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.hub.poll_flush(self.id, cx)
+        self.hub.poll_shutdown(self.id, cx)
     }
 }
 
@@ -411,6 +434,17 @@ macro_rules! kcp_stream_types {
         /// `KcpListener::bind_with` + `accept_connection`): `open_stream` and
         /// `accept_stream` give [`KcpStream`]s.
         pub type KcpConnection = $crate::handle::ConnectionHandle<KcpStream>;
+
+        /// One TCP connection carrying a multiplexer (`TcpConnection::connect_tcp` with a
+        /// `Stack<StreamLink, U>`, or `TcpMuxListener::bind` + `accept_connection`): the
+        /// same type and calls as [`KcpConnection`], its streams the same [`KcpStream`]
+        /// handles over another transport.
+        pub type TcpConnection = $crate::handle::ConnectionHandle<KcpStream>;
+
+        /// Accepts TCP connections, each carrying a fresh multiplexer stack from the
+        /// factory given to `bind` (e.g. `|| Stack::new(StreamLink::default(), mux)`):
+        /// `bind`, `accept_connection`, `local_addr`.
+        pub type TcpMuxListener = $crate::tcp_conn::TcpListenerHandle<KcpStream>;
 
         /// One KCP session as a byte stream (kcp-go `UDPSession`). Its other methods
         /// (`peer_addr`, `send_keepalive`, `last_received`, `unread`) are

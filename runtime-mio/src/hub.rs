@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use tether_core::driver::StreamId;
+use tether_core::driver::{StreamError, StreamId};
 use tether_core::session::{CloseReason, SessionId};
 
 /// One stream of one connection: the hub's key. A plain KCP session has one stream,
@@ -31,6 +31,14 @@ pub enum Gone {
     Closed(CloseReason),
     /// The endpoint (socket task) stopped.
     EndpointGone,
+    /// The protocol closed this one stream (`StreamEvent::StreamClosed`: a reset, or the
+    /// peer closed it); the connection's other streams go on.
+    StreamReset,
+    /// The connection closed (locally, by the peer, or on a protocol error) and this stream
+    /// had not reached its end.
+    ConnectionClosed,
+    /// The connection's socket failed with this error.
+    Io(io::ErrorKind),
 }
 
 impl Gone {
@@ -51,8 +59,32 @@ impl Gone {
                 io::ErrorKind::BrokenPipe,
                 "the KCP endpoint task has stopped",
             ),
+            Gone::StreamReset => io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "the stream was closed by the protocol (reset by the peer): open a new one",
+            ),
+            Gone::ConnectionClosed => io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "the connection carrying this stream closed",
+            ),
+            Gone::Io(kind) => io::Error::new(kind, "the connection's socket failed"),
         }
     }
+}
+
+/// Where the application's half-close of a stream (`poll_shutdown`) stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Not asked for.
+    #[default]
+    Open,
+    /// Asked for: the driver calls `Streams::finish` once every queued byte is in the stack.
+    Requested,
+    /// The stack finished the stream (or it was already finished): no more writes.
+    Done,
+    /// The protocol has no half-close (KCP): shutdown only waits for the acknowledgements,
+    /// as a flush does.
+    Unsupported,
 }
 
 /// One stream's buffers and wakers.
@@ -69,6 +101,11 @@ pub struct StreamBuf {
     pub unacked: bool,
     /// Set once the stream can no longer carry data.
     pub gone: Option<Gone>,
+    /// The peer finished the stream and everything it sent is in `recv`: reads return
+    /// `Ok(0)` once `recv` is drained.
+    pub eof: bool,
+    /// The application's half-close.
+    pub shutdown: Shutdown,
     /// The remote address.
     pub peer: Option<std::net::SocketAddr>,
     /// The app dropped its handle: close once everything is acknowledged.
@@ -246,6 +283,22 @@ impl HubState {
         }
     }
 
+    /// Driver side: the protocol closed stream `key` (`StreamEvent::StreamClosed`, after the
+    /// driver moved what was left of it into the hub): the application's reads drain what
+    /// arrived, then end (`Ok(0)` after the peer's FIN, else a `ConnectionReset` error), and
+    /// writes fail. A stream the application dropped is forgotten.
+    pub fn stream_closed(&mut self, key: StreamKey) {
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if s.dropped {
+            self.forget_stream(key);
+            return;
+        }
+        s.gone.get_or_insert(Gone::StreamReset);
+        s.wake();
+    }
+
     /// Driver side: connection `id` can carry no more data; every stream of it learns why,
     /// and the streams the application already dropped are forgotten.
     pub fn conn_gone(&mut self, id: SessionId, why: Gone) {
@@ -301,8 +354,10 @@ pub struct ConnQueue {
     pub opens: usize,
     /// Streams the driver opened for `open_stream()` calls, not yet taken.
     pub local: VecDeque<StreamId>,
-    /// The stack refused to open a stream.
-    pub refused: bool,
+    /// The stack refused to open a stream, and why.
+    pub refused: Option<StreamError>,
+    /// The connection handle asked for the connection to close now.
+    pub close_requested: bool,
     /// A connection handle holds this connection (accepted or dialled).
     pub held: bool,
     /// The connection handle was dropped: close once its streams are gone.
@@ -323,11 +378,11 @@ impl ConnQueue {
         }
     }
 
-    /// Driver side: `open_stream()` got stream `sid` (or was refused: `None`).
-    pub fn opened_local(&mut self, sid: Option<StreamId>) {
+    /// Driver side: `open_stream()` got stream `sid`, or the stack refused it.
+    pub fn opened_local(&mut self, sid: Result<StreamId, StreamError>) {
         match sid {
-            Some(sid) => self.local.push_back(sid),
-            None => self.refused = true,
+            Ok(sid) => self.local.push_back(sid),
+            Err(e) => self.refused = Some(e),
         }
         if let Some(w) = self.open_waker.take() {
             w.wake();
@@ -384,6 +439,9 @@ impl Hub {
             }
             return Poll::Ready(Ok(n));
         }
+        if s.eof {
+            return Poll::Ready(Ok(0));
+        }
         if let Some(g) = s.gone {
             return Poll::Ready(Err(g.error()));
         }
@@ -405,6 +463,12 @@ impl Hub {
         if let Some(g) = s.gone {
             return Poll::Ready(Err(g.error()));
         }
+        if s.shutdown == Shutdown::Done {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown: this side finished the stream",
+            )));
+        }
         let room = SEND_BUFFER.saturating_sub(s.send.len());
         if room == 0 {
             s.write_waker = Some(cx.waker().clone());
@@ -420,11 +484,43 @@ impl Hub {
 
     /// `AsyncWrite::poll_flush`: ready once KCP accepted and the peer acknowledged every byte.
     pub fn poll_flush(&self, key: StreamKey, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_side(key, cx, |s| s.send.is_empty() && !s.unacked)
+    }
+
+    /// `AsyncWrite::poll_shutdown` (`poll_close`): half-closes the stream once every queued
+    /// byte is in the stack (`Streams::finish`: the peer reads to the end, then `Ok(0)`),
+    /// and is ready once the stack took the FIN, as a TCP `shutdown(2)` is (bytes and FIN
+    /// are then the protocol's to deliver; [`Hub::poll_flush`] still waits for their
+    /// acknowledgement). On a protocol without a half-close (KCP) it waits for the
+    /// acknowledgements, as `poll_flush` (the behaviour before half-closes existed).
+    pub fn poll_shutdown(&self, key: StreamKey, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_side(key, cx, |s| {
+            if s.shutdown == Shutdown::Open {
+                s.shutdown = Shutdown::Requested;
+            }
+            let flushed = s.send.is_empty() && !s.unacked;
+            match s.shutdown {
+                Shutdown::Done => s.send.is_empty(),
+                Shutdown::Unsupported => flushed,
+                Shutdown::Requested | Shutdown::Open => s.gone.is_some() && flushed,
+            }
+        })
+    }
+
+    /// A wait on a stream's write side: ready once `done` says so (a stream already
+    /// forgotten is done), failed once the stream is gone, else parked with the driver asked
+    /// to look at the stream.
+    fn poll_write_side(
+        &self,
+        key: StreamKey,
+        cx: &mut Context<'_>,
+        done: impl FnOnce(&mut StreamBuf) -> bool,
+    ) -> Poll<io::Result<()>> {
         let mut st = self.lock();
         let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(Ok(()));
         };
-        if s.send.is_empty() && !s.unacked {
+        if done(s) {
             return Poll::Ready(Ok(()));
         }
         if let Some(g) = s.gone {
@@ -433,6 +529,16 @@ impl Hub {
         s.write_waker = Some(cx.waker().clone());
         st.mark_dirty(key);
         Poll::Pending
+    }
+
+    /// Asks the driver to close connection `id` now: every stream of it ends.
+    pub fn close_connection(&self, id: SessionId) {
+        let mut st = self.lock();
+        if let Some(q) = st.conns.get_mut(&id) {
+            q.close_requested = true;
+        }
+        st.conn_work.push(id);
+        st.wake_driver();
     }
 
     /// Asks the driver to send a keepalive probe on this stream's session.
@@ -525,10 +631,12 @@ impl Hub {
         self.poll_conn(id, cx, |q| {
             let r = match q.local.pop_front() {
                 Some(sid) => Some(Ok(sid)),
-                None if std::mem::take(&mut q.refused) => Some(Err(io::Error::other(
-                    "the connection's stack refused a new stream (too many open?)",
-                ))),
-                None => None,
+                None => q.refused.take().map(|e| {
+                    Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        format!("the connection refused a new stream: {e}"),
+                    ))
+                }),
             };
             (r, &mut q.open_waker)
         })

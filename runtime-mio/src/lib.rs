@@ -10,8 +10,11 @@
 //! * [`handle`]: the listener, connection and stream handles the tokio and smol crates wrap
 //!   (a connection handle opens and accepts the streams of a multiplexed stack), binding,
 //!   host resolution and `SO_REUSEPORT` socket sets;
-//! * [`tcp_loop`]: the TCP socket loop, generic over the runtime and over a byte-stream
-//!   machine (`tether_core::driver::{Machine, ByteStream}`);
+//! * [`tcp_conn`]: TCP connections carrying a multiplexer (`Stack<StreamLink, U>`) through
+//!   the same hub and [`handle::ConnectionHandle`] as KCP: a dialer and a TCP listener, one
+//!   socket loop per connection;
+//! * [`tcp_loop`]: the single-stream TCP socket loop, generic over the runtime and over a
+//!   byte-stream machine (`tether_core::driver::{Machine, ByteStream}`);
 //! * `endpoint` and `tcp_endpoint` (feature `mio`, on by default): single-threaded UDP and
 //!   TCP endpoints for the application's own `mio::Poll`.
 //!
@@ -60,8 +63,10 @@ pub mod driver;
 pub mod endpoint;
 pub mod handle;
 pub mod hub;
+mod pump;
 pub mod runtime;
 pub mod socket_loop;
+pub mod tcp_conn;
 #[cfg(feature = "mio")]
 pub mod tcp_endpoint;
 pub mod tcp_loop;

@@ -5,7 +5,7 @@
 //! `async_io::Async`; nothing else differs between them.
 use std::future::Future;
 use std::io;
-use std::net::{TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -40,6 +40,9 @@ pub trait Runtime: Send + Sync + 'static {
     type Socket: SocketIo<UdpSocket>;
     /// A TCP stream registered with this runtime's reactor.
     type Tcp: SocketIo<TcpStream>;
+    /// A TCP listener registered with this runtime's reactor (readable: a connection waits
+    /// for `accept`).
+    type TcpListener: SocketIo<TcpListener>;
     /// A one-shot timer that can be re-armed.
     type Timer: Send + Unpin + 'static;
 
@@ -48,6 +51,8 @@ pub trait Runtime: Send + Sync + 'static {
     fn register(sock: UdpSocket) -> io::Result<Self::Socket>;
     /// Registers a connected, non-blocking TCP stream with the reactor.
     fn register_tcp(sock: TcpStream) -> io::Result<Self::Tcp>;
+    /// Registers a bound, non-blocking TCP listener with the reactor.
+    fn register_tcp_listener(sock: TcpListener) -> io::Result<Self::TcpListener>;
     /// A timer that fires at `at`.
     fn timer(at: Instant) -> Self::Timer;
     /// Re-arms `timer` to fire at `at` (also after it fired).

@@ -8,9 +8,10 @@
 //! timer at the machine's deadline, and the application woken once per pass.
 //!
 //! The mio flavour, for the application's own `mio::Poll`, is
-//! `tcp_endpoint::TcpEndpoint` (feature `mio`). Not yet: several
-//! streams per connection (the hub keyed by connection and stream) and a TCP listener with
-//! accept.
+//! `tcp_endpoint::TcpEndpoint` (feature `mio`). Several streams per connection (a
+//! multiplexer stack over a `StreamLink`), through the hub and the same connection handle as
+//! KCP, and a TCP listener: [`crate::tcp_conn`], which shares this loop's socket side
+//! ([`SocketSide`]).
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -263,10 +264,7 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
     sock: &R::Tcp,
     pipe: &Pipe,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut out = Output::default();
-    let mut peer_closed = false;
-    let mut alarm = Alarm::<R>::default();
+    let mut io = SocketSide::<R>::default();
     loop {
         let now = Instant::now();
         if m.poll_timeout().is_some_and(|t| t <= now) {
@@ -274,22 +272,69 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
         }
         // Events only say what the exchange below finds anyway (readable, writable).
         while m.poll_event().is_some() {}
-        let done = pipe.exchange(m, peer_closed);
-        out.fill(m, now);
-        let blocked = out.write(sock.socket())?;
+        let done = pipe.exchange(m, io.peer_closed);
+        io.out.fill(m, now);
+        let blocked = io.out.write(sock.socket())?;
         // The peer's close ends the connection (no half-close yet) once the application
         // has seen the end of the stream.
-        let peer_done = peer_closed && pipe.lock().eof;
-        if (done || peer_done) && out.is_empty() && !m.has_transmit() {
+        let peer_done = io.peer_closed && pipe.lock().eof;
+        if (done || peer_done) && io.out.is_empty() && !m.has_transmit() {
             let _ = sock.socket().shutdown(Shutdown::Write);
             return Ok(());
         }
-        alarm.set(m.poll_timeout());
-        let room = pipe.has_room();
+        io.alarm.set(m.poll_timeout());
+        let reading = pipe.has_room() && !io.peer_closed;
+        io.wait(sock, m, reading, blocked, |w| pipe.loop_should_wake(w))
+            .await?;
+    }
+}
+
+/// A TCP loop's socket side (this loop's and [`crate::tcp_conn`]'s): the read buffer, the
+/// machine's output waiting for the socket, whether the peer finished, and the one timer.
+pub(crate) struct SocketSide<R: Runtime> {
+    buf: Vec<u8>,
+    /// Machine output the socket has not taken yet.
+    pub(crate) out: Output,
+    /// A read returned 0: the peer finished its side.
+    pub(crate) peer_closed: bool,
+    /// The loop's one timer (set at the machine's deadline before each wait).
+    pub(crate) alarm: Alarm<R>,
+}
+
+impl<R: Runtime> Default for SocketSide<R> {
+    fn default() -> Self {
+        SocketSide {
+            buf: vec![0u8; READ_CHUNK],
+            out: Output::default(),
+            peer_closed: false,
+            alarm: Alarm::default(),
+        }
+    }
+}
+
+impl<R: Runtime> SocketSide<R> {
+    /// Waits for the next thing to do, biased: input first (while `reading`, read into
+    /// `m`), then output (while `blocked`, written as the socket takes it), then the
+    /// application (`app`: whether it asked for attention; it keeps the waker otherwise),
+    /// then the timer. Errors are the socket's.
+    pub(crate) async fn wait<M: Machine>(
+        &mut self,
+        sock: &R::Tcp,
+        m: &mut M,
+        reading: bool,
+        blocked: bool,
+        mut app: impl FnMut(&Waker) -> bool,
+    ) -> io::Result<()> {
+        let SocketSide {
+            buf,
+            out,
+            peer_closed,
+            alarm,
+        } = self;
         std::future::poll_fn(|cx| {
             let now = Instant::now();
-            if room && !peer_closed {
-                let mut read = |s: &TcpStream| read_into(s, &mut buf, m, now, &mut peer_closed);
+            if reading {
+                let mut read = |s: &TcpStream| read_into(s, buf, m, now, peer_closed);
                 if let Poll::Ready(r) = sock.poll_read_with(cx, &mut read) {
                     return Poll::Ready(r);
                 }
@@ -303,17 +348,19 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
                     return Poll::Ready(r);
                 }
             }
-            if pipe.loop_should_wake(cx.waker()) {
+            if app(cx.waker()) {
                 return Poll::Ready(Ok(()));
             }
             alarm.poll(cx).map(Ok)
         })
-        .await?;
+        .await
     }
 }
 
 /// Reads up to [`MAX_READS_PER_WAKE`] chunks into the machine: `Err(WouldBlock)` once
-/// drained, `Ok` at the peer's close (`peer_closed` set) or at the bound (more may wait).
+/// drained, `Ok` at the peer's close (`peer_closed` set), at the bound (more may wait) or
+/// once the machine wants no more input ([`Machine::wants_input`]: the socket is left
+/// unread, so TCP's window pushes back on the peer).
 pub(crate) fn read_into<M: Machine>(
     mut r: impl Read,
     buf: &mut [u8],
@@ -322,6 +369,9 @@ pub(crate) fn read_into<M: Machine>(
     peer_closed: &mut bool,
 ) -> io::Result<()> {
     for _ in 0..MAX_READS_PER_WAKE {
+        if !m.wants_input() {
+            return Ok(());
+        }
         match r.read(buf) {
             Ok(0) => {
                 *peer_closed = true;

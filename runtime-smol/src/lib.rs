@@ -46,7 +46,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
@@ -81,7 +81,9 @@ impl futures_io::AsyncWrite for KcpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_flush(cx)
     }
-    /// KCP has no FIN: close waits until everything is acknowledged.
+    /// Half-closes the stream (the peer reads to the end, then EOF), ready once the
+    /// protocol took the FIN; on a plain KCP session (no FIN) it waits until everything is
+    /// acknowledged.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_shutdown(cx)
     }
@@ -95,12 +97,16 @@ pub struct Smol;
 impl Runtime for Smol {
     type Socket = SmolIo<UdpSocket>;
     type Tcp = SmolIo<TcpStream>;
+    type TcpListener = SmolIo<TcpListener>;
     type Timer = Timer;
 
     fn register(sock: UdpSocket) -> io::Result<Self::Socket> {
         Async::new(sock).map(SmolIo)
     }
     fn register_tcp(sock: TcpStream) -> io::Result<Self::Tcp> {
+        Async::new(sock).map(SmolIo)
+    }
+    fn register_tcp_listener(sock: TcpListener) -> io::Result<Self::TcpListener> {
         Async::new(sock).map(SmolIo)
     }
     fn timer(at: Instant) -> Timer {

@@ -23,6 +23,34 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A multiplexer (`StreamLayer`, e.g. smux) runs over KCP with [`KcpConnection::connect_with`]
+//! and [`KcpListener::bind_with`], and over TCP with [`TcpConnection::connect_tcp`] and
+//! [`TcpMuxListener::bind`] (a `Stack<StreamLink, U>` per connection): either way the
+//! application opens and accepts [`KcpStream`]s on a connection handle, reads to `Ok(0)`
+//! after the peer's half-close, and half-closes with `shutdown()`:
+//!
+//! ```no_run
+//! # use tether_runtime_mio::handle::SendLayer;
+//! # async fn demo<U: SendLayer>(client: U, server: fn() -> U) -> std::io::Result<()> {
+//! use tether_core::stack::Stack;
+//! use tether_core::stream_link::StreamLink;
+//! use tether_runtime_tokio::{TcpConnection, TcpMuxListener};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! let listener =
+//!     TcpMuxListener::bind("127.0.0.1:0", move || Stack::new(StreamLink::default(), server()))
+//!         .await?;
+//! let conn =
+//!     TcpConnection::connect_tcp(listener.local_addr(), Stack::new(StreamLink::default(), client))
+//!         .await?;
+//! let mut s = conn.open_stream().await?;
+//! s.write_all(b"hello").await?;
+//! s.shutdown().await?; // the peer reads "hello", then the end of the stream
+//! let peer = listener.accept_connection().await?;
+//! let mut got = Vec::new();
+//! peer.accept_stream().await?.read_to_end(&mut got).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! A listener with [`Config::reuseport`] `n` runs `n` tasks on its port; they use `n` cores
 //! on a multi-threaded tokio runtime. Addresses are `std::net::ToSocketAddrs`: a host name
 //! is resolved by a blocking lookup on the calling task (as on every tether runtime), so
@@ -32,7 +60,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -69,7 +97,9 @@ impl AsyncWrite for KcpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_flush(cx)
     }
-    /// KCP has no FIN: shutdown waits until everything is acknowledged.
+    /// Half-closes the stream (the peer reads to the end, then EOF), ready once the
+    /// protocol took the FIN; on a plain KCP session (no FIN) it waits until everything is
+    /// acknowledged.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_shutdown(cx)
     }
@@ -102,7 +132,9 @@ impl AsyncWrite for &KcpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_flush(cx)
     }
-    /// KCP has no FIN: shutdown waits until everything is acknowledged.
+    /// Half-closes the stream (the peer reads to the end, then EOF), ready once the
+    /// protocol took the FIN; on a plain KCP session (no FIN) it waits until everything is
+    /// acknowledged.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.poll_shutdown(cx)
     }
@@ -116,12 +148,16 @@ pub struct Tokio;
 impl Runtime for Tokio {
     type Socket = TokioIo<UdpSocket>;
     type Tcp = TokioIo<TcpStream>;
+    type TcpListener = TokioIo<TcpListener>;
     type Timer = Pin<Box<tokio::time::Sleep>>;
 
     fn register(sock: UdpSocket) -> io::Result<Self::Socket> {
         register_fd(sock)
     }
     fn register_tcp(sock: TcpStream) -> io::Result<Self::Tcp> {
+        register_fd(sock)
+    }
+    fn register_tcp_listener(sock: TcpListener) -> io::Result<Self::TcpListener> {
         register_fd(sock)
     }
     fn timer(at: Instant) -> Self::Timer {
@@ -170,6 +206,7 @@ fn register_fd<S: AsRawFd + OwnsFd>(sock: S) -> io::Result<TokioIo<S>> {
 trait OwnsFd {}
 impl OwnsFd for UdpSocket {}
 impl OwnsFd for TcpStream {}
+impl OwnsFd for TcpListener {}
 
 impl<S: AsRawFd + Send + Sync + 'static> SocketIo<S> for TokioIo<S> {
     fn socket(&self) -> &S {

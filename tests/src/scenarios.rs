@@ -56,6 +56,13 @@ pub trait Rt {
     /// it with one such session, opens one stream per message, writes each and reads as
     /// many bytes back on the same stream; returns the replies in order.
     fn mux_echo(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>>;
+    /// Runs [`crate::scenarios_tcp_mux`] (a toy multiplexer over loopback TCP: streams
+    /// both ways echoing 1 MiB each to a per-stream end, a refused open, a connection
+    /// close ending the streams) on this runtime; `Err` says which step failed.
+    fn tcp_mux(limit: Duration) -> io::Result<()>;
+    /// Runs [`crate::scenarios_tcp_mux`]'s streams both ways (each written, half-closed,
+    /// echoed to its end and half-closed back) over one KCP session carrying the toy mux.
+    fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()>;
 }
 
 /// The upper layer of the multiplexed scenario: core's toy echo multiplexer
@@ -120,6 +127,25 @@ pub fn mux_echo<R: Rt>() {
         assert!(g == w, "stream {i}: {} bytes back, not its own", g.len());
     }
     report(R::NAME, "mux_echo", start.elapsed());
+}
+
+/// The TCP-carried toy multiplexer ([`crate::scenarios_tcp_mux`]): 2 streams each way
+/// echoing 1 MiB byte for byte to a per-stream end of stream, a refused open, and a
+/// connection close that ends the streams.
+pub fn tcp_mux<R: Rt>() {
+    let start = Instant::now();
+    R::tcp_mux(Duration::from_secs(60)).expect("the TCP mux scenario");
+    report(R::NAME, "tcp_mux", start.elapsed());
+}
+
+/// Per-stream ends over KCP: two toy-mux streams each way over one session, each half-closed
+/// by its opener, echoed to its end (`Ok(0)`) and half-closed back, byte for byte (the hub's
+/// `poll_shutdown` → `Streams::finish` and end of stream, the same as over TCP).
+pub fn mux_ends<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config().clone().stream_mode(true);
+    R::mux_ends(&cfg, Duration::from_secs(60)).expect("per-stream ends over KCP");
+    report(R::NAME, "mux_ends", start.elapsed());
 }
 
 /// A running echo server.

@@ -53,6 +53,14 @@ macro_rules! suite {
             fn mux_echo() {
                 super::scenarios::mux_echo::<$rt>();
             }
+            #[test]
+            fn tcp_mux() {
+                super::scenarios::tcp_mux::<$rt>();
+            }
+            #[test]
+            fn mux_ends() {
+                super::scenarios::mux_ends::<$rt>();
+            }
         }
     };
 }
@@ -72,6 +80,7 @@ mod tokio_facade {
 
     use tether_runtime_tokio::{Config, KcpConnection, KcpListener, KcpStream};
     use tether_tests::scenarios::{deadline_error, mux_client, toy_mux, EchoServer, Rt};
+    use tether_tests::scenarios_tcp_mux;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::runtime::Runtime;
     use tokio::task::JoinSet;
@@ -200,6 +209,13 @@ mod tokio_facade {
             server.abort();
             r
         }
+        fn tcp_mux(limit: Duration) -> io::Result<()> {
+            within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
+        }
+        fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
+            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg);
+            within("mux_ends", limit, both_ways)
+        }
         type Server = Server;
         type Conn = KcpStream;
 
@@ -285,6 +301,7 @@ mod smol_facade {
     use smol::{Executor, LocalExecutor, Timer};
     use tether_runtime_smol::{Config, KcpConnection, KcpListener, KcpStream};
     use tether_tests::scenarios::{deadline_error, mux_client, toy_mux, EchoServer, Rt};
+    use tether_tests::scenarios_tcp_mux;
 
     /// Runs `f` on the calling thread, giving up after `limit`.
     fn within<T>(
@@ -410,6 +427,14 @@ mod smol_facade {
                 let conn = KcpConnection::connect_with(addr, cfg.clone(), toy_mux).await?;
                 mux_client(&conn, msgs).await
             })
+        }
+
+        fn tcp_mux(limit: Duration) -> io::Result<()> {
+            within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
+        }
+        fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
+            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg);
+            within("mux_ends", limit, both_ways)
         }
 
         type Server = Server;
@@ -1019,6 +1044,25 @@ mod mio_facade {
         })
     }
 
+    /// One turn of a mio toy-mux endpoint pair: drains both endpoints' events, processes
+    /// them, and sleeps until the earlier deadline (at most 10 ms).
+    fn mux_turn(
+        poll: &mut Poll,
+        events: &mut Events,
+        eps: [&mut Endpoint<tether_runtime_mio::core::sim::toy_mux::ToyMux>; 2],
+        now: Instant,
+    ) -> io::Result<()> {
+        let mut wake = Duration::from_millis(10);
+        for ep in eps {
+            while ep.poll_event().is_some() {}
+            ep.process(now)?;
+            if let Some(d) = ep.next_deadline() {
+                wake = wake.min(d.saturating_duration_since(now));
+            }
+        }
+        poll.poll(events, Some(wake))
+    }
+
     /// [`Rt::mux_echo`] on mio: a server and a client `Endpoint<ToyMux>` on one `mio::Poll`
     /// in the calling thread; the application side is core's `Streams` through `conn_mut`.
     fn mux_echo_loop(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>> {
@@ -1089,20 +1133,214 @@ mod mio_facade {
                     }
                 }
             }
-            while server.poll_event().is_some() {}
-            while client.poll_event().is_some() {}
-            server.process(now)?;
-            client.process(now)?;
-            let wake = [server.next_deadline(), client.next_deadline()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map_or(Duration::from_millis(10), |d| {
-                    d.saturating_duration_since(now)
-                });
-            poll.poll(&mut events, Some(wake.min(Duration::from_millis(10))))?;
+            mux_turn(&mut poll, &mut events, [&mut server, &mut client], now)?;
         }
         Ok(got)
+    }
+
+    /// [`Rt::mux_ends`] on mio: a server and a client `Endpoint<ToyMux>` on one `mio::Poll`
+    /// in the calling thread, the application on each side a `StreamsSide` over the
+    /// session's `Streams` (`conn_mut`).
+    fn mux_ends_loop(cfg: &Config, limit: Duration) -> io::Result<()> {
+        use tether_tests::scenarios::toy_mux;
+        use tether_tests::scenarios_tcp_mux::{StreamsSide, KCP_STREAM_BYTES};
+
+        let mut server = Endpoint::bind_with(localhost(), cfg, true, toy_mux)?;
+        let mut client = Endpoint::bind_with(localhost(), cfg, false, toy_mux)?;
+        let mut poll = Poll::new()?;
+        poll.registry()
+            .register(&mut server, Token(0), Endpoint::INTEREST)?;
+        poll.registry()
+            .register(&mut client, Token(1), Endpoint::INTEREST)?;
+        let gone = || io::Error::new(io::ErrorKind::ConnectionReset, "the toy mux session closed");
+        let conn = client.connect(Instant::now(), server.local_addr()?);
+        let mut mine = StreamsSide::open(
+            client.conn_mut(conn).ok_or_else(gone)?,
+            false,
+            KCP_STREAM_BYTES,
+        )?;
+        let mut theirs: Option<(SessionId, StreamsSide)> = None;
+        let mut events = Events::with_capacity(16);
+        let end = Instant::now() + limit;
+        while !(mine.done() && theirs.as_ref().is_some_and(|(_, s)| s.done())) {
+            let now = Instant::now();
+            if now >= end {
+                return Err(deadline_error("mux_ends", limit));
+            }
+            mine.step(client.conn_mut(conn).ok_or_else(gone)?);
+            if theirs.is_none() {
+                if let Some(id) = server.accept() {
+                    let c = server.conn_mut(id).ok_or_else(gone)?;
+                    theirs = Some((id, StreamsSide::open(c, true, KCP_STREAM_BYTES)?));
+                }
+            }
+            if let Some((id, side)) = theirs.as_mut() {
+                side.step(server.conn_mut(*id).ok_or_else(gone)?);
+            }
+            mux_turn(&mut poll, &mut events, [&mut server, &mut client], now)?;
+        }
+        mine.check()?;
+        theirs.map_or(Ok(()), |(_, s)| s.check())
+    }
+
+    type MuxMachine = tether_runtime_mio::core::stack::Stack<
+        tether_runtime_mio::core::stream_link::StreamLink,
+        tether_runtime_mio::core::sim::toy_mux::ToyMux,
+    >;
+    type MuxEndpoint = tether_runtime_mio::tcp_endpoint::TcpEndpoint<MuxMachine>;
+
+    /// [`Rt::tcp_mux`]'s connection pair on one `mio::Poll`: a `mio::net::TcpListener`, the
+    /// client's `TcpEndpoint` and, once accepted, the server's; each machine's `Closed`
+    /// reason is kept.
+    struct TcpMux {
+        poll: Poll,
+        events: Events,
+        listener: mio::net::TcpListener,
+        client: MuxEndpoint,
+        server: Option<MuxEndpoint>,
+        closed: [Option<String>; 2],
+        end: Instant,
+        limit: Duration,
+    }
+
+    impl TcpMux {
+        /// Waits (at most 10 ms, or until a deadline), accepts the server's connection,
+        /// processes both endpoints and drains their events.
+        fn turn(&mut self) -> io::Result<()> {
+            use tether_runtime_mio::core::driver::Machine;
+            let now = Instant::now();
+            if now >= self.end {
+                return Err(deadline_error("tcp_mux", self.limit));
+            }
+            let next = [
+                self.client.next_deadline(),
+                self.server.as_ref().and_then(|s| s.next_deadline()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let wait = next.map_or(Duration::from_millis(10), |d| {
+                d.saturating_duration_since(now)
+            });
+            self.poll
+                .poll(&mut self.events, Some(wait.min(Duration::from_millis(10))))?;
+            if self.server.is_none() {
+                match self.listener.accept() {
+                    Ok((sock, _)) => {
+                        let machine = tether_tests::scenarios_tcp_mux::server_machine();
+                        let mut ep = MuxEndpoint::from_mio(sock, machine)?;
+                        self.poll
+                            .registry()
+                            .register(&mut ep, Token(2), MuxEndpoint::INTEREST)?;
+                        self.server = Some(ep);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let now = Instant::now();
+            let eps = [Some(&mut self.client), self.server.as_mut()];
+            for (ep, closed) in eps.into_iter().zip(&mut self.closed) {
+                let Some(ep) = ep else { continue };
+                ep.process(now)?;
+                while let Some(ev) = ep.machine().poll_event() {
+                    if let StreamEvent::Closed(why) = ev {
+                        *closed = Some(format!("{why:?}"));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// [`Rt::tcp_mux`] on mio: the client and server `TcpEndpoint`s carrying
+    /// `Stack<StreamLink, ToyMux>` on one `mio::Poll` in the calling thread; the application
+    /// side is the machines' `Streams` (`StreamsSide` for the streams both ways).
+    fn tcp_mux_loop(limit: Duration) -> io::Result<()> {
+        use tether_runtime_mio::core::driver::{StreamError, Streams};
+        use tether_tests::scenarios_tcp_mux::{client_machine, StreamsSide, STREAM_BYTES};
+
+        let poll = Poll::new()?;
+        let mut listener = mio::net::TcpListener::bind(localhost())?;
+        poll.registry()
+            .register(&mut listener, Token(0), mio::Interest::READABLE)?;
+        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let mut client = MuxEndpoint::new(client, client_machine())?;
+        poll.registry()
+            .register(&mut client, Token(1), MuxEndpoint::INTEREST)?;
+        let mut t = TcpMux {
+            poll,
+            events: Events::with_capacity(16),
+            listener,
+            client,
+            server: None,
+            closed: [None, None],
+            end: Instant::now() + limit,
+            limit,
+        };
+        let fail = |what: &str| io::Error::other(format!("tcp_mux on mio: {what}"));
+        // 1. two streams each way, 1 MiB each, to their ends
+        let mut mine = StreamsSide::open(t.client.machine(), false, STREAM_BYTES)?;
+        let mut theirs: Option<StreamsSide> = None;
+        while !(mine.done() && theirs.as_ref().is_some_and(StreamsSide::done)) {
+            t.turn()?;
+            if t.closed.iter().any(Option::is_some) {
+                return Err(fail(&format!("a connection closed: {:?}", t.closed)));
+            }
+            mine.step(t.client.machine());
+            if let Some(server) = t.server.as_mut() {
+                let side = match theirs.as_mut() {
+                    Some(side) => side,
+                    None => theirs.insert(StreamsSide::open(server.machine(), true, STREAM_BYTES)?),
+                };
+                side.step(server.machine());
+            }
+        }
+        mine.check()?;
+        theirs.as_ref().map_or(Ok(()), StreamsSide::check)?;
+        // 2. the last stream the toy allows, then a refusal
+        let c = t.client.machine();
+        let last = c.open_stream().map_err(|e| fail(&e.to_string()))?;
+        if c.open_stream() != Err(StreamError::Closed) {
+            return Err(fail("an open beyond the toy's limit was not refused"));
+        }
+        c.write(last, b"ping").map_err(|e| fail(&e.to_string()))?;
+        let mut got = Vec::new();
+        let mut accepted = None;
+        while got.len() < 4 {
+            t.turn()?;
+            let Some(server) = t.server.as_mut() else {
+                return Err(fail("the server connection went away"));
+            };
+            let s = server.machine();
+            accepted = accepted.or_else(|| s.accept_stream());
+            let mut buf = [0u8; 16];
+            while let Some(Ok(n @ 1..)) = accepted.map(|id| s.read(id, &mut buf)) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        if got != b"ping" {
+            return Err(fail("the last stream carried the wrong bytes"));
+        }
+        // 3. the server closes the connection: the client's machine closes, its streams end
+        if let Some(server) = t.server.as_mut() {
+            server.machine().close();
+            server.shutdown_when_flushed();
+        }
+        while t.closed[0].is_none() {
+            t.turn()?;
+        }
+        let why = t.closed[0].clone().unwrap_or_default();
+        if !why.contains("LowerEnded") {
+            return Err(fail(&format!(
+                "the client closed for {why}, not the peer's end"
+            )));
+        }
+        let c = t.client.machine();
+        if c.open_stream() != Err(StreamError::Closed) || c.write(last, b"x").is_ok() {
+            return Err(fail("the client's connection still takes streams or bytes"));
+        }
+        Ok(())
     }
 
     impl Rt for Mio {
@@ -1110,6 +1348,12 @@ mod mio_facade {
 
         fn mux_echo(cfg: &Config, msgs: &[Vec<u8>], limit: Duration) -> io::Result<Vec<Vec<u8>>> {
             mux_echo_loop(cfg, msgs, limit)
+        }
+        fn tcp_mux(limit: Duration) -> io::Result<()> {
+            tcp_mux_loop(limit)
+        }
+        fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
+            mux_ends_loop(cfg, limit)
         }
         type Server = Server;
         type Conn = Conn;

@@ -8,7 +8,7 @@ use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::time::Instant;
 
-use tether_core::driver::{ByteStream, Machine, StreamError, Transmit};
+use tether_core::driver::{ByteStream, Machine, StreamError, Transmit, Transport};
 use tether_runtime_mio::runtime::Runtime;
 use tether_runtime_mio::tcp_loop::{spawn, TcpStreamHandle};
 use tether_tests::scenarios::payload;
@@ -105,6 +105,13 @@ impl ByteStream for Framed {
     fn all_acked(&self) -> bool {
         self.outbound.is_empty()
     }
+}
+
+/// The single-stream loop reports the peer's close itself; the mio endpoint tells the
+/// machine, which has nothing to do about it.
+impl Transport for Framed {
+    fn handle_disconnect(&mut self, _now: Instant) {}
+    fn handle_reconnect(&mut self, _now: Instant) {}
 }
 
 async fn write_all(h: &TcpStreamHandle, mut data: &[u8]) -> io::Result<()> {

@@ -2,9 +2,15 @@
 //! [`StreamLayer`] contract, so a multiplexed stack can be exercised before smux exists.
 //!
 //! Wire format: frames `[stream id: u32 BE][len: u16 BE][len bytes]`. A stream opens with
-//! its first frame (no handshake, no FIN, no flow control beyond the lower stream's
-//! window: a reader that stops reading one stream stalls all of them, as the toy it is).
-//! The client opens odd ids, the server even ones.
+//! its first frame (no handshake, no flow control beyond the lower stream's window: a
+//! reader that stops reading one stream stalls all of them, as the toy it is). A frame of
+//! length zero is the sender's FIN: it finished the stream ([`Streams::finish`]), and the
+//! reader gets [`StreamError::Finished`] once it drained the stream. The client opens odd
+//! ids, the server even ones. When the lower stream ends (a TCP peer's FIN under a
+//! [`StreamLink`]), the toy ends the connection: [`ToyMuxError::LowerEnded`].
+//!
+//! [`Streams::finish`]: crate::driver::Streams::finish
+//! [`StreamLink`]: crate::stream_link::StreamLink
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::time::Instant;
@@ -23,8 +29,10 @@ pub const RECV_CAP: usize = 64 * 1024;
 /// Why the toy mux ended the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToyMuxError {
-    /// A frame with a zero length (the toy never sends one).
-    EmptyFrame,
+    /// A data frame for a stream the peer had already finished (after its FIN).
+    DataAfterFin,
+    /// The lower byte stream ended (the peer closed the connection).
+    LowerEnded,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +44,10 @@ struct ToyStream {
     want_writable: bool,
     /// Bytes were written since the last `Acknowledged`.
     unacked: bool,
+    /// This side sent its FIN: no more writes.
+    fin_sent: bool,
+    /// The peer's FIN arrived: `Finished` once `recv` is drained.
+    peer_fin: bool,
 }
 
 /// The toy multiplexer (see the module docs).
@@ -50,6 +62,8 @@ pub struct ToyMux {
     failed: bool,
     /// Streams the application dropped (their frames, if any arrive, are discarded).
     dropped: BTreeSet<StreamId>,
+    /// Streams this side may still open (`None`: no limit).
+    opens_left: Option<usize>,
 }
 
 impl ToyMux {
@@ -72,7 +86,25 @@ impl ToyMux {
             events: VecDeque::new(),
             failed: false,
             dropped: BTreeSet::new(),
+            opens_left: None,
         }
+    }
+
+    /// Refuses (with [`StreamError::Closed`]) every `open_stream` after the first `n`, the
+    /// way a multiplexer refuses new streams once its connection is going away: lets tests
+    /// see a refused open.
+    pub fn with_stream_limit(mut self, n: usize) -> Self {
+        self.opens_left = Some(n);
+        self
+    }
+
+    /// Ends the connection with `why` (one `Closed`; nothing is read after it).
+    fn fail(&mut self, why: ToyMuxError) {
+        if !self.failed {
+            self.failed = true;
+            self.events.push_back(StreamEvent::Closed(why));
+        }
+        self.inbuf.clear();
     }
 
     /// Whether some stream's receive buffer is full (stop reading the lower stream).
@@ -93,13 +125,6 @@ impl ToyMux {
             let [i0, i1, i2, i3, l0, l1] = head;
             let id = StreamId(u32::from_be_bytes([i0, i1, i2, i3]));
             let len = usize::from(u16::from_be_bytes([l0, l1]));
-            if len == 0 {
-                self.failed = true;
-                self.events
-                    .push_back(StreamEvent::Closed(ToyMuxError::EmptyFrame));
-                self.inbuf.clear();
-                return;
-            }
             let Some(payload) = self.inbuf.get(at + HEADER..at + HEADER + len) else {
                 break;
             };
@@ -112,6 +137,12 @@ impl ToyMux {
                 self.events.push_back(StreamEvent::Opened(id));
                 ToyStream::default()
             });
+            if s.peer_fin && len > 0 {
+                self.fail(ToyMuxError::DataAfterFin);
+                return;
+            }
+            // A zero-length frame is the peer's FIN (module docs).
+            s.peer_fin |= len == 0;
             s.recv.extend(payload);
             if !s.readable_signalled {
                 s.readable_signalled = true;
@@ -134,6 +165,7 @@ impl StreamLayer for ToyMux {
                         .extend_from_slice(tmp.get(..n).unwrap_or_default());
                     self.deframe();
                 }
+                Err(StreamError::Finished) => self.fail(ToyMuxError::LowerEnded),
                 Err(_) => break,
             }
         }
@@ -171,6 +203,9 @@ impl StreamLayer for ToyMux {
     }
 
     fn open_stream(&mut self, _lower: &mut Lower<'_>) -> Result<StreamId, StreamError> {
+        if let Some(left) = self.opens_left.as_mut() {
+            *left = left.checked_sub(1).ok_or(StreamError::Closed)?;
+        }
         let id = StreamId(self.next_id);
         self.next_id = self.next_id.wrapping_add(2);
         self.streams.insert(id, ToyStream::default());
@@ -188,6 +223,9 @@ impl StreamLayer for ToyMux {
         data: &[u8],
     ) -> Result<usize, StreamError> {
         let s = self.streams.get_mut(&id).ok_or(StreamError::Unknown(id))?;
+        if s.fin_sent {
+            return Err(StreamError::Closed);
+        }
         let Some(chunk) = data
             .get(..data.len().min(MAX_FRAME))
             .filter(|c| !c.is_empty())
@@ -219,7 +257,11 @@ impl StreamLayer for ToyMux {
         let s = self.streams.get_mut(&id).ok_or(StreamError::Unknown(id))?;
         if s.recv.is_empty() {
             s.readable_signalled = false;
-            return Err(StreamError::Blocked);
+            return Err(if s.peer_fin {
+                StreamError::Finished
+            } else {
+                StreamError::Blocked
+            });
         }
         let n = buf.len().min(s.recv.len());
         for (d, b) in buf.iter_mut().zip(s.recv.drain(..n)) {
@@ -228,8 +270,26 @@ impl StreamLayer for ToyMux {
         Ok(n)
     }
 
-    fn finish(&mut self, _lower: &mut Lower<'_>, _id: StreamId) -> Result<(), StreamError> {
-        Err(StreamError::Unsupported)
+    /// Sends the FIN, a zero-length frame (module docs).
+    fn finish(&mut self, lower: &mut Lower<'_>, id: StreamId) -> Result<(), StreamError> {
+        let s = self.streams.get_mut(&id).ok_or(StreamError::Unknown(id))?;
+        if s.fin_sent {
+            return Err(StreamError::Closed);
+        }
+        let mut head = [0u8; HEADER];
+        head[..4].copy_from_slice(&id.0.to_be_bytes());
+        match lower.write_frame(&[&head]) {
+            Ok(()) => {
+                s.fin_sent = true;
+                s.unacked = true;
+                Ok(())
+            }
+            Err(StreamError::Blocked) => {
+                s.want_writable = true;
+                Err(StreamError::Blocked)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn close_stream(&mut self, _lower: &mut Lower<'_>, id: StreamId) {
@@ -395,6 +455,78 @@ mod tests {
         }
         assert_eq!(got, want);
         assert_eq!(conns.len(), 1, "one connection, two streams in it");
+    }
+
+    /// A zero-length frame is a FIN: the reader drains the stream, then gets `Finished`;
+    /// the finished side can no longer write; the peer still writes back (half-close).
+    #[test]
+    fn a_fin_frame_ends_one_stream_and_leaves_the_other_open() {
+        let cfg = SessionConfig {
+            kcp: KcpConfig::fast3().with_stream(true),
+            crypt: CryptMode::Raw,
+            key: [0; 32],
+            data_shards: 0,
+            parity_shards: 0,
+        };
+        let t = test_start();
+        let a = Stack::new(
+            Session::client(3, &cfg, t, Box::new(seeded(1))),
+            ToyMux::client().with_stream_limit(2),
+        );
+        let b = Stack::new(
+            Session::new(3, &cfg, t, Box::new(seeded(2))),
+            ToyMux::server(),
+        );
+        let link = LinkConfig::perfect().with_delay(Duration::from_millis(5));
+        let mut p = Pair::new(a, b, t, link.clone(), link, 1);
+        let (x, y) = (p.a.open_stream().unwrap(), p.a.open_stream().unwrap());
+        assert_eq!(
+            p.a.open_stream(),
+            Err(StreamError::Closed),
+            "the limit refuses"
+        );
+        p.a.write(x, b"abc").unwrap();
+        p.a.finish(x).unwrap();
+        assert_eq!(p.a.write(x, b"more"), Err(StreamError::Closed));
+        assert_eq!(p.a.finish(x), Err(StreamError::Closed));
+        p.a.write(y, b"open").unwrap();
+        p.drive();
+        let mut buf = [0u8; 16];
+        assert_eq!(p.b.accept_stream(), Some(x));
+        assert_eq!(p.b.accept_stream(), Some(y));
+        assert_eq!(p.b.read(x, &mut buf), Ok(3));
+        assert_eq!(&buf[..3], b"abc");
+        assert_eq!(p.b.read(x, &mut buf), Err(StreamError::Finished));
+        assert_eq!(p.b.read(y, &mut buf), Ok(4));
+        assert_eq!(p.b.read(y, &mut buf), Err(StreamError::Blocked));
+        // Half-close: the server answers on the stream the client finished, then finishes.
+        p.b.write(x, b"back").unwrap();
+        p.b.finish(x).unwrap();
+        p.drive();
+        assert_eq!(p.a.read(x, &mut buf), Ok(4));
+        assert_eq!(p.a.read(x, &mut buf), Err(StreamError::Finished));
+        assert!(!p.a.is_closed() && !p.b.is_closed());
+    }
+
+    /// Data after a FIN is a protocol error: the connection ends with `DataAfterFin`.
+    #[test]
+    fn data_after_a_fin_ends_the_connection() {
+        let mut m = ToyMux::server();
+        let id = 7u32.to_be_bytes();
+        m.inbuf
+            .extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 0]);
+        m.inbuf
+            .extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 1, b'x']);
+        m.deframe();
+        let events: Vec<_> = std::iter::from_fn(|| m.poll_event()).collect();
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Opened(StreamId(7)),
+                StreamEvent::Readable(StreamId(7)),
+                StreamEvent::Closed(ToyMuxError::DataAfterFin)
+            ]
+        );
     }
 
     fn pattern(stream: u8, n: usize) -> Vec<u8> {

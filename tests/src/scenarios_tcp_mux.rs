@@ -1,0 +1,387 @@
+//! The TCP-carried multiplexer scenario (`Stack<StreamLink, ToyMux>` over loopback TCP),
+//! written once for the async runtimes against the shared [`ConnectionHandle`] (their
+//! `AsyncRead`/`AsyncWrite` delegate to the same `poll_read`/`poll_write`/`poll_shutdown`);
+//! the mio flavour runs the same steps on its own `mio::Poll` (`tests/tests/runtimes.rs`).
+//!
+//! 1. two streams each way (the client opens two, the server opens two), each carrying
+//!    1 MiB that the other side echoes: the opener writes, then half-closes; the echo side
+//!    reads to the end of the stream (`Ok(0)`), half-closes in turn; the opener reads the
+//!    echo to its end and compares it byte for byte;
+//! 2. a refused open: the client's toy mux allows [`CLIENT_STREAMS`] streams, the next
+//!    `open_stream` fails with `ConnectionRefused`;
+//! 3. a connection close ends the streams: the server closes the connection while a stream
+//!    is open; the client's read on it fails (`ConnectionReset`), and its `accept_stream`
+//!    and `open_stream` fail.
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::task::Poll;
+
+use tether_core::driver::{StreamError, StreamId, Streams};
+use tether_core::sim::toy_mux::ToyMux;
+use tether_core::stack::Stack;
+use tether_core::stream_link::StreamLink;
+use tether_runtime_mio::handle::{ConnectionHandle, ListenerHandle, RuntimeStream, StreamHandle};
+use tether_runtime_mio::tcp_conn::TcpListenerHandle;
+
+use crate::scenarios::{payload, toy_mux, Config};
+
+/// Bytes each stream carries each way in step 1.
+pub const STREAM_BYTES: usize = 1 << 20;
+/// Streams each side opens in step 1.
+pub const STREAMS_EACH_WAY: usize = 2;
+/// Streams the client's toy mux allows (step 1's, and one for step 3).
+pub const CLIENT_STREAMS: usize = STREAMS_EACH_WAY + 1;
+
+/// The client's machine: a toy mux on a `StreamLink`, limited to [`CLIENT_STREAMS`].
+pub fn client_machine() -> Stack<StreamLink, ToyMux> {
+    Stack::new(
+        StreamLink::default(),
+        ToyMux::client().with_stream_limit(CLIENT_STREAMS),
+    )
+}
+
+/// The server's machine, one per accepted connection (the listener's factory).
+pub fn server_machine() -> Stack<StreamLink, ToyMux> {
+    Stack::new(StreamLink::default(), ToyMux::server())
+}
+
+/// The `bytes` of stream `k` opened by the client (`server` false) or by the server.
+pub fn stream_payload(server: bool, k: usize, bytes: usize) -> Vec<u8> {
+    payload(bytes, 900 + k as u64 + if server { 50 } else { 0 })
+}
+
+type Task<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + 'a>>;
+
+/// Runs every task to its end on the calling task; the first error ends them all.
+pub async fn join_all(mut tasks: Vec<Task<'_>>) -> io::Result<()> {
+    poll_fn(|cx| {
+        let mut i = 0;
+        while i < tasks.len() {
+            match tasks[i].as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => drop(tasks.swap_remove(i)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => i += 1,
+            }
+        }
+        if tasks.is_empty() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Writes all of `data` into `s`.
+async fn write_all(s: &StreamHandle, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = poll_fn(|cx| s.poll_write(cx, data)).await?;
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// Reads `s` to its end (`Ok(0)`).
+async fn read_to_end(s: &StreamHandle) -> io::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match poll_fn(|cx| s.poll_read(cx, &mut buf)).await? {
+            0 => return Ok(got),
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Writes `data`, half-closes, and reads the echo to its end: it must be `data` exactly.
+async fn send_and_check(s: &StreamHandle, data: Vec<u8>) -> io::Result<()> {
+    let mut back = Vec::new();
+    join_all(vec![
+        Box::pin(async {
+            write_all(s, &data).await?;
+            poll_fn(|cx| s.poll_shutdown(cx)).await
+        }),
+        Box::pin(async {
+            back = read_to_end(s).await?;
+            Ok(())
+        }),
+    ])
+    .await?;
+    if back != data {
+        return Err(io::Error::other(format!(
+            "a stream echoed {} bytes, not its own {}",
+            back.len(),
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Echoes `s` until the peer finished it, then finishes it too.
+async fn echo_to_end(s: &StreamHandle) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match poll_fn(|cx| s.poll_read(cx, &mut buf)).await? {
+            0 => return poll_fn(|cx| s.poll_shutdown(cx)).await,
+            n => write_all(s, &buf[..n]).await?,
+        }
+    }
+}
+
+/// One side of step 1: opens [`STREAMS_EACH_WAY`] streams of `bytes` and checks their
+/// echoes, and echoes the [`STREAMS_EACH_WAY`] streams the peer opens.
+async fn both_ways<S>(conn: &ConnectionHandle<S>, server: bool, bytes: usize) -> io::Result<()>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    let mut tasks: Vec<Task<'_>> = Vec::new();
+    for k in 0..STREAMS_EACH_WAY {
+        let s = conn.open_stream().await?;
+        tasks.push(Box::pin(async move {
+            send_and_check(&s, stream_payload(server, k, bytes)).await
+        }));
+    }
+    for _ in 0..STREAMS_EACH_WAY {
+        tasks.push(Box::pin(async {
+            let s = conn.accept_stream().await?;
+            echo_to_end(&s).await
+        }));
+    }
+    join_all(tasks).await
+}
+
+/// Step 1 between two connections of any transport (the KCP toy-mux stacks too): each
+/// side opens [`STREAMS_EACH_WAY`] streams of `bytes`, writes and half-closes them, and
+/// reads the echo to its end; each side echoes the peer's streams to their end, then
+/// half-closes them.
+pub async fn streams_both_ways<S>(
+    client: &ConnectionHandle<S>,
+    server: &ConnectionHandle<S>,
+    bytes: usize,
+) -> io::Result<()>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    join_all(vec![
+        Box::pin(both_ways(client, false, bytes)),
+        Box::pin(both_ways(server, true, bytes)),
+    ])
+    .await
+}
+
+/// Bytes per stream of [`kcp_streams_both_ways`] (KCP in a debug build is slower than
+/// loopback TCP).
+pub const KCP_STREAM_BYTES: usize = 256 << 10;
+
+/// Step 1 over one KCP session carrying the toy mux, on the runtime of `S` (call it there):
+/// a toy-mux listener and client on loopback, the same per-stream ends as over TCP. KCP
+/// has no handshake, so the server's connection is accepted while the client's streams
+/// start.
+pub async fn kcp_streams_both_ways<S>(cfg: &Config) -> io::Result<()>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    let listener = ListenerHandle::<S>::bind_with("127.0.0.1:0", cfg.clone(), toy_mux).await?;
+    let addr = listener.local_addr();
+    let client = ConnectionHandle::<S>::connect_with(addr, cfg.clone(), toy_mux).await?;
+    join_all(vec![
+        Box::pin(both_ways(&client, false, KCP_STREAM_BYTES)),
+        Box::pin(async {
+            let server = listener.accept_connection().await?;
+            both_ways(&server, true, KCP_STREAM_BYTES).await
+        }),
+    ])
+    .await
+}
+
+/// Fails unless `r` is an error of `kind`.
+fn expect_kind<T>(what: &str, r: io::Result<T>, kind: io::ErrorKind) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == kind => Ok(()),
+        Err(e) => Err(io::Error::other(format!(
+            "{what}: {kind:?} expected, got {e}"
+        ))),
+        Ok(_) => Err(io::Error::other(format!(
+            "{what}: {kind:?} expected, got Ok"
+        ))),
+    }
+}
+
+/// The whole scenario (module docs) on the runtime of `S` (call it there): a TCP listener of
+/// [`server_machine`]s on loopback and a client dialled with [`client_machine`].
+pub async fn run<S>() -> io::Result<()>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    let listener = TcpListenerHandle::<S>::bind("127.0.0.1:0", server_machine).await?;
+    let addr = listener.local_addr();
+    let (client, server) = {
+        let dial = ConnectionHandle::<S>::connect_tcp(addr, client_machine());
+        let client = dial.await?;
+        (client, listener.accept_connection().await?)
+    };
+    // 1. both ways, concurrently on both sides
+    streams_both_ways(&client, &server, STREAM_BYTES).await?;
+    // 2. + 3. the client's last allowed stream, then a refusal
+    let last = client.open_stream().await?;
+    expect_kind(
+        "open_stream beyond the toy's limit",
+        client.open_stream().await,
+        io::ErrorKind::ConnectionRefused,
+    )?;
+    write_all(&last, b"ping").await?;
+    let theirs = server.accept_stream().await?;
+    let mut four = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        got += poll_fn(|cx| theirs.poll_read(cx, &mut four[got..])).await?;
+    }
+    if &four != b"ping" {
+        return Err(io::Error::other("the last stream carried the wrong bytes"));
+    }
+    server.close();
+    let mut one = [0u8; 1];
+    expect_kind(
+        "the client's read after the server closed the connection",
+        poll_fn(|cx| last.poll_read(cx, &mut one)).await,
+        io::ErrorKind::ConnectionReset,
+    )?;
+    if client.accept_stream().await.is_ok() {
+        return Err(io::Error::other("accept_stream after the close succeeded"));
+    }
+    if client.open_stream().await.is_ok() {
+        return Err(io::Error::other("open_stream after the close succeeded"));
+    }
+    expect_kind(
+        "the server's read after its own close",
+        poll_fn(|cx| theirs.poll_read(cx, &mut one)).await,
+        io::ErrorKind::ConnectionReset,
+    )
+}
+
+/// One stream this side opened in step 1, driven through `Streams` directly.
+#[derive(Debug)]
+struct Sent {
+    id: StreamId,
+    data: Vec<u8>,
+    sent: usize,
+    finished: bool,
+    back: Vec<u8>,
+    eof: bool,
+}
+
+/// One stream the peer opened in step 1, echoed through `Streams` directly.
+#[derive(Debug)]
+struct Echoed {
+    id: StreamId,
+    queue: VecDeque<u8>,
+    eof: bool,
+    finished: bool,
+}
+
+/// Step 1's application on one side over a machine's [`Streams`] directly (the mio
+/// flavour, which has no hub): the same streams, bytes and ends as [`run`]'s.
+#[derive(Debug)]
+pub struct StreamsSide {
+    sent: Vec<Sent>,
+    echoed: Vec<Echoed>,
+}
+
+impl StreamsSide {
+    /// Opens this side's [`STREAMS_EACH_WAY`] streams of `bytes` on `m`.
+    pub fn open(m: &mut impl Streams, server: bool, bytes: usize) -> io::Result<Self> {
+        let mut sent = Vec::new();
+        for k in 0..STREAMS_EACH_WAY {
+            let id = m
+                .open_stream()
+                .map_err(|e| io::Error::other(format!("open_stream: {e}")))?;
+            sent.push(Sent {
+                id,
+                data: stream_payload(server, k, bytes),
+                sent: 0,
+                finished: false,
+                back: Vec::new(),
+                eof: false,
+            });
+        }
+        Ok(StreamsSide {
+            sent,
+            echoed: Vec::new(),
+        })
+    }
+
+    /// Moves whatever can move now: accepts, writes, finishes, reads, echoes.
+    pub fn step(&mut self, m: &mut impl Streams) {
+        while let Some(id) = m.accept_stream() {
+            self.echoed.push(Echoed {
+                id,
+                queue: VecDeque::new(),
+                eof: false,
+                finished: false,
+            });
+        }
+        let mut buf = vec![0u8; 64 << 10];
+        for s in &mut self.sent {
+            while let Some(rest) = s.data.get(s.sent..).filter(|r| !r.is_empty()) {
+                match m.write(s.id, rest) {
+                    Ok(n) if n > 0 => s.sent += n,
+                    _ => break,
+                }
+            }
+            if s.sent == s.data.len() && !s.finished {
+                s.finished = m.finish(s.id).is_ok();
+            }
+            s.eof |= read_available(m, s.id, &mut buf, &mut s.back);
+        }
+        for e in &mut self.echoed {
+            let mut got = Vec::new();
+            e.eof |= read_available(m, e.id, &mut buf, &mut got);
+            e.queue.extend(got);
+            while !e.queue.is_empty() {
+                match m.write(e.id, e.queue.make_contiguous()) {
+                    Ok(n) if n > 0 => drop(e.queue.drain(..n)),
+                    _ => break,
+                }
+            }
+            if e.eof && e.queue.is_empty() && !e.finished {
+                e.finished = m.finish(e.id).is_ok();
+            }
+        }
+    }
+
+    /// Whether every stream reached its end both ways.
+    pub fn done(&self) -> bool {
+        self.sent.iter().all(|s| s.eof)
+            && self.echoed.len() == STREAMS_EACH_WAY
+            && self.echoed.iter().all(|e| e.finished)
+    }
+
+    /// Every echo is its stream's bytes exactly.
+    pub fn check(&self) -> io::Result<()> {
+        for s in &self.sent {
+            if s.back != s.data {
+                return Err(io::Error::other(format!(
+                    "stream {:?} echoed {} bytes, not its own {}",
+                    s.id,
+                    s.back.len(),
+                    s.data.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads what stream `id` has into `out`; `true` at its end (`Finished`).
+fn read_available(m: &mut impl Streams, id: StreamId, buf: &mut [u8], out: &mut Vec<u8>) -> bool {
+    loop {
+        match m.read(id, buf) {
+            Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+            Err(StreamError::Finished) => return true,
+            _ => return false,
+        }
+    }
+}

@@ -10,6 +10,7 @@ mod link_flags;
 mod netem;
 mod rounded;
 mod sim;
+mod smux;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,9 @@ enum Cmd {
     Cat(Box<cat_cmd::CatArgs>),
     /// A short tour: compares the kcptun modes over a lossy simulated link.
     Demo,
+    /// smux test and benchmark tool: an echo server, a checking client (K streams x N
+    /// bytes) and the seed dialect's VRM probe, over TCP or KCP, dialects v1, v2 and seed.
+    Smux(Box<smux::SmuxArgs>),
     /// tether vs kcp-go side by side on loopback: bulk throughput, CPU per GiB, 64-byte echo
     /// RTT, idle sessions' CPU and RSS (builds the Go peer tests/go/kcppeer).
     Bench(Box<bench::BenchArgs>),
@@ -59,6 +63,7 @@ fn main() {
         Cmd::Netem(args) => netem::run(&args),
         Cmd::Cat(args) => cat_cmd::run(&args),
         Cmd::Demo => demo::run(),
+        Cmd::Smux(args) => smux::run(&args),
         Cmd::Bench(args) => bench::run(&args),
         Cmd::BenchReuseport(args) => bench::run_reuseport(&args),
         Cmd::BenchPeer(args) => bench::run_peer(&args),

@@ -25,7 +25,7 @@ mod report;
 mod reuseport;
 mod settings;
 mod smux;
-mod smux_payload;
+pub(crate) mod smux_payload;
 mod yamux_peer;
 
 pub use args::BenchArgs;

@@ -43,30 +43,44 @@ fn pipe() -> PipeConfig {
         .with_max_chunk(3000)
 }
 
-/// 300 streams at once over one TCP-like pipe, re-chunked at random: every byte of every
-/// stream arrives once and in order, in every dialect, and the run is deterministic.
-#[test]
-fn many_streams_byte_exact_over_pipes() {
-    for cfg in dialects() {
-        let run = |seed| {
-            let mut p = tcp_pair(&cfg, pipe(), seed);
-            let plan = StreamPlan {
-                streams: 300,
-                bytes: 6_000,
-                chunk: 1_500,
-                seed,
-                time_limit: Duration::from_secs(60),
-            };
-            let r = run_streams(&mut p, &plan);
-            assert!(r.completed, "{:?} {r:?}", cfg.dialect);
-            for s in &r.streams {
-                assert_eq!(s.sha256_sent, s.sha256_received, "{:?}", cfg.dialect);
-            }
-            assert_eq!(p.a.inner.upper().live_streams(), 300);
-            r.wire_digest
+/// 1 000 streams at once over one TCP-like pipe, re-chunked at random: every byte of every
+/// stream arrives once and in order, and the run is deterministic (one test per dialect, so
+/// they run in parallel).
+fn many_streams_byte_exact_over_pipes(cfg: &SmuxConfig) {
+    let run = |seed| {
+        let mut p = tcp_pair(cfg, pipe(), seed);
+        let plan = StreamPlan {
+            streams: 1_000,
+            bytes: 3_000,
+            chunk: 1_500,
+            seed,
+            time_limit: Duration::from_secs(60),
         };
-        assert_eq!(run(7), run(7), "deterministic");
-    }
+        let r = run_streams(&mut p, &plan);
+        assert!(r.completed, "{:?} {r:?}", cfg.dialect);
+        for s in &r.streams {
+            assert_eq!(s.sha256_sent, s.sha256_received, "{:?}", cfg.dialect);
+        }
+        assert_eq!(p.a.inner.upper().live_streams(), 1_000);
+        r.wire_digest
+    };
+    assert_eq!(run(7), run(7), "deterministic");
+    assert_ne!(run(7), run(8), "another seed, another interleaving");
+}
+
+#[test]
+fn many_v1_streams_byte_exact_over_pipes() {
+    many_streams_byte_exact_over_pipes(&SmuxConfig::xtaci(1));
+}
+
+#[test]
+fn many_v2_streams_byte_exact_over_pipes() {
+    many_streams_byte_exact_over_pipes(&SmuxConfig::xtaci(2));
+}
+
+#[test]
+fn many_seed_streams_byte_exact_over_pipes() {
+    many_streams_byte_exact_over_pipes(&SmuxConfig::seed());
 }
 
 /// Eight streams over a lossy, reordering KCP session (`Stack<Session, Smux>`).

@@ -296,3 +296,30 @@ fn idle_sessions_live_on_keepalives() {
         "an idle seed session costs nothing"
     );
 }
+
+/// A peer that sends nothing (no keepalive configured on its side) is dropped after a full
+/// silent timeout period: between 30 and 60 s with the defaults (smux-xtaci.md §8).
+#[test]
+fn a_silent_peer_times_out() {
+    let quiet = SmuxConfig {
+        keepalive_interval: None,
+        ..SmuxConfig::xtaci(1)
+    };
+    let a = Stack::new(StreamLink::default(), Smux::new(quiet, Side::Client));
+    let b = Stack::new(
+        StreamLink::default(),
+        Smux::new(SmuxConfig::xtaci(1), Side::Server),
+    );
+    let mut p = Pair::over_pipe(Tap::new(a), Tap::new(b), test_start(), pipe(), pipe(), 2);
+    p.drive_for(Duration::from_secs(120));
+    let at = p.events_b.iter().position(|e| {
+        matches!(
+            e,
+            StreamEvent::Closed(crate::stack::StackClose::Upper(
+                SmuxError::KeepaliveTimeout(_)
+            ))
+        )
+    });
+    assert!(at.is_some(), "{:?}", p.events_b);
+    assert!(p.b.inner.is_closed());
+}

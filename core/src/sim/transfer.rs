@@ -240,6 +240,8 @@ impl Sink {
 /// Both ends of a running transfer.
 struct Run {
     sources: Vec<Source>,
+    /// Index of each stream's source (a multiplexer may carry thousands).
+    by_id: BTreeMap<StreamId, usize>,
     sinks: BTreeMap<StreamId, Sink>,
     buf: Vec<u8>,
     latencies: Vec<Duration>,
@@ -274,7 +276,7 @@ impl Run {
         }
         for (&id, sink) in &mut self.sinks {
             self.failed |= !sink.drain(peer, id, &mut self.buf);
-            let Some(src) = self.sources.iter_mut().find(|s| s.id == id) else {
+            let Some(src) = self.by_id.get(&id).and_then(|&i| self.sources.get_mut(i)) else {
                 continue;
             };
             while let Some(&(end, at)) = src.marks.front() {
@@ -313,6 +315,7 @@ where
     let start = pair.now;
     let mut run = Run {
         sources: Vec::new(),
+        by_id: BTreeMap::new(),
         sinks: BTreeMap::new(),
         buf: vec![0; 64 * 1024],
         latencies: Vec::new(),
@@ -324,9 +327,10 @@ where
             .open_stream()
             .unwrap_or_else(|e| panic!("run_streams: opening stream {index} failed: {e}"));
         assert!(
-            run.sources.iter().all(|s| s.id != id),
+            !run.by_id.contains_key(&id),
             "run_streams: {id:?} opened twice; a single-stream machine carries one stream"
         );
+        run.by_id.insert(id, run.sources.len());
         run.sources.push(Source::new(id, index, plan));
     }
     // A limit too far for an Instant (e.g. Duration::MAX) means no limit.

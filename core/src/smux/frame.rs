@@ -39,7 +39,7 @@ impl Cmd {
         })
     }
 
-    /// The seed command for a wire value (smux-seed.md §2): `None` for > 4 ([HEAD]'s PIN, 5,
+    /// The seed command for a wire value (smux-seed.md §2): `None` for > 4 (\[HEAD\]'s PIN, 5,
     /// is not part of the seed dialect).
     pub fn seed(v: u8) -> Option<Cmd> {
         Some(match v {

@@ -82,6 +82,16 @@ fn read_all(s: &mut S, id: StreamId) -> (Vec<u8>, StreamError) {
     }
 }
 
+/// Writes `data[*sent..]` until the stream refuses more.
+fn write_while_taken(s: &mut S, id: StreamId, data: &[u8], sent: &mut usize) {
+    while *sent < data.len() {
+        match s.write(id, &data[*sent..]) {
+            Ok(n) => *sent += n,
+            Err(_) => break,
+        }
+    }
+}
+
 fn data(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -382,12 +392,7 @@ fn v2_window_blocks_the_writer_until_upd_and_err_consumed_is_fatal() {
             got.extend_from_slice(&buf[..n]);
         }
         exchange(&mut a, &mut b, t);
-        while sent < big.len() {
-            match a.write(id, &big[sent..]) {
-                Ok(n) => sent += n,
-                Err(_) => break,
-            }
-        }
+        write_while_taken(&mut a, id, &big, &mut sent);
     }
     assert_eq!(got, big);
     assert!(events(&mut a).contains(&StreamEvent::Writable(id)));
@@ -417,12 +422,7 @@ fn v1_bucket_pauses_reading_at_max_receive_buffer() {
     let mut sent = 0;
     let mut got = Vec::new();
     for _ in 0..100 {
-        while sent < big.len() {
-            match a.write(id, &big[sent..]) {
-                Ok(n) => sent += n,
-                Err(_) => break,
-            }
-        }
+        write_while_taken(&mut a, id, &big, &mut sent);
         let w = out(&mut a, t);
         b.handle_input(t, &w).unwrap();
         assert!(
@@ -857,19 +857,20 @@ mod robustness {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(300))]
 
         /// Arbitrary frame sequences, cut anywhere, with the application reading, writing
         /// and closing in between: no panic, and the buffers stay within the config.
         #[test]
         fn arbitrary_peers_never_panic_or_overflow(
-            seed in any::<bool>(),
+            dialect in 0u8..3,
             frames in proptest::collection::vec(frame(false), 1..60),
             cut in 1usize..300,
             ops in proptest::collection::vec(0u8..5, 60),
         ) {
             let t = test_start();
-            let cfg = if seed { SmuxConfig::seed() } else { SmuxConfig::xtaci(1) };
+            let seed = dialect == 0;
+            let cfg = if seed { SmuxConfig::seed() } else { SmuxConfig::xtaci(dialect) };
             let cfg = SmuxConfig { accept_backlog: 4, max_streams: 6, ..cfg };
             let mut s = stack(&cfg, Side::Server);
             let frames: Vec<Vec<u8>> = if seed {
@@ -882,7 +883,7 @@ mod robustness {
                     g
                 }).collect()
             } else {
-                frames
+                frames.into_iter().map(|mut f| { f[0] = dialect; f }).collect()
             };
             let bytes: Vec<u8> = frames.concat();
             let mut held = Vec::new();

@@ -43,30 +43,44 @@ fn pipe() -> PipeConfig {
         .with_max_chunk(3000)
 }
 
-/// 300 streams at once over one TCP-like pipe, re-chunked at random: every byte of every
-/// stream arrives once and in order, in every dialect, and the run is deterministic.
-#[test]
-fn many_streams_byte_exact_over_pipes() {
-    for cfg in dialects() {
-        let run = |seed| {
-            let mut p = tcp_pair(&cfg, pipe(), seed);
-            let plan = StreamPlan {
-                streams: 300,
-                bytes: 6_000,
-                chunk: 1_500,
-                seed,
-                time_limit: Duration::from_secs(60),
-            };
-            let r = run_streams(&mut p, &plan);
-            assert!(r.completed, "{:?} {r:?}", cfg.dialect);
-            for s in &r.streams {
-                assert_eq!(s.sha256_sent, s.sha256_received, "{:?}", cfg.dialect);
-            }
-            assert_eq!(p.a.inner.upper().live_streams(), 300);
-            r.wire_digest
+/// 1 000 streams at once over one TCP-like pipe, re-chunked at random: every byte of every
+/// stream arrives once and in order, and the run is deterministic (one test per dialect, so
+/// they run in parallel).
+fn many_streams_byte_exact_over_pipes(cfg: &SmuxConfig) {
+    let run = |seed| {
+        let mut p = tcp_pair(cfg, pipe(), seed);
+        let plan = StreamPlan {
+            streams: 1_000,
+            bytes: 3_000,
+            chunk: 1_500,
+            seed,
+            time_limit: Duration::from_secs(60),
         };
-        assert_eq!(run(7), run(7), "deterministic");
-    }
+        let r = run_streams(&mut p, &plan);
+        assert!(r.completed, "{:?} {r:?}", cfg.dialect);
+        for s in &r.streams {
+            assert_eq!(s.sha256_sent, s.sha256_received, "{:?}", cfg.dialect);
+        }
+        assert_eq!(p.a.inner.upper().live_streams(), 1_000);
+        r.wire_digest
+    };
+    assert_eq!(run(7), run(7), "deterministic");
+    assert_ne!(run(7), run(8), "another seed, another interleaving");
+}
+
+#[test]
+fn many_v1_streams_byte_exact_over_pipes() {
+    many_streams_byte_exact_over_pipes(&SmuxConfig::xtaci(1));
+}
+
+#[test]
+fn many_v2_streams_byte_exact_over_pipes() {
+    many_streams_byte_exact_over_pipes(&SmuxConfig::xtaci(2));
+}
+
+#[test]
+fn many_seed_streams_byte_exact_over_pipes() {
+    many_streams_byte_exact_over_pipes(&SmuxConfig::seed());
 }
 
 /// Eight streams over a lossy, reordering KCP session (`Stack<Session, Smux>`).
@@ -281,4 +295,31 @@ fn idle_sessions_live_on_keepalives() {
         None,
         "an idle seed session costs nothing"
     );
+}
+
+/// A peer that sends nothing (no keepalive configured on its side) is dropped after a full
+/// silent timeout period: between 30 and 60 s with the defaults (smux-xtaci.md §8).
+#[test]
+fn a_silent_peer_times_out() {
+    let quiet = SmuxConfig {
+        keepalive_interval: None,
+        ..SmuxConfig::xtaci(1)
+    };
+    let a = Stack::new(StreamLink::default(), Smux::new(quiet, Side::Client));
+    let b = Stack::new(
+        StreamLink::default(),
+        Smux::new(SmuxConfig::xtaci(1), Side::Server),
+    );
+    let mut p = Pair::over_pipe(Tap::new(a), Tap::new(b), test_start(), pipe(), pipe(), 2);
+    p.drive_for(Duration::from_secs(120));
+    let at = p.events_b.iter().position(|e| {
+        matches!(
+            e,
+            StreamEvent::Closed(crate::stack::StackClose::Upper(
+                SmuxError::KeepaliveTimeout(_)
+            ))
+        )
+    });
+    assert!(at.is_some(), "{:?}", p.events_b);
+    assert!(p.b.inner.is_closed());
 }

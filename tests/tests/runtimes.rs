@@ -213,7 +213,11 @@ mod tokio_facade {
             within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
         }
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
-            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg);
+            let plan = scenarios_tcp_mux::Plan {
+                bytes: scenarios_tcp_mux::KCP_STREAM_BYTES,
+                flush: false,
+            };
+            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg, plan);
             within("mux_ends", limit, both_ways)
         }
         type Server = Server;
@@ -433,7 +437,11 @@ mod smol_facade {
             within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
         }
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
-            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg);
+            let plan = scenarios_tcp_mux::Plan {
+                bytes: scenarios_tcp_mux::KCP_STREAM_BYTES,
+                flush: false,
+            };
+            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg, plan);
             within("mux_ends", limit, both_ways)
         }
 

@@ -205,14 +205,23 @@ where
     let listener = ListenerHandle::<S>::bind_with("127.0.0.1:0", cfg.clone(), toy_mux).await?;
     let addr = listener.local_addr();
     let client = ConnectionHandle::<S>::connect_with(addr, cfg.clone(), toy_mux).await?;
+    // The server's connection outlives its side of the exchange: closed while the client
+    // still flushes, its session would go, and the listener would answer the client's next
+    // retransmission from a new session (KCP has no handshake), whose ACK does not advance
+    // the client's `una`: that flush would never complete.
+    let mut server = None;
     join_all(vec![
         Box::pin(both_ways(&client, false, plan)),
         Box::pin(async {
-            let server = listener.accept_connection().await?;
-            both_ways(&server, true, plan).await
+            let conn = listener.accept_connection().await?;
+            both_ways(&conn, true, plan).await?;
+            server = Some(conn);
+            Ok(())
         }),
     ])
-    .await
+    .await?;
+    drop(server);
+    Ok(())
 }
 
 /// Fails unless `r` is an error of `kind`.

@@ -215,7 +215,7 @@ mod tokio_facade {
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
             let plan = scenarios_tcp_mux::Plan {
                 bytes: scenarios_tcp_mux::KCP_STREAM_BYTES,
-                flush: false,
+                flush: true,
             };
             let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg, plan);
             within("mux_ends", limit, both_ways)
@@ -439,7 +439,7 @@ mod smol_facade {
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
             let plan = scenarios_tcp_mux::Plan {
                 bytes: scenarios_tcp_mux::KCP_STREAM_BYTES,
-                flush: false,
+                flush: true,
             };
             let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg, plan);
             within("mux_ends", limit, both_ways)

@@ -190,15 +190,18 @@ where
     .await
 }
 
-/// Bytes per stream of [`kcp_streams_both_ways`] in the suite (KCP in a debug build is
-/// slower than loopback TCP).
-pub const KCP_STREAM_BYTES: usize = 256 << 10;
+/// The streams of [`kcp_streams_both_ways`]: 256 KiB each (KCP in a debug build is slower
+/// than loopback TCP), flushed after each half-close.
+pub const KCP_PLAN: Plan = Plan {
+    bytes: 256 << 10,
+    flush: true,
+};
 
 /// Step 1 over one KCP session carrying the toy mux, on the runtime of `S` (call it there):
 /// a toy-mux listener and client on loopback, the same per-stream ends as over TCP. KCP
 /// has no handshake, so the server's connection is accepted while the client's streams
 /// start.
-pub async fn kcp_streams_both_ways<S>(cfg: &Config, plan: Plan) -> io::Result<()>
+pub async fn kcp_streams_both_ways<S>(cfg: &Config) -> io::Result<()>
 where
     S: RuntimeStream + Deref<Target = StreamHandle>,
 {
@@ -209,7 +212,7 @@ where
     // still flushes, its session would go, and the listener would answer the client's next
     // retransmission from a new session (KCP has no handshake), whose ACK does not advance
     // the client's `una`: that flush would never complete.
-    let mut server = None;
+    let (mut server, plan) = (None, KCP_PLAN);
     join_all(vec![
         Box::pin(both_ways(&client, false, plan)),
         Box::pin(async {

@@ -162,18 +162,11 @@ fn a_refused_open_is_an_error() {
 /// `Unsupported`: it then waits for the acknowledgements, as before half-closes existed.
 #[test]
 fn a_shutdown_without_a_fin_settles_as_unsupported() {
-    use tether_core::kcp::KcpConfig;
     use tether_core::rng::seeded;
-    use tether_core::session::{CryptMode, Session, SessionConfig};
+    use tether_core::session::Session;
     use tether_core::stack::Plain;
 
-    let cfg = SessionConfig {
-        kcp: KcpConfig::fast3(),
-        crypt: CryptMode::Raw,
-        key: [0; 32],
-        data_shards: 0,
-        parity_shards: 0,
-    };
+    let cfg = crate::tcp_conn::raw_session();
     let session = Session::client(1, &cfg, Instant::now(), Box::new(seeded(1)));
     let mut conn = Stack::new(session, Plain::default());
     let mut s = StreamBuf::default();

@@ -416,7 +416,9 @@ impl<U: StreamLayer> Driver<U> {
         let messages = sid == StreamId::SOLE && !conn.lower().kcp().config().stream;
         let progressed = if messages {
             let sess = conn.lower_mut();
-            pump_messages(s, sess) | pump::fill_recv(s, |buf| read_message(sess, buf))
+            let moved = pump_messages(s, sess) | pump::fill_recv(s, |buf| read_message(sess, buf));
+            // KCP has no FIN: a shutdown settles as `Unsupported` (it waits for the ACKs).
+            moved | pump::finish_if_asked(s, conn, sid)
         } else {
             pump::exchange(s, conn, sid)
         };

@@ -42,7 +42,11 @@ fn write_stream<C: Streams + ?Sized>(s: &mut StreamBuf, conn: &mut C, sid: Strea
 
 /// The application's `poll_shutdown`, once every byte it queued is in the stack:
 /// `Streams::finish`. `Blocked` is retried on the next pump (the stream's `Writable`).
-fn finish_if_asked<C: Streams + ?Sized>(s: &mut StreamBuf, conn: &mut C, sid: StreamId) -> bool {
+pub(crate) fn finish_if_asked<C: Streams + ?Sized>(
+    s: &mut StreamBuf,
+    conn: &mut C,
+    sid: StreamId,
+) -> bool {
     if s.shutdown != Shutdown::Requested || !s.send.is_empty() {
         return false;
     }

@@ -157,3 +157,20 @@ fn a_refused_open_is_an_error() {
         }
     }
 }
+
+/// On a plain KCP session (no FIN, stream or message mode) a shutdown settles as
+/// `Unsupported`: it then waits for the acknowledgements, as before half-closes existed.
+#[test]
+fn a_shutdown_without_a_fin_settles_as_unsupported() {
+    use tether_core::rng::seeded;
+    use tether_core::session::Session;
+    use tether_core::stack::Plain;
+
+    let cfg = crate::tcp_conn::raw_session();
+    let session = Session::client(1, &cfg, Instant::now(), Box::new(seeded(1)));
+    let mut conn = Stack::new(session, Plain::default());
+    let mut s = StreamBuf::default();
+    s.shutdown = Shutdown::Requested;
+    assert!(finish_if_asked(&mut s, &mut conn, StreamId::SOLE));
+    assert_eq!(s.shutdown, Shutdown::Unsupported);
+}

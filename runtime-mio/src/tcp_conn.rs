@@ -78,21 +78,24 @@ impl<U: SendLayer> TcpMachine for Stack<StreamLink, U> {
 pub(crate) fn conn_tag() -> SessionId {
     static TAG: OnceLock<SessionId> = OnceLock::new();
     *TAG.get_or_init(|| {
-        use tether_core::kcp::KcpConfig;
-        use tether_core::session::{CryptMode, Listener, ListenerConfig, SessionConfig};
-        let cfg = SessionConfig {
-            kcp: KcpConfig::fast3(),
-            crypt: CryptMode::Raw,
-            key: [0; 32],
-            data_shards: 0,
-            parity_shards: 0,
-        };
+        use tether_core::session::{Listener, ListenerConfig};
         let mut detached = Listener::new(
-            ListenerConfig::new(cfg),
+            ListenerConfig::new(raw_session()),
             Box::new(tether_core::rng::seeded(0)),
         );
         detached.connect(Instant::now(), SocketAddr::from(([127, 0, 0, 1], 9)))
     })
+}
+
+/// The cheapest KCP session settings (raw, no FEC): the detached tag session's, and tests'.
+pub(crate) fn raw_session() -> tether_core::session::SessionConfig {
+    tether_core::session::SessionConfig {
+        kcp: tether_core::kcp::KcpConfig::fast3(),
+        crypt: tether_core::session::CryptMode::Raw,
+        key: [0; 32],
+        data_shards: 0,
+        parity_shards: 0,
+    }
 }
 
 /// One TCP connection's protocol state and its side of the hub.

@@ -139,8 +139,9 @@ pub fn tcp_mux<R: Rt>() {
 }
 
 /// Per-stream ends over KCP: two toy-mux streams each way over one session, each half-closed
-/// by its opener, echoed to its end (`Ok(0)`) and half-closed back, byte for byte (the hub's
-/// `poll_shutdown` → `Streams::finish` and end of stream, the same as over TCP).
+/// by its opener, echoed to its end (`Ok(0)`) and half-closed back, byte for byte, then
+/// flushed (the hub's `poll_shutdown` → `Streams::finish`, end of stream, and `poll_flush`
+/// on a multiplexed session, the same as over TCP).
 pub fn mux_ends<R: Rt>() {
     let start = Instant::now();
     let cfg = base_config().clone().stream_mode(true);

@@ -213,8 +213,11 @@ mod tokio_facade {
             within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
         }
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
-            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg);
-            within("mux_ends", limit, both_ways)
+            within(
+                "mux_ends",
+                limit,
+                scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg),
+            )
         }
         type Server = Server;
         type Conn = KcpStream;
@@ -433,8 +436,11 @@ mod smol_facade {
             within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
         }
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
-            let both_ways = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg);
-            within("mux_ends", limit, both_ways)
+            within(
+                "mux_ends",
+                limit,
+                scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg),
+            )
         }
 
         type Server = Server;
@@ -1143,7 +1149,7 @@ mod mio_facade {
     /// session's `Streams` (`conn_mut`).
     fn mux_ends_loop(cfg: &Config, limit: Duration) -> io::Result<()> {
         use tether_tests::scenarios::toy_mux;
-        use tether_tests::scenarios_tcp_mux::{StreamsSide, KCP_STREAM_BYTES};
+        use tether_tests::scenarios_tcp_mux::{StreamsSide, KCP_PLAN};
 
         let mut server = Endpoint::bind_with(localhost(), cfg, true, toy_mux)?;
         let mut client = Endpoint::bind_with(localhost(), cfg, false, toy_mux)?;
@@ -1157,7 +1163,7 @@ mod mio_facade {
         let mut mine = StreamsSide::open(
             client.conn_mut(conn).ok_or_else(gone)?,
             false,
-            KCP_STREAM_BYTES,
+            KCP_PLAN.bytes,
         )?;
         let mut theirs: Option<(SessionId, StreamsSide)> = None;
         let mut events = Events::with_capacity(16);
@@ -1171,7 +1177,7 @@ mod mio_facade {
             if theirs.is_none() {
                 if let Some(id) = server.accept() {
                     let c = server.conn_mut(id).ok_or_else(gone)?;
-                    theirs = Some((id, StreamsSide::open(c, true, KCP_STREAM_BYTES)?));
+                    theirs = Some((id, StreamsSide::open(c, true, KCP_PLAN.bytes)?));
                 }
             }
             if let Some((id, side)) = theirs.as_mut() {

@@ -19,13 +19,13 @@ RUNS="${RUNS:-10000000}"
 MAX_TIME="${MAX_TIME:-7200}"
 JOBS="${JOBS:-1}"
 OUT="${OUT:-target/fuzz-runs}"
-ALL=(kcp_segment_decode kcp_machine fec_decoder session_packet session_sequence listener)
+ALL=(kcp_segment_decode kcp_machine fec_decoder session_packet session_sequence listener smux_frame_decode smux_session)
 [ "$#" -gt 0 ] && TARGETS=("$@") || TARGETS=("${ALL[@]}")
 
 # Longer inputs only slow the scripted targets down (a 64 KiB segment takes ~30 script bytes).
 max_len() {
     case "$1" in
-    session_sequence | listener | kcp_machine | fec_decoder) echo 1024 ;;
+    session_sequence | listener | kcp_machine | fec_decoder | smux_session) echo 1024 ;;
     *) echo 4096 ;;
     esac
 }

@@ -70,3 +70,20 @@ fn listener_corpus() {
         tether_core::fuzzing::listener(start, &data);
     }
 }
+
+#[test]
+fn smux_frame_decode_corpus() {
+    for (path, data) in corpus("smux_frame_decode") {
+        eprintln!("{}", path.display());
+        tether_core::fuzzing::smux_frame_decode(&data);
+    }
+}
+
+#[test]
+fn smux_session_corpus() {
+    let start = Instant::now();
+    for (path, data) in corpus("smux_session") {
+        eprintln!("{}", path.display());
+        tether_core::fuzzing::smux_session(start, &data);
+    }
+}

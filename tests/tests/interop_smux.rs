@@ -11,9 +11,6 @@
 //! `tests/go/smuxpeer/main.go`; an echo server prints `listening <ip:port>` as its first
 //! stdout line.
 //!
-//! The rows that need `tether smux` are declared through [`needs_tether_smux!`]; they are
-//! ignored until that subcommand exists (delete the one `ignore = …` line in that macro).
-//!
 //! In CI (`CI=true`) a missing Go toolchain, kcp-go or smux fails these tests; it never skips.
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -246,7 +243,7 @@ macro_rules! echo_rows {
     ([$($attr:meta),*]) => {};
 }
 
-// ---------------------------------------------------------------- rows that run now
+// ---------------------------------------------------------------- the peers with themselves (sanity)
 
 echo_rows! { []
     go_to_go_v1_tcp: Go <- Go, Some("v1"), Tcp;
@@ -256,22 +253,9 @@ echo_rows! { []
     yamux_to_yamux_tcp: Yamux <- Yamux, None, Tcp;
 }
 
-// ---------------------------------------------------------------- rows that need `tether smux`
+// ---------------------------------------------------------------- tether with Go, and with itself
 
-/// The interop rows that need `tether smux`. They are ignored until the subcommand exists:
-/// delete the one `ignore = …` line below to enable them all.
-macro_rules! needs_tether_smux {
-    ($($rows:tt)*) => {
-        echo_rows! {
-            [
-                ignore = "needs tether smux (lead)" // ← delete this line once `tether smux` exists
-            ]
-            $($rows)*
-        }
-    };
-}
-
-needs_tether_smux! {
+echo_rows! { []
     go_server_tether_client_v1_tcp: Go <- Tether, Some("v1"), Tcp;
     go_server_tether_client_v2_tcp: Go <- Tether, Some("v2"), Tcp;
     tether_server_go_client_v1_tcp: Tether <- Go, Some("v1"), Tcp;

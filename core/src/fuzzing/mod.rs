@@ -8,11 +8,13 @@ mod listener;
 mod script;
 mod session;
 mod setup;
+mod smux;
 
 pub use fec::fec_decoder;
 pub use kcp::{kcp_machine, kcp_segment_decode};
 pub use listener::listener;
 pub use session::{session_packet, session_sequence};
+pub use smux::{smux_frame_decode, smux_session};
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tether_core::fuzzing::smux_session(std::time::Instant::now(), data));

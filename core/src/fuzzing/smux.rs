@@ -33,8 +33,7 @@ pub fn smux_frame_decode(data: &[u8]) {
                 rest = tail;
             }
         }
-        v => {
-            let version = v as u8;
+        version => {
             while let Ok(h) = XtaciHeader::decode(rest, version) {
                 assert_eq!(rest.get(..XtaciHeader::SIZE), Some(&h.to_bytes()[..]));
                 let payload = match h.cmd {
@@ -153,11 +152,9 @@ impl End {
     fn read(&mut self, i: usize, strict: bool) {
         let Some(&id) = self.held.get(i) else { return };
         let mut buf = [0u8; 4096];
-        loop {
-            match self.s.read(id, &mut buf) {
-                Ok(n) => self.read[i].check(&buf[..n], strict),
-                Err(_) => break, // blocked, finished, or gone
-            }
+        // Until blocked, finished, or gone.
+        while let Ok(n) = self.s.read(id, &mut buf) {
+            self.read[i].check(&buf[..n], strict);
         }
     }
 }

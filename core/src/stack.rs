@@ -267,8 +267,8 @@ pub enum StackClose<L, U> {
 /// a.write(sole, b"hello").unwrap();
 /// let mut buf = Vec::new();
 /// while a.has_transmit() {
-///     a.poll_transmit(now, &mut buf);
-///     b.handle_input(now, &buf).unwrap();
+///     let Some(t) = a.poll_transmit(now, &mut buf) else { break };
+///     b.handle_input(now, &buf[..t.len]).unwrap();
 ///     buf.clear();
 /// }
 /// assert_eq!(b.poll_event(), Some(StreamEvent::Readable(StreamId::SOLE)));

@@ -18,6 +18,9 @@ use super::session::{Ids, Smux};
 /// Control answers queued (bytes) before the session stops reading: a peer that floods
 /// SYNs or probes without reading the answers is pushed back through the lower stream.
 const CONTROL_CAP: usize = 64 * 1024;
+/// The least a windowed session (v2, seed) buffers before it stops reading (see
+/// `Smux::receive_cap`).
+pub(crate) const WINDOWED_SESSION_CAP: usize = 64 << 20;
 /// Scratch buffer for discarded payloads.
 const SCRATCH: usize = 16 * 1024;
 
@@ -37,7 +40,20 @@ pub(crate) enum RxState {
 impl Smux {
     /// Whether reading the lower stream is paused (back-pressure, never one slow stream).
     pub(super) fn receive_paused(&self) -> bool {
-        self.rx_buffered >= self.config.max_receive_buffer || self.ctrl.len() >= CONTROL_CAP
+        self.rx_buffered >= self.receive_cap() || self.ctrl.len() >= CONTROL_CAP
+    }
+
+    /// Buffered bytes at which reading pauses. v1 has no per-stream flow control, so its
+    /// session bucket (§5) is the back-pressure. In v2 and the seed the windows bound every
+    /// stream, and pausing at the bucket can cut the session off from the window updates its
+    /// blocked writers wait for: `tether smux` v2 echoing 16 streams × 64 MiB with kcptun's
+    /// 4 MiB bucket and 2 MiB windows hung about one run in two. There the cap only bounds
+    /// memory, at no less than [`WINDOWED_SESSION_CAP`].
+    fn receive_cap(&self) -> usize {
+        match self.config.dialect {
+            Dialect::V1 => self.config.max_receive_buffer,
+            Dialect::V2 | Dialect::Seed => self.config.max_receive_buffer.max(WINDOWED_SESSION_CAP),
+        }
     }
 
     /// Reads and handles frames while the lower stream has bytes and nothing pauses it.

@@ -1,0 +1,139 @@
+//! The effective settings of one tunnel end, built from the resolved kcptun flags: the KCP
+//! endpoint configuration, the smux configuration, the stack each session carries
+//! (`Snappy<Smux>`, kcptun.md §1) and kcptun's startup lines.
+use std::time::Duration;
+
+use tether_core::smux::{Smux, SmuxConfig};
+use tether_core::snappy::Snappy;
+use tether_core::stack::Side;
+use tether_runtime_tokio::Config;
+
+use super::flags::{CommonFlags, ConfigError};
+use crate::kcp_flags::KcpFlags;
+
+/// What one end runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The KCP endpoint (crypt, FEC, windows, nodelay, mtu, DSCP, socket buffers).
+    pub kcp: Config,
+    /// The smux session (kcptun.md §6.1 step 3).
+    pub smux: SmuxConfig,
+    /// `--nocomp`: no snappy framing.
+    pub nocomp: bool,
+}
+
+impl Settings {
+    /// Builds the settings of flags already resolved (JSON applied, mode preset applied,
+    /// validated) with this end's windows.
+    pub fn new(c: &CommonFlags, sndwnd: u32, rcvwnd: u32) -> Result<Settings, ConfigError> {
+        // The mode preset is already in nodelay/interval/resend/nc (CommonFlags::apply_mode):
+        // the KCP flags run as manual with those values.
+        let kcp = KcpFlags {
+            key: c.key.clone(),
+            crypt: c.crypt.clone(),
+            mode: "manual".into(),
+            mtu: c.mtu,
+            sndwnd,
+            rcvwnd,
+            datashard: c.datashard,
+            parityshard: c.parityshard,
+            dscp: c.dscp,
+            acknodelay: c.acknodelay,
+            nodelay: c.nodelay,
+            interval: c.interval,
+            resend: c.resend,
+            nc: c.nc,
+            sockbuf: c.sockbuf,
+            accept_timeout: Duration::from_secs(30),
+        }
+        .config();
+        kcp.validate().map_err(|e| ConfigError::Invalid {
+            flag: kcp_flag_of(&e.to_string()),
+            value: String::new(),
+            why: e.to_string(),
+        })?;
+        let mut smux = SmuxConfig::xtaci(c.smuxver);
+        smux.max_receive_buffer = c.smuxbuf;
+        smux.max_stream_buffer = c.streambuf;
+        smux.keepalive_interval = Some(Duration::from_secs(c.keepalive));
+        smux.validate().map_err(|e| ConfigError::Invalid {
+            flag: match e.field {
+                "max_receive_buffer" => "smuxbuf",
+                "max_stream_buffer" => "streambuf",
+                "keepalive_interval" | "keepalive_timeout" => "keepalive",
+                _ => "smuxver",
+            },
+            value: String::new(),
+            why: e.to_string(),
+        })?;
+        Ok(Settings {
+            kcp,
+            smux,
+            nocomp: c.nocomp,
+        })
+    }
+
+    /// The stack factory for the runtime: snappy framing (or its passthrough) around smux.
+    pub fn stack(&self) -> impl Fn(Side) -> Snappy<Smux> + Send + Sync + 'static {
+        let smux = self.smux.clone();
+        let nocomp = self.nocomp;
+        move |side| {
+            let mux = Smux::new(smux.clone(), side);
+            if nocomp {
+                Snappy::passthrough(mux)
+            } else {
+                Snappy::new(mux)
+            }
+        }
+    }
+}
+
+/// The flag a KCP configuration complaint is about (its message names it).
+fn kcp_flag_of(msg: &str) -> &'static str {
+    for flag in ["datashard", "parityshard", "mtu", "sndwnd", "rcvwnd", "interval", "crypt"] {
+        if msg.contains(flag) {
+            return flag;
+        }
+    }
+    "mode"
+}
+
+/// kcptun's startup lines of the effective settings both ends print (kcptun.md §5 names).
+pub fn startup_lines(c: &CommonFlags, sndwnd: u32, rcvwnd: u32) -> Vec<String> {
+    let known = tether_core::session::CryptMode::from_kcptun_name(&c.crypt).1;
+    let crypt = if known {
+        c.crypt.clone()
+    } else {
+        format!("{} (unknown name: aes, as kcptun)", c.crypt)
+    };
+    vec![
+        format!("version: tether {}", env!("CARGO_PKG_VERSION")),
+        format!("smux version: {}", c.smuxver),
+        format!("encryption: {crypt}"),
+        format!(
+            "nodelay parameters: {} {} {} {}",
+            c.nodelay, c.interval, c.resend, c.nc
+        ),
+        format!("sndwnd: {sndwnd} rcvwnd: {rcvwnd}"),
+        format!("compression: {}", !c.nocomp),
+        format!("mtu: {}", c.mtu),
+        format!("datashard: {} parityshard: {}", c.datashard, c.parityshard),
+        format!("acknodelay: {}", c.acknodelay),
+        format!("dscp: {}", c.dscp),
+        format!("sockbuf: {}", c.sockbuf),
+        format!("smuxbuf: {}", c.smuxbuf),
+        format!("streambuf: {}", c.streambuf),
+        format!("keepalive: {}", c.keepalive),
+        format!("snmplog: {}", c.snmplog),
+        format!("snmpperiod: {}", c.snmpperiod),
+        format!("quiet: {}", c.quiet),
+    ]
+}
+
+/// A kcptun address for binding: an empty host (`:12948`) means every interface.
+pub fn bind_addr(addr: &str) -> String {
+    match addr.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => addr.to_owned(),
+    }
+}

@@ -1,0 +1,390 @@
+//! kcptun 20210922's command lines and JSON keys (kcptun.md §5), for `tether client` and
+//! `tether server`: the same names, defaults and meanings, so a kcptun command line or
+//! `-c config.json` runs unchanged.
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{Map, Value};
+
+/// Flags both ends take (kcptun.md §5).
+#[derive(Debug, Clone, Args)]
+pub struct CommonFlags {
+    /// Pre-shared secret between client and server (also read from KCPTUN_KEY).
+    #[arg(long, env = "KCPTUN_KEY", default_value = "it's a secrect", hide_env_values = true)]
+    pub key: String,
+    /// aes, aes-128, aes-192, salsa20, blowfish, twofish, cast5, 3des, tea, xtea, xor, sm4,
+    /// none (unknown names mean aes, as kcptun).
+    #[arg(long, default_value = "aes")]
+    pub crypt: String,
+    /// Profiles: fast3, fast2, fast, normal, manual.
+    #[arg(long, default_value = "fast")]
+    pub mode: String,
+    /// Maximum datagram size, headers included (at most 1500 for kcp-go peers).
+    #[arg(long, default_value_t = 1350)]
+    pub mtu: u32,
+    /// Reed-Solomon data shards (0 with --parityshard 0 disables FEC).
+    #[arg(long, visible_alias = "ds", default_value_t = 10)]
+    pub datashard: usize,
+    /// Reed-Solomon parity shards.
+    #[arg(long, visible_alias = "ps", default_value_t = 3)]
+    pub parityshard: usize,
+    /// DSCP bits for outgoing datagrams (6 bits).
+    #[arg(long, default_value_t = 0)]
+    pub dscp: u8,
+    /// Disable snappy compression (must match on both ends).
+    #[arg(long)]
+    pub nocomp: bool,
+    /// Flush ACKs immediately.
+    #[arg(long, hide = true)]
+    pub acknodelay: bool,
+    /// manual mode: nodelay.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub nodelay: u32,
+    /// manual mode: flush interval (ms).
+    #[arg(long, default_value_t = 50, hide = true)]
+    pub interval: u32,
+    /// manual mode: fast-resend threshold.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub resend: u32,
+    /// manual mode: disable congestion control.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub nc: u32,
+    /// Socket send and receive buffer size.
+    #[arg(long, default_value_t = 4_194_304)]
+    pub sockbuf: usize,
+    /// smux version, 1 or 2 (must match on both ends).
+    #[arg(long, default_value_t = 1)]
+    pub smuxver: u8,
+    /// smux session receive buffer (bytes).
+    #[arg(long, default_value_t = 4_194_304)]
+    pub smuxbuf: usize,
+    /// smux per-stream window, version 2 (bytes).
+    #[arg(long, default_value_t = 2_097_152)]
+    pub streambuf: usize,
+    /// Seconds between smux keepalives (the timeout stays 30 s).
+    #[arg(long, default_value_t = 10)]
+    pub keepalive: u64,
+    /// Append KCP counters as CSV to this file every --snmpperiod seconds (the file name
+    /// takes Go time layouts: snmp-20060102.log rotates daily).
+    #[arg(long, default_value = "")]
+    pub snmplog: String,
+    /// Seconds between SNMP rows.
+    #[arg(long, default_value_t = 60)]
+    pub snmpperiod: u64,
+    /// Log to this file (appended) instead of stderr.
+    #[arg(long, default_value = "")]
+    pub log: String,
+    /// Do not log stream open/close lines.
+    #[arg(long)]
+    pub quiet: bool,
+    /// kcptun's fake-TCP transport (raw sockets): not supported by tether.
+    #[arg(long)]
+    pub tcp: bool,
+    /// A kcptun JSON config file: the keys it has override the flags.
+    #[arg(short = 'c', default_value = "")]
+    pub config: String,
+}
+
+/// `tether client`: kcptun-client's flags (kcptun.md §5).
+#[derive(Debug, Clone, Args)]
+pub struct ClientFlags {
+    /// Local TCP address to accept connections on (all interfaces by default, as kcptun).
+    #[arg(short = 'l', long = "localaddr", default_value = ":12948")]
+    pub localaddr: String,
+    /// The tunnel server's UDP address.
+    #[arg(short = 'r', long = "remoteaddr", default_value = "vps:29900")]
+    pub remoteaddr: String,
+    /// KCP sessions to the server, used round-robin by new TCP connections.
+    #[arg(long, default_value_t = 1)]
+    pub conn: u32,
+    /// Seconds after which a session takes no new streams (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub autoexpire: u64,
+    /// Seconds an expired session may still live before it is closed.
+    #[arg(long, default_value_t = 600)]
+    pub scavengettl: i64,
+    /// KCP send window (segments).
+    #[arg(long, default_value_t = 128)]
+    pub sndwnd: u32,
+    /// KCP receive window (segments).
+    #[arg(long, default_value_t = 512)]
+    pub rcvwnd: u32,
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+/// `tether server`: kcptun-server's flags (kcptun.md §5).
+#[derive(Debug, Clone, Args)]
+pub struct ServerFlags {
+    /// UDP address to accept tunnel sessions on (all interfaces by default, as kcptun).
+    #[arg(short = 'l', long = "listen", default_value = ":29900")]
+    pub listen: String,
+    /// Where each stream goes: a TCP host:port, or else a unix socket path.
+    #[arg(short = 't', long = "target", default_value = "127.0.0.1:12948")]
+    pub target: String,
+    /// KCP send window (segments).
+    #[arg(long, default_value_t = 1024)]
+    pub sndwnd: u32,
+    /// KCP receive window (segments).
+    #[arg(long, default_value_t = 1024)]
+    pub rcvwnd: u32,
+    /// kcptun's Go profiler: accepted for compatibility, tether serves nothing on :6060.
+    #[arg(long)]
+    pub pprof: bool,
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+impl ClientFlags {
+    /// Applies `-c`'s keys (kcptun.md §5: keys present override flags; unknown keys are
+    /// ignored), then kcptun's mode preset (§4).
+    pub fn resolve(&mut self) -> Result<(), ConfigError> {
+        if let Some(map) = read_json(&self.common.config)? {
+            let j = JsonApply::new(&map);
+            j.string("localaddr", &mut self.localaddr)?;
+            j.string("remoteaddr", &mut self.remoteaddr)?;
+            j.uint("conn", &mut self.conn)?;
+            j.uint("autoexpire", &mut self.autoexpire)?;
+            j.int("scavengettl", &mut self.scavengettl)?;
+            j.uint("sndwnd", &mut self.sndwnd)?;
+            j.uint("rcvwnd", &mut self.rcvwnd)?;
+            self.common.apply_json(&j)?;
+        }
+        self.common.apply_mode();
+        if self.conn == 0 {
+            return Err(ConfigError::Invalid {
+                flag: "conn",
+                value: "0".into(),
+                why: "at least one KCP session is needed".into(),
+            });
+        }
+        self.common.validate()
+    }
+}
+
+impl ServerFlags {
+    /// As [`ClientFlags::resolve`], with the server's keys.
+    pub fn resolve(&mut self) -> Result<(), ConfigError> {
+        if let Some(map) = read_json(&self.common.config)? {
+            let j = JsonApply::new(&map);
+            j.string("listen", &mut self.listen)?;
+            j.string("target", &mut self.target)?;
+            j.uint("sndwnd", &mut self.sndwnd)?;
+            j.uint("rcvwnd", &mut self.rcvwnd)?;
+            j.bool("pprof", &mut self.pprof)?;
+            self.common.apply_json(&j)?;
+        }
+        self.common.apply_mode();
+        self.common.validate()
+    }
+}
+
+/// Why the settings cannot be used: every message names the flag or key to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `-c` file cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The `-c` file is not a JSON object.
+    #[error("config file {path} is not a JSON object: {detail}")]
+    NotJson {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        detail: String,
+    },
+    /// A JSON key has a value of the wrong type.
+    #[error("config key \"{key}\" must be {want}")]
+    JsonType {
+        /// The key.
+        key: String,
+        /// The expected type.
+        want: &'static str,
+    },
+    /// A value out of range.
+    #[error("--{flag} {value}: {why}")]
+    Invalid {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        value: String,
+        /// What is allowed.
+        why: String,
+    },
+}
+
+/// Reads `-c`'s JSON object, if any.
+pub fn read_json(path: &str) -> Result<Option<Map<String, Value>>, ConfigError> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => Ok(Some(m)),
+        Ok(_) => Err(ConfigError::NotJson {
+            path: path.into(),
+            detail: "the top level must be an object".into(),
+        }),
+        Err(e) => Err(ConfigError::NotJson {
+            path: path.into(),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// Sets fields from JSON keys that are present; unknown keys are ignored (as kcptun).
+pub struct JsonApply<'a> {
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> JsonApply<'a> {
+    /// Over `map`.
+    pub fn new(map: &'a Map<String, Value>) -> Self {
+        JsonApply { map }
+    }
+
+    /// A string key.
+    pub fn string(&self, key: &str, field: &mut String) -> Result<(), ConfigError> {
+        match self.map.get(key) {
+            None => Ok(()),
+            Some(Value::String(s)) => {
+                s.clone_into(field);
+                Ok(())
+            }
+            Some(_) => Err(type_error(key, "a string")),
+        }
+    }
+
+    /// A boolean key.
+    pub fn bool(&self, key: &str, field: &mut bool) -> Result<(), ConfigError> {
+        match self.map.get(key) {
+            None => Ok(()),
+            Some(Value::Bool(b)) => {
+                *field = *b;
+                Ok(())
+            }
+            Some(_) => Err(type_error(key, "true or false")),
+        }
+    }
+
+    /// An integer key (negative allowed).
+    pub fn int(&self, key: &str, field: &mut i64) -> Result<(), ConfigError> {
+        match self.map.get(key) {
+            None => Ok(()),
+            Some(v) => {
+                *field = v.as_i64().ok_or_else(|| type_error(key, "an integer"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A non-negative integer key that fits `T`.
+    pub fn uint<T: TryFrom<u64>>(&self, key: &str, field: &mut T) -> Result<(), ConfigError> {
+        match self.map.get(key) {
+            None => Ok(()),
+            Some(v) => {
+                let n = v.as_u64().ok_or_else(|| type_error(key, "a non-negative integer"))?;
+                *field = T::try_from(n).map_err(|_| type_error(key, "a smaller integer"))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn type_error(key: &str, want: &'static str) -> ConfigError {
+    ConfigError::JsonType {
+        key: key.to_owned(),
+        want,
+    }
+}
+
+impl CommonFlags {
+    /// Applies the JSON keys both ends share (kcptun.md §5's JSON column).
+    pub fn apply_json(&mut self, j: &JsonApply<'_>) -> Result<(), ConfigError> {
+        j.string("key", &mut self.key)?;
+        j.string("crypt", &mut self.crypt)?;
+        j.string("mode", &mut self.mode)?;
+        j.uint("mtu", &mut self.mtu)?;
+        j.uint("datashard", &mut self.datashard)?;
+        j.uint("parityshard", &mut self.parityshard)?;
+        j.uint("dscp", &mut self.dscp)?;
+        j.bool("nocomp", &mut self.nocomp)?;
+        j.bool("acknodelay", &mut self.acknodelay)?;
+        j.uint("nodelay", &mut self.nodelay)?;
+        j.uint("interval", &mut self.interval)?;
+        j.uint("resend", &mut self.resend)?;
+        j.uint("nc", &mut self.nc)?;
+        j.uint("sockbuf", &mut self.sockbuf)?;
+        j.uint("smuxver", &mut self.smuxver)?;
+        j.uint("smuxbuf", &mut self.smuxbuf)?;
+        j.uint("streambuf", &mut self.streambuf)?;
+        j.uint("keepalive", &mut self.keepalive)?;
+        j.string("snmplog", &mut self.snmplog)?;
+        j.uint("snmpperiod", &mut self.snmpperiod)?;
+        j.string("log", &mut self.log)?;
+        j.bool("quiet", &mut self.quiet)?;
+        j.bool("tcp", &mut self.tcp)
+    }
+
+    /// kcptun's mode presets (kcptun.md §4), applied after flags and JSON as kcptun does:
+    /// a known mode overwrites nodelay, interval, resend and nc; any other name is manual.
+    pub fn apply_mode(&mut self) {
+        let preset = match self.mode.as_str() {
+            "normal" => (0, 40, 2, 1),
+            "fast" => (0, 30, 2, 1),
+            "fast2" => (1, 20, 2, 1),
+            "fast3" => (1, 10, 2, 1),
+            _ => return,
+        };
+        (self.nodelay, self.interval, self.resend, self.nc) = preset;
+    }
+
+    /// kcptun's own checks, with tether's wording.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |flag, value: String, why: &str| ConfigError::Invalid {
+            flag,
+            value,
+            why: why.to_owned(),
+        };
+        if !(1..=2).contains(&self.smuxver) {
+            return Err(invalid("smuxver", self.smuxver.to_string(), "smux versions are 1 and 2"));
+        }
+        if self.keepalive == 0 || self.keepalive > 30 {
+            return Err(invalid(
+                "keepalive",
+                self.keepalive.to_string(),
+                "the keepalive interval must be 1..=30 s (smux's timeout is 30 s)",
+            ));
+        }
+        if self.mtu > 1500 {
+            return Err(invalid(
+                "mtu",
+                self.mtu.to_string(),
+                "kcp-go peers read datagrams into 1500-byte buffers: use at most 1500",
+            ));
+        }
+        if self.streambuf > self.smuxbuf {
+            return Err(invalid(
+                "streambuf",
+                self.streambuf.to_string(),
+                "must not exceed --smuxbuf",
+            ));
+        }
+        if self.tcp {
+            return Err(invalid(
+                "tcp",
+                "true".into(),
+                "kcptun's fake-TCP (raw sockets) transport is not supported by tether: run without --tcp on both ends",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -173,7 +173,13 @@ pub fn payload(seed: u64, n: usize) -> Vec<u8> {
 /// compares sha256 digests. With `half_close` the client shuts its write side after
 /// sending and expects the echo then the end of the stream (tether↔tether only: kcptun
 /// closes both directions at the first FIN). Errors say what went wrong.
-pub fn echo_through(local: SocketAddr, seed: u64, n: usize, half_close: bool, limit: Duration) -> Result<(), String> {
+pub fn echo_through(
+    local: SocketAddr,
+    seed: u64,
+    n: usize,
+    half_close: bool,
+    limit: Duration,
+) -> Result<(), String> {
     let mut s = TcpStream::connect(local).map_err(|e| format!("connect {local}: {e}"))?;
     s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
     let data = payload(seed, n);

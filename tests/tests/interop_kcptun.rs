@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tether_tests::tether_bin::Netem;
-use tether_tests::tunnel::{echo_target, echo_through, free_port, require_kcptun, start_end, End, Impl};
+use tether_tests::tunnel::{
+    echo_target, echo_through, free_port, require_kcptun, start_end, End, Impl,
+};
 
 const CONNS: usize = 8;
 const BYTES: usize = 2 << 20;
@@ -23,9 +25,26 @@ const CONN_LIMIT: Duration = Duration::from_secs(60);
 
 const DEFAULTS: &[&str] = &[];
 const PLAIN: &[&str] = &[
-    "--crypt", "none", "--nocomp", "--datashard", "0", "--parityshard", "0", "--smuxver", "2",
+    "--crypt",
+    "none",
+    "--nocomp",
+    "--datashard",
+    "0",
+    "--parityshard",
+    "0",
+    "--smuxver",
+    "2",
 ];
-const SALSA: &[&str] = &["--crypt", "salsa20", "--mode", "fast3", "--datashard", "5", "--parityshard", "5"];
+const SALSA: &[&str] = &[
+    "--crypt",
+    "salsa20",
+    "--mode",
+    "fast3",
+    "--datashard",
+    "5",
+    "--parityshard",
+    "5",
+];
 
 fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -40,19 +59,44 @@ struct Tunnel {
     _netem: Option<Netem>,
 }
 
-fn tunnel(client: Impl, server: Impl, flags: &[&str], keys: (&str, &str), netem: Option<&[&str]>) -> Tunnel {
+fn tunnel(
+    client: Impl,
+    server: Impl,
+    flags: &[&str],
+    keys: (&str, &str),
+    netem: Option<&[&str]>,
+) -> Tunnel {
     let target = echo_target();
     let udp: SocketAddr = format!("127.0.0.1:{}", free_port(true)).parse().unwrap();
-    let mut s = args(&["-l", &udp.to_string(), "-t", &target.to_string(), "--key", keys.1]);
+    let mut s = args(&[
+        "-l",
+        &udp.to_string(),
+        "-t",
+        &target.to_string(),
+        "--key",
+        keys.1,
+    ]);
     s.extend(args(flags));
     let server = start_end(server, "server", &s);
     let netem = netem.map(|n| Netem::spawn(udp, n));
     let remote = netem.as_ref().map_or(udp, |n| n.listen);
     let local: SocketAddr = format!("127.0.0.1:{}", free_port(false)).parse().unwrap();
-    let mut c = args(&["-l", &local.to_string(), "-r", &remote.to_string(), "--key", keys.0]);
+    let mut c = args(&[
+        "-l",
+        &local.to_string(),
+        "-r",
+        &remote.to_string(),
+        "--key",
+        keys.0,
+    ]);
     c.extend(args(flags));
     let client = start_end(client, "client", &c);
-    Tunnel { client, server, local, _netem: netem }
+    Tunnel {
+        client,
+        server,
+        local,
+        _netem: netem,
+    }
 }
 
 /// 8 × 2 MiB echoed through, all at once; panics with both logs on any failure.
@@ -60,7 +104,9 @@ fn transfer(t: &Tunnel, half_close: bool) {
     let handles: Vec<_> = (0..CONNS)
         .map(|i| {
             let local = t.local;
-            std::thread::spawn(move || echo_through(local, i as u64 + 1, BYTES, half_close, CONN_LIMIT))
+            std::thread::spawn(move || {
+                echo_through(local, i as u64 + 1, BYTES, half_close, CONN_LIMIT)
+            })
         })
         .collect();
     let failures: Vec<String> = handles
@@ -147,8 +193,15 @@ fn mismatch(client: Impl, server: Impl, needle: &str) {
     let t = tunnel(client, server, DEFAULTS, ("client key", "server key"), None);
     let r = echo_through(t.local, 1, 64 << 10, false, Duration::from_secs(7));
     assert!(r.is_err(), "data crossed a tunnel whose keys differ");
-    assert!(r.as_ref().unwrap_err().contains("0 of"), "some bytes arrived: {r:?}");
-    let tether = if client == Impl::Tether { &t.client } else { &t.server };
+    assert!(
+        r.as_ref().unwrap_err().contains("0 of"),
+        "some bytes arrived: {r:?}"
+    );
+    let tether = if client == Impl::Tether {
+        &t.client
+    } else {
+        &t.server
+    };
     assert!(
         tether.wait_for(needle, Duration::from_secs(10)),
         "tether did not log {needle:?}:\n{}",
@@ -158,7 +211,11 @@ fn mismatch(client: Impl, server: Impl, needle: &str) {
 
 #[test]
 fn key_mismatch_kcptun_client_to_tether_server_logs_checksum_failures() {
-    mismatch(Impl::Kcptun, Impl::Tether, "packets fail checksum: peer key or crypt differs?");
+    mismatch(
+        Impl::Kcptun,
+        Impl::Tether,
+        "packets fail checksum: peer key or crypt differs?",
+    );
 }
 
 #[test]
@@ -172,7 +229,10 @@ fn invalid_config_is_an_error_naming_the_flag() {
         (&["client", "--smuxver", "3"][..], "--smuxver"),
         (&["server", "--tcp"][..], "not supported"),
         (&["client", "--keepalive", "0"][..], "--keepalive"),
-        (&["server", "-c", "/nonexistent/tether.json"][..], "cannot read config file"),
+        (
+            &["server", "-c", "/nonexistent/tether.json"][..],
+            "cannot read config file",
+        ),
     ] {
         let out = std::process::Command::new(tether_tests::tether_bin::tether_bin())
             .args(args)
@@ -182,4 +242,88 @@ fn invalid_config_is_an_error_naming_the_flag() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(flag), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn snmp_csv_rows_and_a_graceful_sigterm_that_drains_open_streams() {
+    let dir = tether_tests::go::target_dir()
+        .join("interop-kcptun")
+        .join(format!("snmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let layout = dir.join("snmp-20060102.csv");
+    let snmp = ["--snmplog", layout.to_str().unwrap(), "--snmpperiod", "1"];
+    let t = tunnel(Impl::Tether, Impl::Tether, &snmp, ("k", "k"), None);
+    // A connection that stays open across the signal.
+    let mut open = std::net::TcpStream::connect(t.local).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    use std::io::{Read, Write};
+    open.write_all(b"before").unwrap();
+    let mut buf = [0u8; 6];
+    open.read_exact(&mut buf).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    // Both ends wrote rows into the same dated file: one header per empty file, 25 columns.
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("snmp-20") && name.len() == "snmp-20261203.csv".len(),
+        "{name}"
+    );
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("Unix,BytesSent,BytesReceived,MaxConn,"),
+        "{text}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("Unix")).count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        lines.len() >= 3 && lines.iter().all(|l| l.split(',').count() == 25),
+        "{text}"
+    );
+
+    let pid = t.client.pid().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(
+        t.client.wait_for("shutting down", Duration::from_secs(5)),
+        "{}",
+        t.client.log_text()
+    );
+    // Draining: the open stream still carries data, then closes normally.
+    open.write_all(b"during").unwrap();
+    open.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"during");
+    open.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(open.read(&mut buf).unwrap(), 0);
+    let mut client = t.client;
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = client.child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{}", client.log_text());
+    assert!(
+        client.log_text().contains("all streams finished"),
+        "{}",
+        client.log_text()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

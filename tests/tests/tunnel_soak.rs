@@ -22,9 +22,27 @@ fn two_hundred_connections_a_second_without_failures_or_growth() {
     let target = echo_target();
     let udp = format!("127.0.0.1:{}", free_port(true));
     let local: std::net::SocketAddr = format!("127.0.0.1:{}", free_port(false)).parse().unwrap();
-    let s_args = ["-l", &udp, "-t", &target.to_string(), "--key", "soak", "--quiet"];
+    let s_args = [
+        "-l",
+        &udp,
+        "-t",
+        &target.to_string(),
+        "--key",
+        "soak",
+        "--quiet",
+    ];
     let server = start_end(Impl::Tether, "server", &s_args.map(String::from));
-    let c_args = ["-l", &local.to_string(), "-r", &udp, "--key", "soak", "--quiet", "--conn", "2"];
+    let c_args = [
+        "-l",
+        &local.to_string(),
+        "-r",
+        &udp,
+        "--key",
+        "soak",
+        "--quiet",
+        "--conn",
+        "2",
+    ];
     let client = start_end(Impl::Tether, "client", &c_args.map(String::from));
 
     let done = Arc::new(AtomicUsize::new(0));
@@ -44,7 +62,10 @@ fn two_hundred_connections_a_second_without_failures_or_growth() {
                     }
                     let seed = (w * total + k) as u64;
                     if let Err(e) = echo_through(local, seed, 1024, true, Duration::from_secs(10)) {
-                        failures.lock().unwrap().push(format!("worker {w} connection {k}: {e}"));
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("worker {w} connection {k}: {e}"));
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -84,8 +105,16 @@ fn two_hundred_connections_a_second_without_failures_or_growth() {
         elapsed < Duration::from_secs(SECS + 10),
         "the tunnel could not keep up with {RATE} connections/s: {elapsed:?}"
     );
-    for (name, (b, a)) in [("client", (before.0, after.0)), ("server", (before.1, after.1))] {
-        assert!(a.0 <= b.0 + MAX_FD_GROWTH, "{name} fds grew {} -> {}", b.0, a.0);
+    for (name, (b, a)) in [
+        ("client", (before.0, after.0)),
+        ("server", (before.1, after.1)),
+    ] {
+        assert!(
+            a.0 <= b.0 + MAX_FD_GROWTH,
+            "{name} fds grew {} -> {}",
+            b.0,
+            a.0
+        );
         assert!(
             a.1 <= b.1 + MAX_RSS_GROWTH_KIB,
             "{name} RSS grew {} -> {} KiB",

@@ -66,7 +66,10 @@ async fn exchange(
     n: u64,
 ) -> io::Result<bool> {
     let (r, w) = tokio::io::split(stream);
-    let (mut r, mut w) = (r.compat(), tokio_util::compat::TokioAsyncWriteCompatExt::compat_write(w));
+    let (mut r, mut w) = (
+        r.compat(),
+        tokio_util::compat::TokioAsyncWriteCompatExt::compat_write(w),
+    );
     let off = pool.offset(i);
     let (_, matched) = tokio::try_join!(pool.send(&mut w, off, n), pool.check(&mut r, off, n))?;
     Ok(matched)

@@ -85,7 +85,8 @@ impl SessionFlags {
         if self.dialect != DialectArg::Seed {
             c.max_receive_buffer = self.smuxbuf;
             c.max_stream_buffer = self.streambuf;
-            c.keepalive_interval = (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive));
+            c.keepalive_interval =
+                (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive));
         }
         c.validate()?;
         Ok(c)
@@ -140,7 +141,10 @@ pub struct ProbeArgs {
 
 /// Runs `tether smux`; returns the exit code.
 pub fn run(args: &SmuxArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tether smux: cannot start the runtime: {e}");

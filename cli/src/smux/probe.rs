@@ -3,8 +3,8 @@
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tether_core::rng::RngCore;
 use tether_core::rng::seeded;
+use tether_core::rng::RngCore;
 use tether_core::smux::probe::Probe;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

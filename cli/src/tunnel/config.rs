@@ -90,7 +90,15 @@ impl Settings {
 
 /// The flag a KCP configuration complaint is about (its message names it).
 fn kcp_flag_of(msg: &str) -> &'static str {
-    for flag in ["datashard", "parityshard", "mtu", "sndwnd", "rcvwnd", "interval", "crypt"] {
+    for flag in [
+        "datashard",
+        "parityshard",
+        "mtu",
+        "sndwnd",
+        "rcvwnd",
+        "interval",
+        "crypt",
+    ] {
         if msg.contains(flag) {
             return flag;
         }

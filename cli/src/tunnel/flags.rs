@@ -10,7 +10,12 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Args)]
 pub struct CommonFlags {
     /// Pre-shared secret between client and server (also read from KCPTUN_KEY).
-    #[arg(long, env = "KCPTUN_KEY", default_value = "it's a secrect", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KCPTUN_KEY",
+        default_value = "it's a secrect",
+        hide_env_values = true
+    )]
     pub key: String,
     /// aes, aes-128, aes-192, salsa20, blowfish, twofish, cast5, 3des, tea, xtea, xor, sm4,
     /// none (unknown names mean aes, as kcptun).
@@ -291,7 +296,9 @@ impl<'a> JsonApply<'a> {
         match self.map.get(key) {
             None => Ok(()),
             Some(v) => {
-                let n = v.as_u64().ok_or_else(|| type_error(key, "a non-negative integer"))?;
+                let n = v
+                    .as_u64()
+                    .ok_or_else(|| type_error(key, "a non-negative integer"))?;
                 *field = T::try_from(n).map_err(|_| type_error(key, "a smaller integer"))?;
                 Ok(())
             }
@@ -355,7 +362,11 @@ impl CommonFlags {
             why: why.to_owned(),
         };
         if !(1..=2).contains(&self.smuxver) {
-            return Err(invalid("smuxver", self.smuxver.to_string(), "smux versions are 1 and 2"));
+            return Err(invalid(
+                "smuxver",
+                self.smuxver.to_string(),
+                "smux versions are 1 and 2",
+            ));
         }
         if self.keepalive == 0 || self.keepalive > 30 {
             return Err(invalid(

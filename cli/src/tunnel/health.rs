@@ -130,12 +130,18 @@ mod tests {
     #[test]
     fn sustained_checksum_failures_warn_once_then_rest() {
         let mut w = Watch::default();
-        assert!(w.look(&counters(1, 0, 0), false).is_empty(), "one stray datagram");
+        assert!(
+            w.look(&counters(1, 0, 0), false).is_empty(),
+            "one stray datagram"
+        );
         let a = w.look(&counters(4, 0, 0), false);
         assert_eq!(a, vec![Alarm::Checksum { failed: 4 }]);
         assert!(a[0].to_string().contains("peer key or crypt differs?"));
         for i in 0..10 {
-            assert!(w.look(&counters(5 + i, 0, 0), false).is_empty(), "rate-limited");
+            assert!(
+                w.look(&counters(5 + i, 0, 0), false).is_empty(),
+                "rate-limited"
+            );
         }
     }
 

@@ -37,9 +37,14 @@ pub fn run_client(f: &ClientFlags) -> i32 {
     let resolved = f.resolve();
     let (sndwnd, rcvwnd) = (f.sndwnd, f.rcvwnd);
     let common = f.common.clone();
-    start("client", &common, resolved, sndwnd, rcvwnd, |s| async move {
-        client::run(&f, s).await
-    })
+    start(
+        "client",
+        &common,
+        resolved,
+        sndwnd,
+        rcvwnd,
+        |s| async move { client::run(&f, s).await },
+    )
 }
 
 /// Runs `tether server`; the exit code.
@@ -48,9 +53,14 @@ pub fn run_server(f: &ServerFlags) -> i32 {
     let resolved = f.resolve();
     let (sndwnd, rcvwnd) = (f.sndwnd, f.rcvwnd);
     let common = f.common.clone();
-    start("server", &common, resolved, sndwnd, rcvwnd, |s| async move {
-        server::run(&f, s).await
-    })
+    start(
+        "server",
+        &common,
+        resolved,
+        sndwnd,
+        rcvwnd,
+        |s| async move { server::run(&f, s).await },
+    )
 }
 
 /// The shared start: settings, logging, the runtime, the exit code.
@@ -203,16 +213,25 @@ mod tests {
     fn kcptun_defaults() {
         let mut f = client(&[]);
         f.resolve().unwrap();
-        assert_eq!((f.localaddr.as_str(), f.remoteaddr.as_str()), (":12948", "vps:29900"));
+        assert_eq!(
+            (f.localaddr.as_str(), f.remoteaddr.as_str()),
+            (":12948", "vps:29900")
+        );
         assert_eq!((f.sndwnd, f.rcvwnd, f.conn), (128, 512, 1));
         let c = &f.common;
-        assert_eq!((c.crypt.as_str(), c.mode.as_str(), c.mtu), ("aes", "fast", 1350));
+        assert_eq!(
+            (c.crypt.as_str(), c.mode.as_str(), c.mtu),
+            ("aes", "fast", 1350)
+        );
         assert_eq!((c.datashard, c.parityshard, c.smuxver), (10, 3, 1));
         // fast's preset, applied after the flags.
         assert_eq!((c.nodelay, c.interval, c.resend, c.nc), (0, 30, 2, 1));
         let mut s = Server::try_parse_from(["server"]).unwrap().f;
         s.resolve().unwrap();
-        assert_eq!((s.listen.as_str(), s.target.as_str()), (":29900", "127.0.0.1:12948"));
+        assert_eq!(
+            (s.listen.as_str(), s.target.as_str()),
+            (":29900", "127.0.0.1:12948")
+        );
         assert_eq!((s.sndwnd, s.rcvwnd), (1024, 1024));
     }
 
@@ -222,7 +241,16 @@ mod tests {
             r#"{"remoteaddr": "10.0.0.1:4000", "crypt": "salsa20", "conn": 4,
                 "nocomp": true, "smuxver": 2, "no_such_key": [1, 2]}"#,
         );
-        let mut f = client(&["-r", "1.2.3.4:5", "--crypt", "none", "--mtu", "1200", "-c", &path]);
+        let mut f = client(&[
+            "-r",
+            "1.2.3.4:5",
+            "--crypt",
+            "none",
+            "--mtu",
+            "1200",
+            "-c",
+            &path,
+        ]);
         f.resolve().unwrap();
         assert_eq!(f.remoteaddr, "10.0.0.1:4000", "JSON beats the flag");
         assert_eq!(f.common.crypt, "salsa20");
@@ -263,21 +291,45 @@ mod tests {
         let e = Settings::new(&f.common, f.sndwnd, f.rcvwnd).expect_err("half FEC");
         assert!(e.to_string().contains("datashard"), "{e}");
         let path = json_file(r#"{"conn": "four"}"#);
-        let e = client(&["-c", &path]).resolve().expect_err("bad type").to_string();
+        let e = client(&["-c", &path])
+            .resolve()
+            .expect_err("bad type")
+            .to_string();
         assert!(e.contains("\"conn\""), "{e}");
         let path = json_file("not json");
-        let e = client(&["-c", &path]).resolve().expect_err("bad file").to_string();
+        let e = client(&["-c", &path])
+            .resolve()
+            .expect_err("bad file")
+            .to_string();
         assert!(e.contains("not a JSON object"), "{e}");
     }
 
     #[test]
     fn go_style_single_dash_long_flags() {
-        let args = ["tether", "client", "-l", "127.0.0.1:1", "-key", "k", "-mode=fast3", "-5"];
+        let args = [
+            "tether",
+            "client",
+            "-l",
+            "127.0.0.1:1",
+            "-key",
+            "k",
+            "-mode=fast3",
+            "-5",
+        ];
         let out = go_style_args(args.iter().map(OsString::from));
         let out: Vec<_> = out.iter().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
             out,
-            ["tether", "client", "-l", "127.0.0.1:1", "--key", "k", "--mode=fast3", "-5"]
+            [
+                "tether",
+                "client",
+                "-l",
+                "127.0.0.1:1",
+                "--key",
+                "k",
+                "--mode=fast3",
+                "-5"
+            ]
         );
         let other = ["tether", "cat", "-key"].map(OsString::from);
         assert_eq!(go_style_args(other.clone()), other.to_vec());

@@ -169,11 +169,17 @@ mod tests {
     fn go_layouts_in_file_names() {
         let t = Civil::from_unix(1_796_000_000); // 2026-11-30 00:53:20 UTC
         assert_eq!(go_time_format("snmp-20060102.log", t), "snmp-20261130.log");
-        assert_eq!(go_time_format("snmp-2006010215.csv", t), "snmp-2026113000.csv");
+        assert_eq!(
+            go_time_format("snmp-2006010215.csv", t),
+            "snmp-2026113000.csv"
+        );
         assert_eq!(go_time_format("s-15h04m05s.log", t), "s-00h53m20s.log");
         // The reference time maps to itself.
         let r = Civil::from_unix(1_136_214_245);
-        assert_eq!(go_time_format("2006-01-02 15:04:05", r), "2006-01-02 15:04:05");
+        assert_eq!(
+            go_time_format("2006-01-02 15:04:05", r),
+            "2006-01-02 15:04:05"
+        );
         assert_eq!(go_time_format("plain.csv", r), "plain.csv");
         // Only the file name is formatted, not the directory.
         assert_eq!(
@@ -200,7 +206,11 @@ mod tests {
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines[0].starts_with("Unix,BytesSent,BytesReceived,MaxConn,"));
         assert_eq!(lines[0].split(',').count(), 25);
-        assert!(lines[1].starts_with("1136214245,0,0,0,0,0,0,0,7,"), "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("1136214245,0,0,0,0,0,0,0,7,"),
+            "{}",
+            lines[1]
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -5,13 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_runtime_tokio::KcpConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
 use super::config::{bind_addr, startup_lines, Settings};
 use super::flags::ClientFlags;
-use super::pool::Pool;
+use super::pool::{Pool, Session};
 use super::{drain, health, pipe, shutdown_signal, snmp_log};
 
 /// Runs the client until SIGINT/SIGTERM; `Err` when it cannot start.
@@ -22,7 +21,7 @@ pub async fn run(f: &ClientFlags, settings: Settings) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("-l {}: {e}", f.localaddr)))?;
     tracing::info!("listening on: {}", listener.local_addr()?);
     tracing::info!("remote address: {}", f.remoteaddr);
-    for line in startup_lines(c, f.sndwnd, f.rcvwnd) {
+    for line in startup_lines(c) {
         tracing::info!("{line}");
     }
     tracing::info!("conn: {}", f.conn);
@@ -72,7 +71,7 @@ pub async fn run(f: &ClientFlags, settings: Settings) -> io::Result<()> {
 async fn session(
     pool: &Pool,
     stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-) -> Option<Arc<KcpConnection>> {
+) -> Option<Arc<Session>> {
     loop {
         match pool.pick().await {
             Ok(conn) => return Some(conn),
@@ -86,7 +85,7 @@ async fn session(
 }
 
 /// One TCP connection: a new stream on `conn`, piped both ways.
-async fn handle(conn: Arc<KcpConnection>, tcp: TcpStream, from: SocketAddr, quiet: bool) {
+async fn handle(conn: Arc<Session>, tcp: TcpStream, from: SocketAddr, quiet: bool) {
     let stream = match conn.open_stream().await {
         Ok(s) => s,
         Err(e) => {

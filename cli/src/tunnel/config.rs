@@ -24,27 +24,13 @@ pub struct Settings {
 
 impl Settings {
     /// Builds the settings of flags already resolved (JSON applied, mode preset applied,
-    /// validated) with this end's windows.
-    pub fn new(c: &CommonFlags, sndwnd: u32, rcvwnd: u32) -> Result<Settings, ConfigError> {
+    /// validated).
+    pub fn new(c: &CommonFlags) -> Result<Settings, ConfigError> {
         // The mode preset is already in nodelay/interval/resend/nc (CommonFlags::apply_mode):
         // the KCP flags run as manual with those values.
         let kcp = KcpFlags {
-            key: c.key.clone(),
-            crypt: c.crypt.clone(),
             mode: "manual".into(),
-            mtu: c.mtu,
-            sndwnd,
-            rcvwnd,
-            datashard: c.datashard,
-            parityshard: c.parityshard,
-            dscp: c.dscp,
-            acknodelay: c.acknodelay,
-            nodelay: c.nodelay,
-            interval: c.interval,
-            resend: c.resend,
-            nc: c.nc,
-            sockbuf: c.sockbuf,
-            accept_timeout: Duration::from_secs(30),
+            ..c.kcp.clone()
         }
         .config();
         kcp.validate().map_err(|e| ConfigError::Invalid {
@@ -107,12 +93,13 @@ fn kcp_flag_of(msg: &str) -> &'static str {
 }
 
 /// kcptun's startup lines of the effective settings both ends print (kcptun.md §5 names).
-pub fn startup_lines(c: &CommonFlags, sndwnd: u32, rcvwnd: u32) -> Vec<String> {
-    let known = tether_core::session::CryptMode::from_kcptun_name(&c.crypt).1;
+pub fn startup_lines(c: &CommonFlags) -> Vec<String> {
+    let k = &c.kcp;
+    let known = tether_core::session::CryptMode::from_kcptun_name(&k.crypt).1;
     let crypt = if known {
-        c.crypt.clone()
+        k.crypt.clone()
     } else {
-        format!("{} (unknown name: aes, as kcptun)", c.crypt)
+        format!("{} (unknown name: aes, as kcptun)", k.crypt)
     };
     vec![
         format!("version: tether {}", env!("CARGO_PKG_VERSION")),
@@ -120,15 +107,15 @@ pub fn startup_lines(c: &CommonFlags, sndwnd: u32, rcvwnd: u32) -> Vec<String> {
         format!("encryption: {crypt}"),
         format!(
             "nodelay parameters: {} {} {} {}",
-            c.nodelay, c.interval, c.resend, c.nc
+            k.nodelay, k.interval, k.resend, k.nc
         ),
-        format!("sndwnd: {sndwnd} rcvwnd: {rcvwnd}"),
+        format!("sndwnd: {} rcvwnd: {}", k.sndwnd, k.rcvwnd),
         format!("compression: {}", !c.nocomp),
-        format!("mtu: {}", c.mtu),
-        format!("datashard: {} parityshard: {}", c.datashard, c.parityshard),
-        format!("acknodelay: {}", c.acknodelay),
-        format!("dscp: {}", c.dscp),
-        format!("sockbuf: {}", c.sockbuf),
+        format!("mtu: {}", k.mtu),
+        format!("datashard: {} parityshard: {}", k.datashard, k.parityshard),
+        format!("acknodelay: {}", k.acknodelay),
+        format!("dscp: {}", k.dscp),
+        format!("sockbuf: {}", k.sockbuf),
         format!("smuxbuf: {}", c.smuxbuf),
         format!("streambuf: {}", c.streambuf),
         format!("keepalive: {}", c.keepalive),

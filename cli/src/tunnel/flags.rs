@@ -6,57 +6,18 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::{Map, Value};
 
+use crate::kcp_flags::KcpFlags;
+
 /// Flags both ends take (kcptun.md §5).
 #[derive(Debug, Clone, Args)]
 pub struct CommonFlags {
-    /// Pre-shared secret between client and server (also read from KCPTUN_KEY).
-    #[arg(
-        long,
-        env = "KCPTUN_KEY",
-        default_value = "it's a secrect",
-        hide_env_values = true
-    )]
-    pub key: String,
-    /// aes, aes-128, aes-192, salsa20, blowfish, twofish, cast5, 3des, tea, xtea, xor, sm4,
-    /// none (unknown names mean aes, as kcptun).
-    #[arg(long, default_value = "aes")]
-    pub crypt: String,
-    /// Profiles: fast3, fast2, fast, normal, manual.
-    #[arg(long, default_value = "fast")]
-    pub mode: String,
-    /// Maximum datagram size, headers included (at most 1500 for kcp-go peers).
-    #[arg(long, default_value_t = 1350)]
-    pub mtu: u32,
-    /// Reed-Solomon data shards (0 with --parityshard 0 disables FEC).
-    #[arg(long, visible_alias = "ds", default_value_t = 10)]
-    pub datashard: usize,
-    /// Reed-Solomon parity shards.
-    #[arg(long, visible_alias = "ps", default_value_t = 3)]
-    pub parityshard: usize,
-    /// DSCP bits for outgoing datagrams (6 bits).
-    #[arg(long, default_value_t = 0)]
-    pub dscp: u8,
+    /// The KCP session: kcptun's key, crypt, mode, mtu, windows, FEC, DSCP, nodelay
+    /// parameters and socket buffers (the client overrides the window defaults).
+    #[command(flatten)]
+    pub kcp: KcpFlags,
     /// Disable snappy compression (must match on both ends).
     #[arg(long)]
     pub nocomp: bool,
-    /// Flush ACKs immediately.
-    #[arg(long, hide = true)]
-    pub acknodelay: bool,
-    /// manual mode: nodelay.
-    #[arg(long, default_value_t = 0, hide = true)]
-    pub nodelay: u32,
-    /// manual mode: flush interval (ms).
-    #[arg(long, default_value_t = 50, hide = true)]
-    pub interval: u32,
-    /// manual mode: fast-resend threshold.
-    #[arg(long, default_value_t = 0, hide = true)]
-    pub resend: u32,
-    /// manual mode: disable congestion control.
-    #[arg(long, default_value_t = 0, hide = true)]
-    pub nc: u32,
-    /// Socket send and receive buffer size.
-    #[arg(long, default_value_t = 4_194_304)]
-    pub sockbuf: usize,
     /// smux version, 1 or 2 (must match on both ends).
     #[arg(long, default_value_t = 1)]
     pub smuxver: u8,
@@ -90,8 +51,16 @@ pub struct CommonFlags {
     pub config: String,
 }
 
-/// `tether client`: kcptun-client's flags (kcptun.md §5).
+/// `tether client`: kcptun-client's flags (kcptun.md §5); its windows default to 128/512.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("sndwnd", |a| a.default_value("128")),
+    mut_arg("rcvwnd", |a| a.default_value("512")),
+    after_help = "Example (a kcptun-server or tether server at 203.0.113.7:29900):\n  \
+                  tether client -l 127.0.0.1:12948 -r 203.0.113.7:29900 --key SECRET --mode fast3\n\
+                  Long flags also take one dash, as in kcptun (-key SECRET); -c FILE reads \
+                  kcptun's JSON keys, which override the flags."
+)]
 pub struct ClientFlags {
     /// Local TCP address to accept connections on (all interfaces by default, as kcptun).
     #[arg(short = 'l', long = "localaddr", default_value = ":12948")]
@@ -108,18 +77,18 @@ pub struct ClientFlags {
     /// Seconds an expired session may still live before it is closed.
     #[arg(long, default_value_t = 600)]
     pub scavengettl: i64,
-    /// KCP send window (segments).
-    #[arg(long, default_value_t = 128)]
-    pub sndwnd: u32,
-    /// KCP receive window (segments).
-    #[arg(long, default_value_t = 512)]
-    pub rcvwnd: u32,
     #[command(flatten)]
     pub common: CommonFlags,
 }
 
 /// `tether server`: kcptun-server's flags (kcptun.md §5).
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Example (forwarding tunnel streams to a local SSH server):\n  \
+                  tether server -l :29900 -t 127.0.0.1:22 --key SECRET --mode fast3\n\
+                  Long flags also take one dash, as in kcptun (-key SECRET); -c FILE reads \
+                  kcptun's JSON keys, which override the flags."
+)]
 pub struct ServerFlags {
     /// UDP address to accept tunnel sessions on (all interfaces by default, as kcptun).
     #[arg(short = 'l', long = "listen", default_value = ":29900")]
@@ -127,12 +96,6 @@ pub struct ServerFlags {
     /// Where each stream goes: a TCP host:port, or else a unix socket path.
     #[arg(short = 't', long = "target", default_value = "127.0.0.1:12948")]
     pub target: String,
-    /// KCP send window (segments).
-    #[arg(long, default_value_t = 1024)]
-    pub sndwnd: u32,
-    /// KCP receive window (segments).
-    #[arg(long, default_value_t = 1024)]
-    pub rcvwnd: u32,
     /// kcptun's Go profiler: accepted for compatibility, tether serves nothing on :6060.
     #[arg(long)]
     pub pprof: bool,
@@ -151,8 +114,8 @@ impl ClientFlags {
             j.uint("conn", &mut self.conn)?;
             j.uint("autoexpire", &mut self.autoexpire)?;
             j.int("scavengettl", &mut self.scavengettl)?;
-            j.uint("sndwnd", &mut self.sndwnd)?;
-            j.uint("rcvwnd", &mut self.rcvwnd)?;
+            j.uint("sndwnd", &mut self.common.kcp.sndwnd)?;
+            j.uint("rcvwnd", &mut self.common.kcp.rcvwnd)?;
             self.common.apply_json(&j)?;
         }
         self.common.apply_mode();
@@ -174,8 +137,8 @@ impl ServerFlags {
             let j = JsonApply::new(&map);
             j.string("listen", &mut self.listen)?;
             j.string("target", &mut self.target)?;
-            j.uint("sndwnd", &mut self.sndwnd)?;
-            j.uint("rcvwnd", &mut self.rcvwnd)?;
+            j.uint("sndwnd", &mut self.common.kcp.sndwnd)?;
+            j.uint("rcvwnd", &mut self.common.kcp.rcvwnd)?;
             j.bool("pprof", &mut self.pprof)?;
             self.common.apply_json(&j)?;
         }
@@ -316,20 +279,20 @@ fn type_error(key: &str, want: &'static str) -> ConfigError {
 impl CommonFlags {
     /// Applies the JSON keys both ends share (kcptun.md §5's JSON column).
     pub fn apply_json(&mut self, j: &JsonApply<'_>) -> Result<(), ConfigError> {
-        j.string("key", &mut self.key)?;
-        j.string("crypt", &mut self.crypt)?;
-        j.string("mode", &mut self.mode)?;
-        j.uint("mtu", &mut self.mtu)?;
-        j.uint("datashard", &mut self.datashard)?;
-        j.uint("parityshard", &mut self.parityshard)?;
-        j.uint("dscp", &mut self.dscp)?;
+        j.string("key", &mut self.kcp.key)?;
+        j.string("crypt", &mut self.kcp.crypt)?;
+        j.string("mode", &mut self.kcp.mode)?;
+        j.uint("mtu", &mut self.kcp.mtu)?;
+        j.uint("datashard", &mut self.kcp.datashard)?;
+        j.uint("parityshard", &mut self.kcp.parityshard)?;
+        j.uint("dscp", &mut self.kcp.dscp)?;
         j.bool("nocomp", &mut self.nocomp)?;
-        j.bool("acknodelay", &mut self.acknodelay)?;
-        j.uint("nodelay", &mut self.nodelay)?;
-        j.uint("interval", &mut self.interval)?;
-        j.uint("resend", &mut self.resend)?;
-        j.uint("nc", &mut self.nc)?;
-        j.uint("sockbuf", &mut self.sockbuf)?;
+        j.bool("acknodelay", &mut self.kcp.acknodelay)?;
+        j.uint("nodelay", &mut self.kcp.nodelay)?;
+        j.uint("interval", &mut self.kcp.interval)?;
+        j.uint("resend", &mut self.kcp.resend)?;
+        j.uint("nc", &mut self.kcp.nc)?;
+        j.uint("sockbuf", &mut self.kcp.sockbuf)?;
         j.uint("smuxver", &mut self.smuxver)?;
         j.uint("smuxbuf", &mut self.smuxbuf)?;
         j.uint("streambuf", &mut self.streambuf)?;
@@ -344,14 +307,15 @@ impl CommonFlags {
     /// kcptun's mode presets (kcptun.md §4), applied after flags and JSON as kcptun does:
     /// a known mode overwrites nodelay, interval, resend and nc; any other name is manual.
     pub fn apply_mode(&mut self) {
-        let preset = match self.mode.as_str() {
+        let preset = match self.kcp.mode.as_str() {
             "normal" => (0, 40, 2, 1),
             "fast" => (0, 30, 2, 1),
             "fast2" => (1, 20, 2, 1),
             "fast3" => (1, 10, 2, 1),
             _ => return,
         };
-        (self.nodelay, self.interval, self.resend, self.nc) = preset;
+        let k = &mut self.kcp;
+        (k.nodelay, k.interval, k.resend, k.nc) = preset;
     }
 
     /// kcptun's own checks, with tether's wording.
@@ -375,10 +339,10 @@ impl CommonFlags {
                 "the keepalive interval must be 1..=30 s (smux's timeout is 30 s)",
             ));
         }
-        if self.mtu > 1500 {
+        if self.kcp.mtu > 1500 {
             return Err(invalid(
                 "mtu",
-                self.mtu.to_string(),
+                self.kcp.mtu.to_string(),
                 "kcp-go peers read datagrams into 1500-byte buffers: use at most 1500",
             ));
         }

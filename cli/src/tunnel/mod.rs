@@ -35,32 +35,20 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 pub fn run_client(f: &ClientFlags) -> i32 {
     let mut f = f.clone();
     let resolved = f.resolve();
-    let (sndwnd, rcvwnd) = (f.sndwnd, f.rcvwnd);
     let common = f.common.clone();
-    start(
-        "client",
-        &common,
-        resolved,
-        sndwnd,
-        rcvwnd,
-        |s| async move { client::run(&f, s).await },
-    )
+    start("client", &common, resolved, |s| async move {
+        client::run(&f, s).await
+    })
 }
 
 /// Runs `tether server`; the exit code.
 pub fn run_server(f: &ServerFlags) -> i32 {
     let mut f = f.clone();
     let resolved = f.resolve();
-    let (sndwnd, rcvwnd) = (f.sndwnd, f.rcvwnd);
     let common = f.common.clone();
-    start(
-        "server",
-        &common,
-        resolved,
-        sndwnd,
-        rcvwnd,
-        |s| async move { server::run(&f, s).await },
-    )
+    start("server", &common, resolved, |s| async move {
+        server::run(&f, s).await
+    })
 }
 
 /// The shared start: settings, logging, the runtime, the exit code.
@@ -68,15 +56,13 @@ fn start<F, Fut>(
     what: &str,
     common: &flags::CommonFlags,
     resolved: Result<(), flags::ConfigError>,
-    sndwnd: u32,
-    rcvwnd: u32,
     body: F,
 ) -> i32
 where
     F: FnOnce(Settings) -> Fut,
     Fut: std::future::Future<Output = std::io::Result<()>>,
 {
-    let settings = resolved.and_then(|()| Settings::new(common, sndwnd, rcvwnd));
+    let settings = resolved.and_then(|()| Settings::new(common));
     let settings = match settings {
         Ok(s) => s,
         Err(e) => {
@@ -217,13 +203,16 @@ mod tests {
             (f.localaddr.as_str(), f.remoteaddr.as_str()),
             (":12948", "vps:29900")
         );
-        assert_eq!((f.sndwnd, f.rcvwnd, f.conn), (128, 512, 1));
-        let c = &f.common;
+        assert_eq!(
+            (f.common.kcp.sndwnd, f.common.kcp.rcvwnd, f.conn),
+            (128, 512, 1)
+        );
+        let c = &f.common.kcp;
         assert_eq!(
             (c.crypt.as_str(), c.mode.as_str(), c.mtu),
             ("aes", "fast", 1350)
         );
-        assert_eq!((c.datashard, c.parityshard, c.smuxver), (10, 3, 1));
+        assert_eq!((c.datashard, c.parityshard, f.common.smuxver), (10, 3, 1));
         // fast's preset, applied after the flags.
         assert_eq!((c.nodelay, c.interval, c.resend, c.nc), (0, 30, 2, 1));
         let mut s = Server::try_parse_from(["server"]).unwrap().f;
@@ -232,7 +221,7 @@ mod tests {
             (s.listen.as_str(), s.target.as_str()),
             (":29900", "127.0.0.1:12948")
         );
-        assert_eq!((s.sndwnd, s.rcvwnd), (1024, 1024));
+        assert_eq!((s.common.kcp.sndwnd, s.common.kcp.rcvwnd), (1024, 1024));
     }
 
     #[test]
@@ -253,8 +242,11 @@ mod tests {
         ]);
         f.resolve().unwrap();
         assert_eq!(f.remoteaddr, "10.0.0.1:4000", "JSON beats the flag");
-        assert_eq!(f.common.crypt, "salsa20");
-        assert_eq!(f.common.mtu, 1200, "a key absent from JSON keeps the flag");
+        assert_eq!(f.common.kcp.crypt, "salsa20");
+        assert_eq!(
+            f.common.kcp.mtu, 1200,
+            "a key absent from JSON keeps the flag"
+        );
         assert!(f.common.nocomp);
         assert_eq!((f.conn, f.common.smuxver), (4, 2));
     }
@@ -264,13 +256,13 @@ mod tests {
         let path = json_file(r#"{"mode": "fast3", "interval": 77, "nodelay": 0}"#);
         let mut f = client(&["--mode", "normal", "-c", &path]);
         f.resolve().unwrap();
-        let c = &f.common;
+        let c = &f.common.kcp;
         assert_eq!((c.nodelay, c.interval, c.resend, c.nc), (1, 10, 2, 1));
         // Manual mode keeps what JSON said.
         let path = json_file(r#"{"mode": "manual", "interval": 77, "nodelay": 1}"#);
         let mut f = client(&["-c", &path]);
         f.resolve().unwrap();
-        assert_eq!((f.common.nodelay, f.common.interval), (1, 77));
+        assert_eq!((f.common.kcp.nodelay, f.common.kcp.interval), (1, 77));
     }
 
     #[test]
@@ -288,7 +280,7 @@ mod tests {
         }
         let mut f = client(&["--datashard", "10", "--parityshard", "0"]);
         f.resolve().unwrap();
-        let e = Settings::new(&f.common, f.sndwnd, f.rcvwnd).expect_err("half FEC");
+        let e = Settings::new(&f.common).expect_err("half FEC");
         assert!(e.to_string().contains("datashard"), "{e}");
         let path = json_file(r#"{"conn": "four"}"#);
         let e = client(&["-c", &path])

@@ -7,14 +7,38 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tether_core::session::snmp::Snmp;
-use tether_runtime_tokio::KcpConnection;
+use tether_runtime_tokio::{KcpConnection, KcpStream};
 
 use super::config::Settings;
+
+/// One KCP + snappy + smux session of the pool.
+#[derive(Debug)]
+pub struct Session {
+    conn: KcpConnection,
+    /// One `open_stream` at a time: the runtime's connection handle keeps a single waker for
+    /// pending opens, so concurrent opens on one connection could wait forever.
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl Session {
+    /// Opens a stream (one open at a time per session).
+    pub async fn open_stream(&self) -> io::Result<KcpStream> {
+        let _one = self.opening.lock().await;
+        self.conn.open_stream().await
+    }
+}
+
+impl std::ops::Deref for Session {
+    type Target = KcpConnection;
+    fn deref(&self) -> &KcpConnection {
+        &self.conn
+    }
+}
 
 /// One live session and when it stops taking new streams.
 #[derive(Debug, Clone)]
 struct Slot {
-    conn: Arc<KcpConnection>,
+    conn: Arc<Session>,
     expires: Option<Instant>,
 }
 
@@ -29,7 +53,7 @@ struct State {
     slots: Vec<Option<Slot>>,
     next: usize,
     /// Expired sessions still carrying streams, with the time they must be gone by.
-    expired: Vec<(Arc<KcpConnection>, Instant)>,
+    expired: Vec<(Arc<Session>, Instant)>,
     /// Counters of the sessions no longer held (kcptun.md §10: process-wide, cumulative).
     retired: Snmp,
 }
@@ -74,7 +98,7 @@ impl Pool {
     /// The session for the next TCP connection: the next slot's, replaced first if it is
     /// missing, closed or expired. Fails only when a session cannot be created (the
     /// address does not resolve, no socket); the caller retries.
-    pub async fn pick(&self) -> io::Result<Arc<KcpConnection>> {
+    pub async fn pick(&self) -> io::Result<Arc<Session>> {
         let now = Instant::now();
         let i = {
             let mut st = self.lock();
@@ -108,7 +132,10 @@ impl Pool {
             conn.peer_addr()
         );
         let slot = Slot {
-            conn: Arc::new(conn),
+            conn: Arc::new(Session {
+                conn,
+                opening: tokio::sync::Mutex::new(()),
+            }),
             expires: self.autoexpire.map(|d| now + d),
         };
         let conn = Arc::clone(&slot.conn);

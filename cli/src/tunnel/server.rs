@@ -57,7 +57,7 @@ pub async fn run(f: &ServerFlags, settings: Settings) -> io::Result<()> {
     let listener = std::sync::Arc::new(listener);
     tracing::info!("listening on: {}", listener.local_addr());
     tracing::info!("target: {}", f.target);
-    for line in startup_lines(c, f.sndwnd, f.rcvwnd) {
+    for line in startup_lines(c) {
         tracing::info!("{line}");
     }
     let mut background = tokio::task::JoinSet::new();

@@ -66,6 +66,17 @@ fn tunnel(
     keys: (&str, &str),
     netem: Option<&[&str]>,
 ) -> Tunnel {
+    tunnel_with(client, server, flags, &[], keys, netem)
+}
+
+fn tunnel_with(
+    client: Impl,
+    server: Impl,
+    flags: &[&str],
+    client_only: &[&str],
+    keys: (&str, &str),
+    netem: Option<&[&str]>,
+) -> Tunnel {
     let target = echo_target();
     let udp: SocketAddr = format!("127.0.0.1:{}", free_port(true)).parse().unwrap();
     let mut s = args(&[
@@ -90,6 +101,7 @@ fn tunnel(
         keys.0,
     ]);
     c.extend(args(flags));
+    c.extend(args(client_only));
     let client = start_end(client, "client", &c);
     Tunnel {
         client,
@@ -326,4 +338,92 @@ fn snmp_csv_rows_and_a_graceful_sigterm_that_drains_open_streams() {
         client.log_text()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--conn 3 --autoexpire 1 --scavengettl 1`: sessions rotate, expired ones are scavenged,
+/// and every connection still gets through.
+#[test]
+fn pool_rotation_autoexpire_and_scavenger() {
+    let pool = ["--conn", "3", "--autoexpire", "1", "--scavengettl", "1"];
+    let t = tunnel_with(Impl::Tether, Impl::Tether, &[], &pool, ("k", "k"), None);
+    for i in 0..12 {
+        echo_through(t.local, i, 32 << 10, true, Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("connection {i}: {e}\n{}", t.client.log_text()));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        t.client
+            .wait_for("scavenger: session", Duration::from_secs(5)),
+        "{}",
+        t.client.log_text()
+    );
+    let sessions = t.client.log_text().matches("on connection:").count();
+    assert!(
+        sessions >= 4,
+        "expected rotated sessions, saw {sessions}:\n{}",
+        t.client.log_text()
+    );
+}
+
+/// A target that is not `host:port` is a unix socket path; a target that refuses closes the
+/// stream, so the local connection ends at once instead of hanging.
+#[test]
+fn unix_socket_target_and_a_refusing_target() {
+    let dir = tether_tests::go::target_dir().join("interop-kcptun");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("echo-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = c.try_clone().unwrap();
+                let mut w = c;
+                let _ = std::io::copy(&mut r, &mut w);
+                let _ = w.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    let udp = format!("127.0.0.1:{}", free_port(true));
+    let s = args(&["-l", &udp, "-t", path.to_str().unwrap(), "--key", "k"]);
+    let _server = start_end(Impl::Tether, "server", &s);
+    let local = format!("127.0.0.1:{}", free_port(false));
+    let c = args(&["-l", &local, "-r", &udp, "--key", "k"]);
+    let client = start_end(Impl::Tether, "client", &c);
+    let local: SocketAddr = local.parse().unwrap();
+    echo_through(local, 9, 256 << 10, true, Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\n{}", client.log_text()));
+    let _ = std::fs::remove_file(&path);
+
+    // Nothing listens on the target port: the stream is closed, the TCP connection ends.
+    let dead = format!("127.0.0.1:{}", free_port(false));
+    let udp = format!("127.0.0.1:{}", free_port(true));
+    let server = start_end(
+        Impl::Tether,
+        "server",
+        &args(&["-l", &udp, "-t", &dead, "--key", "k"]),
+    );
+    let local = format!("127.0.0.1:{}", free_port(false));
+    let _client = start_end(
+        Impl::Tether,
+        "client",
+        &args(&["-l", &local, "-r", &udp, "--key", "k"]),
+    );
+    let local: SocketAddr = local.parse().unwrap();
+    let start = std::time::Instant::now();
+    let r = echo_through(local, 1, 1024, false, Duration::from_secs(10));
+    assert!(
+        r.as_ref().is_err_and(|e| e.contains("end of stream")),
+        "{r:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        server.wait_for("cannot reach the target", Duration::from_secs(5)),
+        "{}",
+        server.log_text()
+    );
 }

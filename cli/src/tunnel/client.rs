@@ -99,13 +99,6 @@ async fn handle(conn: Arc<Session>, tcp: TcpStream, from: SocketAddr, quiet: boo
         tracing::info!("stream opened in: {from} out: {out}");
     }
     let _ = tcp.set_nodelay(true);
-    match pipe::pipe(tcp, stream).await {
-        Ok(m) if !quiet => tracing::info!(
-            "stream closed in: {from} out: {out} (up {} B, down {} B)",
-            m.up,
-            m.down
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("stream closed in: {from} out: {out}: {e}"),
-    }
+    let result = pipe::pipe(tcp, stream).await;
+    pipe::log_end(&from.to_string(), &out, &result, quiet);
 }

@@ -1,7 +1,6 @@
 //! The effective settings of one tunnel end, built from the resolved kcptun flags: the KCP
 //! endpoint configuration, the smux configuration, the stack each session carries
 //! (`Snappy<Smux>`, kcptun.md §1) and kcptun's startup lines.
-use std::time::Duration;
 
 use tether_core::smux::{Smux, SmuxConfig};
 use tether_core::snappy::Snappy;
@@ -39,9 +38,7 @@ impl Settings {
             why: e.to_string(),
         })?;
         let mut smux = SmuxConfig::xtaci(c.smuxver);
-        smux.max_receive_buffer = c.smuxbuf;
-        smux.max_stream_buffer = c.streambuf;
-        smux.keepalive_interval = Some(Duration::from_secs(c.keepalive));
+        c.smux.apply(&mut smux);
         smux.validate().map_err(|e| ConfigError::Invalid {
             flag: match e.field {
                 "max_receive_buffer" => "smuxbuf",
@@ -116,9 +113,9 @@ pub fn startup_lines(c: &CommonFlags) -> Vec<String> {
         format!("acknodelay: {}", k.acknodelay),
         format!("dscp: {}", k.dscp),
         format!("sockbuf: {}", k.sockbuf),
-        format!("smuxbuf: {}", c.smuxbuf),
-        format!("streambuf: {}", c.streambuf),
-        format!("keepalive: {}", c.keepalive),
+        format!("smuxbuf: {}", c.smux.smuxbuf),
+        format!("streambuf: {}", c.smux.streambuf),
+        format!("keepalive: {}", c.smux.keepalive),
         format!("snmplog: {}", c.snmplog),
         format!("snmpperiod: {}", c.snmpperiod),
         format!("quiet: {}", c.quiet),

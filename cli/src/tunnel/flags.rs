@@ -7,6 +7,7 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use crate::kcp_flags::KcpFlags;
+use crate::smux::XtaciFlags;
 
 /// Flags both ends take (kcptun.md §5).
 #[derive(Debug, Clone, Args)]
@@ -21,15 +22,9 @@ pub struct CommonFlags {
     /// smux version, 1 or 2 (must match on both ends).
     #[arg(long, default_value_t = 1)]
     pub smuxver: u8,
-    /// smux session receive buffer (bytes).
-    #[arg(long, default_value_t = 4_194_304)]
-    pub smuxbuf: usize,
-    /// smux per-stream window, version 2 (bytes).
-    #[arg(long, default_value_t = 2_097_152)]
-    pub streambuf: usize,
-    /// Seconds between smux keepalives (the timeout stays 30 s).
-    #[arg(long, default_value_t = 10)]
-    pub keepalive: u64,
+    /// smux's buffers and keepalive (--smuxbuf, --streambuf, --keepalive).
+    #[command(flatten)]
+    pub smux: XtaciFlags,
     /// Append KCP counters as CSV to this file every --snmpperiod seconds (the file name
     /// takes Go time layouts: snmp-20060102.log rotates daily).
     #[arg(long, default_value = "")]
@@ -294,9 +289,9 @@ impl CommonFlags {
         j.uint("nc", &mut self.kcp.nc)?;
         j.uint("sockbuf", &mut self.kcp.sockbuf)?;
         j.uint("smuxver", &mut self.smuxver)?;
-        j.uint("smuxbuf", &mut self.smuxbuf)?;
-        j.uint("streambuf", &mut self.streambuf)?;
-        j.uint("keepalive", &mut self.keepalive)?;
+        j.uint("smuxbuf", &mut self.smux.smuxbuf)?;
+        j.uint("streambuf", &mut self.smux.streambuf)?;
+        j.uint("keepalive", &mut self.smux.keepalive)?;
         j.string("snmplog", &mut self.snmplog)?;
         j.uint("snmpperiod", &mut self.snmpperiod)?;
         j.string("log", &mut self.log)?;
@@ -332,10 +327,10 @@ impl CommonFlags {
                 "smux versions are 1 and 2",
             ));
         }
-        if self.keepalive == 0 || self.keepalive > 30 {
+        if self.smux.keepalive == 0 || self.smux.keepalive > 30 {
             return Err(invalid(
                 "keepalive",
-                self.keepalive.to_string(),
+                self.smux.keepalive.to_string(),
                 "the keepalive interval must be 1..=30 s (smux's timeout is 30 s)",
             ));
         }
@@ -346,10 +341,10 @@ impl CommonFlags {
                 "kcp-go peers read datagrams into 1500-byte buffers: use at most 1500",
             ));
         }
-        if self.streambuf > self.smuxbuf {
+        if self.smux.streambuf > self.smux.smuxbuf {
             return Err(invalid(
                 "streambuf",
-                self.streambuf.to_string(),
+                self.smux.streambuf.to_string(),
                 "must not exceed --smuxbuf",
             ));
         }

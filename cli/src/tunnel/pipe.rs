@@ -33,6 +33,20 @@ pub enum PipeError {
     Tunnel(io::Error),
 }
 
+/// kcptun's "stream closed" line (with the byte counts; dropped by `--quiet` unless the
+/// pipe failed).
+pub fn log_end(from: &str, to: &str, result: &Result<Moved, PipeError>, quiet: bool) {
+    match result {
+        Ok(m) if !quiet => tracing::info!(
+            "stream closed in: {from} out: {to} (local to tunnel {} B, tunnel to local {} B)",
+            m.up,
+            m.down
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("stream closed in: {from} out: {to}: {e}"),
+    }
+}
+
 /// Copies `local` ⇄ `tunnel` until both directions end (or one fails), then closes both
 /// (by dropping them).
 pub async fn pipe<L, T>(local: L, tunnel: T) -> Result<Moved, PipeError>

@@ -121,15 +121,7 @@ async fn handle(stream: KcpStream, target: Target, quiet: bool) {
             Err(e) => return refused(&from, path, e),
         },
     };
-    match result {
-        Ok(m) if !quiet => tracing::info!(
-            "stream closed in: {from} out: {target} (up {} B, down {} B)",
-            m.down,
-            m.up
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("stream closed in: {from} out: {target}: {e}"),
-    }
+    pipe::log_end(&from, &target.to_string(), &result, quiet);
 }
 
 /// A bounded dial.

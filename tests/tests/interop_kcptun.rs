@@ -427,3 +427,52 @@ fn unix_socket_target_and_a_refusing_target() {
         server.log_text()
     );
 }
+
+/// The same `-c config.json` (kcptun's keys) read by kcptun-server and by tether client;
+/// flags not in the file (addresses) still apply.
+#[test]
+fn one_json_config_for_kcptun_server_and_tether_client() {
+    if !require_kcptun() {
+        return;
+    }
+    let dir = tether_tests::go::target_dir().join("interop-kcptun");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join(format!("shared-{}.json", std::process::id()));
+    std::fs::write(
+        &json,
+        r#"{"key": "from json", "crypt": "aes-128", "mode": "fast2", "nocomp": true,
+            "smuxver": 2, "datashard": 4, "parityshard": 2, "unknown_key": 1}"#,
+    )
+    .unwrap();
+    let c = ["-c", json.to_str().unwrap()];
+    let t = tunnel(
+        Impl::Tether,
+        Impl::Kcptun,
+        &c,
+        ("not this", "nor this"),
+        None,
+    );
+    let log = t.client.log_text();
+    assert!(
+        log.contains("encryption: aes-128") && log.contains("nodelay parameters: 1 20 2 1"),
+        "{log}"
+    );
+    transfer(&t, false);
+    let _ = std::fs::remove_file(&json);
+}
+
+/// Nothing listens at `-r`: the client says so within seconds instead of hanging silently.
+#[test]
+fn an_unreachable_server_is_reported() {
+    let udp = format!("127.0.0.1:{}", free_port(true));
+    let local = format!("127.0.0.1:{}", free_port(false));
+    let client = start_end(Impl::Tether, "client", &args(&["-l", &local, "-r", &udp]));
+    let mut s = std::net::TcpStream::connect(&local).unwrap();
+    use std::io::Write;
+    s.write_all(b"hello?").unwrap();
+    assert!(
+        client.wait_for("no answer from the server", Duration::from_secs(12)),
+        "{}",
+        client.log_text()
+    );
+}

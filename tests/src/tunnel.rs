@@ -78,6 +78,18 @@ impl End {
         self.child.0.id()
     }
 
+    /// Waits (bounded by `limit`, else panics) for the process to exit; its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.0.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(start.elapsed() < limit, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits (bounded) until the log holds `needle`; false on timeout.
     pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
         let start = Instant::now();

@@ -320,17 +320,7 @@ fn snmp_csv_rows_and_a_graceful_sigterm_that_drains_open_streams() {
     open.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(open.read(&mut buf).unwrap(), 0);
     let mut client = t.client;
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = client.child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(8),
-            "still running after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = client.wait_exit(Duration::from_secs(8));
     assert_eq!(status.code(), Some(0), "{}", client.log_text());
     assert!(
         client.log_text().contains("all streams finished"),
@@ -475,4 +465,36 @@ fn an_unreachable_server_is_reported() {
         "{}",
         client.log_text()
     );
+}
+
+/// SIGTERM to the server: no new sessions are taken, the open stream finishes, exit 0.
+#[test]
+fn server_sigterm_drains_then_exits() {
+    use std::io::{Read, Write};
+    let t = tunnel(Impl::Tether, Impl::Tether, &[], ("k", "k"), None);
+    let mut open = std::net::TcpStream::connect(t.local).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 5];
+    open.write_all(b"first").unwrap();
+    open.read_exact(&mut buf).unwrap();
+    let pid = t.server.pid().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        t.server.wait_for("shutting down", Duration::from_secs(5)),
+        "{}",
+        t.server.log_text()
+    );
+    open.write_all(b"again").unwrap();
+    open.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"again");
+    open.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(open.read(&mut buf).unwrap(), 0);
+    let mut server = t.server;
+    let status = server.wait_exit(Duration::from_secs(8));
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
 }

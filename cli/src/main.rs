@@ -11,6 +11,7 @@ mod netem;
 mod rounded;
 mod sim;
 mod smux;
+mod tunnel;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,13 @@ enum Cmd {
     Netem(Box<netem::NetemArgs>),
     /// netcat for KCP: stdin to the peer, the peer to stdout (kcptun's flags and key handling).
     Cat(Box<cat_cmd::CatArgs>),
+    /// kcptun-compatible tunnel client: accepts TCP on -l and carries each connection as a
+    /// smux stream over KCP to `tether server` or kcptun-server at -r (kcptun 20210922's
+    /// flags, defaults and -c config.json keys).
+    Client(Box<tunnel::ClientFlags>),
+    /// kcptun-compatible tunnel server: accepts KCP sessions on -l from `tether client` or
+    /// kcptun-client and connects each stream to -t (TCP host:port or a unix socket).
+    Server(Box<tunnel::ServerFlags>),
     /// A short tour: compares the kcptun modes over a lossy simulated link.
     Demo,
     /// smux test and benchmark tool: an echo server, a checking client (K streams x N
@@ -57,11 +65,13 @@ enum Cmd {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(tunnel::go_style_args(std::env::args_os()));
     let code = match cli.cmd {
         Cmd::Sim(args) => sim::run(&args),
         Cmd::Netem(args) => netem::run(&args),
         Cmd::Cat(args) => cat_cmd::run(&args),
+        Cmd::Client(args) => tunnel::run_client(&args),
+        Cmd::Server(args) => tunnel::run_server(&args),
         Cmd::Demo => demo::run(),
         Cmd::Smux(args) => smux::run(&args),
         Cmd::Bench(args) => bench::run(&args),

@@ -250,6 +250,22 @@ impl<S: RuntimeStream> ConnectionHandle<S> {
         self.peer
     }
 
+    /// Whether the connection can carry no more streams: it closed (the peer, a dead link,
+    /// smux's keepalive timeout, [`ConnectionHandle::close`]) or its socket loop stopped.
+    /// A pool (kcptun's `--conn`) replaces such a connection.
+    pub fn is_closed(&self) -> bool {
+        let st = self.hub.lock();
+        st.endpoint_gone || st.conns.get(&self.id).is_none_or(|q| q.gone.is_some())
+    }
+
+    /// kcp-go's 24 counters of the socket loop carrying this connection: a dialled
+    /// connection's own session ([`ConnectionHandle::connect_with`] gives each its socket);
+    /// for an accepted one, every session of its listener socket. Refreshed as
+    /// [`ListenerHandle::snmp`] is.
+    pub fn snmp(&self) -> Snmp {
+        self.hub.lock().snmp
+    }
+
     /// Opens a new stream on this connection.
     pub async fn open_stream(&self) -> io::Result<S> {
         self.hub.request_open(self.id);
@@ -363,6 +379,12 @@ impl StreamHandle {
     /// The remote address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The multiplexer's id for this stream (smux: odd when the client opened it); a plain
+    /// session's sole stream has [`StreamId::SOLE`]'s.
+    pub fn stream_id(&self) -> u32 {
+        self.id.1 .0
     }
 
     /// Sends a keepalive: a KCP window probe (WASK) that the peer, kcp-go included, answers

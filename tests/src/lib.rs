@@ -11,4 +11,5 @@ pub mod peer;
 pub mod scenarios;
 pub mod scenarios_tcp_mux;
 pub mod tether_bin;
+pub mod tunnel;
 pub mod vectors;

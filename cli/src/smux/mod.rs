@@ -51,6 +51,30 @@ pub enum TransportArg {
     Kcp,
 }
 
+/// kcptun's smux flags for the xtaci dialects (shared with `tether client`/`server`).
+#[derive(Debug, Clone, Args)]
+pub struct XtaciFlags {
+    /// xtaci: the session's receive buffer (kcptun `--smuxbuf`).
+    #[arg(long, default_value_t = 4_194_304)]
+    pub smuxbuf: usize,
+    /// xtaci v2: the per-stream window (kcptun `--streambuf`).
+    #[arg(long, default_value_t = 2_097_152)]
+    pub streambuf: usize,
+    /// xtaci: seconds between keepalives (kcptun `--keepalive`; the timeout stays 30 s; 0
+    /// disables it in `tether smux` only).
+    #[arg(long, default_value_t = 10)]
+    pub keepalive: u64,
+}
+
+impl XtaciFlags {
+    /// Sets the buffers and the keepalive interval of an xtaci configuration.
+    pub fn apply(&self, c: &mut SmuxConfig) {
+        c.max_receive_buffer = self.smuxbuf;
+        c.max_stream_buffer = self.streambuf;
+        c.keepalive_interval = (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive));
+    }
+}
+
 /// Flags every smux command shares.
 #[derive(Debug, Clone, Args)]
 pub struct SessionFlags {
@@ -60,15 +84,9 @@ pub struct SessionFlags {
     /// What carries the session.
     #[arg(long, value_enum, default_value = "tcp")]
     pub transport: TransportArg,
-    /// xtaci: the session's receive buffer (kcptun `--smuxbuf`).
-    #[arg(long, default_value_t = 4_194_304)]
-    pub smuxbuf: usize,
-    /// xtaci v2: the per-stream window (kcptun `--streambuf`).
-    #[arg(long, default_value_t = 2_097_152)]
-    pub streambuf: usize,
-    /// xtaci: seconds between keepalives (kcptun `--keepalive`; 0 disables).
-    #[arg(long, default_value_t = 10)]
-    pub keepalive: u64,
+    /// xtaci's buffers and keepalive (kcptun's names).
+    #[command(flatten)]
+    pub xtaci: XtaciFlags,
     /// KCP transport settings (kcptun's flags; ignored over TCP).
     #[command(flatten)]
     pub kcp: KcpFlags,
@@ -83,10 +101,7 @@ impl SessionFlags {
             DialectArg::V2 => SmuxConfig::xtaci(2),
         };
         if self.dialect != DialectArg::Seed {
-            c.max_receive_buffer = self.smuxbuf;
-            c.max_stream_buffer = self.streambuf;
-            c.keepalive_interval =
-                (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive));
+            self.xtaci.apply(&mut c);
         }
         c.validate()?;
         Ok(c)

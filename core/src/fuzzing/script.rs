@@ -55,8 +55,14 @@ const MAX_RUN: usize = 1 << 16;
 fn table() -> &'static [u8] {
     static TABLE: OnceLock<Vec<u8>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        (0..(PERIOD + MAX_RUN) as u64)
-            .map(|o| (o ^ (o >> 8).wrapping_mul(7) ^ (o >> 16).wrapping_mul(13)) as u8)
+        // Entry i is the byte of offset i mod PERIOD, so a run that starts before the period
+        // wraps continues exactly as a run that starts after it (the reader and the writer
+        // may cut the stream at different places).
+        (0..PERIOD + MAX_RUN)
+            .map(|i| {
+                let o = (i % PERIOD) as u64;
+                (o ^ (o >> 8).wrapping_mul(7) ^ (o >> 16).wrapping_mul(13)) as u8
+            })
             .collect()
     })
 }

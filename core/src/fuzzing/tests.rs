@@ -48,3 +48,13 @@ fn a_listener_script_accepts_and_delivers_in_every_mode() {
         );
     }
 }
+
+/// A run that crosses the pattern's period reads the same as runs cut anywhere else (the
+/// smux_session fuzzer found readers failing at stream byte 65 536 when it did not).
+#[test]
+fn pattern_is_continuous_across_its_period() {
+    use super::script::pattern_bytes;
+    let long = pattern_bytes(65_000, 1_000);
+    assert_eq!(&long[521..], pattern_bytes(65_521, 479));
+    assert_eq!(&long[536..], pattern_bytes(65_536, 464));
+}

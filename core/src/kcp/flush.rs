@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::cwnd::FlushOutcome;
+use super::queue::rewind;
 use super::segment::{Cmd, Header, OVERHEAD};
 use super::{Kcp, KcpFlavor, Seg, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT};
 use crate::time::timediff;
@@ -20,6 +21,7 @@ impl Kcp {
     /// Pops the next datagram produced by a flush, appending it to `buf`. Returns its length.
     pub fn pop_output(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
         let d = self.out.pop_front()?;
+        rewind(&mut self.out);
         buf.extend_from_slice(&d);
         let n = d.len();
         self.give_buf(d);
@@ -29,7 +31,9 @@ impl Kcp {
     /// Pops the next datagram produced by a flush as an owned buffer, without copying it
     /// (the session layer seals it in place). Hand the buffer back with [`Kcp::recycle`].
     pub fn pop_output_owned(&mut self) -> Option<Vec<u8>> {
-        self.out.pop_front()
+        let d = self.out.pop_front();
+        rewind(&mut self.out);
+        d
     }
 
     /// Takes back a buffer from [`Kcp::pop_output_owned`] for the next datagram (bounded
@@ -149,6 +153,7 @@ impl Kcp {
             self.snd_buf.push_back(seg);
             n += 1;
         }
+        rewind(&mut self.snd_queue);
         n
     }
 

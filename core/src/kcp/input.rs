@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::segment::{Cmd, Header, OVERHEAD};
+use super::queue::rewind;
 use super::{InputError, Kcp, KcpFlavor, Seg, ASK_TELL};
 use crate::time::timediff;
 use crate::wire::Reader;
@@ -188,7 +189,13 @@ impl Kcp {
                 data,
                 ..Seg::default()
             };
-            self.rcv_buf.insert(insert_at, seg);
+            // In-order arrival is the common case: appending skips VecDeque::insert's
+            // general path (same order either way).
+            if insert_at == self.rcv_buf.len() {
+                self.rcv_buf.push_back(seg);
+            } else {
+                self.rcv_buf.insert(insert_at, seg);
+            }
         }
         self.move_ready_to_queue();
         repeat
@@ -207,6 +214,7 @@ impl Kcp {
             self.peer_acked = true;
             count += 1;
         }
+        rewind(&mut self.snd_buf);
         count
     }
 
@@ -245,6 +253,7 @@ impl Kcp {
                 self.give_buf(seg.data);
             }
         }
+        rewind(&mut self.snd_buf);
     }
 
     /// ikcp.c `ikcp_parse_fastack` without `IKCP_FASTACK_CONSERVE`: every unacked segment

@@ -2,8 +2,8 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 use std::time::Instant;
 
-use super::segment::{Cmd, Header, OVERHEAD};
 use super::queue::rewind;
+use super::segment::{Cmd, Header, OVERHEAD};
 use super::{InputError, Kcp, KcpFlavor, Seg, ASK_TELL};
 use crate::time::timediff;
 use crate::wire::Reader;

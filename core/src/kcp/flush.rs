@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use super::cwnd::FlushOutcome;
-use super::queue::rewind;
 use super::segment::{Cmd, Header, OVERHEAD};
 use super::{Kcp, KcpFlavor, Seg, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT};
 use crate::time::timediff;
@@ -21,7 +20,6 @@ impl Kcp {
     /// Pops the next datagram produced by a flush, appending it to `buf`. Returns its length.
     pub fn pop_output(&mut self, buf: &mut Vec<u8>) -> Option<usize> {
         let d = self.out.pop_front()?;
-        rewind(&mut self.out);
         buf.extend_from_slice(&d);
         let n = d.len();
         self.give_buf(d);
@@ -31,9 +29,7 @@ impl Kcp {
     /// Pops the next datagram produced by a flush as an owned buffer, without copying it
     /// (the session layer seals it in place). Hand the buffer back with [`Kcp::recycle`].
     pub fn pop_output_owned(&mut self) -> Option<Vec<u8>> {
-        let d = self.out.pop_front();
-        rewind(&mut self.out);
-        d
+        self.out.pop_front()
     }
 
     /// Takes back a buffer from [`Kcp::pop_output_owned`] for the next datagram (bounded
@@ -153,7 +149,6 @@ impl Kcp {
             self.snd_buf.push_back(seg);
             n += 1;
         }
-        rewind(&mut self.snd_queue);
         n
     }
 

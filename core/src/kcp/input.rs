@@ -2,7 +2,6 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 use std::time::Instant;
 
-use super::queue::rewind;
 use super::segment::{Cmd, Header, OVERHEAD};
 use super::{InputError, Kcp, KcpFlavor, Seg, ASK_TELL};
 use crate::time::timediff;
@@ -189,13 +188,7 @@ impl Kcp {
                 data,
                 ..Seg::default()
             };
-            // In-order arrival is the common case: appending skips VecDeque::insert's
-            // general path (same order either way).
-            if insert_at == self.rcv_buf.len() {
-                self.rcv_buf.push_back(seg);
-            } else {
-                self.rcv_buf.insert(insert_at, seg);
-            }
+            self.rcv_buf.insert(insert_at, seg);
         }
         self.move_ready_to_queue();
         repeat
@@ -214,7 +207,6 @@ impl Kcp {
             self.peer_acked = true;
             count += 1;
         }
-        rewind(&mut self.snd_buf);
         count
     }
 
@@ -253,7 +245,6 @@ impl Kcp {
                 self.give_buf(seg.data);
             }
         }
-        rewind(&mut self.snd_buf);
     }
 
     /// ikcp.c `ikcp_parse_fastack` without `IKCP_FASTACK_CONSERVE`: every unacked segment

@@ -14,7 +14,6 @@ mod cwnd;
 mod flush;
 mod input;
 mod queue;
-pub(crate) use queue::rewind;
 mod rto;
 pub mod segment;
 mod stats;

@@ -4,17 +4,6 @@ use std::collections::VecDeque;
 
 use super::{Kcp, KcpFlavor, RecvError, Seg, SendError, ASK_TELL, IKCP_WND_RCV, MAX_FRAGMENTS};
 
-/// Rewinds an emptied queue to the start of its storage (`VecDeque::clear` resets the head):
-/// a queue that empties and refills around one element at a time (segments arriving in
-/// order, datagrams drained as they are made) otherwise walks its whole capacity, and once
-/// that grew to a window's worth every push lands on a cold cache line (issue 15 item 8).
-/// Memory layout only: the order and contents are unchanged.
-pub(crate) fn rewind<T>(q: &mut VecDeque<T>) {
-    if q.is_empty() {
-        q.clear();
-    }
-}
-
 impl Kcp {
     /// A cleared buffer from the pool.
     pub(super) fn take_buf(&mut self) -> Vec<u8> {
@@ -193,7 +182,6 @@ impl Kcp {
 
     fn after_recv(&mut self, recover: bool, n: usize) {
         self.stats.bytes_received += n as u64;
-        rewind(&mut self.rcv_queue);
         self.move_ready_to_queue();
         // kcp.md §7: tell the peer the window reopened.
         if recover && self.rcv_queue.len() < self.cfg.rcv_wnd as usize {
@@ -216,7 +204,6 @@ impl Kcp {
                 self.rcv_queue.push_back(seg);
             }
         }
-        rewind(&mut self.rcv_buf);
     }
 
     /// kcp-go `wnd_unused`.

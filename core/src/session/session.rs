@@ -753,7 +753,6 @@ impl Machine for Session {
             return None;
         }
         let (d, cost) = self.out.pop_front()?;
-        crate::kcp::rewind(&mut self.out);
         // The one copy of a sealed datagram: into the caller's (socket batch) buffer.
         buf.extend_from_slice(&d);
         let len = d.len();

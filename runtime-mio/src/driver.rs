@@ -500,10 +500,10 @@ fn pump_messages(s: &mut StreamBuf, sess: &mut Session) -> bool {
     let max = sess.kcp().mss() * MAX_MESSAGE_FRAGMENTS;
     while let Some(&len) = s.writes.front() {
         let piece = len.min(max);
-        let data = &s.send.make_contiguous()[..piece];
+        let data = s.send.front_contiguous(piece);
         match sess.write_message(data) {
             Ok(_) => {
-                s.send.drain(..piece);
+                s.send.consume(piece);
                 if piece == len {
                     s.writes.pop_front();
                 } else if let Some(front) = s.writes.front_mut() {

@@ -13,6 +13,8 @@ use std::time::Instant;
 use tether_core::driver::{StreamError, StreamId};
 use tether_core::session::{CloseReason, SessionId};
 
+use crate::ring::ByteRing;
+
 /// One stream of one connection: the hub's key. A plain KCP session has one stream,
 /// [`StreamId::SOLE`]; a multiplexed stack has as many as it opened or accepted.
 pub type StreamKey = (SessionId, StreamId);
@@ -91,12 +93,12 @@ pub enum Shutdown {
 #[derive(Debug, Default)]
 pub struct StreamBuf {
     /// Bytes written by the app, not yet accepted by KCP.
-    pub send: VecDeque<u8>,
+    pub send: ByteRing,
     /// Lengths of the app's writes still in `send`, oldest first: the message boundaries the
     /// driver keeps in KCP message mode (it clears them in stream mode).
     pub writes: VecDeque<usize>,
     /// Bytes read from KCP, not yet read by the app.
-    pub recv: VecDeque<u8>,
+    pub recv: ByteRing,
     /// Whether KCP still holds unacknowledged data (set by the driver).
     pub unacked: bool,
     /// Set once the stream can no longer carry data.
@@ -137,12 +139,8 @@ impl StreamBuf {
     /// only its struct (issue 13 item 5). Called where a buffer drains: the next read or
     /// write allocates again, one allocation per burst rather than a held 1 MiB.
     pub fn release_buffers(&mut self) {
-        if self.send.is_empty() {
-            self.send = VecDeque::new();
-        }
-        if self.recv.is_empty() {
-            self.recv = VecDeque::new();
-        }
+        self.send.release();
+        self.recv.release();
     }
 
     /// Wakes whoever waits on this stream.
@@ -427,12 +425,7 @@ impl Hub {
         };
         if !s.recv.is_empty() {
             let was_full = s.recv.len() >= RECV_BUFFER;
-            let n = buf.len().min(s.recv.len());
-            let (a, b) = s.recv.as_slices();
-            let from_a = n.min(a.len());
-            buf[..from_a].copy_from_slice(&a[..from_a]);
-            buf[from_a..n].copy_from_slice(&b[..n - from_a]);
-            s.recv.drain(..n);
+            let n = s.recv.read_into(buf);
             s.release_buffers();
             if was_full || s.recv.len() < RECV_BUFFER / 2 {
                 st.mark_dirty(key);

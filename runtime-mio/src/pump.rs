@@ -32,7 +32,7 @@ fn write_stream<C: Streams + ?Sized>(s: &mut StreamBuf, conn: &mut C, sid: Strea
         match conn.write(sid, &a[..n]) {
             Ok(0) | Err(_) => break,
             Ok(k) => {
-                s.send.drain(..k);
+                s.send.consume(k);
                 progressed = true;
             }
         }
@@ -67,28 +67,25 @@ pub(crate) fn fill_recv(
     s: &mut StreamBuf,
     mut read: impl FnMut(&mut [u8]) -> Result<usize, StreamError>,
 ) -> bool {
-    thread_local! {
-        static TMP: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
-    }
-    let mut progressed = false;
-    TMP.with(|tmp| {
-        let tmp = &mut tmp.borrow_mut()[..];
-        while s.recv.len() < RECV_BUFFER && !s.eof {
-            match read(tmp) {
-                Ok(0) => break,
-                Ok(n) => {
-                    s.recv.extend(&tmp[..n]);
-                    progressed = true;
-                }
-                Err(StreamError::Finished) => {
-                    s.eof = true;
-                    progressed = true;
-                }
-                Err(_) => break,
+    // The stack copies straight into the hub's ring: one copy from KCP's segments to here,
+    // one more into the application's buffer (issue 15 item 8).
+    let mut finished = false;
+    let eof = s.eof;
+    let moved = s.recv.fill_with(RECV_BUFFER, |room| {
+        if eof || finished {
+            return 0;
+        }
+        match read(room) {
+            Ok(n) => n,
+            Err(StreamError::Finished) => {
+                finished = true;
+                0
             }
+            Err(_) => 0,
         }
     });
-    progressed
+    s.eof |= finished;
+    moved > 0 || finished
 }
 
 /// After a stream's bytes moved: refreshes "unacknowledged" (`all_acked` is the stack's

@@ -71,14 +71,27 @@ impl Header {
 
     /// Appends the 24-byte encoding.
     pub fn encode(&self, w: &mut Writer<'_>) {
-        w.u32_le(self.conv);
-        w.u8(self.cmd);
-        w.u8(self.frg);
-        w.u16_le(self.wnd);
-        w.u32_le(self.ts);
-        w.u32_le(self.sn);
-        w.u32_le(self.una);
-        w.u32_le(self.len);
+        // Built on the stack and appended at once: one capacity check per header instead of
+        // eight (flush writes one per segment).
+        let mut h = [0u8; OVERHEAD];
+        let fields: [&[u8]; 8] = [
+            &self.conv.to_le_bytes(),
+            &[self.cmd],
+            &[self.frg],
+            &self.wnd.to_le_bytes(),
+            &self.ts.to_le_bytes(),
+            &self.sn.to_le_bytes(),
+            &self.una.to_le_bytes(),
+            &self.len.to_le_bytes(),
+        ];
+        let mut at = 0;
+        for f in fields {
+            if let Some(dst) = h.get_mut(at..at + f.len()) {
+                dst.copy_from_slice(f);
+            }
+            at += f.len();
+        }
+        w.bytes(&h);
     }
 }
 

@@ -63,6 +63,10 @@ pub trait Rt {
     /// Runs [`crate::scenarios_tcp_mux`]'s streams both ways (each written, half-closed,
     /// echoed to its end and half-closed back) over one KCP session carrying the toy mux.
     fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()>;
+    /// Runs the same streams both ways with the real smux (xtaci v2,
+    /// [`crate::scenarios_tcp_mux::smux_upper`]): over loopback TCP, then over one KCP
+    /// session; `Err` says which carrier failed.
+    fn smux_ends(cfg: &Config, limit: Duration) -> io::Result<()>;
 }
 
 /// The upper layer of the multiplexed scenario: core's toy echo multiplexer
@@ -147,6 +151,17 @@ pub fn mux_ends<R: Rt>() {
     let cfg = base_config().clone().stream_mode(true);
     R::mux_ends(&cfg, Duration::from_secs(60)).expect("per-stream ends over KCP");
     report(R::NAME, "mux_ends", start.elapsed());
+}
+
+/// Per-stream ends with the real smux (xtaci v2): two streams each way, each half-closed
+/// by its opener (a FIN), echoed to its end and half-closed back, byte for byte, over
+/// loopback TCP (`Stack<StreamLink, Smux>`) and over one KCP session (`Stack<Session,
+/// Smux>`).
+pub fn smux_ends<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config().clone().stream_mode(true);
+    R::smux_ends(&cfg, Duration::from_secs(90)).expect("smux per-stream ends over TCP and KCP");
+    report(R::NAME, "smux_ends", start.elapsed());
 }
 
 /// A running echo server.

@@ -12,6 +12,10 @@
 //! 3. a connection close ends the streams: the server closes the connection while a stream
 //!    is open; the client's read on it fails (`ConnectionReset`), and its `accept_stream`
 //!    and `open_stream` fail.
+//!
+//! Step 1 is generic over the multiplexer: [`smux_streams_both_ways`] runs it with the real
+//! smux ([`smux_upper`]) over TCP and over a KCP session, as [`run`] and
+//! [`kcp_streams_both_ways`] do with the toy.
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -21,12 +25,15 @@ use std::task::Poll;
 
 use tether_core::driver::{StreamError, StreamId, Streams};
 use tether_core::sim::toy_mux::ToyMux;
-use tether_core::stack::Stack;
+use tether_core::smux::{Smux, SmuxConfig};
+use tether_core::stack::{Side, Stack, StreamLayer};
 use tether_core::stream_link::StreamLink;
-use tether_runtime_mio::handle::{ConnectionHandle, ListenerHandle, RuntimeStream, StreamHandle};
-use tether_runtime_mio::tcp_conn::TcpListenerHandle;
+use tether_runtime_mio::handle::{
+    ConnectionHandle, ListenerHandle, RuntimeStream, SendLayer, StreamHandle,
+};
+use tether_runtime_mio::tcp_conn::{TcpListenerHandle, TcpMachine};
 
-use crate::scenarios::{payload, toy_mux, Config};
+use crate::scenarios::{payload, Config};
 
 /// Bytes each stream carries each way in step 1.
 pub const STREAM_BYTES: usize = 1 << 20;
@@ -34,6 +41,25 @@ pub const STREAM_BYTES: usize = 1 << 20;
 pub const STREAMS_EACH_WAY: usize = 2;
 /// Streams the client's toy mux allows (step 1's, and one for step 3).
 pub const CLIENT_STREAMS: usize = STREAMS_EACH_WAY + 1;
+
+/// How the streams of step 1 run over TCP: 1 MiB each, flushed too (over TCP
+/// "acknowledged" is "handed to the socket").
+pub const TCP_PLAN: Plan = Plan {
+    bytes: STREAM_BYTES,
+    flush: true,
+};
+
+/// The real smux for either side, in xtaci's v2 dialect (its FIN half-closes a stream, so
+/// step 1's ends work): the upper-layer factory of [`smux_streams_both_ways`].
+pub fn smux_upper() -> impl Fn(Side) -> Smux + Clone + Send + Sync + 'static {
+    let cfg = SmuxConfig::xtaci(2);
+    move |side| Smux::new(cfg.clone(), side)
+}
+
+/// A TCP connection's machine for `side`: the multiplexer `upper` makes, on a `StreamLink`.
+pub fn tcp_machine<U: StreamLayer>(upper: &impl Fn(Side) -> U, side: Side) -> Stack<StreamLink, U> {
+    Stack::new(StreamLink::default(), upper(side))
+}
 
 /// The client's machine: a toy mux on a `StreamLink`, limited to [`CLIENT_STREAMS`].
 pub fn client_machine() -> Stack<StreamLink, ToyMux> {
@@ -197,17 +223,21 @@ pub const KCP_PLAN: Plan = Plan {
     flush: true,
 };
 
-/// Step 1 over one KCP session carrying the toy mux, on the runtime of `S` (call it there):
-/// a toy-mux listener and client on loopback, the same per-stream ends as over TCP. KCP
-/// has no handshake, so the server's connection is accepted while the client's streams
-/// start.
-pub async fn kcp_streams_both_ways<S>(cfg: &Config) -> io::Result<()>
+/// Step 1 over one KCP session carrying the multiplexer `upper` makes, on the runtime of
+/// `S` (call it there): a listener and a client of such sessions on loopback, the same
+/// per-stream ends as over TCP. KCP has no handshake, so the server's connection is
+/// accepted while the client's streams start.
+pub async fn kcp_streams_both_ways<S, U: SendLayer>(
+    cfg: &Config,
+    upper: impl Fn(Side) -> U + Clone + Send + Sync + 'static,
+) -> io::Result<()>
 where
     S: RuntimeStream + Deref<Target = StreamHandle>,
 {
-    let listener = ListenerHandle::<S>::bind_with("127.0.0.1:0", cfg.clone(), toy_mux).await?;
+    let listener =
+        ListenerHandle::<S>::bind_with("127.0.0.1:0", cfg.clone(), upper.clone()).await?;
     let addr = listener.local_addr();
-    let client = ConnectionHandle::<S>::connect_with(addr, cfg.clone(), toy_mux).await?;
+    let client = ConnectionHandle::<S>::connect_with(addr, cfg.clone(), upper).await?;
     // The server's connection outlives its side of the exchange: closed while the client
     // still flushes, its session would go, and the listener would answer the client's next
     // retransmission from a new session (KCP has no handshake), whose ACK does not advance
@@ -240,26 +270,51 @@ fn expect_kind<T>(what: &str, r: io::Result<T>, kind: io::ErrorKind) -> io::Resu
     }
 }
 
+/// A loopback TCP connection on the runtime of `S`: a listener whose connections carry
+/// `server()`, dialled by a connection carrying `client`; returns the client's end and the
+/// server's (accepted connections outlive the listener).
+pub async fn tcp_pair<S, M: TcpMachine>(
+    client: M,
+    server: impl Fn() -> M + Send + Sync + 'static,
+) -> io::Result<(ConnectionHandle<S>, ConnectionHandle<S>)>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    let listener = TcpListenerHandle::<S>::bind("127.0.0.1:0", server).await?;
+    let client = ConnectionHandle::<S>::connect_tcp(listener.local_addr(), client).await?;
+    Ok((client, listener.accept_connection().await?))
+}
+
+/// Step 1 with the real smux ([`smux_upper`]) on the runtime of `S` (call it there): first
+/// over loopback TCP (`Stack<StreamLink, Smux>`, [`TCP_PLAN`]), then over one KCP session
+/// (`Stack<Session, Smux>`, [`KCP_PLAN`]).
+pub async fn smux_streams_both_ways<S>(cfg: &Config) -> io::Result<()>
+where
+    S: RuntimeStream + Deref<Target = StreamHandle>,
+{
+    let upper = smux_upper();
+    let server = {
+        let upper = upper.clone();
+        move || tcp_machine(&upper, Side::Server)
+    };
+    let (client, server) = tcp_pair::<S, _>(tcp_machine(&upper, Side::Client), server).await?;
+    streams_both_ways(&client, &server, TCP_PLAN)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("smux over TCP: {e}")))?;
+    kcp_streams_both_ways::<S, _>(cfg, upper)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("smux over KCP: {e}")))
+}
+
 /// The whole scenario (module docs) on the runtime of `S` (call it there): a TCP listener of
 /// [`server_machine`]s on loopback and a client dialled with [`client_machine`].
 pub async fn run<S>() -> io::Result<()>
 where
     S: RuntimeStream + Deref<Target = StreamHandle>,
 {
-    let listener = TcpListenerHandle::<S>::bind("127.0.0.1:0", server_machine).await?;
-    let addr = listener.local_addr();
-    let (client, server) = {
-        let dial = ConnectionHandle::<S>::connect_tcp(addr, client_machine());
-        let client = dial.await?;
-        (client, listener.accept_connection().await?)
-    };
+    let (client, server) = tcp_pair::<S, _>(client_machine(), server_machine).await?;
     // 1. both ways, concurrently on both sides
-    // Flushed too: over TCP "acknowledged" is "handed to the socket".
-    let plan = Plan {
-        bytes: STREAM_BYTES,
-        flush: true,
-    };
-    streams_both_ways(&client, &server, plan).await?;
+    streams_both_ways(&client, &server, TCP_PLAN).await?;
     // 2. + 3. the client's last allowed stream, then a refusal
     let last = client.open_stream().await?;
     expect_kind(

@@ -61,6 +61,10 @@ macro_rules! suite {
             fn mux_ends() {
                 super::scenarios::mux_ends::<$rt>();
             }
+            #[test]
+            fn smux_ends() {
+                super::scenarios::smux_ends::<$rt>();
+            }
         }
     };
 }
@@ -213,11 +217,12 @@ mod tokio_facade {
             within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
         }
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
-            within(
-                "mux_ends",
-                limit,
-                scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg),
-            )
+            let run = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream, _>(cfg, toy_mux);
+            within("mux_ends", limit, run)
+        }
+        fn smux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
+            let run = scenarios_tcp_mux::smux_streams_both_ways::<KcpStream>(cfg);
+            within("smux_ends", limit, run)
         }
         type Server = Server;
         type Conn = KcpStream;
@@ -436,11 +441,12 @@ mod smol_facade {
             within("tcp_mux", limit, scenarios_tcp_mux::run::<KcpStream>())
         }
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
-            within(
-                "mux_ends",
-                limit,
-                scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream>(cfg),
-            )
+            let run = scenarios_tcp_mux::kcp_streams_both_ways::<KcpStream, _>(cfg, toy_mux);
+            within("mux_ends", limit, run)
+        }
+        fn smux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
+            let run = scenarios_tcp_mux::smux_streams_both_ways::<KcpStream>(cfg);
+            within("smux_ends", limit, run)
         }
 
         type Server = Server;
@@ -533,7 +539,10 @@ mod mio_facade {
     use tether_runtime_mio::core::driver::{StreamEvent, StreamId};
     use tether_runtime_mio::core::kcp::{RecvError, WriteError};
     use tether_runtime_mio::core::session::{CloseReason, ListenerEvent, SessionId};
+    use tether_runtime_mio::core::stack::{Side, StreamLayer};
     use tether_runtime_mio::endpoint::{Endpoint, SessionError};
+    use tether_runtime_mio::tcp_conn::TcpMachine;
+    use tether_runtime_mio::tcp_endpoint::TcpEndpoint;
     use tether_tests::scenarios::{deadline_error, EchoServer, Rt};
 
     const WAKE: Token = Token(usize::MAX);
@@ -1052,10 +1061,10 @@ mod mio_facade {
 
     /// One turn of a mio toy-mux endpoint pair: drains both endpoints' events, processes
     /// them, and sleeps until the earlier deadline (at most 10 ms).
-    fn mux_turn(
+    fn mux_turn<U: StreamLayer>(
         poll: &mut Poll,
         events: &mut Events,
-        eps: [&mut Endpoint<tether_runtime_mio::core::sim::toy_mux::ToyMux>; 2],
+        eps: [&mut Endpoint<U>; 2],
         now: Instant,
     ) -> io::Result<()> {
         let mut wake = Duration::from_millis(10);
@@ -1144,21 +1153,26 @@ mod mio_facade {
         Ok(got)
     }
 
-    /// [`Rt::mux_ends`] on mio: a server and a client `Endpoint<ToyMux>` on one `mio::Poll`
-    /// in the calling thread, the application on each side a `StreamsSide` over the
-    /// session's `Streams` (`conn_mut`).
-    fn mux_ends_loop(cfg: &Config, limit: Duration) -> io::Result<()> {
-        use tether_tests::scenarios::toy_mux;
+    /// [`Rt::mux_ends`] on mio (`what` names it in errors): a server and a client
+    /// `Endpoint<U>` (sessions carrying the multiplexer `upper` makes) on one `mio::Poll` in
+    /// the calling thread, the application on each side a `StreamsSide` over the session's
+    /// `Streams` (`conn_mut`).
+    fn mux_ends_loop<U: StreamLayer>(
+        cfg: &Config,
+        limit: Duration,
+        what: &str,
+        upper: impl Fn(Side) -> U + Clone + Send + Sync + 'static,
+    ) -> io::Result<()> {
         use tether_tests::scenarios_tcp_mux::{StreamsSide, KCP_PLAN};
 
-        let mut server = Endpoint::bind_with(localhost(), cfg, true, toy_mux)?;
-        let mut client = Endpoint::bind_with(localhost(), cfg, false, toy_mux)?;
+        let mut server = Endpoint::bind_with(localhost(), cfg, true, upper.clone())?;
+        let mut client = Endpoint::bind_with(localhost(), cfg, false, upper)?;
         let mut poll = Poll::new()?;
         poll.registry()
             .register(&mut server, Token(0), Endpoint::INTEREST)?;
         poll.registry()
             .register(&mut client, Token(1), Endpoint::INTEREST)?;
-        let gone = || io::Error::new(io::ErrorKind::ConnectionReset, "the toy mux session closed");
+        let gone = || io::Error::new(io::ErrorKind::ConnectionReset, "the mux session closed");
         let conn = client.connect(Instant::now(), server.local_addr()?);
         let mut mine = StreamsSide::open(
             client.conn_mut(conn).ok_or_else(gone)?,
@@ -1171,7 +1185,7 @@ mod mio_facade {
         while !(mine.done() && theirs.as_ref().is_some_and(|(_, s)| s.done())) {
             let now = Instant::now();
             if now >= end {
-                return Err(deadline_error("mux_ends", limit));
+                return Err(deadline_error(what, limit));
             }
             mine.step(client.conn_mut(conn).ok_or_else(gone)?);
             if theirs.is_none() {
@@ -1193,30 +1207,56 @@ mod mio_facade {
         tether_runtime_mio::core::stream_link::StreamLink,
         tether_runtime_mio::core::sim::toy_mux::ToyMux,
     >;
-    type MuxEndpoint = tether_runtime_mio::tcp_endpoint::TcpEndpoint<MuxMachine>;
 
-    /// [`Rt::tcp_mux`]'s connection pair on one `mio::Poll`: a `mio::net::TcpListener`, the
-    /// client's `TcpEndpoint` and, once accepted, the server's; each machine's `Closed`
-    /// reason is kept.
-    struct TcpMux {
+    /// A loopback TCP connection pair on one `mio::Poll` (`what` names it in errors): a
+    /// `mio::net::TcpListener`, the client's `TcpEndpoint` and, once accepted, the server's,
+    /// carrying machines `M`; each machine's `Closed` reason is kept.
+    struct TcpMux<M> {
+        what: &'static str,
         poll: Poll,
         events: Events,
         listener: mio::net::TcpListener,
-        client: MuxEndpoint,
-        server: Option<MuxEndpoint>,
+        client: TcpEndpoint<M>,
+        /// The server's machine until its connection is accepted.
+        server_machine: Option<M>,
+        server: Option<TcpEndpoint<M>>,
         closed: [Option<String>; 2],
         end: Instant,
         limit: Duration,
     }
 
-    impl TcpMux {
+    impl<M: TcpMachine> TcpMux<M> {
+        /// Binds the listener and dials it from a `TcpEndpoint` carrying `client`; the
+        /// accepted connection will carry `server`.
+        fn new(what: &'static str, limit: Duration, client: M, server: M) -> io::Result<Self> {
+            let poll = Poll::new()?;
+            let mut listener = mio::net::TcpListener::bind(localhost())?;
+            poll.registry()
+                .register(&mut listener, Token(0), mio::Interest::READABLE)?;
+            let sock = std::net::TcpStream::connect(listener.local_addr()?)?;
+            let mut client = TcpEndpoint::new(sock, client)?;
+            poll.registry()
+                .register(&mut client, Token(1), TcpEndpoint::<M>::INTEREST)?;
+            Ok(TcpMux {
+                what,
+                poll,
+                events: Events::with_capacity(16),
+                listener,
+                client,
+                server_machine: Some(server),
+                server: None,
+                closed: [None, None],
+                end: Instant::now() + limit,
+                limit,
+            })
+        }
+
         /// Waits (at most 10 ms, or until a deadline), accepts the server's connection,
         /// processes both endpoints and drains their events.
         fn turn(&mut self) -> io::Result<()> {
-            use tether_runtime_mio::core::driver::Machine;
             let now = Instant::now();
             if now >= self.end {
-                return Err(deadline_error("tcp_mux", self.limit));
+                return Err(deadline_error(self.what, self.limit));
             }
             let next = [
                 self.client.next_deadline(),
@@ -1233,11 +1273,15 @@ mod mio_facade {
             if self.server.is_none() {
                 match self.listener.accept() {
                     Ok((sock, _)) => {
-                        let machine = tether_tests::scenarios_tcp_mux::server_machine();
-                        let mut ep = MuxEndpoint::from_mio(sock, machine)?;
-                        self.poll
-                            .registry()
-                            .register(&mut ep, Token(2), MuxEndpoint::INTEREST)?;
+                        let machine = self.server_machine.take().ok_or_else(|| {
+                            io::Error::other(format!("{}: a second connection", self.what))
+                        })?;
+                        let mut ep = TcpEndpoint::from_mio(sock, machine)?;
+                        self.poll.registry().register(
+                            &mut ep,
+                            Token(2),
+                            TcpEndpoint::<M>::INTEREST,
+                        )?;
                         self.server = Some(ep);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -1257,6 +1301,36 @@ mod mio_facade {
             }
             Ok(())
         }
+
+        /// Step 1 of `scenarios_tcp_mux`: two streams each way, 1 MiB each, to their ends;
+        /// the application side is the machines' `Streams` (`StreamsSide`).
+        fn streams_both_ways(&mut self) -> io::Result<()> {
+            use tether_tests::scenarios_tcp_mux::{StreamsSide, STREAM_BYTES};
+
+            let mut mine = StreamsSide::open(self.client.machine(), false, STREAM_BYTES)?;
+            let mut theirs: Option<StreamsSide> = None;
+            while !(mine.done() && theirs.as_ref().is_some_and(StreamsSide::done)) {
+                self.turn()?;
+                if self.closed.iter().any(Option::is_some) {
+                    return Err(io::Error::other(format!(
+                        "{} on mio: a connection closed: {:?}",
+                        self.what, self.closed
+                    )));
+                }
+                mine.step(self.client.machine());
+                if let Some(server) = self.server.as_mut() {
+                    let side = match theirs.as_mut() {
+                        Some(side) => side,
+                        None => {
+                            theirs.insert(StreamsSide::open(server.machine(), true, STREAM_BYTES)?)
+                        }
+                    };
+                    side.step(server.machine());
+                }
+            }
+            mine.check()?;
+            theirs.as_ref().map_or(Ok(()), StreamsSide::check)
+        }
     }
 
     /// [`Rt::tcp_mux`] on mio: the client and server `TcpEndpoint`s carrying
@@ -1264,46 +1338,13 @@ mod mio_facade {
     /// side is the machines' `Streams` (`StreamsSide` for the streams both ways).
     fn tcp_mux_loop(limit: Duration) -> io::Result<()> {
         use tether_runtime_mio::core::driver::{StreamError, Streams};
-        use tether_tests::scenarios_tcp_mux::{client_machine, StreamsSide, STREAM_BYTES};
+        use tether_tests::scenarios_tcp_mux::{client_machine, server_machine};
 
-        let poll = Poll::new()?;
-        let mut listener = mio::net::TcpListener::bind(localhost())?;
-        poll.registry()
-            .register(&mut listener, Token(0), mio::Interest::READABLE)?;
-        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
-        let mut client = MuxEndpoint::new(client, client_machine())?;
-        poll.registry()
-            .register(&mut client, Token(1), MuxEndpoint::INTEREST)?;
-        let mut t = TcpMux {
-            poll,
-            events: Events::with_capacity(16),
-            listener,
-            client,
-            server: None,
-            closed: [None, None],
-            end: Instant::now() + limit,
-            limit,
-        };
+        let mut t: TcpMux<MuxMachine> =
+            TcpMux::new("tcp_mux", limit, client_machine(), server_machine())?;
         let fail = |what: &str| io::Error::other(format!("tcp_mux on mio: {what}"));
         // 1. two streams each way, 1 MiB each, to their ends
-        let mut mine = StreamsSide::open(t.client.machine(), false, STREAM_BYTES)?;
-        let mut theirs: Option<StreamsSide> = None;
-        while !(mine.done() && theirs.as_ref().is_some_and(StreamsSide::done)) {
-            t.turn()?;
-            if t.closed.iter().any(Option::is_some) {
-                return Err(fail(&format!("a connection closed: {:?}", t.closed)));
-            }
-            mine.step(t.client.machine());
-            if let Some(server) = t.server.as_mut() {
-                let side = match theirs.as_mut() {
-                    Some(side) => side,
-                    None => theirs.insert(StreamsSide::open(server.machine(), true, STREAM_BYTES)?),
-                };
-                side.step(server.machine());
-            }
-        }
-        mine.check()?;
-        theirs.as_ref().map_or(Ok(()), StreamsSide::check)?;
+        t.streams_both_ways()?;
         // 2. the last stream the toy allows, then a refusal
         let c = t.client.machine();
         let last = c.open_stream().map_err(|e| fail(&e.to_string()))?;
@@ -1349,6 +1390,18 @@ mod mio_facade {
         Ok(())
     }
 
+    /// [`Rt::smux_ends`] on mio: step 1 with the real smux over a `TcpEndpoint` pair
+    /// (`Stack<StreamLink, Smux>`), then over an `Endpoint<Smux>` pair (one KCP session).
+    fn smux_ends_loop(cfg: &Config, limit: Duration) -> io::Result<()> {
+        use tether_tests::scenarios_tcp_mux::{smux_upper, tcp_machine};
+
+        let upper = smux_upper();
+        let client = tcp_machine(&upper, Side::Client);
+        let server = tcp_machine(&upper, Side::Server);
+        TcpMux::new("smux_ends over TCP", limit, client, server)?.streams_both_ways()?;
+        mux_ends_loop(cfg, limit, "smux_ends over KCP", upper)
+    }
+
     impl Rt for Mio {
         const NAME: &'static str = "mio";
 
@@ -1359,7 +1412,10 @@ mod mio_facade {
             tcp_mux_loop(limit)
         }
         fn mux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
-            mux_ends_loop(cfg, limit)
+            mux_ends_loop(cfg, limit, "mux_ends", tether_tests::scenarios::toy_mux)
+        }
+        fn smux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
+            smux_ends_loop(cfg, limit)
         }
         type Server = Server;
         type Conn = Conn;

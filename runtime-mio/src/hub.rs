@@ -267,9 +267,7 @@ impl HubState {
         self.streams.insert((id, sid), StreamBuf::default());
         let q = self.conns.entry(id).or_default();
         q.opened.push_back(sid);
-        if let Some(w) = q.waker.take() {
-            w.wake();
-        }
+        q.waker.wake_all();
     }
 
     /// Driver side: forgets a stream the application dropped; if its connection's handle is
@@ -362,18 +360,42 @@ pub struct ConnQueue {
     pub dropped: bool,
     /// The remote address.
     pub peer: Option<std::net::SocketAddr>,
-    waker: Option<Waker>,
-    open_waker: Option<Waker>,
+    /// Tasks waiting in `accept_stream()` (several may wait at once on one connection).
+    waker: Waiters,
+    /// Tasks waiting in `open_stream()`.
+    open_waker: Waiters,
+}
+
+/// The tasks parked on one connection-level wait: every one is woken (each re-polls and
+/// takes its answer or parks again), so concurrent callers never lose a wake-up.
+#[derive(Debug, Default)]
+pub struct Waiters(Vec<Waker>);
+
+impl Waiters {
+    /// Parks `w` (once: a task that polls again does not pile up copies).
+    fn park(&mut self, w: &Waker) {
+        if !self.0.iter().any(|x| x.will_wake(w)) {
+            self.0.push(w.clone());
+        }
+    }
+
+    /// Wakes every parked task.
+    fn wake_all(&mut self) {
+        for w in self.0.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Forgets the parked tasks (their handle is gone).
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 impl ConnQueue {
     fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-        if let Some(w) = self.open_waker.take() {
-            w.wake();
-        }
+        self.waker.wake_all();
+        self.open_waker.wake_all();
     }
 
     /// Driver side: `open_stream()` got stream `sid`, or the stack refused it.
@@ -382,9 +404,7 @@ impl ConnQueue {
             Ok(sid) => self.local.push_back(sid),
             Err(e) => self.refused = Some(e),
         }
-        if let Some(w) = self.open_waker.take() {
-            w.wake();
-        }
+        self.open_waker.wake_all();
     }
 }
 
@@ -641,7 +661,7 @@ impl Hub {
         &self,
         id: SessionId,
         cx: &mut Context<'_>,
-        take: impl FnOnce(&mut ConnQueue) -> (Option<io::Result<StreamId>>, &mut Option<Waker>),
+        take: impl FnOnce(&mut ConnQueue) -> (Option<io::Result<StreamId>>, &mut Waiters),
     ) -> Poll<io::Result<StreamId>> {
         let mut st = self.lock();
         let endpoint_gone = st.endpoint_gone;
@@ -656,7 +676,7 @@ impl Hub {
         if let Some(g) = gone {
             return Poll::Ready(Err(g.error()));
         }
-        *waker = Some(cx.waker().clone());
+        waker.park(cx.waker());
         Poll::Pending
     }
 
@@ -666,8 +686,8 @@ impl Hub {
         let mut st = self.lock();
         if let Some(q) = st.conns.get_mut(&id) {
             q.dropped = true;
-            q.waker = None;
-            q.open_waker = None;
+            q.waker.clear();
+            q.open_waker.clear();
         }
         st.conn_work.push(id);
         st.wake_driver();

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::driver::{Machine, Streams};
-use crate::sim::toy_mux::ToyMux;
+use crate::sim::toy_mux::{two_streams_over, ToyMux};
 use crate::sim::{test_start, Pair, PipeConfig};
 use crate::stack::{Stack, StackClose};
 use crate::stream_link::{StreamLink, StreamLinkConfig};
@@ -131,30 +131,8 @@ fn toy_mux_through_snappy_over_pipes() {
         .with_buffer(16 * 1024)
         .with_max_chunk(1000);
     let mut pair = Pair::over_pipe(a, b, start, pipe.clone(), pipe, 11);
-    let ids = [pair.a.open_stream().unwrap(), pair.a.open_stream().unwrap()];
     let data: Vec<u8> = (0..300_000u32).map(|i| (i / 64 % 7) as u8).collect();
-    let mut sent = [0usize; 2];
-    let mut got: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    for _ in 0..200_000 {
-        for (k, id) in ids.iter().enumerate() {
-            if let Ok(n) = pair.a.write(*id, &data[sent[k]..]) {
-                sent[k] += n;
-            }
-        }
-        while pair.b.accept_stream().is_some() {}
-        for (k, id) in ids.iter().enumerate() {
-            let mut buf = [0u8; 700];
-            if let Ok(n) = pair.b.read(*id, &mut buf) {
-                got[k].extend_from_slice(&buf[..n]);
-            }
-        }
-        if got.iter().all(|g| g.len() == data.len()) {
-            break;
-        }
-        if !pair.step() {
-            pair.drive_for(Duration::from_millis(1));
-        }
-    }
+    let (got, _) = two_streams_over(&mut pair, &data, 700);
     for g in &got {
         assert!(g == &data, "delivered {} of {} bytes", g.len(), data.len());
     }

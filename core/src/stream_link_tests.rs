@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::driver::Streams;
-use crate::sim::toy_mux::ToyMux;
+use crate::sim::toy_mux::{two_streams_over, ToyMux};
 use crate::sim::{test_start, Pair, PipeConfig};
 use crate::stack::Stack;
 
@@ -105,35 +104,9 @@ fn toy_mux_over_pipes_delivers_under_backpressure() {
         .with_buffer(16 * 1024)
         .with_max_chunk(1500);
     let mut pair = Pair::over_pipe(a, b, start, pipe.clone(), pipe, 7);
-    let ids = [pair.a.open_stream().unwrap(), pair.a.open_stream().unwrap()];
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let mut sent = [0usize; 2];
-    let mut got: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut accepted = Vec::new();
-    for _ in 0..100_000 {
-        for (k, id) in ids.iter().enumerate() {
-            if let Ok(n) = pair.a.write(*id, &data[sent[k]..]) {
-                sent[k] += n;
-            }
-        }
-        while let Some(id) = pair.b.accept_stream() {
-            accepted.push(id);
-        }
-        // A slow reader: at most 512 bytes per stream per step.
-        for (k, id) in ids.iter().enumerate() {
-            let mut buf = [0u8; 512];
-            if let Ok(n) = pair.b.read(*id, &mut buf) {
-                got[k].extend_from_slice(&buf[..n]);
-            }
-        }
-        if got.iter().all(|g| g.len() == data.len()) {
-            break;
-        }
-        if !pair.step() {
-            pair.drive_for(Duration::from_millis(1));
-        }
-    }
-    assert_eq!(accepted.len(), 2);
+    let (got, accepted) = two_streams_over(&mut pair, &data, 512);
+    assert_eq!(accepted, 2);
     for g in &got {
         assert!(
             g == &data,

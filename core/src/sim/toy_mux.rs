@@ -303,6 +303,54 @@ impl StreamLayer for ToyMux {
     }
 }
 
+/// Test helper: opens two streams on `pair.a`, writes `data` on each and reads them on
+/// `pair.b` at most `read_chunk` bytes per stream per step (a slow reader), until both
+/// arrived whole or the step budget ran out. Returns what `b` read on each stream and how
+/// many streams it accepted.
+#[cfg(test)]
+pub(crate) fn two_streams_over<A, B, M>(
+    pair: &mut crate::sim::Pair<A, B, M>,
+    data: &[u8],
+    read_chunk: usize,
+) -> ([Vec<u8>; 2], usize)
+where
+    A: crate::driver::Machine + crate::driver::Streams,
+    B: crate::driver::Machine + crate::driver::Streams,
+    M: crate::sim::Medium,
+{
+    use crate::driver::Streams;
+    let ids = [
+        Streams::open_stream(&mut pair.a).expect("open"),
+        Streams::open_stream(&mut pair.a).expect("open"),
+    ];
+    let mut sent = [0usize; 2];
+    let mut got: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut accepted = 0;
+    let mut buf = vec![0u8; read_chunk];
+    for _ in 0..200_000 {
+        for (k, id) in ids.iter().enumerate() {
+            if let Ok(n) = Streams::write(&mut pair.a, *id, &data[sent[k]..]) {
+                sent[k] += n;
+            }
+        }
+        while Streams::accept_stream(&mut pair.b).is_some() {
+            accepted += 1;
+        }
+        for (k, id) in ids.iter().enumerate() {
+            if let Ok(n) = Streams::read(&mut pair.b, *id, &mut buf) {
+                got[k].extend_from_slice(&buf[..n]);
+            }
+        }
+        if got.iter().all(|g| g.len() == data.len()) {
+            break;
+        }
+        if !pair.step() {
+            pair.drive_for(std::time::Duration::from_millis(1));
+        }
+    }
+    (got, accepted)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

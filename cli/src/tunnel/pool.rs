@@ -15,15 +15,12 @@ use super::config::Settings;
 #[derive(Debug)]
 pub struct Session {
     conn: KcpConnection,
-    /// One `open_stream` at a time: the runtime's connection handle keeps a single waker for
-    /// pending opens, so concurrent opens on one connection could wait forever.
-    opening: tokio::sync::Mutex<()>,
 }
 
 impl Session {
-    /// Opens a stream (one open at a time per session).
+    /// Opens a stream (concurrent opens on one session are fine: the hub parks every
+    /// waiting task).
     pub async fn open_stream(&self) -> io::Result<KcpStream> {
-        let _one = self.opening.lock().await;
         self.conn.open_stream().await
     }
 }
@@ -132,10 +129,7 @@ impl Pool {
             conn.peer_addr()
         );
         let slot = Slot {
-            conn: Arc::new(Session {
-                conn,
-                opening: tokio::sync::Mutex::new(()),
-            }),
+            conn: Arc::new(Session { conn }),
             expires: self.autoexpire.map(|d| now + d),
         };
         let conn = Arc::clone(&slot.conn);

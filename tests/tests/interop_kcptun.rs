@@ -11,7 +11,7 @@
 //! Each case has its own ports; the harness runs them in parallel. In CI (`CI=true`) a
 //! missing kcptun fails these tests; it never skips.
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tether_tests::tether_bin::Netem;
 use tether_tests::tunnel::{
@@ -273,13 +273,24 @@ fn snmp_csv_rows_and_a_graceful_sigterm_that_drains_open_streams() {
     open.write_all(b"before").unwrap();
     let mut buf = [0u8; 6];
     open.read_exact(&mut buf).unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
-    // Both ends wrote rows into the same dated file: one header per empty file, 25 columns.
-    let files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    // Both ends write rows into the same dated file (one header per empty file, 25
+    // columns): wait until it holds the header and a row from each end.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let files: Vec<_> = loop {
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        let rows = files
+            .first()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map_or(0, |t| t.lines().count());
+        if rows >= 3 || Instant::now() > deadline {
+            break files;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(
@@ -400,7 +411,7 @@ fn unix_socket_target_and_a_refusing_target() {
         &args(&["-l", &local, "-r", &udp, "--key", "k"]),
     );
     let local: SocketAddr = local.parse().unwrap();
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     let r = echo_through(local, 1, 1024, false, Duration::from_secs(10));
     assert!(
         r.as_ref().is_err_and(|e| e.contains("end of stream")),

@@ -15,6 +15,21 @@ use super::{drain, health, pipe, shutdown_signal, snmp_log};
 
 /// Runs the client until SIGINT/SIGTERM; `Err` when it cannot start.
 pub async fn run(f: &ClientFlags, settings: Settings) -> io::Result<()> {
+    let client = bind(f, settings).await?;
+    client.serve(shutdown_signal(), shutdown_signal()).await
+}
+
+/// A client listening on `-l`, its session pool and background tasks started.
+pub struct Client {
+    listener: TcpListener,
+    pool: Pool,
+    /// The scavenger, the health watcher, the SNMP log: aborted when the client is dropped.
+    _background: tokio::task::JoinSet<()>,
+    quiet: bool,
+}
+
+/// Binds `-l`, logs kcptun's startup lines and starts the background tasks.
+pub async fn bind(f: &ClientFlags, settings: Settings) -> io::Result<Client> {
     let c = &f.common;
     let listener = TcpListener::bind(bind_addr(&f.localaddr))
         .await
@@ -39,31 +54,63 @@ pub async fn run(f: &ClientFlags, settings: Settings) -> io::Result<()> {
         let period = Duration::from_secs(c.snmpperiod);
         background.spawn(snmp_log::run(c.snmplog.clone(), period, move || p.snmp()));
     }
-    let tracker = TaskTracker::new();
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
-    loop {
-        let (tcp, from) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut stop => break,
-        };
-        let Some(conn) = session(&pool, &mut stop).await else {
-            break;
-        };
-        tracker.spawn(handle(conn, tcp, from, c.quiet));
+    Ok(Client {
+        listener,
+        pool,
+        _background: background,
+        quiet: c.quiet,
+    })
+}
+
+impl Client {
+    /// The TCP address connections are accepted on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
     }
-    drop(listener);
-    drain(&tracker).await;
-    pool.close_all();
-    Ok(())
+
+    /// The pool (for its counters).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Accepts and pipes connections until `stop` resolves, then drains the open streams
+    /// (bounded by 5 s, or until `again` resolves) and closes the sessions.
+    pub async fn serve(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+        again: impl std::future::Future<Output = ()>,
+    ) -> io::Result<()> {
+        let Client {
+            listener,
+            pool,
+            _background,
+            quiet,
+        } = self;
+        let tracker = TaskTracker::new();
+        tokio::pin!(stop);
+        loop {
+            let (tcp, from) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = &mut stop => break,
+            };
+            let Some(conn) = session(&pool, &mut stop).await else {
+                break;
+            };
+            tracker.spawn(handle(conn, tcp, from, quiet));
+        }
+        drop(listener);
+        drain(&tracker, again).await;
+        pool.close_all();
+        Ok(())
+    }
 }
 
 /// The pool's next session, retried every second while it cannot be created (kcptun.md

@@ -9,11 +9,12 @@
 //! (the effective KCP/smux settings and startup lines), [`client`], [`server`], [`pool`]
 //! (`--conn`, `--autoexpire`, the scavenger), [`pipe`] (the bidirectional copy with
 //! half-close), [`snmp_log`] (`--snmplog` CSV), [`health`] (checksum and silence alarms),
-//! [`logging`] (`--log`, tracing).
+//! [`logging`] (`--log`, tracing), [`in_process`] (both ends as tasks of another command).
 mod client;
 mod config;
 pub mod flags;
 mod health;
+pub mod in_process;
 mod logging;
 mod pipe;
 mod pool;
@@ -112,8 +113,9 @@ async fn shutdown_signal() {
     }
 }
 
-/// Waits (bounded by [`DRAIN_LIMIT`], or a second signal) for the open streams to finish.
-async fn drain(tracker: &TaskTracker) {
+/// Waits (bounded by [`DRAIN_LIMIT`], or until `again`: the second signal) for the open
+/// streams to finish.
+async fn drain(tracker: &TaskTracker, again: impl std::future::Future<Output = ()>) {
     tracker.close();
     let open = tracker.len();
     if open == 0 {
@@ -131,7 +133,7 @@ async fn drain(tracker: &TaskTracker) {
             tracker.len(),
             DRAIN_LIMIT.as_secs()
         ),
-        _ = shutdown_signal() => tracing::warn!("second signal: closing {} streams now", tracker.len()),
+        _ = again => tracing::warn!("second signal: closing {} streams now", tracker.len()),
     }
 }
 

@@ -2,6 +2,7 @@
 //! dials `-t` (TCP `host:port`, else a unix socket path) and pipes the two; a failed dial
 //! closes the stream (its FIN reaches the client, kcptun.md §6.2).
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tether_runtime_tokio::{KcpConnection, KcpListener, KcpStream};
@@ -45,6 +46,21 @@ impl Target {
 
 /// Runs the server until SIGINT/SIGTERM; `Err` when it cannot start.
 pub async fn run(f: &ServerFlags, settings: Settings) -> io::Result<()> {
+    let server = bind(f, settings).await?;
+    server.serve(shutdown_signal(), shutdown_signal()).await
+}
+
+/// A server listening on `-l`, its background tasks started.
+pub struct Server {
+    listener: Arc<KcpListener>,
+    target: Target,
+    /// The health watcher and the SNMP log: aborted when the server is dropped.
+    _background: tokio::task::JoinSet<()>,
+    quiet: bool,
+}
+
+/// Binds `-l`, logs kcptun's startup lines and starts the background tasks.
+pub async fn bind(f: &ServerFlags, settings: Settings) -> io::Result<Server> {
     let c = &f.common;
     if f.pprof {
         tracing::warn!("--pprof: Go's profiler does not exist in tether; ignored");
@@ -54,35 +70,56 @@ pub async fn run(f: &ServerFlags, settings: Settings) -> io::Result<()> {
     let listener = KcpListener::bind_with(bind_addr(&f.listen), kcp, settings.stack())
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("-l {}: {e}", f.listen)))?;
-    let listener = std::sync::Arc::new(listener);
+    let listener = Arc::new(listener);
     tracing::info!("listening on: {}", listener.local_addr());
     tracing::info!("target: {}", f.target);
     for line in startup_lines(c) {
         tracing::info!("{line}");
     }
     let mut background = tokio::task::JoinSet::new();
-    let l = std::sync::Arc::clone(&listener);
+    let l = Arc::clone(&listener);
     background.spawn(health::run(move || l.snmp(), false));
     if !c.snmplog.is_empty() && c.snmpperiod > 0 {
-        let l = std::sync::Arc::clone(&listener);
+        let l = Arc::clone(&listener);
         let period = Duration::from_secs(c.snmpperiod);
         background.spawn(snmp_log::run(c.snmplog.clone(), period, move || l.snmp()));
     }
-    let target = Target::parse(&f.target);
-    let tracker = TaskTracker::new();
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
-    loop {
-        let conn = tokio::select! {
-            r = listener.accept_connection() => r?,
-            _ = &mut stop => break,
-        };
-        tracing::info!("remote address: {}", conn.peer_addr());
-        // Sessions are not drained (they live as long as the peer wants); their streams are.
-        tokio::spawn(serve(conn, target.clone(), c.quiet, tracker.clone()));
+    Ok(Server {
+        listener,
+        target: Target::parse(&f.target),
+        _background: background,
+        quiet: c.quiet,
+    })
+}
+
+impl Server {
+    /// The listener (its UDP address, its counters).
+    pub fn listener(&self) -> &Arc<KcpListener> {
+        &self.listener
     }
-    drain(&tracker).await;
-    Ok(())
+
+    /// Accepts sessions and serves their streams until `stop` resolves, then drains the
+    /// open streams (bounded by 5 s, or until `again` resolves).
+    pub async fn serve(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+        again: impl std::future::Future<Output = ()>,
+    ) -> io::Result<()> {
+        let tracker = TaskTracker::new();
+        tokio::pin!(stop);
+        loop {
+            let conn = tokio::select! {
+                r = self.listener.accept_connection() => r?,
+                _ = &mut stop => break,
+            };
+            tracing::info!("remote address: {}", conn.peer_addr());
+            // Sessions are not drained (they live as long as the peer wants); their streams
+            // are.
+            tokio::spawn(serve(conn, self.target.clone(), self.quiet, tracker.clone()));
+        }
+        drain(&tracker, again).await;
+        Ok(())
+    }
 }
 
 /// Every stream of one session, until the session ends.

@@ -8,6 +8,7 @@ mod demo;
 mod kcp_flags;
 mod link_flags;
 mod netem;
+mod plot;
 mod rounded;
 mod sim;
 mod smux;
@@ -40,8 +41,13 @@ enum Cmd {
     /// kcptun-compatible tunnel server: accepts KCP sessions on -l from `tether client` or
     /// kcptun-client and connects each stream to -t (TCP host:port or a unix socket).
     Server(Box<tunnel::ServerFlags>),
-    /// A short tour: compares the kcptun modes over a lossy simulated link.
-    Demo,
+    /// The tour: a tether client and server in this process push a verified upload and
+    /// small requests through a lossy link (3% loss, 60 ms RTT), next to plain TCP over the
+    /// same link; then the kcptun modes compared in the simulator.
+    Demo(Box<demo::DemoArgs>),
+    /// The plain-TCP leg of `tether demo`, in a network namespace of its own.
+    #[command(hide = true)]
+    DemoTcpLeg(Box<demo::TcpLegArgs>),
     /// smux test and benchmark tool: an echo server, a checking client (K streams x N
     /// bytes) and the seed dialect's VRM probe, over TCP or KCP, dialects v1, v2 and seed.
     Smux(Box<smux::SmuxArgs>),
@@ -72,7 +78,8 @@ fn main() {
         Cmd::Cat(args) => cat_cmd::run(&args),
         Cmd::Client(args) => tunnel::run_client(&args),
         Cmd::Server(args) => tunnel::run_server(&args),
-        Cmd::Demo => demo::run(),
+        Cmd::Demo(args) => demo::run(&args),
+        Cmd::DemoTcpLeg(args) => demo::run_tcp_leg(&args),
         Cmd::Smux(args) => smux::run(&args),
         Cmd::Bench(args) => bench::run(&args),
         Cmd::BenchReuseport(args) => bench::run_reuseport(&args),

@@ -1,26 +1,178 @@
-//! `tether demo`: what tether does, in one screen, with no network needed: the kcptun modes
-//! compared in the simulator, then a real KCP session over loopback UDP ([`live`]).
+//! `tether demo`: the tunnel tour, then the kcptun modes in the simulator.
+//!
+//! Part 1 runs the real `tether server` and `tether client` in this process on loopback,
+//! their UDP link impaired by the in-process netem (3 % loss each way and 60 ms RTT by
+//! default), pushes a verified upload and small requests through the tunnel
+//! ([`tunnel_leg`]), and does the same over plain kernel TCP through the same impairment in
+//! a namespace of its own ([`tcp_leg`]), both at once, with a progress bar each. Then the
+//! table ([`table`]) and, with `--plot`, the figure. Part 2 is `tether sim
+//! --compare-modes` on a lossier simulated link.
+use std::io::IsTerminal as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::link_flags::LinkFlags;
-use crate::sim::{self, SimArgs};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-mod live;
+use crate::link_flags::LinkFlags;
+use crate::plot::{self, Axes, Series};
+use crate::sim::{self, fmt_bytes, fmt_dur, SimArgs};
+
+mod args;
+mod nat;
+mod netns;
+mod table;
+mod tcp_leg;
+mod tunnel_leg;
+mod workload;
+
+pub use args::{DemoArgs, TcpLegArgs};
+pub use tcp_leg::child as run_tcp_leg;
 
 /// Runs `tether demo`; returns the exit code.
-pub fn run() -> i32 {
-    println!("tether demo 1/2: 4 MiB through KCP between two in-memory peers, 10% loss each way,");
-    println!("80 ms RTT, 20 Mbit/s bottleneck, kcptun client windows; all modes (same seed => same numbers).\n");
-    let code = sim::run(&sim_args());
+pub fn run(args: &DemoArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tether demo: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let code = rt.block_on(tour(args));
+    rt.shutdown_timeout(Duration::from_millis(200));
     if code != 0 {
         return code;
     }
-    println!("\ntether demo 2/2: a real KCP session over loopback UDP (tokio runtime, kcp-go wire format):");
-    println!("crypt aes, FEC 10/3, mode fast3, windows 1024, 64 MiB echoed back and verified.\n");
-    live::run()
+    println!("\ntether demo 2/2: 4 MiB through KCP between two in-memory peers, 10% loss each way,");
+    println!("80 ms RTT, 20 Mbit/s bottleneck, kcptun client windows; all modes (same seed => same numbers).\n");
+    sim::run(&sim_args())
 }
 
-/// Part one: `tether sim --bytes 4MiB --loss 10% --rtt 80ms --jitter 5ms --rate 20mbit
+/// Part 1; the exit code.
+async fn tour(args: &DemoArgs) -> i32 {
+    println!(
+        "tether demo 1/2: {} through a kcptun-compatible tunnel (tether client -> tether server, \
+         aes, mode fast, FEC 10/3, snappy, smux v1)",
+        fmt_bytes(args.bytes)
+    );
+    println!(
+        "and over plain TCP, each through the same impaired link: {:.1}% loss each way, {} RTT, \
+         seed {} (plain TCP stops after {}).\n",
+        args.loss * 100.0,
+        fmt_dur(args.rtt),
+        args.seed,
+        fmt_dur(args.tcp_time_limit)
+    );
+    let bars = Bars::new(args);
+    let received = Arc::new(workload::Received::default());
+    let ticker = {
+        let (bar, received) = (bars.tunnel.clone(), Arc::clone(&received));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                bar.set_position(received.bytes.load(Ordering::Acquire));
+            }
+        })
+    };
+    let tcp = (!args.no_tcp).then(|| {
+        let (a, bar) = (args.clone(), bars.tcp.clone());
+        tokio::spawn(async move { tcp_leg::run(&a, bar).await })
+    });
+    let tunnel = tunnel_leg::run(args, received).await;
+    ticker.abort();
+    bars.tunnel.finish();
+    let tcp = match tcp {
+        Some(task) => Some(task.await.unwrap_or_else(|e| Err(e.to_string()))),
+        None => None,
+    };
+    bars.tcp.finish();
+    let tunnel = match tunnel {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tether demo: the tunnel leg failed: {e}");
+            return 1;
+        }
+    };
+    println!("{}", table::render(&tunnel, tcp.as_ref()));
+    if let Some(path) = &args.plot {
+        let mut series = vec![leg_series("tunnel", &tunnel.leg)];
+        if let Some(Ok(t)) = &tcp {
+            series.push(leg_series("plain TCP", &t.leg));
+        }
+        let axes = Axes {
+            title: &format!(
+                "tether demo: {:.1}% loss each way, {} RTT",
+                args.loss * 100.0,
+                fmt_dur(args.rtt)
+            ),
+            time: "seconds since the upload started",
+            latency: "64-byte requests",
+        };
+        if let Err(e) = plot::write_svg(path, axes, &series) {
+            eprintln!("tether demo: {e}");
+            return 1;
+        }
+        println!("\nplot written to {}", path.display());
+    }
+    let ok = tunnel.leg.verified && !matches!(&tcp, Some(Ok(t)) if !t.leg.verified);
+    if ok {
+        0
+    } else {
+        1
+    }
+}
+
+fn leg_series(label: &str, leg: &workload::LegResult) -> Series {
+    Series {
+        label: label.into(),
+        throughput: plot::rates(&leg.samples),
+        latency_ms: leg.latencies.iter().map(|s| s * 1e3).collect(),
+    }
+}
+
+/// The two progress bars (hidden with `--quiet` or when stdout is not a terminal).
+struct Bars {
+    tunnel: ProgressBar,
+    tcp: ProgressBar,
+}
+
+impl Bars {
+    fn new(args: &DemoArgs) -> Bars {
+        let shown = !args.quiet && std::io::stdout().is_terminal();
+        if !shown {
+            return Bars {
+                tunnel: ProgressBar::hidden(),
+                tcp: ProgressBar::hidden(),
+            };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+        let style = ProgressStyle::with_template(
+            "{prefix:>10} [{bar:40}] {bytes:>10}/{total_bytes} {bytes_per_sec:>12} {elapsed:>4}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bar = |name: &str| {
+            let b = multi.add(ProgressBar::new(args.bytes));
+            b.set_style(style.clone());
+            b.set_prefix(name.to_string());
+            b
+        };
+        let tunnel = bar("tunnel");
+        let tcp = if args.no_tcp {
+            ProgressBar::hidden()
+        } else {
+            bar("plain TCP")
+        };
+        Bars { tunnel, tcp }
+    }
+}
+
+/// Part two: `tether sim --bytes 4MiB --loss 10% --rtt 80ms --jitter 5ms --rate 20mbit
 /// --sndwnd 128 --rcvwnd 512 --seed 7 --compare-modes`, every other flag at its default.
 fn sim_args() -> SimArgs {
     SimArgs {
@@ -49,6 +201,7 @@ fn sim_args() -> SimArgs {
         time_limit: Duration::from_secs(3600),
         compare_modes: true,
         json: false,
+        plot: None,
     }
 }
 

@@ -23,7 +23,7 @@ mod signals;
 mod socket;
 
 pub use args::NetemArgs;
-use proxy::Proxy;
+pub use proxy::{send_outcome, Proxy};
 use report::format_report;
 use signals::Signals;
 

@@ -77,7 +77,8 @@ fn poll_ready(
     }
 }
 
-fn outcome(res: io::Result<usize>) -> SendOutcome {
+/// What a non-blocking send's result means to the engine.
+pub fn send_outcome(res: io::Result<usize>) -> SendOutcome {
     match res {
         Ok(_) => SendOutcome::Sent,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => SendOutcome::WouldBlock,
@@ -270,11 +271,11 @@ impl Proxy {
             let data = &self.send_buf[..t.len];
             let res = match t.dir {
                 Dir::Up => match self.upstream.get(t.slot) {
-                    Some(Some(sock)) => outcome(sock.try_send(data)),
+                    Some(Some(sock)) => send_outcome(sock.try_send(data)),
                     _ => SendOutcome::Failed,
                 },
                 Dir::Down => match self.engine.addr(t.slot) {
-                    Some(to) => outcome(self.listen.try_send_to(data, to)),
+                    Some(to) => send_outcome(self.listen.try_send_to(data, to)),
                     None => SendOutcome::Failed,
                 },
             };

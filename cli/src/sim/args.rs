@@ -52,6 +52,10 @@ pub struct SimArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also draw throughput over simulated time and the chunk-latency CDF (one line per
+    /// mode with --compare-modes) to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 fn parse_mode(s: &str) -> Result<String, String> {

@@ -4,13 +4,16 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use tether_core::kcp::MODE_NAMES;
-use tether_core::sim::transfer::{run_transfer, TransferReport};
+use tether_core::sim::transfer::{run_transfer, run_transfer_recorded, TransferReport};
+
+use crate::plot::{self, Axes, Series};
 
 mod args;
 mod json;
 mod text;
 
 pub use args::SimArgs;
+pub use text::{fmt_bytes, fmt_dur};
 
 /// Runs `tether sim`; returns the process exit code.
 pub fn run(args: &SimArgs) -> i32 {
@@ -20,9 +23,15 @@ pub fn run(args: &SimArgs) -> i32 {
     } else {
         vec![args.mode.as_str()]
     };
+    // The timeline is recorded only for the plot (it changes nothing else).
+    let transfer = if args.plot.is_some() {
+        run_transfer_recorded
+    } else {
+        run_transfer
+    };
     let reports: Vec<(&str, TransferReport)> = modes
         .iter()
-        .map(|m| (*m, run_transfer(&args.transfer(m), start)))
+        .map(|m| (*m, transfer(&args.transfer(m), start)))
         .collect();
     let out = if args.json {
         match json::json(args, &reports) {
@@ -39,6 +48,12 @@ pub fn run(args: &SimArgs) -> i32 {
     };
     // A closed stdout (e.g. `| head`) is not an error worth a panic.
     let _ = writeln!(std::io::stdout(), "{out}");
+    if let Some(path) = &args.plot {
+        if let Err(e) = draw(args, path, &reports) {
+            eprintln!("tether sim: {e}");
+            return 1;
+        }
+    }
     let ok = reports
         .iter()
         .all(|(_, r)| r.completed && r.sha256_sent == r.sha256_received);
@@ -47,4 +62,55 @@ pub fn run(args: &SimArgs) -> i32 {
     } else {
         1
     }
+}
+
+/// How finely throughput is binned over simulated time: about this many points per run.
+const PLOT_POINTS: u32 = 100;
+
+/// `--plot`: each run's delivered bytes, binned over simulated time, and its chunk
+/// latencies (write to read, per MSS-sized chunk).
+fn draw(
+    args: &SimArgs,
+    path: &std::path::Path,
+    reports: &[(&str, TransferReport)],
+) -> Result<(), plot::PlotError> {
+    let longest = reports
+        .iter()
+        .map(|(_, r)| r.elapsed)
+        .max()
+        .unwrap_or_default();
+    let bin = (longest / PLOT_POINTS).max(std::time::Duration::from_millis(1));
+    let series: Vec<Series> = reports
+        .iter()
+        .map(|(mode, r)| Series {
+            label: format!("mode {mode}"),
+            throughput: plot::rates(&binned(&r.timeline, bin)),
+            latency_ms: r.latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect(),
+        })
+        .collect();
+    let title = format!("tether sim: {}", args.describe());
+    let axes = Axes {
+        title: &title,
+        time: "simulated seconds",
+        latency: "per chunk, write to read",
+    };
+    plot::write_svg(path, axes, &series)
+}
+
+/// The timeline's cumulative bytes at the end of every `bin`, from 0 to its last sample.
+fn binned(timeline: &[(std::time::Duration, u64)], bin: std::time::Duration) -> Vec<(f64, u64)> {
+    let mut out = vec![(0.0, 0)];
+    let mut edge = bin;
+    let mut last = 0;
+    for &(t, bytes) in timeline {
+        while t > edge {
+            out.push((edge.as_secs_f64(), last));
+            edge += bin;
+        }
+        last = bytes;
+    }
+    if let Some(&(t, bytes)) = timeline.last() {
+        out.push((t.as_secs_f64(), bytes));
+    }
+    out
 }

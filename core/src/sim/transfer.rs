@@ -88,6 +88,10 @@ pub struct TransferReport {
     pub wire_digest: [u8; 32],
     /// Each stream's tally, in id order.
     pub streams: Vec<StreamTally>,
+    /// `(virtual time since the start, payload bytes read so far on all streams)` at every
+    /// step where the receiver read something; empty unless asked for
+    /// ([`run_transfer_recorded`]). Recording changes nothing on the wire.
+    pub timeline: Vec<(Duration, u64)>,
 }
 
 /// One stream of a transfer.
@@ -246,6 +250,8 @@ struct Run {
     buf: Vec<u8>,
     latencies: Vec<Duration>,
     failed: bool,
+    /// `Some` when the timeline is recorded: the run's start and the samples so far.
+    timeline: Option<(Instant, Vec<(Duration, u64)>)>,
 }
 
 impl Run {
@@ -287,6 +293,12 @@ impl Run {
                 src.marks.pop_front();
             }
         }
+        if let Some((start, samples)) = &mut self.timeline {
+            let total: u64 = self.sinks.values().map(|s| s.read).sum();
+            if samples.last().map_or(total > 0, |&(_, last)| total > last) {
+                samples.push((now.saturating_duration_since(*start), total));
+            }
+        }
     }
 
     /// Bytes the receiver read on `id`.
@@ -312,6 +324,20 @@ where
     B: StreamPeer,
     M: Medium,
 {
+    run_streams_with(pair, plan, false)
+}
+
+/// [`run_streams`], recording [`TransferReport::timeline`] when `record`.
+fn run_streams_with<A, B, M>(
+    pair: &mut Pair<Tap<A>, Tap<B>, M>,
+    plan: &StreamPlan,
+    record: bool,
+) -> TransferReport
+where
+    A: StreamPeer,
+    B: StreamPeer,
+    M: Medium,
+{
     let start = pair.now;
     let mut run = Run {
         sources: Vec::new(),
@@ -320,6 +346,7 @@ where
         buf: vec![0; 64 * 1024],
         latencies: Vec::new(),
         failed: false,
+        timeline: record.then(|| (start, Vec::new())),
     };
     for index in 0..plan.streams {
         let id = pair
@@ -388,7 +415,8 @@ where
         datagrams_ba: st.datagrams_b_to_a,
         sender: pair.a.kcp_stats().unwrap_or_default(),
         receiver: pair.b.kcp_stats().unwrap_or_default(),
-        latencies: run.latencies,
+        latencies: std::mem::take(&mut run.latencies),
+        timeline: run.timeline.take().map(|(_, t)| t).unwrap_or_default(),
         sha256_sent: combined(streams.iter().map(|t| t.sha256_sent)),
         sha256_received: combined(streams.iter().map(|t| t.sha256_received)),
         wire_digest: {
@@ -419,7 +447,16 @@ pub fn run_transfer(cfg: &TransferConfig, start: Instant) -> TransferReport {
     let a = Kcp::new(1, cfg.kcp, start);
     let b = Kcp::new(1, cfg.kcp, start);
     let mss = a.mss();
-    run_sole(a, b, mss, cfg, start)
+    run_sole(a, b, mss, cfg, start, false)
+}
+
+/// [`run_transfer`], also recording [`TransferReport::timeline`] (what `tether sim --plot`
+/// draws); the same wire, digests and counters.
+pub fn run_transfer_recorded(cfg: &TransferConfig, start: Instant) -> TransferReport {
+    let a = Kcp::new(1, cfg.kcp, start);
+    let b = Kcp::new(1, cfg.kcp, start);
+    let mss = a.mss();
+    run_sole(a, b, mss, cfg, start, true)
 }
 
 /// The same transfer between two full kcp-go sessions (crypto + FEC + KCP); `cfg.kcp` is
@@ -433,11 +470,18 @@ pub fn run_session_transfer(
     let a = Session::client(1, session, start, Box::new(seeded(cfg.seed ^ 0xa)));
     let b = Session::new(1, session, start, Box::new(seeded(cfg.seed ^ 0xb)));
     let mss = a.kcp().mss();
-    run_sole(a, b, mss, cfg, start)
+    run_sole(a, b, mss, cfg, start, false)
 }
 
 /// One stream from `a` to `b` over `cfg`'s links, written `chunk` bytes at a time.
-fn run_sole<M>(a: M, b: M, chunk: usize, cfg: &TransferConfig, start: Instant) -> TransferReport
+fn run_sole<M>(
+    a: M,
+    b: M,
+    chunk: usize,
+    cfg: &TransferConfig,
+    start: Instant,
+    record: bool,
+) -> TransferReport
 where
     Sole<M>: StreamPeer,
 {
@@ -456,7 +500,7 @@ where
         seed: cfg.seed,
         time_limit: cfg.time_limit,
     };
-    run_streams(&mut pair, &plan)
+    run_streams_with(&mut pair, &plan, record)
 }
 
 #[cfg(test)]
@@ -475,5 +519,26 @@ mod tests {
             time_limit: Duration::MAX,
         };
         assert!(run_transfer(&cfg, test_start()).completed);
+    }
+
+    #[test]
+    fn the_recorded_timeline_changes_nothing_else() {
+        let cfg = TransferConfig::symmetric(
+            200_000,
+            KcpConfig::fast(),
+            LinkConfig::perfect()
+                .with_loss(0.05)
+                .with_delay(Duration::from_millis(20)),
+            3,
+        );
+        let plain = run_transfer(&cfg, test_start());
+        let recorded = run_transfer_recorded(&cfg, test_start());
+        assert!(plain.timeline.is_empty());
+        assert_eq!(plain.wire_digest, recorded.wire_digest);
+        assert_eq!(plain.latencies, recorded.latencies);
+        let t = &recorded.timeline;
+        assert_eq!(t.last().map(|p| p.1), Some(200_000));
+        assert!(t.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
+        assert!(t.last().map(|p| p.0) <= Some(recorded.elapsed));
     }
 }

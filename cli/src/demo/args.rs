@@ -27,6 +27,10 @@ pub struct DemoArgs {
     /// Stop the plain-TCP upload after this long and report what got through.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub tcp_time_limit: Duration,
+    /// Congestion control of the plain-TCP leg: cubic is Linux's default (a host may use
+    /// another, e.g. bbr, which ignores random loss); any name the kernel offers.
+    #[arg(long, default_value = "cubic")]
+    pub tcp_congestion: String,
     /// Skip the plain-TCP leg (it needs a network namespace and a TUN device).
     #[arg(long)]
     pub no_tcp: bool,
@@ -56,6 +60,9 @@ pub struct TcpLegArgs {
     /// Stop the upload after this long.
     #[arg(long, value_parser = parse_duration)]
     pub time_limit: Duration,
+    /// The namespace's TCP congestion control.
+    #[arg(long)]
+    pub congestion: String,
 }
 
 impl DemoArgs {
@@ -68,6 +75,7 @@ impl DemoArgs {
             format!("--rtt={}us", self.rtt.as_micros()),
             format!("--seed={}", self.seed),
             format!("--time-limit={}ms", self.tcp_time_limit.as_millis()),
+            format!("--congestion={}", self.tcp_congestion),
         ]
     }
 }

@@ -26,6 +26,18 @@ pub enum NamespaceError {
          get no capabilities unless `sysctl kernel.apparmor_restrict_unprivileged_userns=0`)"
     )]
     Tun(std::io::Error),
+    /// The congestion control cannot be chosen.
+    #[error(
+        "cannot use TCP congestion control `{name}` ({source}); this user may choose: {offered}"
+    )]
+    Congestion {
+        /// What was asked for.
+        name: String,
+        /// Why it was refused.
+        source: std::io::Error,
+        /// `net.ipv4.tcp_allowed_congestion_control`.
+        offered: String,
+    },
 }
 
 /// Moves this process into a new network namespace: `CLONE_NEWNET` alone when root, else
@@ -52,6 +64,27 @@ pub fn enter() -> Result<(), NamespaceError> {
         .and_then(|()| write("/proc/self/uid_map", format!("0 {uid} 1")))
         .and_then(|()| write("/proc/self/gid_map", format!("0 {gid} 1")))
         .map_err(NamespaceError::Map)
+}
+
+/// Sets `tcp`'s congestion control (`TCP_CONGESTION`); the one now in effect.
+pub fn set_tcp_congestion(
+    tcp: &tokio::net::TcpStream,
+    name: &str,
+) -> Result<String, NamespaceError> {
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt::TcpCongestion};
+    let set = setsockopt(tcp, TcpCongestion, &std::ffi::OsString::from(name))
+        .and_then(|()| getsockopt(tcp, TcpCongestion));
+    set.map(|now| now.to_string_lossy().trim_end_matches('\0').to_string())
+        .map_err(|e| NamespaceError::Congestion {
+            name: name.into(),
+            source: e.into(),
+            offered: std::fs::read_to_string(
+                "/proc/sys/net/ipv4/tcp_allowed_congestion_control",
+            )
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        })
 }
 
 /// The namespace's kernel TCP retransmissions (`Tcp: RetransSegs` of `/proc/net/snmp`).

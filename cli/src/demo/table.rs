@@ -71,6 +71,13 @@ pub fn render(tunnel: &TunnelReport, tcp: Option<&Result<TcpReport, String>>) ->
          {} early); plain TCP: the kernel's Tcp RetransSegs",
         s.fast_retrans_segs, s.lost_segs, s.early_retrans_segs
     );
+    if let Some(Ok(t)) = tcp {
+        let _ = writeln!(
+            out,
+            "  plain TCP the kernel's TCP in a network namespace, congestion control {}",
+            t.congestion
+        );
+    }
     let _ = writeln!(
         out,
         "  FEC fixed datagrams rebuilt from parity shards (FECRecovered) instead of resent"

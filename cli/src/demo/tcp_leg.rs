@@ -47,6 +47,8 @@ pub struct TcpReport {
     pub retrans_segs: Option<u64>,
     /// Packets the netem engine dropped toward the target and back.
     pub drops: (u64, u64),
+    /// The congestion control the namespace's TCP used.
+    pub congestion: String,
 }
 
 /// Runs the leg in a child process, moving `bar` with its progress; `Err` says why there is
@@ -172,14 +174,16 @@ async fn leg(args: &TcpLegArgs) -> Result<TcpReport, LegError> {
     let latencies = tokio::time::timeout(args.time_limit, workload::probe(addr))
         .await
         .unwrap_or_else(|_| Ok(Vec::new()))?;
-    let mut leg = workload::bulk(
-        addr,
-        args.bytes,
-        args.seed,
-        Some(args.time_limit),
-        received,
-    )
-    .await?;
+    // The sender's congestion control is the one that matters (the data flows its way).
+    let congestion = std::sync::Mutex::new(String::new());
+    let setup = |tcp: &tokio::net::TcpStream| {
+        let now = netns::set_tcp_congestion(tcp, &args.congestion).map_err(io::Error::other)?;
+        *congestion.lock().unwrap_or_else(|e| e.into_inner()) = now;
+        Ok(())
+    };
+    let limit = Some(args.time_limit);
+    let mut leg = workload::bulk(addr, args.bytes, args.seed, limit, received, &setup).await?;
+    let congestion = congestion.into_inner().unwrap_or_else(|e| e.into_inner());
     leg.latencies = latencies;
     progress.abort();
     target.abort();
@@ -190,6 +194,7 @@ async fn leg(args: &TcpLegArgs) -> Result<TcpReport, LegError> {
         leg,
         retrans_segs,
         drops: drops(&report),
+        congestion,
     })
 }
 

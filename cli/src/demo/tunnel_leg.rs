@@ -87,7 +87,8 @@ async fn measure(
     let latencies = tokio::time::timeout(SAFETY_LIMIT, workload::probe(entry))
         .await
         .map_err(|_| io::Error::other("the small requests did not finish"))??;
-    let mut leg = workload::bulk(entry, args.bytes, args.seed, Some(SAFETY_LIMIT), received).await?;
+    let limit = Some(SAFETY_LIMIT);
+    let mut leg = workload::bulk(entry, args.bytes, args.seed, limit, received, &|_| Ok(())).await?;
     leg.latencies = latencies;
     Ok(leg)
 }

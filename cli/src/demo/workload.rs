@@ -197,6 +197,9 @@ async fn probe_conn(addr: SocketAddr, rounds: usize) -> io::Result<Vec<f64>> {
     Ok(times)
 }
 
+/// How the bulk connection is set up: called on it once connected, before any payload.
+pub type Setup<'a> = &'a (dyn Fn(&TcpStream) -> io::Result<()> + Sync);
+
 /// Uploads `bytes` of `seed`'s payload through `addr` to the target sharing `received`,
 /// giving up at `limit` (if any). Fills everything of [`LegResult`] but the latencies.
 pub async fn bulk(
@@ -205,11 +208,12 @@ pub async fn bulk(
     seed: u64,
     limit: Option<Duration>,
     received: Arc<Received>,
+    setup: Setup<'_>,
 ) -> io::Result<LegResult> {
     let start = Instant::now();
     let (stop_sampling, stopped) = oneshot::channel();
     let samples = tokio::spawn(sample(Arc::clone(&received), start, stopped));
-    let upload = upload(addr, bytes, seed);
+    let upload = upload(addr, bytes, seed, setup);
     let outcome = match limit {
         Some(l) => tokio::time::timeout(l, upload).await.ok(),
         None => Some(upload.await),
@@ -238,8 +242,9 @@ pub async fn bulk(
 }
 
 /// Sends the payload; whether the target's digest matches the sender's.
-async fn upload(addr: SocketAddr, bytes: u64, seed: u64) -> io::Result<bool> {
+async fn upload(addr: SocketAddr, bytes: u64, seed: u64, setup: Setup<'_>) -> io::Result<bool> {
     let mut tcp = TcpStream::connect(addr).await?;
+    setup(&tcp)?;
     tcp.write_all(&[KIND_BULK]).await?;
     let mut payload = Payload::new(seed);
     let mut hash = Sha256::new();

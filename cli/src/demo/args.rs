@@ -21,6 +21,16 @@ pub struct DemoArgs {
     /// Round-trip time of the impaired link (split evenly between the directions).
     #[arg(long, default_value = "60ms", value_parser = parse_duration)]
     pub rtt: Duration,
+    /// kcptun mode of both tunnel ends: normal, fast, fast2, fast3.
+    #[arg(long, default_value = "fast")]
+    pub mode: String,
+    /// The tunnel client's send window (segments). kcptun's client default, 128, caps a
+    /// 60 ms path near 10 Mbit/s; 1024 is the server's default.
+    #[arg(long, default_value_t = 1024)]
+    pub sndwnd: u32,
+    /// The tunnel client's receive window (segments; kcptun's client default is 512).
+    #[arg(long, default_value_t = 1024)]
+    pub rcvwnd: u32,
     /// Seed of the impairment (both legs draw the same losses) and of the payload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -54,6 +64,16 @@ pub struct TcpLegArgs {
     /// Round-trip time.
     #[arg(long, value_parser = parse_duration)]
     pub rtt: Duration,
+    /// kcptun mode of both tunnel ends: normal, fast, fast2, fast3.
+    #[arg(long, default_value = "fast")]
+    pub mode: String,
+    /// The tunnel client's send window (segments). kcptun's client default, 128, caps a
+    /// 60 ms path near 10 Mbit/s; 1024 is the server's default.
+    #[arg(long, default_value_t = 1024)]
+    pub sndwnd: u32,
+    /// The tunnel client's receive window (segments; kcptun's client default is 512).
+    #[arg(long, default_value_t = 1024)]
+    pub rcvwnd: u32,
     /// Seed of the impairment and the payload.
     #[arg(long)]
     pub seed: u64,

@@ -56,8 +56,11 @@ pub fn run(args: &DemoArgs) -> i32 {
 async fn tour(args: &DemoArgs) -> i32 {
     println!(
         "tether demo 1/2: {} through a kcptun-compatible tunnel (tether client -> tether server, \
-         aes, mode fast, FEC 10/3, snappy, smux v1)",
-        fmt_bytes(args.bytes)
+         aes, mode {}, FEC 10/3, snappy, smux v1, client windows {}/{})",
+        fmt_bytes(args.bytes),
+        args.mode,
+        args.sndwnd,
+        args.rcvwnd
     );
     println!(
         "and over plain TCP, each through the same impaired link: {:.1}% loss each way, {} RTT, \

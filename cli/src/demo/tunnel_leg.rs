@@ -1,6 +1,6 @@
 //! The tunnel leg: target, `tether server`, the netem proxy and `tether client`, all tasks
 //! of this process on loopback, kcptun's default settings (aes, mode fast, FEC 10/3,
-//! snappy, smux v1):
+//! snappy, smux v1) but for the mode and the client's windows, which the demo's flags set:
 //!
 //! ```text
 //! workload ─TCP─> client ─UDP─> netem proxy ─UDP─> server ─TCP─> target
@@ -43,7 +43,8 @@ pub async fn run(args: &DemoArgs, received: Arc<Received>) -> Result<TunnelRepor
     let target = tokio::spawn(workload::target(target, Arc::clone(&received)));
 
     let target_arg = target_addr.to_string();
-    let flags = server_flags(&["-l", "127.0.0.1:0", "-t", &target_arg, "--quiet"])
+    let mode = args.mode.as_str();
+    let flags = server_flags(&["-l", "127.0.0.1:0", "-t", &target_arg, "--mode", mode, "--quiet"])
         .map_err(|e| e.to_string())?;
     let server = spawn_server(&flags)
         .await
@@ -53,8 +54,12 @@ pub async fn run(args: &DemoArgs, received: Arc<Received>) -> Result<TunnelRepor
         .map_err(|e| format!("cannot start the netem proxy: {e}"))?;
 
     let remote = proxy_addr.to_string();
-    let flags = client_flags(&["-l", "127.0.0.1:0", "-r", &remote, "--quiet"])
-        .map_err(|e| e.to_string())?;
+    let (snd, rcv) = (args.sndwnd.to_string(), args.rcvwnd.to_string());
+    let flags = client_flags(&[
+        "-l", "127.0.0.1:0", "-r", &remote, "--mode", mode, "--sndwnd", &snd, "--rcvwnd", &rcv,
+        "--quiet",
+    ])
+    .map_err(|e| e.to_string())?;
     let client = spawn_client(&flags)
         .await
         .map_err(|e| format!("tether client: {e}"))?;

@@ -21,6 +21,7 @@ impl Sock {
     #[allow(deprecated)]
     pub fn new(sock: std::net::UdpSocket) -> io::Result<Self> {
         sock.set_nonblocking(true)?;
+        set_buffers(&sock);
         let fd = tokio::io::unix::AsyncFd::with_interest(sock, tokio::io::Interest::READABLE)?;
         Ok(Self(fd))
     }
@@ -68,6 +69,7 @@ pub struct Sock(tokio::net::UdpSocket);
 impl Sock {
     pub fn new(sock: std::net::UdpSocket) -> io::Result<Self> {
         sock.set_nonblocking(true)?;
+        set_buffers(&sock);
         Ok(Self(tokio::net::UdpSocket::from_std(sock)?))
     }
 
@@ -95,6 +97,16 @@ impl Sock {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
     }
+}
+
+/// Socket buffers of the proxy's sockets: kcptun's `--sockbuf` default. A KCP sender
+/// flushes up to a whole window (1024 segments, ~1.4 MB) at once; with the kernel's default
+/// ~208 KiB the proxy's own sockets dropped most of such a burst before the engine saw it.
+const SOCKBUF: usize = 4 << 20;
+
+/// Sets [`SOCKBUF`], best effort (the kernel caps it at `net.core.rmem_max`/`wmem_max`).
+fn set_buffers(sock: &std::net::UdpSocket) {
+    tether_runtime_mio::udp::set_buffers(sock, SOCKBUF);
 }
 
 /// The local address an upstream socket binds: loopback toward a loopback server, the

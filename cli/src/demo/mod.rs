@@ -47,7 +47,9 @@ pub fn run(args: &DemoArgs) -> i32 {
     if code != 0 {
         return code;
     }
-    println!("\ntether demo 2/2: 4 MiB through KCP between two in-memory peers, 10% loss each way,");
+    println!(
+        "\ntether demo 2/2: 4 MiB through KCP between two in-memory peers, 10% loss each way,"
+    );
     println!("80 ms RTT, 20 Mbit/s bottleneck, kcptun client windows; all modes (same seed => same numbers).\n");
     sim::run(&sim_args())
 }

@@ -109,7 +109,11 @@ mod tests {
     /// Both checksums recomputed from scratch by etherparse equal the patched ones.
     fn assert_valid(packet: &[u8]) -> (Ipv4Header, TcpHeader) {
         let (ip, rest) = Ipv4Header::from_slice(packet).unwrap();
-        assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 checksum");
+        assert_eq!(
+            ip.header_checksum,
+            ip.calc_header_checksum(),
+            "IPv4 checksum"
+        );
         let (tcp, payload) = TcpHeader::from_slice(rest).unwrap();
         assert_eq!(
             tcp.checksum,

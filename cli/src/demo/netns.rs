@@ -78,12 +78,10 @@ pub fn set_tcp_congestion(
         .map_err(|e| NamespaceError::Congestion {
             name: name.into(),
             source: e.into(),
-            offered: std::fs::read_to_string(
-                "/proc/sys/net/ipv4/tcp_allowed_congestion_control",
-            )
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+            offered: std::fs::read_to_string("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
         })
 }
 

@@ -38,8 +38,8 @@ pub fn render(tunnel: &TunnelReport, tcp: Option<&Result<TcpReport, String>>) ->
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:>10} {:>8} {:>13} {:>8} {:>8} {:>8} {:>9} {:>13}  {}",
-        "leg", "moved", "time", "throughput", "p50", "p99", "retrans", "FEC fixed", "netem drops", "data"
+        "{:<10} {:>10} {:>8} {:>13} {:>8} {:>8} {:>8} {:>9} {:>13}  data",
+        "leg", "moved", "time", "throughput", "p50", "p99", "retrans", "FEC fixed", "netem drops",
     );
     for r in &rows {
         let _ = writeln!(
@@ -99,7 +99,11 @@ fn latency(leg: &LegResult, q: f64) -> String {
 }
 
 fn data(leg: &LegResult) -> String {
-    let checked = if leg.verified { "verified" } else { "CORRUPTED" };
+    let checked = if leg.verified {
+        "verified"
+    } else {
+        "CORRUPTED"
+    };
     if leg.completed {
         checked.into()
     } else {

@@ -44,8 +44,16 @@ pub async fn run(args: &DemoArgs, received: Arc<Received>) -> Result<TunnelRepor
 
     let target_arg = target_addr.to_string();
     let mode = args.mode.as_str();
-    let flags = server_flags(&["-l", "127.0.0.1:0", "-t", &target_arg, "--mode", mode, "--quiet"])
-        .map_err(|e| e.to_string())?;
+    let flags = server_flags(&[
+        "-l",
+        "127.0.0.1:0",
+        "-t",
+        &target_arg,
+        "--mode",
+        mode,
+        "--quiet",
+    ])
+    .map_err(|e| e.to_string())?;
     let server = spawn_server(&flags)
         .await
         .map_err(|e| format!("tether server: {e}"))?;
@@ -56,7 +64,16 @@ pub async fn run(args: &DemoArgs, received: Arc<Received>) -> Result<TunnelRepor
     let remote = proxy_addr.to_string();
     let (snd, rcv) = (args.sndwnd.to_string(), args.rcvwnd.to_string());
     let flags = client_flags(&[
-        "-l", "127.0.0.1:0", "-r", &remote, "--mode", mode, "--sndwnd", &snd, "--rcvwnd", &rcv,
+        "-l",
+        "127.0.0.1:0",
+        "-r",
+        &remote,
+        "--mode",
+        mode,
+        "--sndwnd",
+        &snd,
+        "--rcvwnd",
+        &rcv,
         "--quiet",
     ])
     .map_err(|e| e.to_string())?;
@@ -93,7 +110,8 @@ async fn measure(
         .await
         .map_err(|_| io::Error::other("the small requests did not finish"))??;
     let limit = Some(SAFETY_LIMIT);
-    let mut leg = workload::bulk(entry, args.bytes, args.seed, limit, received, &|_| Ok(())).await?;
+    let mut leg =
+        workload::bulk(entry, args.bytes, args.seed, limit, received, &|_| Ok(())).await?;
     leg.latencies = latencies;
     Ok(leg)
 }

@@ -169,9 +169,10 @@ async fn serve(mut tcp: TcpStream, received: Arc<Received>) -> io::Result<()> {
 /// Times [`PROBES`] small requests through `addr` (see the module doc); sorted seconds.
 pub async fn probe(addr: SocketAddr) -> io::Result<Vec<f64>> {
     let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..PROBE_CONNS {
-        let rounds = PROBES / PROBE_CONNS + usize::from(c < PROBES % PROBE_CONNS);
-        tasks.spawn(probe_conn(addr, rounds));
+    // PROBES is a multiple of PROBE_CONNS (checked below, at compile time).
+    const _: () = assert!(PROBES.is_multiple_of(PROBE_CONNS));
+    for _ in 0..PROBE_CONNS {
+        tasks.spawn(probe_conn(addr, PROBES / PROBE_CONNS));
     }
     let mut all = Vec::with_capacity(PROBES);
     while let Some(r) = tasks.join_next().await {

@@ -115,7 +115,12 @@ impl Server {
             tracing::info!("remote address: {}", conn.peer_addr());
             // Sessions are not drained (they live as long as the peer wants); their streams
             // are.
-            tokio::spawn(serve(conn, self.target.clone(), self.quiet, tracker.clone()));
+            tokio::spawn(serve(
+                conn,
+                self.target.clone(),
+                self.quiet,
+                tracker.clone(),
+            ));
         }
         drain(&tracker, again).await;
         Ok(())

@@ -83,97 +83,79 @@ where
     root.fill(&WHITE)?;
     let root = root.titled(axes.title, ("sans-serif", 20))?;
     let (left, right) = root.split_horizontally(550);
-    throughput_panel(&left, axes, series)?;
-    cdf_panel(&right, axes, series)?;
+    let throughput = Panel {
+        caption: "throughput".into(),
+        x_desc: axes.time,
+        y_desc: "Mbit/s",
+        legend: SeriesLabelPosition::UpperRight,
+    };
+    let lines: Vec<_> = series.iter().map(|s| s.throughput.clone()).collect();
+    throughput.draw(&left, series, &lines)?;
+    let latency = Panel {
+        caption: format!("latency CDF ({})", axes.latency),
+        x_desc: "ms",
+        y_desc: "fraction at or below",
+        legend: SeriesLabelPosition::LowerRight,
+    };
+    let lines: Vec<_> = series.iter().map(|s| cdf(&s.latency_ms)).collect();
+    latency.draw(&right, series, &lines)?;
     Ok(())
 }
 
-fn throughput_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    axes: Axes<'_>,
-    series: &[Series],
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let points = series.iter().flat_map(|s| s.throughput.iter());
-    let x_max = points.clone().map(|p| p.0).fold(0.0, f64::max).max(1e-3);
-    let y_max = points.map(|p| p.1).fold(0.0, f64::max).max(1e-3) * 1.1;
-    let mut chart = ChartBuilder::on(area)
-        .caption("throughput", ("sans-serif", 16))
-        .margin(10)
-        .x_label_area_size(35)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc(axes.time)
-        .y_desc("Mbit/s")
-        .draw()?;
-    for (i, s) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        chart
-            .draw_series(LineSeries::new(
-                s.throughput.iter().copied(),
-                colour.stroke_width(2),
-            ))?
-            .label(s.label.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+/// One panel's words.
+struct Panel<'a> {
+    caption: String,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    legend: SeriesLabelPosition,
 }
 
-fn cdf_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    axes: Axes<'_>,
-    series: &[Series],
-) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let x_max = series
-        .iter()
-        .flat_map(|s| s.latency_ms.iter().copied())
-        .fold(0.0, f64::max)
-        .max(1e-3)
-        * 1.05;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!("latency CDF ({})", axes.latency),
-            ("sans-serif", 16),
-        )
-        .margin(10)
-        .x_label_area_size(35)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..x_max, 0.0..1.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("ms")
-        .y_desc("fraction of requests")
-        .draw()?;
-    for (i, s) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+impl Panel<'_> {
+    /// Draws `lines` (one per series, labelled by it) on axes from 0 to just past the
+    /// largest point.
+    fn draw<DB: DrawingBackend>(
+        self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        series: &[Series],
+        lines: &[Vec<(f64, f64)>],
+    ) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let points = lines.iter().flatten();
+        let x_max = points.clone().map(|p| p.0).fold(0.0, f64::max).max(1e-3) * 1.02;
+        let y_max = points.map(|p| p.1).fold(0.0, f64::max).max(1e-3) * 1.05;
+        let mut chart = ChartBuilder::on(area)
+            .caption(self.caption.as_str(), ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
         chart
-            .draw_series(LineSeries::new(cdf(&s.latency_ms), colour.stroke_width(2)))?
-            .label(s.label.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
+            .configure_mesh()
+            .x_desc(self.x_desc)
+            .y_desc(self.y_desc)
+            .draw()?;
+        for (i, (s, line)) in series.iter().zip(lines).enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    line.iter().copied(),
+                    colour.stroke_width(2),
+                ))?
+                .label(s.label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(self.legend)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
 }
 
 /// The empirical CDF as a step line: `(latency, fraction at or below it)`, at most ~2000

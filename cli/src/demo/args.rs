@@ -9,9 +9,9 @@ use tether_core::sim::LinkConfig;
 
 use crate::units::{parse_duration, parse_prob, parse_size};
 
-/// Flags of `tether demo`.
+/// What both legs share: the payload and the impaired link.
 #[derive(Debug, Args, Clone)]
-pub struct DemoArgs {
+pub struct LegArgs {
     /// Payload pushed through the tunnel (and through plain TCP, until --tcp-time-limit).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub bytes: u64,
@@ -21,6 +21,16 @@ pub struct DemoArgs {
     /// Round-trip time of the impaired link (split evenly between the directions).
     #[arg(long, default_value = "60ms", value_parser = parse_duration)]
     pub rtt: Duration,
+    /// Seed of the impairment (both legs draw the same losses) and of the payload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Flags of `tether demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub leg: LegArgs,
     /// kcptun mode of both tunnel ends: normal, fast, fast2, fast3.
     #[arg(long, default_value = "fast")]
     pub mode: String,
@@ -31,14 +41,11 @@ pub struct DemoArgs {
     /// The tunnel client's receive window (segments; kcptun's client default is 512).
     #[arg(long, default_value_t = 1024)]
     pub rcvwnd: u32,
-    /// Seed of the impairment (both legs draw the same losses) and of the payload.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
     /// Stop the plain-TCP upload after this long and report what got through.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub tcp_time_limit: Duration,
-    /// Congestion control of the plain-TCP leg: cubic is Linux's default (a host may use
-    /// another, e.g. bbr, which ignores random loss); any name the kernel offers.
+    /// Congestion control of the plain-TCP sender: cubic is Linux's default (a host may use
+    /// another, e.g. bbr, which ignores random loss); any name the kernel allows.
     #[arg(long, default_value = "cubic")]
     pub tcp_congestion: String,
     /// Skip the plain-TCP leg (it needs a network namespace and a TUN device).
@@ -55,32 +62,12 @@ pub struct DemoArgs {
 /// Flags of the hidden `tether demo-tcp-leg` (started by `tether demo`).
 #[derive(Debug, Args, Clone)]
 pub struct TcpLegArgs {
-    /// Payload to upload.
-    #[arg(long, value_parser = parse_size)]
-    pub bytes: u64,
-    /// Loss each way.
-    #[arg(long, value_parser = parse_prob)]
-    pub loss: f64,
-    /// Round-trip time.
-    #[arg(long, value_parser = parse_duration)]
-    pub rtt: Duration,
-    /// kcptun mode of both tunnel ends: normal, fast, fast2, fast3.
-    #[arg(long, default_value = "fast")]
-    pub mode: String,
-    /// The tunnel client's send window (segments). kcptun's client default, 128, caps a
-    /// 60 ms path near 10 Mbit/s; 1024 is the server's default.
-    #[arg(long, default_value_t = 1024)]
-    pub sndwnd: u32,
-    /// The tunnel client's receive window (segments; kcptun's client default is 512).
-    #[arg(long, default_value_t = 1024)]
-    pub rcvwnd: u32,
-    /// Seed of the impairment and the payload.
-    #[arg(long)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub leg: LegArgs,
     /// Stop the upload after this long.
     #[arg(long, value_parser = parse_duration)]
     pub time_limit: Duration,
-    /// The namespace's TCP congestion control.
+    /// The sender's TCP congestion control.
     #[arg(long)]
     pub congestion: String,
 }
@@ -88,34 +75,37 @@ pub struct TcpLegArgs {
 impl DemoArgs {
     /// The child's command line for the same settings.
     pub fn tcp_leg_args(&self) -> Vec<String> {
+        let l = &self.leg;
         vec![
             "demo-tcp-leg".into(),
-            format!("--bytes={}", self.bytes),
-            format!("--loss={}", self.loss),
-            format!("--rtt={}us", self.rtt.as_micros()),
-            format!("--seed={}", self.seed),
+            format!("--bytes={}", l.bytes),
+            format!("--loss={}", l.loss),
+            format!("--rtt={}us", l.rtt.as_micros()),
+            format!("--seed={}", l.seed),
             format!("--time-limit={}ms", self.tcp_time_limit.as_millis()),
             format!("--congestion={}", self.tcp_congestion),
         ]
     }
 }
 
-/// Datagrams one direction may hold in flight (as `tether netem`'s default).
-const MAX_IN_FLIGHT: usize = 8192;
-
-/// The netem engine of either leg: `loss` each way, `rtt / 2` delay each way, one client.
-/// Both legs admit exactly one client, so both draw the same per-direction seeds.
-pub fn engine_config(loss: f64, rtt: Duration, seed: u64) -> EngineConfig {
-    let link = LinkConfig::perfect()
-        .with_loss(loss)
-        .with_delay(rtt / 2)
-        .with_max_in_flight(MAX_IN_FLIGHT);
-    EngineConfig {
-        up: link.clone(),
-        down: link,
-        seed,
-        // The demo's one mapping never expires while it runs.
-        idle_timeout: Duration::from_secs(3600),
-        max_clients: 4,
+impl LegArgs {
+    /// The netem engine of either leg: `loss` each way, `rtt / 2` delay each way. Both legs
+    /// admit exactly one client, so both draw the same per-direction seeds.
+    pub fn engine_config(&self) -> EngineConfig {
+        let link = LinkConfig::perfect()
+            .with_loss(self.loss)
+            .with_delay(self.rtt / 2)
+            .with_max_in_flight(MAX_IN_FLIGHT);
+        EngineConfig {
+            up: link.clone(),
+            down: link,
+            seed: self.seed,
+            // The demo's one mapping never expires while it runs.
+            idle_timeout: Duration::from_secs(3600),
+            max_clients: 4,
+        }
     }
 }
+
+/// Datagrams one direction may hold in flight (as `tether netem`'s default).
+const MAX_IN_FLIGHT: usize = 8192;

@@ -59,7 +59,7 @@ async fn tour(args: &DemoArgs) -> i32 {
     println!(
         "tether demo 1/2: {} through a kcptun-compatible tunnel (tether client -> tether server, \
          aes, mode {}, FEC 10/3, snappy, smux v1, client windows {}/{})",
-        fmt_bytes(args.bytes),
+        fmt_bytes(args.leg.bytes),
         args.mode,
         args.sndwnd,
         args.rcvwnd
@@ -67,9 +67,9 @@ async fn tour(args: &DemoArgs) -> i32 {
     println!(
         "and over plain TCP, each through the same impaired link: {:.1}% loss each way, {} RTT, \
          seed {} (plain TCP stops after {}).\n",
-        args.loss * 100.0,
-        fmt_dur(args.rtt),
-        args.seed,
+        args.leg.loss * 100.0,
+        fmt_dur(args.leg.rtt),
+        args.leg.seed,
         fmt_dur(args.tcp_time_limit)
     );
     let bars = Bars::new(args);
@@ -112,8 +112,8 @@ async fn tour(args: &DemoArgs) -> i32 {
         let axes = Axes {
             title: &format!(
                 "tether demo: {:.1}% loss each way, {} RTT",
-                args.loss * 100.0,
-                fmt_dur(args.rtt)
+                args.leg.loss * 100.0,
+                fmt_dur(args.leg.rtt)
             ),
             time: "seconds since the upload started",
             latency: "64-byte requests",
@@ -162,7 +162,7 @@ impl Bars {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
         let bar = |name: &str| {
-            let b = multi.add(ProgressBar::new(args.bytes));
+            let b = multi.add(ProgressBar::new(args.leg.bytes));
             b.set_style(style.clone());
             b.set_prefix(name.to_string());
             b

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tun_rs::{AsyncDevice, DeviceBuilder};
 
-use super::args::{engine_config, DemoArgs, TcpLegArgs};
+use super::args::{DemoArgs, TcpLegArgs};
 use super::nat::{self, Way};
 use super::netns::{self, NamespaceError};
 use super::workload::{self, LegResult, Received};
@@ -158,7 +158,7 @@ async fn leg(args: &TcpLegArgs) -> Result<TcpReport, LegError> {
         .packet_information(false)
         .build_async()
         .map_err(NamespaceError::Tun)?;
-    let mut engine = Engine::new(engine_config(args.loss, args.rtt, args.seed));
+    let mut engine = Engine::new(args.leg.engine_config());
     let peer = SocketAddr::from((nat::HOST, 0));
     let slot = engine
         .admit(Instant::now(), peer)
@@ -182,7 +182,8 @@ async fn leg(args: &TcpLegArgs) -> Result<TcpReport, LegError> {
         Ok(())
     };
     let limit = Some(args.time_limit);
-    let mut leg = workload::bulk(addr, args.bytes, args.seed, limit, received, &setup).await?;
+    let mut leg =
+        workload::bulk(addr, args.leg.bytes, args.leg.seed, limit, received, &setup).await?;
     let congestion = congestion.into_inner().unwrap_or_else(|e| e.into_inner());
     leg.latencies = latencies;
     progress.abort();

@@ -14,7 +14,7 @@ use tether_core::session::snmp::Snmp;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::args::{engine_config, DemoArgs};
+use super::args::DemoArgs;
 use super::tcp_leg::drops;
 use super::workload::{self, LegResult, Received};
 use crate::netem::Proxy;
@@ -110,8 +110,15 @@ async fn measure(
         .await
         .map_err(|_| io::Error::other("the small requests did not finish"))??;
     let limit = Some(SAFETY_LIMIT);
-    let mut leg =
-        workload::bulk(entry, args.bytes, args.seed, limit, received, &|_| Ok(())).await?;
+    let mut leg = workload::bulk(
+        entry,
+        args.leg.bytes,
+        args.leg.seed,
+        limit,
+        received,
+        &|_| Ok(()),
+    )
+    .await?;
     leg.latencies = latencies;
     Ok(leg)
 }
@@ -125,7 +132,7 @@ fn start_proxy(
 ) -> io::Result<(SocketAddr, oneshot::Sender<()>, ProxyTask)> {
     let listen = SocketAddr::from(([127, 0, 0, 1], 0));
     let server = SocketAddr::from(([127, 0, 0, 1], server.port()));
-    let config = engine_config(args.loss, args.rtt, args.seed);
+    let config = args.leg.engine_config();
     let mut proxy = Proxy::bind(listen, server, config, true)?;
     let addr = proxy.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();

@@ -102,19 +102,10 @@ pub async fn spawn_client(f: &ClientFlags) -> Result<Running, StartError> {
     let client = client::bind(&f, settings).await?;
     let local_addr = client.local_addr()?;
     let pool = client.pool().clone();
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(client.serve(
-        async move {
-            let _ = stopped.await;
-        },
-        std::future::pending(),
-    ));
-    Ok(Running {
-        local_addr,
-        snmp: Arc::new(move || pool.snmp()),
-        stop: Some(stop),
-        task,
-    })
+    let snmp = Arc::new(move || pool.snmp());
+    Ok(launch(local_addr, snmp, |stop| {
+        client.serve(stop, std::future::pending())
+    }))
 }
 
 /// Starts `tether server` with `f` on the current tokio runtime, like [`spawn_client`].
@@ -125,17 +116,32 @@ pub async fn spawn_server(f: &ServerFlags) -> Result<Running, StartError> {
     let server = server::bind(&f, settings).await?;
     let listener = Arc::clone(server.listener());
     let local_addr = listener.local_addr();
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(server.serve(
-        async move {
-            let _ = stopped.await;
-        },
-        std::future::pending(),
-    ));
-    Ok(Running {
+    let snmp = Arc::new(move || listener.snmp());
+    Ok(launch(local_addr, snmp, |stop| {
+        server.serve(stop, std::future::pending())
+    }))
+}
+
+/// The stop signal [`Running::stop`] sends.
+type Stop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Spawns `serve` with a stop future that [`Running::stop`] resolves.
+fn launch<Fut>(
+    local_addr: SocketAddr,
+    snmp: Arc<dyn Fn() -> Snmp + Send + Sync>,
+    serve: impl FnOnce(Stop) -> Fut,
+) -> Running
+where
+    Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(Box::pin(async move {
+        let _ = stopped.await;
+    })));
+    Running {
         local_addr,
-        snmp: Arc::new(move || listener.snmp()),
+        snmp,
         stop: Some(stop),
         task,
-    })
+    }
 }

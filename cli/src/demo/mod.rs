@@ -18,6 +18,14 @@ use crate::link_flags::LinkFlags;
 use crate::plot::{self, Axes, Series};
 use crate::sim::{self, fmt_bytes, fmt_dur, SimArgs};
 
+/// `println!` that ignores a closed stdout (`tether demo | head`): never a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod args;
 mod nat;
 mod netns;
@@ -47,16 +55,14 @@ pub fn run(args: &DemoArgs) -> i32 {
     if code != 0 {
         return code;
     }
-    println!(
-        "\ntether demo 2/2: 4 MiB through KCP between two in-memory peers, 10% loss each way,"
-    );
-    println!("80 ms RTT, 20 Mbit/s bottleneck, kcptun client windows; all modes (same seed => same numbers).\n");
+    say!("\ntether demo 2/2: 4 MiB through KCP between two in-memory peers, 10% loss each way,");
+    say!("80 ms RTT, 20 Mbit/s bottleneck, kcptun client windows; all modes (same seed => same numbers).\n");
     sim::run(&sim_args())
 }
 
 /// Part 1; the exit code.
 async fn tour(args: &DemoArgs) -> i32 {
-    println!(
+    say!(
         "tether demo 1/2: {} through a kcptun-compatible tunnel (tether client -> tether server, \
          aes, mode {}, FEC 10/3, snappy, smux v1, client windows {}/{})",
         fmt_bytes(args.leg.bytes),
@@ -64,14 +70,21 @@ async fn tour(args: &DemoArgs) -> i32 {
         args.sndwnd,
         args.rcvwnd
     );
-    println!(
-        "and over plain TCP, each through the same impaired link: {:.1}% loss each way, {} RTT, \
-         seed {} (plain TCP stops after {}).\n",
+    let link = format!(
+        "{:.1}% loss each way, {} RTT, seed {}",
         args.leg.loss * 100.0,
         fmt_dur(args.leg.rtt),
-        args.leg.seed,
-        fmt_dur(args.tcp_time_limit)
+        args.leg.seed
     );
+    if args.no_tcp {
+        say!("through an impaired link: {link}.\n");
+    } else {
+        say!(
+            "and over plain TCP, each through the same impaired link: {link} (plain TCP stops \
+             after {}).\n",
+            fmt_dur(args.tcp_time_limit)
+        );
+    }
     let bars = Bars::new(args);
     let received = Arc::new(workload::Received::default());
     let ticker = {
@@ -103,7 +116,7 @@ async fn tour(args: &DemoArgs) -> i32 {
             return 1;
         }
     };
-    println!("{}", table::render(&tunnel, tcp.as_ref()));
+    say!("{}", table::render(&tunnel, tcp.as_ref()));
     if let Some(path) = &args.plot {
         let mut series = vec![leg_series("tunnel", &tunnel.leg)];
         if let Some(Ok(t)) = &tcp {
@@ -122,7 +135,7 @@ async fn tour(args: &DemoArgs) -> i32 {
             eprintln!("tether demo: {e}");
             return 1;
         }
-        println!("\nplot written to {}", path.display());
+        say!("\nplot written to {}", path.display());
     }
     let ok = tunnel.leg.verified && !matches!(&tcp, Some(Ok(t)) if !t.leg.verified);
     if ok {

@@ -7,7 +7,7 @@
 //! kernel routes into it through the engine, rewritten by the double NAT of [`nat`] so that
 //! both directions of the connection cross the impaired path. The child prints `progress
 //! BYTES` lines and one `result JSON` line on stdout; the parent reads them.
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::process::Stdio;
@@ -123,7 +123,7 @@ pub fn child(args: &TcpLegArgs) -> i32 {
     match rt.block_on(leg(args)) {
         Ok(report) => match serde_json::to_string(&report) {
             Ok(json) => {
-                println!("result {json}");
+                let _ = writeln!(io::stdout(), "result {json}");
                 0
             }
             Err(e) => {
@@ -213,7 +213,11 @@ async fn print_progress(received: Arc<Received>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
-        println!("progress {}", received.bytes.load(Ordering::Acquire));
+        let n = received.bytes.load(Ordering::Acquire);
+        if writeln!(io::stdout(), "progress {n}").is_err() {
+            // The parent is gone.
+            return;
+        }
     }
 }
 

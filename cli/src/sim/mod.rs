@@ -65,7 +65,7 @@ pub fn run(args: &SimArgs) -> i32 {
 }
 
 /// How finely throughput is binned over simulated time: about this many points per run.
-const PLOT_POINTS: u32 = 100;
+const PLOT_POINTS: u32 = 60;
 
 /// `--plot`: each run's delivered bytes, binned over simulated time, and its chunk
 /// latencies (write to read, per MSS-sized chunk).
@@ -109,8 +109,33 @@ fn binned(timeline: &[(std::time::Duration, u64)], bin: std::time::Duration) -> 
         }
         last = bytes;
     }
-    if let Some(&(t, bytes)) = timeline.last() {
-        out.push((t.as_secs_f64(), bytes));
+    // The last bin ends at its edge, not at the last sample: a sliver of a bin would
+    // show as a spike.
+    if let Some(&(_, bytes)) = timeline.last() {
+        out.push((edge.as_secs_f64(), bytes));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn timeline_is_binned_to_cumulative_edges() {
+        let ms = Duration::from_millis;
+        let t = [(ms(50), 10), (ms(150), 30), (ms(170), 40), (ms(420), 90)];
+        assert_eq!(
+            super::binned(&t, ms(100)),
+            vec![
+                (0.0, 0),
+                (0.1, 10),
+                (0.2, 40),
+                (0.3, 40),
+                (0.4, 40),
+                (0.5, 90)
+            ]
+        );
+        assert_eq!(super::binned(&[], ms(100)), vec![(0.0, 0)]);
+    }
 }

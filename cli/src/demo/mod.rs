@@ -93,7 +93,7 @@ async fn tour(args: &DemoArgs) -> i32 {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
-                bar.set_position(received.bytes.load(Ordering::Acquire));
+                advance(&bar, received.bytes.load(Ordering::Acquire));
             }
         })
     };
@@ -143,6 +143,16 @@ async fn tour(args: &DemoArgs) -> i32 {
     } else {
         1
     }
+}
+
+/// Moves `bar` to `bytes`; its clock starts with the upload's first bytes (the probe
+/// before it moves none).
+pub fn advance(bar: &ProgressBar, bytes: u64) {
+    if bar.position() == 0 && bytes > 0 {
+        bar.reset_elapsed();
+        bar.reset_eta();
+    }
+    bar.set_position(bytes);
 }
 
 fn leg_series(label: &str, leg: &workload::LegResult) -> Series {

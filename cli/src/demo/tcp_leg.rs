@@ -76,7 +76,7 @@ pub async fn run(args: &DemoArgs, bar: ProgressBar) -> Result<TcpReport, String>
         let mut result = None;
         while let Ok(Some(line)) = lines.next_line().await {
             if let Some(n) = line.strip_prefix("progress ") {
-                bar.set_position(n.trim().parse().unwrap_or(0));
+                super::advance(&bar, n.trim().parse().unwrap_or(0));
             } else if let Some(json) = line.strip_prefix("result ") {
                 result = serde_json::from_str::<TcpReport>(json).ok();
             }

@@ -5,9 +5,17 @@ use std::collections::VecDeque;
 use super::{Kcp, KcpFlavor, RecvError, Seg, SendError, ASK_TELL, IKCP_WND_RCV, MAX_FRAGMENTS};
 
 impl Kcp {
-    /// A cleared buffer from the pool.
+    /// A cleared buffer from the pool, with room for a whole datagram: segments and
+    /// datagrams then fill it without reallocating, and it stays small enough for the pool
+    /// when it comes back (a buffer grown by doubling past `max_datagram` would be freed and
+    /// allocated anew for every segment).
     pub(super) fn take_buf(&mut self) -> Vec<u8> {
-        self.pool.pop().unwrap_or_default()
+        let mut b = self.pool.pop().unwrap_or_default();
+        let mtu = self.cfg.mtu as usize;
+        if b.capacity() < mtu {
+            b.reserve_exact(mtu);
+        }
+        b
     }
 
     /// Returns a buffer to the pool. Bounded in count (so a burst does not pin memory forever)

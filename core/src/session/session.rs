@@ -752,10 +752,16 @@ impl Machine for Session {
             // Held until more bytes arrive or the peer is verified.
             return None;
         }
-        let (d, cost) = self.out.pop_front()?;
-        // The one copy of a sealed datagram: into the caller's (socket batch) buffer.
-        buf.extend_from_slice(&d);
+        let (mut d, cost) = self.out.pop_front()?;
         let len = d.len();
+        if buf.is_empty() {
+            // Appending to nothing is taking the sealed datagram's buffer: the caller (the
+            // socket loop's outbox, which offers one empty buffer per datagram) sends it
+            // without a copy, and its empty buffer replaces this one in the pool.
+            std::mem::swap(buf, &mut d);
+        } else {
+            buf.extend_from_slice(&d);
+        }
         self.amp.on_sent(len, cost);
         self.return_buf(d);
         Some(Transmit { len })

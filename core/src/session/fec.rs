@@ -306,11 +306,14 @@ impl FecEncoder {
     /// `pkt` is the whole datagram: `offset` bytes of crypto header space, 8 bytes of FEC
     /// header space, then the KCP bytes. Each parity datagram is as long as the group's
     /// longest data datagram and starts with `offset` zero bytes for the crypto layer; it
-    /// is only valid during the call (kcp-go-session.md §2.1 step 2, §4.2).
+    /// is only valid during the call (kcp-go-session.md §2.1 step 2, §4.2). `emit` may
+    /// take the buffer itself, leaving another in its place (the session swaps in an empty
+    /// one from its pool instead of copying the datagram): the encoder starts each group
+    /// from cleared buffers.
     pub fn encode(
         &mut self,
         pkt: &mut [u8],
-        emit: impl FnMut(&mut [u8]),
+        emit: impl FnMut(&mut Vec<u8>),
     ) -> Result<usize, FecError> {
         self.check_len(pkt.len())?;
         let seqid = self.next;
@@ -386,7 +389,7 @@ impl FecEncoder {
 
     /// kcp-go-session.md §4.2: the parity of the zero-padded group is complete; stamp and
     /// emit the parity datagrams.
-    fn finish_group(&mut self, mut emit: impl FnMut(&mut [u8])) -> usize {
+    fn finish_group(&mut self, mut emit: impl FnMut(&mut Vec<u8>)) -> usize {
         let max = self.max_size;
         self.shard_count = 0;
         self.max_size = 0;
@@ -398,7 +401,7 @@ impl FecEncoder {
             p.buf.resize(max, 0);
             write_header(&mut p.buf, self.header_offset, next, TYPE_PARITY);
             next = next.wrapping_add(1) % self.paws; // kcp-go-session.md §4.1: wrap at parity only
-            emit(&mut p.buf[..]);
+            emit(&mut p.buf);
         }
         self.next = next;
         self.parity_shards

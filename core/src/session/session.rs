@@ -576,9 +576,11 @@ impl Session {
         } = self;
         if let Some(enc) = enc {
             let _ = enc.encode(d, |p| {
+                // The parity datagram's buffer is taken, not copied; the encoder keeps an
+                // empty one from the pool for its next group.
                 let mut v = pool.pop().unwrap_or_default();
                 v.clear();
-                v.extend_from_slice(p);
+                std::mem::swap(p, &mut v);
                 parity.push(v);
             });
         }

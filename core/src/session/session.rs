@@ -412,6 +412,11 @@ impl Session {
     pub fn can_write(&self) -> bool {
         self.kcp.can_write()
     }
+    /// Reads stream bytes as an owned chunk, a whole received segment when it fits (see
+    /// [`Kcp::read_chunk`]).
+    pub fn read_chunk(&mut self, max: usize) -> Result<bytes::Bytes, RecvError> {
+        self.kcp.read_chunk(max)
+    }
     /// Reads stream bytes (kcp-go's `Read`).
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         self.kcp.recv_stream(buf)

@@ -457,7 +457,7 @@ fn close_reports_closed_once_and_goes_quiet() {
 }
 
 /// `read_chunk` hands full segments over as they are and gathers small ones, and the bytes
-/// are those `recv_stream` would read, with the window reopened the same way.
+/// are those `recv_stream` would read, counted the same way.
 #[test]
 fn read_chunk_hands_segments_over_and_gathers_small_ones() {
     let now = test_start();

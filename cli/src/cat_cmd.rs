@@ -254,6 +254,10 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
     let mut upload_done = false;
     let mut out = StdoutWriter::spawn()?;
     let mut buf = out.buffer();
+    // Received bytes wait in `buf` while the stdout thread is busy and `buf` has room: each
+    // hand-over to the thread costs two wake-ups, and one per socket-loop pass (often a few
+    // KiB) cost more than the copy (issue 15 item 8). An idle thread gets bytes at once.
+    let mut filled = 0;
     let mut last_output = Instant::now();
     let mut quiet = Quiet::new();
     // The first tick comes one period in: a probe before the first data would only add a
@@ -267,7 +271,7 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                 r.map_err(|e| with_context(e, "sending stdin"))?;
                 upload_done = true;
             }
-            r = rx.read(&mut buf), if out.can_write() => {
+            r = rx.read(&mut buf[filled..]), if out.can_write() && filled < buf.len() => {
                 let n = match r {
                     Ok(0) => Err(io::Error::other("the KCP stream ended unexpectedly")),
                     r => r.map_err(|e| with_context(e, "receiving")),
@@ -275,12 +279,16 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                 let n = match n {
                     Ok(n) => n,
                     Err(e) => {
-                        out.drain().await; // what arrived before still reaches stdout
+                        // What arrived before still reaches stdout.
+                        hand_over(&mut out, &mut buf, &mut filled)?;
+                        out.drain().await;
                         return Err(e);
                     }
                 };
-                let full = std::mem::replace(&mut buf, out.buffer());
-                out.write(full, n)?;
+                filled += n;
+                if out.is_idle() || filled == buf.len() {
+                    hand_over(&mut out, &mut buf, &mut filled)?;
+                }
             }
             r = out.written(), if !out.is_idle() => {
                 match r {
@@ -288,6 +296,9 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                     r => r?,
                 }
                 last_output = Instant::now();
+                if out.is_idle() {
+                    hand_over(&mut out, &mut buf, &mut filled)?;
+                }
             }
             _ = tick.tick() => {
                 if !upload_done {
@@ -296,14 +307,26 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                     continue;
                 }
                 let nothing_new = quiet.observe(stream.last_received().await);
-                let all_written =
-                    stream.unread() == 0 && out.is_idle() && last_output.elapsed() >= linger;
+                let all_written = stream.unread() == 0
+                    && filled == 0
+                    && out.is_idle()
+                    && last_output.elapsed() >= linger;
                 if nothing_new && all_written && quiet.for_at_least(linger) {
                     return Ok(());
                 }
             }
         }
     }
+}
+
+/// Queues the `filled` bytes waiting in `buf` for stdout (nothing when there are none) and
+/// puts a fresh buffer in its place.
+fn hand_over(out: &mut StdoutWriter, buf: &mut Vec<u8>, filled: &mut usize) -> io::Result<()> {
+    if *filled == 0 {
+        return Ok(());
+    }
+    let full = std::mem::replace(buf, out.buffer());
+    out.write(full, std::mem::take(filled))
 }
 
 /// Silence from the peer, timed on our own clock: the runtime stamps datagrams with the time

@@ -2,9 +2,9 @@
 //! one `now` per batch, timers, moving bytes between the hub and the sessions, and batched
 //! writes that stop at `WouldBlock` (no unbounded side queue). Runtimes add only readiness
 //! and a timer.
+use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -136,10 +136,17 @@ pub struct FlushReport {
 /// Datagrams drained from a listener and not yet accepted by the socket, in order, and
 /// bounded (256 datagrams); the rest stays inside the sessions, bounded by their windows.
 /// Shared by the driver and the mio endpoint.
+///
+/// Each datagram has a buffer of its own: the outbox offers an empty one to
+/// `poll_transmit`, and a session hands its sealed datagram over by swapping buffers
+/// (`Session::poll_transmit`), so a datagram reaches `sendmmsg` without a copy (issue 15
+/// item 8). Sent buffers are offered again, so buffers circulate between the sessions'
+/// pools and this one.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    out: Vec<u8>,
-    pending: Vec<(SocketAddr, Range<usize>)>,
+    pending: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Emptied buffers for the next datagrams (at most [`MAX_PENDING`]).
+    spare: Vec<Vec<u8>>,
 }
 
 impl Outbox {
@@ -170,22 +177,12 @@ impl Outbox {
     ) -> FlushReport {
         let mut r = FlushReport::default();
         loop {
-            while self.pending.len() < MAX_PENDING {
-                let start = self.out.len();
-                let Some((to, _)) = listener.poll_transmit(now, &mut self.out) else {
-                    break;
-                };
-                self.pending.push((to, start..self.out.len()));
-            }
+            self.fill(listener, now);
             if self.pending.is_empty() {
-                self.out.clear();
                 return r;
             }
-            let items: Vec<(SocketAddr, &[u8])> = self
-                .pending
-                .iter()
-                .map(|(a, rg)| (*a, &self.out[rg.clone()]))
-                .collect();
+            let items: Vec<(SocketAddr, &[u8])> =
+                self.pending.iter().map(|(a, d)| (*a, &d[..])).collect();
             r.syscalls += 1;
             let sent = send(&items);
             r.sent += sent.sent as u64;
@@ -193,27 +190,30 @@ impl Outbox {
             if let Some(e) = &sent.first_error {
                 tracing::debug!("dropped {} outgoing datagram(s): {e}", sent.errors);
             }
-            let done = sent.consumed();
-            if done < self.pending.len() {
-                self.compact(done);
+            let done = sent.consumed().min(self.pending.len());
+            let blocked = done < self.pending.len();
+            for (_, mut d) in self.pending.drain(..done) {
+                if self.spare.len() < MAX_PENDING {
+                    d.clear();
+                    self.spare.push(d);
+                }
+            }
+            if blocked {
                 r.blocked = true;
                 return r;
             }
-            self.pending.clear();
-            self.out.clear();
         }
     }
 
-    /// Drops the first `sent` pending datagrams, keeping the rest (and their bytes) in order.
-    fn compact(&mut self, sent: usize) {
-        let cut = self
-            .pending
-            .get(sent)
-            .map_or(self.out.len(), |(_, r)| r.start);
-        self.out.drain(..cut);
-        self.pending.drain(..sent);
-        for (_, r) in self.pending.iter_mut() {
-            *r = r.start - cut..r.end - cut;
+    /// Takes datagrams from `listener` until [`MAX_PENDING`] wait or it has none.
+    fn fill<U: StreamLayer>(&mut self, listener: &mut Listener<U>, now: Instant) {
+        while self.pending.len() < MAX_PENDING {
+            let mut d = self.spare.pop().unwrap_or_default();
+            let Some((to, _)) = listener.poll_transmit(now, &mut d) else {
+                self.spare.push(d);
+                return;
+            };
+            self.pending.push_back((to, d));
         }
     }
 }

@@ -166,6 +166,17 @@ impl Kcp {
     /// Inserts an in-window segment into `rcv_buf` in sn order; returns true for a duplicate.
     fn parse_data(&mut self, h: &Header, payload: &[u8]) -> bool {
         let sn = h.sn;
+        if sn == self.rcv_nxt
+            && self.rcv_buf.is_empty()
+            && self.rcv_queue.len() < self.cfg.rcv_wnd as usize
+        {
+            // The next segment in order with nothing waiting before it: where inserting it
+            // and `move_ready_to_queue` would put it, without touching `rcv_buf`.
+            let seg = self.received_seg(h, payload);
+            self.rcv_queue.push_back(seg);
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            return false;
+        }
         let mut insert_at = 0;
         let mut repeat = false;
         for (i, seg) in self.rcv_buf.iter().enumerate().rev() {
@@ -179,19 +190,28 @@ impl Kcp {
             }
         }
         if !repeat {
-            let mut data = self.take_buf();
-            data.extend_from_slice(payload);
-            let seg = Seg {
-                frg: h.frg,
-                ts: h.ts,
-                sn,
-                data,
-                ..Seg::default()
-            };
-            self.rcv_buf.insert(insert_at, seg);
+            let seg = self.received_seg(h, payload);
+            if insert_at == self.rcv_buf.len() {
+                self.rcv_buf.push_back(seg);
+            } else {
+                self.rcv_buf.insert(insert_at, seg);
+            }
         }
         self.move_ready_to_queue();
         repeat
+    }
+
+    /// A received PUSH segment with its own copy of the payload.
+    fn received_seg(&mut self, h: &Header, payload: &[u8]) -> Seg {
+        let mut data = self.take_buf();
+        data.extend_from_slice(payload);
+        Seg {
+            frg: h.frg,
+            ts: h.ts,
+            sn: h.sn,
+            data,
+            ..Seg::default()
+        }
     }
 
     /// Drops every segment below `una` from `snd_buf`; returns how many went.

@@ -25,6 +25,7 @@ use std::time::Instant;
 
 pub use config::{ConfigError, KcpConfig, KcpFlavor, MODE_NAMES};
 pub use cwnd::Cwnd;
+pub use queue::WHOLE_SEGMENT;
 pub use rto::RttEstimator;
 pub use stats::KcpStats;
 

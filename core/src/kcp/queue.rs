@@ -2,12 +2,29 @@
 //! (kcp.md §4, §7).
 use std::collections::VecDeque;
 
+use bytes::Bytes;
+
 use super::{Kcp, KcpFlavor, RecvError, Seg, SendError, ASK_TELL, IKCP_WND_RCV, MAX_FRAGMENTS};
 
+/// Segments of at least this many bytes leave [`Kcp::read_chunk`] as they are (a full
+/// segment at any MTU kcp-go allows; a smaller one is worth a copy to save a chunk).
+pub const WHOLE_SEGMENT: usize = 512;
+
+/// Largest buffer [`Kcp::read_chunk`] gathers small segments into.
+const GATHER_MAX: usize = 64 * 1024;
+
 impl Kcp {
-    /// A cleared buffer from the pool.
+    /// A cleared buffer from the pool, with room for a whole datagram: segments and
+    /// datagrams then fill it without reallocating, and it stays small enough for the pool
+    /// when it comes back (a buffer grown by doubling past `max_datagram` would be freed and
+    /// allocated anew for every segment).
     pub(super) fn take_buf(&mut self) -> Vec<u8> {
-        self.pool.pop().unwrap_or_default()
+        let mut b = self.pool.pop().unwrap_or_default();
+        let mtu = self.cfg.mtu as usize;
+        if b.capacity() < mtu {
+            b.reserve_exact(mtu);
+        }
+        b
     }
 
     /// Returns a buffer to the pool. Bounded in count (so a burst does not pin memory forever)
@@ -178,6 +195,31 @@ impl Kcp {
         }
         self.after_recv(recover, n);
         Ok(n)
+    }
+
+    /// Stream-mode read as an owned chunk of at most `max` bytes (never empty), for a
+    /// caller that keeps received bytes as chunks (the hub's owned-buffer path, issue 15
+    /// item 8): a segment of at least [`WHOLE_SEGMENT`] bytes (or `max`) that fits is handed
+    /// over as it is, its buffer becoming the chunk, so its bytes are copied only into the
+    /// application's buffer; smaller segments are gathered into one buffer (one copy, as
+    /// [`Kcp::recv_stream`]), so tiny segments do not become tiny chunks. `WouldBlock` when
+    /// nothing is queued.
+    pub fn read_chunk(&mut self, max: usize) -> Result<Bytes, RecvError> {
+        let head = self.rcv_queue.front().ok_or(RecvError::WouldBlock)?;
+        let len = head.data.len();
+        if max == 0 {
+            return Err(RecvError::WouldBlock);
+        }
+        if len > max || len < WHOLE_SEGMENT.min(max) {
+            let mut buf = vec![0u8; max.min(GATHER_MAX)];
+            let n = self.recv_stream(&mut buf)?;
+            buf.truncate(n);
+            return Ok(Bytes::from(buf));
+        }
+        let recover = self.rcv_queue.len() >= self.cfg.rcv_wnd as usize;
+        let seg = self.rcv_queue.pop_front().ok_or(RecvError::WouldBlock)?;
+        self.after_recv(recover, len);
+        Ok(Bytes::from(seg.data))
     }
 
     fn after_recv(&mut self, recover: bool, n: usize) {

@@ -455,3 +455,48 @@ fn close_reports_closed_once_and_goes_quiet() {
         Some(&KcpEvent::Closed(KcpCloseReason::Local))
     );
 }
+
+/// `read_chunk` hands full segments over as they are and gathers small ones, and the bytes
+/// are those `recv_stream` would read, counted the same way.
+#[test]
+fn read_chunk_hands_segments_over_and_gathers_small_ones() {
+    let now = test_start();
+    let cfg = KcpConfig::fast3().with_windows(64, 64);
+    let feed = |k: &mut Kcp, sizes: &[usize]| {
+        let mut sent = Vec::new();
+        for (sn, &len) in sizes.iter().enumerate() {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + sn) as u8).collect();
+            let seg = segment(7, Cmd::Push, 0, 64, sn as u32, 0, &data);
+            k.handle_input(now, &seg).expect("input");
+            sent.extend_from_slice(&data);
+        }
+        sent
+    };
+    let mss = Kcp::new(7, cfg, now).mss();
+    let sizes = [mss, mss, 10, 20, 30, mss, 600, 100];
+    let mut k = Kcp::new(7, cfg, now);
+    let sent = feed(&mut k, &sizes);
+    let mut chunks = Vec::new();
+    while let Ok(c) = k.read_chunk(64 * 1024) {
+        assert!(!c.is_empty());
+        chunks.push(c);
+    }
+    let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+    // Two whole segments, the three small ones gathered with everything after them that
+    // fits (a copy reads across segments), as recv_stream does.
+    assert_eq!(lens, [mss, mss, 10 + 20 + 30 + mss + 600 + 100]);
+    assert_eq!(chunks.concat(), sent);
+    assert_eq!(k.stats().bytes_received, sent.len() as u64);
+
+    // A chunk never exceeds `max`: a segment larger than it is read in pieces.
+    let mut k = Kcp::new(7, cfg, now);
+    let sent = feed(&mut k, &[mss, 700]);
+    let mut got = Vec::new();
+    while let Ok(c) = k.read_chunk(300) {
+        assert!(c.len() <= 300);
+        got.extend_from_slice(&c);
+    }
+    assert_eq!(got, sent);
+    assert_eq!(k.read_chunk(300), Err(RecvError::WouldBlock));
+    assert_eq!(k.read_chunk(0), Err(RecvError::WouldBlock));
+}

@@ -159,11 +159,13 @@ pub fn recovered_payload(r: &[u8]) -> Option<&[u8]> {
     r.get(2..sz)
 }
 
-/// A shard buffer seen by the Reed–Solomon codec from `start` on (the payload offset).
+/// One parity datagram of the group being encoded, seen by the Reed–Solomon codec as
+/// `buf[start..end]`: the payload region of the data datagram folded in last.
 #[derive(Debug, Clone)]
 struct Window {
     buf: Vec<u8>,
     start: usize,
+    end: usize,
 }
 
 impl Window {
@@ -177,13 +179,13 @@ impl Window {
 
 impl AsRef<[u8]> for Window {
     fn as_ref(&self) -> &[u8] {
-        self.buf.get(self.start..).unwrap_or_default()
+        self.buf.get(self.start..self.end).unwrap_or_default()
     }
 }
 
 impl AsMut<[u8]> for Window {
     fn as_mut(&mut self) -> &mut [u8] {
-        self.buf.get_mut(self.start..).unwrap_or_default()
+        self.buf.get_mut(self.start..self.end).unwrap_or_default()
     }
 }
 
@@ -199,9 +201,16 @@ pub struct FecEncoder {
     max_size: usize,
     header_offset: usize,
     payload_offset: usize,
-    /// The current group's shards; empty until the first datagram (and after
-    /// [`FecEncoder::release_idle`] with no group pending).
-    shards: Vec<Window>,
+    /// The current group's parity datagrams so far. Reed–Solomon parity is a sum over the
+    /// zero-padded data shards, so each data datagram is folded in as it is stamped, while
+    /// it is still in cache, and no copy of it is kept; a shard's zero padding adds
+    /// nothing, so each is folded in over its own length (kcp-go-session.md §4.2: the same
+    /// bytes as encoding the padded group at its end). Each buffer is as long as the
+    /// group's longest datagram so far, zero before the payload offset. Empty until the
+    /// first datagram (and after [`FecEncoder::release_idle`] with no group pending).
+    parity: Vec<Window>,
+    /// The codec refused a shard of the current group: the group gets no parity.
+    group_failed: bool,
     codec: Codec,
 }
 
@@ -238,7 +247,8 @@ impl FecEncoder {
             max_size: 0,
             header_offset: offset,
             payload_offset,
-            shards: Vec::new(),
+            parity: Vec::new(),
+            group_failed: false,
             codec: Codec::default(),
         })
     }
@@ -274,17 +284,19 @@ impl FecEncoder {
         self.shard_count
     }
 
-    /// Gives back the memory an idle sender does not need: the codec and every shard
-    /// buffer, except the data datagrams of the current, incomplete group, which the
-    /// group's parity is computed from (kcp-go-session.md §4.2) and which are kept at their
-    /// exact length. The next datagram allocates again.
+    /// Gives back the memory an idle sender does not need: the codec, and the parity
+    /// buffers unless a group is pending (then they hold its partial parity,
+    /// kcp-go-session.md §4.2, and are kept at their exact length). The next datagram
+    /// allocates again.
     pub fn release_idle(&mut self) {
         self.codec.release();
-        self.shards.truncate(self.shard_count);
-        for s in self.shards.iter_mut() {
-            s.buf.shrink_to_fit();
+        if self.shard_count == 0 {
+            self.parity = Vec::new();
+            return;
         }
-        self.shards.shrink_to_fit();
+        for p in self.parity.iter_mut() {
+            p.buf.shrink_to_fit();
+        }
     }
 
     /// Stamps `pkt` as a data shard (seqid, type 0xF1 at `offset`, size at `offset + 6`)
@@ -294,35 +306,62 @@ impl FecEncoder {
     /// `pkt` is the whole datagram: `offset` bytes of crypto header space, 8 bytes of FEC
     /// header space, then the KCP bytes. Each parity datagram is as long as the group's
     /// longest data datagram and starts with `offset` zero bytes for the crypto layer; it
-    /// is only valid during the call (kcp-go-session.md §2.1 step 2, §4.2).
+    /// is only valid during the call (kcp-go-session.md §2.1 step 2, §4.2). `emit` may
+    /// take the buffer itself, leaving another in its place (the session swaps in an empty
+    /// one from its pool instead of copying the datagram): the encoder starts each group
+    /// from cleared buffers.
     pub fn encode(
         &mut self,
         pkt: &mut [u8],
-        emit: impl FnMut(&mut [u8]),
+        emit: impl FnMut(&mut Vec<u8>),
     ) -> Result<usize, FecError> {
         self.check_len(pkt.len())?;
         let seqid = self.next;
         self.next = self.next.wrapping_add(1); // kcp-go-session.md §4.1: data never wraps at paws
         self.stamp_data(pkt, seqid);
-        if self.shards.len() < self.data_shards + self.parity_shards {
-            let start = self.payload_offset;
-            self.shards
-                .resize_with(self.data_shards + self.parity_shards, || Window {
-                    buf: Vec::new(),
-                    start,
-                });
-        }
-        if let Some(shard) = self.shards.get_mut(self.shard_count) {
-            shard.buf.clear();
-            shard.reserve_full();
-            shard.buf.extend_from_slice(pkt);
-        }
+        self.fold_in(pkt);
         self.shard_count += 1;
         self.max_size = self.max_size.max(pkt.len());
         if self.shard_count < self.data_shards {
             return Ok(0);
         }
         Ok(self.finish_group(emit))
+    }
+
+    /// Adds data shard number `shard_count` of the group to the parity: each parity buffer
+    /// grows (zero-filled) to the datagram's length, then the codec adds the shard's
+    /// contribution over its payload region.
+    fn fold_in(&mut self, pkt: &[u8]) {
+        let start = self.payload_offset;
+        if self.parity.len() != self.parity_shards {
+            self.parity.resize_with(self.parity_shards, || Window {
+                buf: Vec::new(),
+                start,
+                end: start,
+            });
+        }
+        let first = self.shard_count == 0;
+        for p in self.parity.iter_mut() {
+            if first {
+                p.buf.clear(); // a new group: zero from scratch
+            }
+            if p.buf.len() < pkt.len() {
+                p.reserve_full();
+                p.buf.resize(pkt.len(), 0);
+            }
+            p.end = pkt.len();
+        }
+        if first {
+            self.group_failed = false;
+        }
+        let data = pkt.get(start..).unwrap_or_default();
+        let folded = match self.codec.get(self.data_shards, self.parity_shards) {
+            Some(codec) => codec
+                .encode_single_sep(self.shard_count, data, &mut self.parity[..])
+                .is_ok(),
+            None => false,
+        };
+        self.group_failed |= !folded;
     }
 
     fn check_len(&self, len: usize) -> Result<(), FecError> {
@@ -348,31 +387,21 @@ impl FecEncoder {
         }
     }
 
-    /// kcp-go-session.md §4.2: zero-pad the data shards to the longest datagram, RS-encode,
-    /// then stamp and emit the parity datagrams.
-    fn finish_group(&mut self, mut emit: impl FnMut(&mut [u8])) -> usize {
+    /// kcp-go-session.md §4.2: the parity of the zero-padded group is complete; stamp and
+    /// emit the parity datagrams.
+    fn finish_group(&mut self, mut emit: impl FnMut(&mut Vec<u8>)) -> usize {
         let max = self.max_size;
         self.shard_count = 0;
         self.max_size = 0;
-        for s in self.shards.iter_mut() {
-            s.reserve_full();
-            s.buf.resize(max, 0);
-        }
-        for s in self.shards.iter_mut().skip(self.data_shards) {
-            s.buf.fill(0);
-        }
-        let encoded = match self.codec.get(self.data_shards, self.parity_shards) {
-            Some(codec) => codec.encode(&mut self.shards[..]).is_ok(),
-            None => false,
-        };
-        if !encoded {
+        if self.group_failed {
             return 0; // as kcp-go: no parity if the codec refuses (equal lengths make it unreachable)
         }
         let mut next = self.next;
-        for s in self.shards.iter_mut().skip(self.data_shards) {
-            write_header(&mut s.buf, self.header_offset, next, TYPE_PARITY);
+        for p in self.parity.iter_mut() {
+            p.buf.resize(max, 0);
+            write_header(&mut p.buf, self.header_offset, next, TYPE_PARITY);
             next = next.wrapping_add(1) % self.paws; // kcp-go-session.md §4.1: wrap at parity only
-            emit(&mut s.buf[..]);
+            emit(&mut p.buf);
         }
         self.next = next;
         self.parity_shards
@@ -1073,17 +1102,17 @@ mod tests {
     fn encoder_reuses_its_buffers() {
         let mut enc = FecEncoder::new(10, 3, 20).unwrap();
         assert!(
-            enc.shards.is_empty(),
+            enc.parity.is_empty(),
             "nothing allocated before the first datagram"
         );
         encode_all(&mut enc, &[30; 10]);
-        let ptrs: Vec<*const u8> = enc.shards.iter().map(|s| s.buf.as_ptr()).collect();
+        let ptrs: Vec<*const u8> = enc.parity.iter().map(|s| s.buf.as_ptr()).collect();
         encode_all(&mut enc, &(0..50).map(|k| 30 + k * 29).collect::<Vec<_>>());
-        let after: Vec<*const u8> = enc.shards.iter().map(|s| s.buf.as_ptr()).collect();
+        let after: Vec<*const u8> = enc.parity.iter().map(|s| s.buf.as_ptr()).collect();
         assert_eq!(ptrs, after, "no reallocation while encoding");
     }
 
-    /// An idle encoder keeps only the pending group's data datagrams, and the parity it
+    /// An idle encoder keeps only the pending group's partial parity, and the parity it
     /// makes afterwards is the same as without the release (kcp-go-session.md §4.2).
     #[test]
     fn encoder_release_keeps_pending_group_and_parity() {
@@ -1094,8 +1123,13 @@ mod tests {
             for (k, p) in pkts.iter().enumerate() {
                 if release_at.contains(&k) {
                     enc.release_idle();
-                    assert_eq!(enc.shards.len(), k % 10, "only the pending group is kept");
-                    assert!(enc.shards.iter().all(|s| s.buf.capacity() == s.buf.len()));
+                    let kept = if k % 10 == 0 { 0 } else { 3 };
+                    assert_eq!(
+                        enc.parity.len(),
+                        kept,
+                        "only a pending group's parity is kept"
+                    );
+                    assert!(enc.parity.iter().all(|s| s.buf.capacity() == s.buf.len()));
                     assert!(enc.codec.0.is_none());
                 }
                 let mut d = p.clone();

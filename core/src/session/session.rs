@@ -412,6 +412,11 @@ impl Session {
     pub fn can_write(&self) -> bool {
         self.kcp.can_write()
     }
+    /// Reads stream bytes as an owned chunk, a whole received segment when it fits (see
+    /// [`Kcp::read_chunk`]).
+    pub fn read_chunk(&mut self, max: usize) -> Result<bytes::Bytes, RecvError> {
+        self.kcp.read_chunk(max)
+    }
     /// Reads stream bytes (kcp-go's `Read`).
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         self.kcp.recv_stream(buf)
@@ -576,9 +581,11 @@ impl Session {
         } = self;
         if let Some(enc) = enc {
             let _ = enc.encode(d, |p| {
+                // The parity datagram's buffer is taken, not copied; the encoder keeps an
+                // empty one from the pool for its next group.
                 let mut v = pool.pop().unwrap_or_default();
                 v.clear();
-                v.extend_from_slice(p);
+                std::mem::swap(p, &mut v);
                 parity.push(v);
             });
         }
@@ -752,10 +759,16 @@ impl Machine for Session {
             // Held until more bytes arrive or the peer is verified.
             return None;
         }
-        let (d, cost) = self.out.pop_front()?;
-        // The one copy of a sealed datagram: into the caller's (socket batch) buffer.
-        buf.extend_from_slice(&d);
+        let (mut d, cost) = self.out.pop_front()?;
         let len = d.len();
+        if buf.is_empty() {
+            // Appending to nothing is taking the sealed datagram's buffer: the caller (the
+            // socket loop's outbox, which offers one empty buffer per datagram) sends it
+            // without a copy, and its empty buffer replaces this one in the pool.
+            std::mem::swap(buf, &mut d);
+        } else {
+            buf.extend_from_slice(&d);
+        }
         self.amp.on_sent(len, cost);
         self.return_buf(d);
         Some(Transmit { len })

@@ -66,17 +66,22 @@ impl BenchError {
             BenchError::Failed(_) => 1,
         }
     }
+
+    /// The exit code of `result` of `tether <command>`, the error printed.
+    pub fn exit(command: &str, result: Result<(), BenchError>) -> i32 {
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tether {command}: error: {e}");
+                e.exit_code()
+            }
+        }
+    }
 }
 
 /// Runs `tether bench`; returns the exit code.
 pub fn run(args: &BenchArgs) -> i32 {
-    match bench(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("tether bench: error: {e}");
-            e.exit_code()
-        }
-    }
+    BenchError::exit("bench", bench(args))
 }
 
 fn bench(args: &BenchArgs) -> Result<(), BenchError> {

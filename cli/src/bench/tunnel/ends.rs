@@ -77,6 +77,31 @@ impl Programs {
     }
 }
 
+impl Programs {
+    /// Starts `imp`'s `role` listening on `-l listen` with `other` (`-t` target or `-r`
+    /// remote) and `common`; waits until its socket is bound (the server's UDP port, the
+    /// client's TCP listener).
+    fn start_end(
+        &self,
+        imp: Impl,
+        role: &str,
+        (listen, other, to): (SocketAddr, &str, SocketAddr),
+        common: &[String],
+    ) -> Result<Proc, String> {
+        let mut cmd = self.end(imp, role);
+        cmd.args(["-l", &listen.to_string(), other, &to.to_string()])
+            .args(common);
+        let mut end = Proc::spawn(format!("{} {role}", imp.name()), cmd)?;
+        let (table, what) = if role == "server" {
+            ("udp", "bound to UDP")
+        } else {
+            ("tcp", "listening on TCP")
+        };
+        end.await_ready(what, READY_LIMIT, || port_bound(table, listen.port()))?;
+        Ok(end)
+    }
+}
+
 /// `flag` if given, else `name` on `PATH`; it must be an existing file.
 fn kcptun(flag: Option<&Path>, name: &str) -> Result<PathBuf, BenchError> {
     let found = match flag {
@@ -128,13 +153,7 @@ impl Tunnel {
         setup: &Setup,
     ) -> Result<Tunnel, String> {
         let udp = free_port(true)?;
-        let mut cmd = p.end(imp, "server");
-        cmd.args(["-l", &udp.to_string(), "-t", &target.to_string()])
-            .args(setup.common);
-        let mut server = Proc::spawn(format!("{} server", imp.name()), cmd)?;
-        server.await_ready("bound to UDP", READY_LIMIT, || {
-            port_bound("udp", udp.port())
-        })?;
+        let server = p.start_end(imp, "server", (udp, "-t", target), setup.common)?;
         let (netem, remote) = match &setup.netem {
             Some(flags) => {
                 let (n, listen) = start_netem(&p.tether, udp, flags)?;
@@ -143,13 +162,7 @@ impl Tunnel {
             None => (None, udp),
         };
         let local = free_port(false)?;
-        let mut cmd = p.end(imp, "client");
-        cmd.args(["-l", &local.to_string(), "-r", &remote.to_string()])
-            .args(setup.common);
-        let mut client = Proc::spawn(format!("{} client", imp.name()), cmd)?;
-        client.await_ready("listening on TCP", READY_LIMIT, || {
-            port_bound("tcp", local.port())
-        })?;
+        let client = p.start_end(imp, "client", (local, "-r", remote), setup.common)?;
         Ok(Tunnel {
             client,
             server,

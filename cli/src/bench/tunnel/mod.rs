@@ -32,13 +32,7 @@ const BYTES_LIMIT: Duration = Duration::from_secs(600);
 
 /// Runs `tether bench-tunnel`; returns the exit code (2: kcptun is not installed).
 pub fn run_tunnel_bench(args: &TunnelBenchArgs) -> i32 {
-    match bench(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("tether bench-tunnel: error: {e}");
-            e.exit_code()
-        }
-    }
+    BenchError::exit("bench-tunnel", bench(args))
 }
 
 fn bench(args: &TunnelBenchArgs) -> Result<(), BenchError> {

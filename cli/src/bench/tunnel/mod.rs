@@ -205,6 +205,7 @@ impl Bench<'_> {
         }
         let mut sample = Sample::new(bytes, seconds, c1 - c0, s1 - s0);
         sample.longest_stall_seconds = stall.longest.as_secs_f64();
+        sample.longest_stall_from_seconds = stall.longest_from.as_secs_f64();
         Ok(sample)
     }
 }
@@ -213,17 +214,22 @@ impl Bench<'_> {
 /// kcptun 20210922 sometimes sits for seconds with 16 streams opened at once, which the
 /// throughput alone would hide.
 struct Stall {
+    t0: Instant,
     last_count: u64,
     since: Instant,
     longest: Duration,
+    /// When the longest stall began, from `t0`.
+    longest_from: Duration,
 }
 
 impl Stall {
     fn new(t0: Instant) -> Stall {
         Stall {
+            t0,
             last_count: 0,
             since: t0,
             longest: Duration::ZERO,
+            longest_from: Duration::ZERO,
         }
     }
 
@@ -234,7 +240,10 @@ impl Stall {
             self.last_count = count;
             self.since = now;
         }
-        self.longest = self.longest.max(now - self.since);
+        if now - self.since > self.longest {
+            self.longest = now - self.since;
+            self.longest_from = self.since - self.t0;
+        }
     }
 }
 

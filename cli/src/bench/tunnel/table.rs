@@ -28,6 +28,9 @@ pub struct Sample {
     /// The longest time no byte reached the target (polled every 5 ms).
     #[serde(serialize_with = "rounded::<3, _>")]
     pub longest_stall_seconds: f64,
+    /// When that stall began, seconds from the first connect (0: before the first byte).
+    #[serde(serialize_with = "rounded::<3, _>")]
+    pub longest_stall_from_seconds: f64,
 }
 
 impl Sample {
@@ -40,15 +43,16 @@ impl Sample {
             server_cpu_seconds,
             mb_per_s: bytes as f64 / seconds.max(1e-9) / 1e6,
             longest_stall_seconds: 0.0,
+            longest_stall_from_seconds: 0.0,
         }
     }
 
-    /// `12.3`, or `0.1 (stalled 3.9 s)` when no byte arrived for a second or more.
+    /// `12.3`, or `0.1 (stalled 3.9 s from 0.0 s)` when no byte arrived for a second or more.
     fn mb_per_s_text(&self) -> String {
         if self.longest_stall_seconds >= 1.0 {
             format!(
-                "{:.1} (stalled {:.1} s)",
-                self.mb_per_s, self.longest_stall_seconds
+                "{:.1} (stalled {:.1} s from {:.1} s)",
+                self.mb_per_s, self.longest_stall_seconds, self.longest_stall_from_seconds
             )
         } else {
             format!("{:.1}", self.mb_per_s)
@@ -241,8 +245,8 @@ impl Report {
              system of each tunnel process from /proc over the same seconds, per GiB received. \
              {} runs; the implementations take turns, alternating who goes first. {} CPUs; load \
              average {} before, {} after ({:.0} s). Ratios: tether / kcptun. \
-             \"(stalled X s)\" after a run's MB/s: no byte reached the target for X seconds \
-             in a row (at least 1 s).\n",
+             \"(stalled X s from T s)\" after a run's MB/s: no byte reached the target for \
+             X seconds in a row (at least 1 s), starting T seconds after the first connect.\n",
             self.command,
             self.netem_loss_percent,
             self.netem_rtt_ms,
@@ -281,6 +285,7 @@ mod tests {
         ]);
         let mut stalled = Sample::new(1 << 30, 10.0, 2.0, 2.0);
         stalled.longest_stall_seconds = 3.94;
+        stalled.longest_stall_from_seconds = 0.51;
         let k = Figures::pool(vec![stalled]);
         Report {
             command: "tether bench-tunnel".into(),
@@ -338,7 +343,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| netem, 16 streams | kcptun | 107.4 | 107.4 (stalled 3.9 s) | 2.00 | 2.00 | 4.00 |  |  |  |  |"),
+            md.contains("| netem, 16 streams | kcptun | 107.4 | 107.4 (stalled 3.9 s from 0.5 s) | 2.00 | 2.00 | 4.00 |  |  |  |  |"),
             "{md}"
         );
         assert!(!md.contains("PASS") && !md.contains("FAIL"), "{md}");

@@ -267,9 +267,21 @@ fn row(case: &str, imp: &str, f: &Figures, ratios: &str) -> String {
         .map(Sample::mb_per_s_text)
         .collect::<Vec<_>>()
         .join(", ");
+    let [client, server, both] = [
+        f.client_cpu_s_per_gib,
+        f.server_cpu_s_per_gib,
+        f.cpu_s_per_gib,
+    ]
+    .map(|v| {
+        if v.is_finite() {
+            format!("{v:.2}")
+        } else {
+            "n/a".into() // no byte arrived
+        }
+    });
     format!(
-        "| {case} | {imp} | {:.1} | {per_run} | {:.2} | {:.2} | {:.2} | {ratios} |\n",
-        f.mb_per_s, f.client_cpu_s_per_gib, f.server_cpu_s_per_gib, f.cpu_s_per_gib
+        "| {case} | {imp} | {:.1} | {per_run} | {client} | {server} | {both} | {ratios} |\n",
+        f.mb_per_s
     )
 }
 
@@ -329,6 +341,11 @@ mod tests {
             "no GiB, no CPU per GiB"
         );
         assert_eq!(json["kcptun"]["mb_per_s"], 0.0);
+        let md = row("loopback, 1 stream", "kcptun", &c.kcptun, " |  |  | ");
+        assert!(
+            md.contains("| kcptun | 0.0 | 0.0 | n/a | n/a | n/a |"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -61,6 +61,10 @@ enum Cmd {
     /// vs the yamux crate, 1 and 16 streams, throughput and CPU per GiB (builds the Go peer
     /// tests/go/smuxpeer).
     BenchSmux(Box<bench::SmuxBenchArgs>),
+    /// The tunnel side by side: tether client/server vs Debian's kcptun-client/server, one
+    /// and 16 TCP streams, on loopback and through netem (1 % loss, 40 ms RTT): throughput
+    /// and CPU per GiB of each end.
+    BenchTunnel(Box<bench::TunnelBenchArgs>),
     /// A yamux peer with `tether smux`'s echo-server/client command line, driven by
     /// `bench-smux`.
     #[command(hide = true)]
@@ -85,6 +89,7 @@ fn main() {
         Cmd::BenchReuseport(args) => bench::run_reuseport(&args),
         Cmd::BenchPeer(args) => bench::run_peer(&args),
         Cmd::BenchSmux(args) => bench::run_smux_bench(&args),
+        Cmd::BenchTunnel(args) => bench::run_tunnel_bench(&args),
         Cmd::BenchYamuxPeer(args) => bench::run_yamux_peer(&args),
     };
     std::process::exit(code);

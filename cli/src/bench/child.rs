@@ -93,7 +93,8 @@ impl Proc {
         t.iter().cloned().collect::<Vec<_>>().join("\n    ")
     }
 
-    fn failed(&self, what: &str) -> String {
+    /// `what` happened to this process, with the last lines of its stderr.
+    pub fn failed(&self, what: &str) -> String {
         format!(
             "{} {what}; its stderr:\n    {}",
             self.name,
@@ -101,15 +102,48 @@ impl Proc {
         )
     }
 
+    /// The next line on its stdout, waiting at most `within`.
+    pub fn stdout_line(&mut self, within: Duration) -> Result<String, String> {
+        self.out
+            .recv_timeout(within)
+            .map_err(|_| self.failed(&format!("printed no line within {within:?}")))
+    }
+
     /// A server's `listening <addr>` line.
     pub fn listening(&mut self, within: Duration) -> Result<SocketAddr, String> {
-        let line = self
-            .out
-            .recv_timeout(within)
-            .map_err(|_| self.failed(&format!("printed no `listening` line within {within:?}")))?;
+        let line = self.stdout_line(within)?;
         line.strip_prefix("listening ")
             .and_then(|a| a.trim().parse().ok())
             .ok_or_else(|| self.failed(&format!("printed {line:?}, not `listening <addr>`")))
+    }
+
+    /// Whether the process has exited (reaped or not).
+    pub fn exited(&self) -> bool {
+        matches!(proc_state(&self.pid()), Some('Z') | None)
+    }
+
+    /// Polls `ready` (every 10 ms, at most `within`) until it holds; an error with the
+    /// process's stderr when it exits first or `ready` never holds.
+    pub fn await_ready(
+        &mut self,
+        what: &str,
+        within: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), String> {
+        let deadline = deadline_in(within);
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            if self.exited() {
+                std::thread::sleep(Duration::from_millis(50)); // let the stderr pump catch up
+                return Err(self.failed(&format!("exited before {what}")));
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failed(&format!("not {what} within {within:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits for a stderr line starting with `prefix`.
@@ -165,7 +199,7 @@ impl Proc {
         let pid = self.pid();
         loop {
             // A zombie's CPU times are final; `wait` reaps it, and its `/proc` entry with it.
-            if matches!(proc_state(&pid), Some('Z') | None) {
+            if self.exited() {
                 let cpu = proc_cpu_seconds(&pid);
                 let status = self
                     .child

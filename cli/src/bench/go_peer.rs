@@ -44,7 +44,7 @@ pub fn build_go_peer(name: &str) -> Result<PathBuf, BenchError> {
     check_go(name)?;
     let src = workspace_root().join("tests/go").join(name);
     if !src.is_dir() {
-        return Err(BenchError::NoGoPeer(format!(
+        return Err(BenchError::NoPeer(format!(
             "no Go peer sources at {}; pass --{name} PATH",
             src.display()
         )));
@@ -68,10 +68,10 @@ pub fn build_go_peer(name: &str) -> Result<PathBuf, BenchError> {
 /// Whether `go` runs at all (`name`: the peer, for the flag that names a prebuilt one).
 fn check_go(name: &str) -> Result<(), BenchError> {
     match go_command().arg("version").output() {
-        Err(e) => Err(BenchError::NoGoPeer(format!(
+        Err(e) => Err(BenchError::NoPeer(format!(
             "`go` cannot be run ({e}); run scripts/install-deps.sh (Debian's golang-go, kcp-go and smux), or pass --{name} PATH"
         ))),
-        Ok(o) if !o.status.success() => Err(BenchError::NoGoPeer(format!(
+        Ok(o) if !o.status.success() => Err(BenchError::NoPeer(format!(
             "`go version` failed: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         ))),
@@ -88,12 +88,12 @@ fn go_build(src: &Path, out: &Path) -> Result<(), BenchError> {
         .arg(out)
         .arg(".")
         .output()
-        .map_err(|e| BenchError::NoGoPeer(format!("cannot run `go build`: {e}")))?;
+        .map_err(|e| BenchError::NoPeer(format!("cannot run `go build`: {e}")))?;
     if o.status.success() {
         return Ok(());
     }
     let _ = std::fs::remove_file(out);
-    Err(BenchError::NoGoPeer(format!(
+    Err(BenchError::NoPeer(format!(
         "`go build` of {} failed ({}; are golang-github-xtaci-kcp-dev and golang-github-xtaci-smux-dev installed?):\n{}{}",
         src.display(),
         o.status,

@@ -10,6 +10,10 @@
 //! `tether bench-smux` ([`smux`]) does the same for the multiplexers: `tether smux`, Go's
 //! xtaci/smux (`tests/go/smuxpeer`) and the `yamux` crate (`tether bench-yamux-peer`,
 //! [`yamux_peer`]), each an echo server and a client process.
+//!
+//! `tether bench-tunnel` ([`tunnel`]) puts the kcptun-compatible tunnel (`tether client` /
+//! `tether server`) next to Debian's kcptun: throughput and CPU per GiB of each end, on
+//! loopback and through `tether netem`.
 use std::io::{self, Write};
 use std::time::Instant;
 
@@ -26,12 +30,14 @@ mod reuseport;
 mod settings;
 mod smux;
 pub(crate) mod smux_payload;
+mod tunnel;
 mod yamux_peer;
 
 pub use args::BenchArgs;
 pub use peer::{run_peer, PeerArgs};
 pub use reuseport::{run_reuseport, ReuseportArgs};
 pub use smux::{run_smux_bench, SmuxBenchArgs};
+pub use tunnel::{run_tunnel_bench, TunnelBenchArgs};
 pub use yamux_peer::{run_yamux_peer, YamuxPeerArgs};
 
 use measure::{run_idle, run_setting};
@@ -43,10 +49,10 @@ use settings::{Impl, SETTINGS};
 /// Why `tether bench` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    /// No kcp-go peer to compare with (Go missing or its build failed): exit 2, so scripts
-    /// can tell "no Go here" from a failed run.
+    /// No peer to compare with (Go missing or its build failed, kcptun not installed):
+    /// exit 2, so scripts can tell "not here" from a failed run.
     #[error("{0}")]
-    NoGoPeer(String),
+    NoPeer(String),
     /// A peer failed or misbehaved, or the report could not be written: exit 1.
     #[error("{0}")]
     Failed(String),
@@ -56,21 +62,26 @@ impl BenchError {
     /// The process exit code of this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            BenchError::NoGoPeer(_) => 2,
+            BenchError::NoPeer(_) => 2,
             BenchError::Failed(_) => 1,
+        }
+    }
+
+    /// The exit code of `result` of `tether <command>`, the error printed.
+    pub fn exit(command: &str, result: Result<(), BenchError>) -> i32 {
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tether {command}: error: {e}");
+                e.exit_code()
+            }
         }
     }
 }
 
 /// Runs `tether bench`; returns the exit code.
 pub fn run(args: &BenchArgs) -> i32 {
-    match bench(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("tether bench: error: {e}");
-            e.exit_code()
-        }
-    }
+    BenchError::exit("bench", bench(args))
 }
 
 fn bench(args: &BenchArgs) -> Result<(), BenchError> {

@@ -49,13 +49,7 @@ struct Row {
 
 /// Runs `tether bench-reuseport`; returns the exit code.
 pub fn run_reuseport(args: &ReuseportArgs) -> i32 {
-    match bench(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("tether bench-reuseport: error: {e}");
-            e.exit_code()
-        }
-    }
+    BenchError::exit("bench-reuseport", bench(args))
 }
 
 fn bench(args: &ReuseportArgs) -> Result<(), BenchError> {

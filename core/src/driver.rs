@@ -173,6 +173,14 @@ pub trait ByteStream {
         Ok(taken)
     }
 
+    /// Whether a write could take bytes now. `false` promises a [`StreamEvent::Writable`]
+    /// once one can, as a refused write does, so a layer that prepares a frame at a cost
+    /// (snappy compresses and checksums it) asks first instead of preparing it in vain
+    /// while the window is full. By default `true`: the write itself decides.
+    fn poll_writable(&mut self) -> bool {
+        true
+    }
+
     /// Half-close: no more writes; the peer reads everything queued, then `Finished`.
     fn finish(&mut self) -> Result<(), StreamError>;
 

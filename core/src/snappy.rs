@@ -421,6 +421,11 @@ impl ByteStream for SnappyIo<'_, '_> {
         if self.failed.is_some() {
             return Err(StreamError::Closed);
         }
+        // Compressing and checksumming a frame the full window would refuse is wasted
+        // (a sender behind a 128-segment window retried it on every ACK).
+        if !self.lower.poll_writable() {
+            return Err(StreamError::Blocked);
+        }
         let total: usize = parts.iter().map(|p| p.len()).sum();
         self.out.clear();
         let started = self.enc.started;

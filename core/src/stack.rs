@@ -154,6 +154,13 @@ impl Lower<'_> {
         Ok(())
     }
 
+    /// Whether a frame written now could be taken (nothing refused is waiting and the lower
+    /// stream has room); `false` promises a `Writable` lower event, or a drain of the refused
+    /// bytes on the stack's next pass. See [`ByteStream::poll_writable`].
+    pub fn poll_writable(&mut self) -> bool {
+        self.pending.is_empty() && self.stream.poll_writable()
+    }
+
     /// Reads what the lower stream delivered.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
         self.stream.read(buf)

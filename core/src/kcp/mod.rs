@@ -363,6 +363,16 @@ impl Kcp {
         let w = self.wait_snd();
         w < self.cfg.snd_wnd as usize && w < self.rmt_wnd as usize
     }
+    /// Whether a write could take bytes now; when not (a full window), a
+    /// [`KcpEvent::Writable`] follows once it can, as after a refused write. A closed
+    /// machine answers `true`: its writes report the closing.
+    pub fn poll_writable(&mut self) -> bool {
+        if self.closed || self.can_write() {
+            return true;
+        }
+        self.want_writable = true;
+        false
+    }
     /// Whether the peer ever acknowledged a PUSH segment we sent (by ACK or `una`).
     pub fn peer_acked_data(&self) -> bool {
         self.peer_acked
@@ -671,6 +681,10 @@ impl ByteStream for Kcp {
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
         self.recv_stream(buf).map_err(|_| StreamError::Blocked)
+    }
+
+    fn poll_writable(&mut self) -> bool {
+        Kcp::poll_writable(self)
     }
 
     fn finish(&mut self) -> Result<(), StreamError> {

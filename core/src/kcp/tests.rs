@@ -500,3 +500,23 @@ fn read_chunk_hands_segments_over_and_gathers_small_ones() {
     assert_eq!(k.read_chunk(300), Err(RecvError::WouldBlock));
     assert_eq!(k.read_chunk(0), Err(RecvError::WouldBlock));
 }
+
+/// A layer that asks `poll_writable` before preparing a frame (snappy) gets the same
+/// `Writable` a refused write would have earned.
+#[test]
+fn poll_writable_false_promises_writable() {
+    let link = LinkConfig::perfect().with_delay(Duration::from_millis(10));
+    let mut p = checked_pair(KcpConfig::fast3().with_windows(4, 4), link, 2);
+    let chunk = vec![1u8; 1000];
+    while ByteStream::poll_writable(&mut p.a.0) {
+        ByteStream::write(&mut p.a.0, &chunk).unwrap();
+    }
+    assert!(!p.a.0.can_write());
+    p.events_a.clear();
+    let mut got = Vec::new();
+    while !p.events_a.contains(&KcpEvent::Writable) {
+        p.drive_for(Duration::from_millis(10));
+        read_all(&mut p.b.0, &mut got);
+    }
+    assert!(ByteStream::poll_writable(&mut p.a.0));
+}

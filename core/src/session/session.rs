@@ -835,6 +835,10 @@ impl ByteStream for Session {
         ByteStream::read(&mut self.kcp, buf)
     }
 
+    fn poll_writable(&mut self) -> bool {
+        self.kcp.poll_writable()
+    }
+
     fn finish(&mut self) -> Result<(), StreamError> {
         Err(StreamError::Unsupported)
     }

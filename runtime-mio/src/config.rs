@@ -144,6 +144,12 @@ impl Config {
         self.session.kcp.ack_nodelay = on;
         self
     }
+    /// Loss recovery without waiting for the next flush interval
+    /// ([`KcpConfig::quick_recovery`]; wire-compatible, off by default).
+    pub fn quick_recovery(mut self, on: bool) -> Self {
+        self.session.kcp.quick_recovery = on;
+        self
+    }
     /// `--dscp`.
     pub fn dscp(mut self, dscp: u8) -> Self {
         self.dscp = dscp;

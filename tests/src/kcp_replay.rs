@@ -43,6 +43,7 @@ pub fn config_of(sc: &Scenario) -> KcpConfig {
         stream: sc.stream,
         ack_nodelay: false,
         dead_link: 20,
+        quick_recovery: false,
         flavor: tether_core::kcp::KcpFlavor::KcpGo,
     }
 }

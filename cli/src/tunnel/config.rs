@@ -31,7 +31,8 @@ impl Settings {
             mode: "manual".into(),
             ..c.kcp.clone()
         }
-        .config();
+        .config()
+        .quick_recovery(!c.noquickrecovery);
         kcp.validate().map_err(|e| ConfigError::Invalid {
             flag: kcp_flag_of(&e.to_string()),
             value: String::new(),
@@ -111,6 +112,7 @@ pub fn startup_lines(c: &CommonFlags) -> Vec<String> {
         format!("mtu: {}", k.mtu),
         format!("datashard: {} parityshard: {}", k.datashard, k.parityshard),
         format!("acknodelay: {}", k.acknodelay),
+        format!("quickrecovery: {}", !c.noquickrecovery),
         format!("dscp: {}", k.dscp),
         format!("sockbuf: {}", k.sockbuf),
         format!("smuxbuf: {}", c.smux.smuxbuf),

@@ -19,6 +19,11 @@ pub struct CommonFlags {
     /// Disable snappy compression (must match on both ends).
     #[arg(long)]
     pub nocomp: bool,
+    /// tether only: recover losses on kcp-go's timing (ACKs and fast retransmits wait for
+    /// the next --interval tick) instead of acknowledging out-of-order data and
+    /// retransmitting at once. Either way the peer may be kcptun; only timing differs.
+    #[arg(long)]
+    pub noquickrecovery: bool,
     /// smux version, 1 or 2 (must match on both ends).
     #[arg(long, default_value_t = 1)]
     pub smuxver: u8,
@@ -283,6 +288,7 @@ impl CommonFlags {
         j.uint("dscp", &mut self.kcp.dscp)?;
         j.bool("nocomp", &mut self.nocomp)?;
         j.bool("acknodelay", &mut self.kcp.acknodelay)?;
+        j.bool("noquickrecovery", &mut self.noquickrecovery)?;
         j.uint("nodelay", &mut self.kcp.nodelay)?;
         j.uint("interval", &mut self.kcp.interval)?;
         j.uint("resend", &mut self.kcp.resend)?;

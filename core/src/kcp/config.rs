@@ -44,6 +44,13 @@ pub struct KcpConfig {
     pub ack_nodelay: bool,
     /// Retransmissions of one segment after which the link is reported dead.
     pub dead_link: u32,
+    /// Loss recovery without waiting for the next interval (tether's own policy, off by
+    /// default for kcp-go's timing): a receiver acknowledges at once when a segment arrives
+    /// out of order, and a sender flushes at once when ACKs bring a segment to the fast
+    /// retransmit threshold (`resend`). The wire format is unchanged; only when datagrams
+    /// leave differs. With kcptun's `fast` interval of 30 ms, a loss otherwise waits up to
+    /// two intervals for its ACKs and the retransmission, and the RTO usually fires first.
+    pub quick_recovery: bool,
     /// kcp-go's or ikcp's behaviour where they differ visibly to the peer.
     pub flavor: KcpFlavor,
 }
@@ -63,6 +70,7 @@ impl Default for KcpConfig {
             stream: false,
             ack_nodelay: false,
             dead_link: 20,
+            quick_recovery: false,
             flavor: KcpFlavor::KcpGo,
         }
     }
@@ -120,6 +128,11 @@ impl KcpConfig {
     /// Sets the MTU.
     pub fn with_mtu(mut self, mtu: u32) -> Self {
         self.mtu = mtu;
+        self
+    }
+    /// Sets [`KcpConfig::quick_recovery`].
+    pub fn with_quick_recovery(mut self, on: bool) -> Self {
+        self.quick_recovery = on;
         self
     }
     /// Sets stream mode.

@@ -120,9 +120,10 @@ impl Kcp {
             return Ok(());
         }
         self.after_input(now, prev_una, latest_ack_ts, regular);
-        if window_slides {
+        let ack_now = std::mem::take(&mut self.ack_now);
+        if window_slides || std::mem::take(&mut self.resend_now) {
             self.flush_and_schedule(now);
-        } else if ack_nodelay && !self.acklist.is_empty() {
+        } else if (ack_nodelay || ack_now) && !self.acklist.is_empty() {
             self.flush(now, true);
         } else if self.acklist.len() > self.ack_limit() {
             // Bound the ACK list a peer can grow between flushes (newer kcp-go does the same).
@@ -154,6 +155,8 @@ impl Kcp {
         // kcp.md §15: ACK everything up to the window's end, old duplicates included.
         if timediff(h.sn, self.rcv_nxt.wrapping_add(self.cfg.rcv_wnd)) < 0 {
             self.acklist.push((h.sn, h.ts));
+            // A gap before this segment: its ACKs tell the sender at once (quick_recovery).
+            self.ack_now |= self.cfg.quick_recovery && timediff(h.sn, self.rcv_nxt) > 0;
             if timediff(h.sn, self.rcv_nxt) >= 0 {
                 repeat = self.parse_data(h, payload);
             }
@@ -300,6 +303,10 @@ impl Kcp {
             if timediff(seg.ts, ts) <= 0 {
                 seg.fastack += 1;
                 bumped |= !seg.acked;
+                self.resend_now |= self.cfg.quick_recovery
+                    && !seg.acked
+                    && self.cfg.resend > 0
+                    && seg.fastack == self.cfg.resend;
             }
         }
         self.fastack_pending |= bumped;

@@ -240,6 +240,10 @@ pub struct Kcp {
     last_now: Instant,
     earliest_resend: Option<u32>,
     fastack_pending: bool,
+    /// A segment arrived out of order in this input (quick_recovery: ACK at once).
+    ack_now: bool,
+    /// ACKs brought a segment to the fast retransmit threshold (quick_recovery: flush now).
+    resend_now: bool,
     readable_signalled: bool,
     want_writable: bool,
     dead: bool,
@@ -303,6 +307,8 @@ impl Kcp {
             last_now: now,
             earliest_resend: None,
             fastack_pending: false,
+            ack_now: false,
+            resend_now: false,
             readable_signalled: false,
             want_writable: false,
             dead: false,

@@ -520,3 +520,31 @@ fn poll_writable_false_promises_writable() {
     }
     assert!(ByteStream::poll_writable(&mut p.a.0));
 }
+
+/// quick_recovery: the same lossy transfer in kcptun's `fast` mode, byte-exact either way,
+/// finishes sooner when the receiver acknowledges out-of-order data at once and the sender
+/// retransmits as soon as the ACKs say so (here 0.99 s instead of 1.42 s), at the cost of
+/// more ACK datagrams.
+#[test]
+fn quick_recovery_recovers_losses_sooner() {
+    let link = LinkConfig::perfect()
+        .with_delay(Duration::from_millis(20))
+        .with_loss(0.02);
+    let run = |quick: bool| {
+        let cfg = KcpConfig::fast()
+            .with_windows(128, 512)
+            .with_quick_recovery(quick);
+        let r = run_transfer(&transfer(2 << 20, cfg, link.clone(), 11), test_start());
+        assert!(r.completed && r.sha256_sent == r.sha256_received);
+        r
+    };
+    let (slow, quick) = (run(false), run(true));
+    assert!(
+        quick.elapsed * 4 < slow.elapsed * 3,
+        "{:?} vs {:?}",
+        quick.elapsed,
+        slow.elapsed
+    );
+    assert!(quick.sender.fast_retrans_segs >= slow.sender.fast_retrans_segs);
+    assert!(quick.datagrams_ba > slow.datagrams_ba, "ACKs leave at once");
+}

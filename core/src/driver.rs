@@ -33,12 +33,35 @@ use std::hash::Hash;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use bytes::Bytes;
+
 /// How long a dropped stream (or a listener session closed with `close_when_acked`)
 /// lingers for its bytes to be acknowledged before the connection closes anyway: 30 s,
 /// kcptun's and smux's scale for a stuck peer. A peer silent that long is gone; with data in
 /// flight the dead-link rule (kcp.md §8.3) usually ends it first, so this bound matters for
 /// a peer that keeps its window shut. Policy in core, the same on every runtime.
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest piece the copying defaults of the owned-buffer calls ([`ByteStream::read_chunk`],
+/// [`Streams::read_chunk`]) read at once.
+pub const CHUNK_MAX: usize = 64 * 1024;
+
+/// The copying default of every `read_chunk`: `read` into a fresh buffer of at most
+/// `max` (and [`CHUNK_MAX`]) bytes, handed out as [`Bytes`]. One copy, as a `read` into the
+/// caller's buffer would be; owned-buffer machines (a [`StreamLink`](crate::stream_link),
+/// smux) hand out slices of what they hold instead.
+pub fn read_chunk_with(
+    max: usize,
+    read: impl FnOnce(&mut [u8]) -> Result<usize, StreamError>,
+) -> Result<Bytes, StreamError> {
+    let mut buf = vec![0u8; max.min(CHUNK_MAX)];
+    let n = read(&mut buf)?;
+    buf.truncate(n);
+    if buf.capacity() > 2 * n {
+        buf.shrink_to_fit(); // a short read must not hold a 64 KiB allocation
+    }
+    Ok(Bytes::from(buf))
+}
 
 /// Metadata of one datagram (or stream chunk) written by [`Machine::poll_transmit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +105,24 @@ pub trait Machine {
     /// pushes back on the peer; datagram machines always take input (they drop and count).
     fn wants_input(&self) -> bool {
         true
+    }
+
+    /// [`Machine::handle_input`] on an owned chunk (a byte-stream driver's socket read): a
+    /// machine that keeps received bytes (a [`StreamLink`](crate::stream_link)) keeps the
+    /// chunk itself instead of a copy. By default the chunk is read as a slice.
+    fn handle_input_bytes(&mut self, now: Instant, data: Bytes) -> Result<(), Self::InputError> {
+        self.handle_input(now, &data)
+    }
+
+    /// [`Machine::poll_transmit`] as owned pieces appended to `out` (a byte-stream driver
+    /// writes them with one gathered `writev`, so frames queued as header + payload are
+    /// never joined). `Transmit::len` is the bytes appended over all pieces. By default one
+    /// piece, the bytes `poll_transmit` wrote.
+    fn poll_transmit_bytes(&mut self, now: Instant, out: &mut Vec<Bytes>) -> Option<Transmit> {
+        let mut buf = Vec::new();
+        let t = self.poll_transmit(now, &mut buf)?;
+        out.push(Bytes::from(buf));
+        Some(t)
     }
 }
 
@@ -179,6 +220,29 @@ pub trait ByteStream {
     /// Whether every byte written so far has been acknowledged by the peer (what
     /// `flush()` waits for, and what a dropped stream lingers for).
     fn all_acked(&self) -> bool;
+
+    /// [`ByteStream::read`] as an owned chunk of at most `max` bytes (never empty on
+    /// `Ok`): a machine that holds received bytes in owned buffers hands out a slice of
+    /// them, no copy. By default `read` into a fresh buffer ([`read_chunk_with`]).
+    fn read_chunk(&mut self, max: usize) -> Result<Bytes, StreamError> {
+        if max == 0 {
+            return Err(StreamError::Blocked);
+        }
+        read_chunk_with(max, |b| self.read(b))
+    }
+
+    /// [`ByteStream::write`] of an owned chunk: a machine that queues bytes keeps (a slice
+    /// of) the chunk instead of a copy. Returns how many leading bytes were taken. By
+    /// default `write`.
+    fn write_chunk(&mut self, data: Bytes) -> Result<usize, StreamError> {
+        self.write(&data)
+    }
+
+    /// [`ByteStream::write_parts`] of a header and an owned payload (one frame). By default
+    /// `write_parts`.
+    fn write_frame_bytes(&mut self, head: &[u8], body: Bytes) -> Result<usize, StreamError> {
+        self.write_parts(&[head, &body])
+    }
 }
 
 /// The streams of one connection, as a runtime's hub sees them: single-stream machines and
@@ -245,6 +309,21 @@ pub trait Streams {
 
     /// [`ByteStream::all_acked`] on one stream.
     fn all_acked(&self, id: StreamId) -> bool;
+
+    /// [`ByteStream::read_chunk`] on one stream: a multiplexer that keeps received payloads
+    /// as owned chunks hands them out without a copy. By default `read` into a fresh
+    /// buffer.
+    fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<Bytes, StreamError> {
+        if max == 0 {
+            return Err(StreamError::Blocked);
+        }
+        read_chunk_with(max, |b| self.read(id, b))
+    }
+
+    /// [`ByteStream::write_chunk`] on one stream. By default `write`.
+    fn write_chunk(&mut self, id: StreamId, data: Bytes) -> Result<usize, StreamError> {
+        self.write(id, &data)
+    }
 }
 
 /// The connection under a machine that runs over a byte stream (goscon, or smux over TCP):

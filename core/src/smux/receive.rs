@@ -101,9 +101,16 @@ impl Smux {
             self.rx = RxState::Discard { left };
             return Ok(true);
         };
-        let n = match s.recv.fill(left, |b| lower.read(b)) {
-            Ok(0) | Err(StreamError::Blocked) => return Ok(false),
-            Ok(n) => n,
+        // The payload is kept as the lower stream hands it out (a slice of its buffer when
+        // it keeps owned ones): one copy fewer than reading it into a buffer of ours.
+        let n = match lower.read_chunk(left) {
+            Ok(c) if c.is_empty() => return Ok(false),
+            Ok(c) => {
+                let n = c.len().min(left);
+                s.recv.push(c.slice(..n));
+                n
+            }
+            Err(StreamError::Blocked) => return Ok(false),
             Err(e) => return Err(e),
         };
         self.rx_buffered += n;

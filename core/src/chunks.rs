@@ -138,6 +138,22 @@ impl ChunkQueue {
         out.freeze()
     }
 
+    /// Takes exactly `n` of the oldest bytes (at most all) as chunks appended to `out`, none
+    /// of them copied.
+    pub fn take_chunks(&mut self, mut n: usize, out: &mut Vec<Bytes>) {
+        while let Some(c) = self.pop_chunk(n) {
+            n -= c.len();
+            out.push(c);
+        }
+    }
+
+    /// Puts chunks taken with [`ChunkQueue::take_chunks`] back in front, in their order.
+    pub fn unpop_chunks(&mut self, chunks: &mut Vec<Bytes>) {
+        while let Some(c) = chunks.pop() {
+            self.push_front(c);
+        }
+    }
+
     /// Drops the oldest `n` bytes (at most all of them).
     pub fn consume(&mut self, mut n: usize) {
         n = n.min(self.len);
@@ -263,6 +279,13 @@ mod tests {
                         let want: Vec<u8> = m.drain(..c.len()).collect();
                         assert_eq!(&c[..], &want[..]);
                     }
+                }
+                3 if next() % 2 == 0 => {
+                    let mut cs = Vec::new();
+                    q.take_chunks(next() % 9_000, &mut cs);
+                    let c = cs.concat();
+                    let want: Vec<u8> = m.drain(..c.len()).collect();
+                    assert_eq!(c, want);
                 }
                 3 => {
                     let c = q.take_bytes(next() % 9_000);

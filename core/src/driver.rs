@@ -238,10 +238,20 @@ pub trait ByteStream {
         self.write(&data)
     }
 
-    /// [`ByteStream::write_parts`] of a header and an owned payload (one frame). By default
-    /// `write_parts`.
-    fn write_frame_bytes(&mut self, head: &[u8], body: Bytes) -> Result<usize, StreamError> {
-        self.write_parts(&[head, &body])
+    /// [`ByteStream::write_parts`] of a header and an owned payload in pieces (one frame).
+    /// By default `write_parts`.
+    fn write_frame_bytes(&mut self, head: &[u8], body: &[Bytes]) -> Result<usize, StreamError> {
+        match body {
+            [] => self.write_parts(&[head]),
+            [a] => self.write_parts(&[head, a]),
+            [a, b] => self.write_parts(&[head, a, b]),
+            _ => {
+                let parts: Vec<&[u8]> = std::iter::once(head)
+                    .chain(body.iter().map(|b| &b[..]))
+                    .collect();
+                self.write_parts(&parts)
+            }
+        }
     }
 }
 

@@ -146,15 +146,22 @@ impl Lower<'_> {
     /// [`Lower::write_frame`] of a header and an owned payload: a lower stream that queues
     /// owned chunks (a [`StreamLink`](crate::stream_link::StreamLink)) keeps the payload
     /// without copying it.
-    pub fn write_frame_bytes(&mut self, head: &[u8], body: Bytes) -> Result<(), StreamError> {
+    pub fn write_frame_bytes(&mut self, head: &[u8], body: &[Bytes]) -> Result<(), StreamError> {
         if !self.pending.is_empty() {
             return Err(StreamError::Blocked);
         }
-        if head.is_empty() && body.is_empty() {
+        let total = head.len() + body.iter().map(Bytes::len).sum::<usize>();
+        if total == 0 {
             return Ok(());
         }
-        let taken = self.stream.write_frame_bytes(head, body.clone())?;
-        self.keep_refused(&[head, &body], taken)
+        let taken = self.stream.write_frame_bytes(head, body)?;
+        if taken == total {
+            return Ok(()); // the usual case: no refused rest to keep
+        }
+        let parts: Vec<&[u8]> = std::iter::once(head)
+            .chain(body.iter().map(|b| &b[..]))
+            .collect();
+        self.keep_refused(&parts, taken)
     }
 
     /// After the lower stream took `taken` bytes of a frame: `Blocked` if none, else what
@@ -393,6 +400,16 @@ impl<L: LowerLayer, U: StreamLayer> Stack<L, U> {
     pub fn close(&mut self) {
         self.lower.close_connection(false);
         self.work = true;
+    }
+
+    /// Runs drain steps 1–4 (module docs) if an input, timer or application call left them
+    /// due, without handing out output: a driver whose output buffer is full still lets the
+    /// layers take the input that application reads made room for (a session paused at its
+    /// receive bound resumes, and the driver reads its socket again).
+    pub fn drain_work(&mut self, now: Instant) {
+        if self.work {
+            self.drive(now);
+        }
     }
 
     /// Whether the final `Closed` was reported.

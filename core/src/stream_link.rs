@@ -334,22 +334,30 @@ impl ByteStream for StreamLink {
 
     /// The payload is queued as it is (as much of the frame as the send buffer has room
     /// for, as [`ByteStream::write_parts`]).
-    fn write_frame_bytes(&mut self, head: &[u8], body: Bytes) -> Result<usize, StreamError> {
-        let n = self.send_room(head.len() + body.len())?;
+    fn write_frame_bytes(&mut self, head: &[u8], body: &[Bytes]) -> Result<usize, StreamError> {
+        let total = head.len() + body.iter().map(Bytes::len).sum::<usize>();
+        let n = self.send_room(total)?;
         let h = n.min(head.len());
         self.tx.extend_from_slice(head.get(..h).unwrap_or_default());
-        let b = n - h;
-        if b == body.len() {
-            self.tx.push(body);
-        } else if b > 0 {
-            self.tx.push(body.slice(..b));
+        let mut left = n - h;
+        for b in body {
+            if left == 0 {
+                break;
+            }
+            let k = left.min(b.len());
+            self.tx.push(if k == b.len() {
+                b.clone()
+            } else {
+                b.slice(..k)
+            });
+            left -= k;
         }
         self.unacked |= n > 0;
         Ok(n)
     }
 
     fn write_chunk(&mut self, data: Bytes) -> Result<usize, StreamError> {
-        self.write_frame_bytes(&[], data)
+        self.write_frame_bytes(&[], &[data])
     }
 
     fn finish(&mut self) -> Result<(), StreamError> {

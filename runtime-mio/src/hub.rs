@@ -13,7 +13,7 @@ use std::time::Instant;
 use tether_core::driver::{StreamError, StreamId};
 use tether_core::session::{CloseReason, SessionId};
 
-use crate::ring::ByteRing;
+use tether_core::chunks::ChunkQueue;
 
 /// One stream of one connection: the hub's key. A plain KCP session has one stream,
 /// [`StreamId::SOLE`]; a multiplexed stack has as many as it opened or accepted.
@@ -92,13 +92,15 @@ pub enum Shutdown {
 /// One stream's buffers and wakers.
 #[derive(Debug, Default)]
 pub struct StreamBuf {
-    /// Bytes written by the app, not yet accepted by KCP.
-    pub send: ByteRing,
+    /// Bytes written by the app, not yet accepted by KCP: copied once into owned chunks,
+    /// which a multiplexer then frames without copying them again.
+    pub send: ChunkQueue,
     /// Lengths of the app's writes still in `send`, oldest first: the message boundaries the
     /// driver keeps in KCP message mode (it clears them in stream mode).
     pub writes: VecDeque<usize>,
-    /// Bytes read from KCP, not yet read by the app.
-    pub recv: ByteRing,
+    /// Bytes read from KCP, not yet read by the app: owned chunks as the stack handed them
+    /// out (a multiplexer's payloads, not copied), copied once into the app's buffer.
+    pub recv: ChunkQueue,
     /// Whether KCP still holds unacknowledged data (set by the driver).
     pub unacked: bool,
     /// Set once the stream can no longer carry data.
@@ -488,7 +490,7 @@ impl Hub {
             return Poll::Pending;
         }
         let n = room.min(data.len());
-        s.send.extend(&data[..n]);
+        s.send.extend_from_slice(&data[..n]);
         s.writes.push_back(n);
         s.unacked = true;
         st.mark_dirty(key);
@@ -737,7 +739,7 @@ mod tests {
             .get_mut(&key)
             .unwrap()
             .recv
-            .extend(&data[..50_000]);
+            .extend_from_slice(&data[..50_000]);
         let mut buf = vec![0u8; 64 * 1024];
         let mut got = 0;
         while got < 50_000 {
@@ -748,10 +750,10 @@ mod tests {
         }
         let mut st = hub.lock();
         let s = st.streams.get_mut(&key).unwrap();
-        assert_eq!(s.recv.capacity(), 0, "read to empty: recv released");
-        assert!(s.send.capacity() >= 100_000);
+        assert_eq!(s.recv.tail_capacity(), 0, "read to empty: recv released");
+        assert!(s.send.tail_capacity() >= 100_000);
         s.send.clear();
         s.release_buffers();
-        assert_eq!(s.send.capacity(), 0, "sent to empty: send released");
+        assert_eq!(s.send.tail_capacity(), 0, "sent to empty: send released");
     }
 }

@@ -64,7 +64,6 @@ pub mod endpoint;
 pub mod handle;
 pub mod hub;
 mod pump;
-pub mod ring;
 pub mod runtime;
 pub mod socket_loop;
 pub mod tcp_conn;

@@ -57,6 +57,10 @@ pub trait TcpMachine:
     /// Whether the loop should shut the socket's write side down (this side finished the
     /// whole byte stream and every byte was handed out).
     fn wants_shutdown(&self) -> bool;
+
+    /// Runs the work application calls left due, without handing out output
+    /// ([`Stack::drain_work`]).
+    fn drain_work(&mut self, now: Instant);
 }
 
 impl<U: SendLayer> TcpMachine for Stack<StreamLink, U> {
@@ -68,6 +72,10 @@ impl<U: SendLayer> TcpMachine for Stack<StreamLink, U> {
 
     fn wants_shutdown(&self) -> bool {
         self.lower().wants_shutdown()
+    }
+
+    fn drain_work(&mut self, now: Instant) {
+        Stack::drain_work(self, now);
     }
 }
 
@@ -401,6 +409,14 @@ async fn run_loop<R: Runtime, M: TcpMachine>(conn: &mut TcpConn<M>, sock: &R::Tc
             // More output than one buffer: go round again, letting others run first.
             R::yield_now().await;
             continue;
+        }
+        if !conn.m.wants_input() && conn.m.has_transmit() {
+            // The output buffer is full, and the application's reads (the pumps above) may
+            // have made room for input the machine has not taken yet: a session paused at its
+            // receive bound must resume now, or both ends wait on each other's full windows
+            // (smux v1 stalled until a keepalive).
+            conn.m.drain_work(now);
+            conn.sync();
         }
         io.alarm.set(conn.m.poll_timeout());
         let reading = !io.peer_closed && conn.m.wants_input();

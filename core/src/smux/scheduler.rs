@@ -115,10 +115,16 @@ impl Smux {
             }
             let mut head = [0u8; 8];
             let head = encode(dialect, Cmd::Psh, s.sid, n as u32, &mut head);
-            // Without a copy when the queue's front chunk holds the whole payload.
-            let body = s.send.take_bytes(n);
-            if lower.write_frame_bytes(head, body.clone()).is_err() {
-                s.send.push_front(body);
+            // The payload as the queue's chunks hold it: no copy, even across chunks.
+            let mut body = std::mem::take(&mut self.frame_body);
+            s.send.take_chunks(n, &mut body);
+            let r = lower.write_frame_bytes(head, &body);
+            if r.is_err() {
+                s.send.unpop_chunks(&mut body);
+            }
+            body.clear();
+            self.frame_body = body;
+            if r.is_err() {
                 return Turn::Blocked;
             }
             self.tx_buffered -= n;
@@ -192,7 +198,7 @@ impl Smux {
         self.frames_direct(
             h,
             data.len(),
-            |lower, head, from, to| lower.write_frame_bytes(head, data.slice(from..to)),
+            |lower, head, from, to| lower.write_frame_bytes(head, &[data.slice(from..to)]),
             lower,
         )
     }

@@ -73,6 +73,8 @@ pub struct Smux {
     pub(super) upd_have: usize,
     pub(super) scratch: Vec<u8>,
     pub(super) ctrl: Control,
+    /// The chunks of the PSH being written (kept for their allocation).
+    pub(super) frame_body: Vec<Bytes>,
     /// Streams with a frame to send, served round-robin.
     pub(super) ready: VecDeque<StreamId>,
     pub(super) keepalive: Keepalive,
@@ -113,6 +115,7 @@ impl Smux {
             upd_have: 0,
             scratch: Vec::new(),
             ctrl: Control::default(),
+            frame_body: Vec::new(),
             ready: VecDeque::new(),
             lingering: BTreeSet::new(),
             unacked: BTreeSet::new(),

@@ -26,6 +26,8 @@ pub struct ChunkQueue {
     chunks: VecDeque<Bytes>,
     /// Bytes after the last chunk.
     tail: BytesMut,
+    /// `tail` is an allocated block (handed back by [`ChunkQueue::take_tail`]).
+    tail_owned: bool,
     len: usize,
 }
 
@@ -84,15 +86,39 @@ impl ChunkQueue {
     /// Appends a copy of `data` (one copy: into the tail, which grows by whole blocks, never
     /// by moving what it holds).
     pub fn extend_from_slice(&mut self, data: &[u8]) {
+        self.extend_from_slice_with(data, |_, n| BytesMut::with_capacity(n.max(TAIL_BLOCK)));
+    }
+
+    /// [`ChunkQueue::extend_from_slice`] with the caller's blocks: when the tail has no room,
+    /// `swap(old, n)` gets the used tail (`None` if it was never one of `swap`'s, e.g. a
+    /// pool's to track) and returns an empty block with room for at least `n` bytes.
+    pub fn extend_from_slice_with(
+        &mut self,
+        data: &[u8],
+        swap: impl FnOnce(Option<BytesMut>, usize) -> BytesMut,
+    ) {
         if data.is_empty() {
             return;
         }
         if self.tail.capacity() - self.tail.len() < data.len() {
             self.seal();
-            self.tail = BytesMut::with_capacity(data.len().max(TAIL_BLOCK));
+            let old = std::mem::take(&mut self.tail);
+            self.tail = swap(self.tail_owned.then_some(old), data.len());
+            self.tail_owned = true;
         }
         self.tail.extend_from_slice(data);
         self.len += data.len();
+    }
+
+    /// Takes the tail block when the queue is empty (`None` if it never had one): the
+    /// queue then holds no storage, and the caller may recycle the block.
+    pub fn take_tail(&mut self) -> Option<BytesMut> {
+        if self.len != 0 || !self.tail_owned {
+            return None;
+        }
+        self.tail_owned = false;
+        self.chunks = VecDeque::new();
+        Some(std::mem::take(&mut self.tail))
     }
 
     /// The oldest contiguous piece (empty when the queue is).
@@ -233,6 +259,7 @@ impl ChunkQueue {
         if self.len == 0 {
             self.chunks = VecDeque::new();
             self.tail = BytesMut::new();
+            self.tail_owned = false;
         }
     }
 }

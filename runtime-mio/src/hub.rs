@@ -15,6 +15,8 @@ use tether_core::session::{CloseReason, SessionId};
 
 use tether_core::chunks::ChunkQueue;
 
+use crate::blocks::BlockPool;
+
 /// One stream of one connection: the hub's key. A plain KCP session has one stream,
 /// [`StreamId::SOLE`]; a multiplexed stack has as many as it opened or accepted.
 pub type StreamKey = (SessionId, StreamId);
@@ -140,7 +142,10 @@ impl StreamBuf {
     /// Gives back the capacity of the empty byte buffers, so an idle session's stream costs
     /// only its struct (issue 13 item 5). Called where a buffer drains: the next read or
     /// write allocates again, one allocation per burst rather than a held 1 MiB.
-    pub fn release_buffers(&mut self) {
+    pub(crate) fn release_buffers(&mut self, blocks: &mut BlockPool) {
+        if let Some(b) = self.send.take_tail() {
+            blocks.recycle(b);
+        }
         self.send.release();
         self.recv.release();
     }
@@ -200,6 +205,8 @@ pub struct HubState {
     /// kcp-go's 24 counters summed over the endpoint's sessions, refreshed at most every
     /// [`crate::driver::SNMP_REFRESH`] while the endpoint is active.
     pub snmp: tether_core::session::snmp::Snmp,
+    /// Blocks the application's writes are copied into, reused once sent.
+    pub(crate) blocks: BlockPool,
     wake_pending: bool,
     accept_waker: Option<Waker>,
     driver_waker: Option<Waker>,
@@ -441,14 +448,15 @@ impl Hub {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(Ok(0));
         };
         if !s.recv.is_empty() {
             let was_full = s.recv.len() >= RECV_BUFFER;
             let n = s.recv.read_into(buf);
-            s.release_buffers();
+            s.release_buffers(&mut st.blocks);
             if was_full || s.recv.len() < RECV_BUFFER / 2 {
                 st.mark_dirty(key);
             }
@@ -471,7 +479,8 @@ impl Hub {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(Err(Gone::EndpointGone.error()));
         };
@@ -490,7 +499,14 @@ impl Hub {
             return Poll::Pending;
         }
         let n = room.min(data.len());
-        s.send.extend_from_slice(&data[..n]);
+        // One copy, into a block of the pool that then travels down without another.
+        let blocks = &mut st.blocks;
+        s.send.extend_from_slice_with(&data[..n], |used, need| {
+            if let Some(b) = used {
+                blocks.recycle(b);
+            }
+            blocks.get(need)
+        });
         s.writes.push_back(n);
         s.unacked = true;
         st.mark_dirty(key);
@@ -753,7 +769,7 @@ mod tests {
         assert_eq!(s.recv.tail_capacity(), 0, "read to empty: recv released");
         assert!(s.send.tail_capacity() >= 100_000);
         s.send.clear();
-        s.release_buffers();
+        s.release_buffers(&mut crate::blocks::BlockPool::default());
         assert_eq!(s.send.tail_capacity(), 0, "sent to empty: send released");
     }
 }

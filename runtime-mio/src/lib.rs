@@ -57,6 +57,7 @@ macro_rules! delegate_source {
     };
 }
 
+mod blocks;
 pub mod config;
 pub mod driver;
 #[cfg(feature = "mio")]

@@ -111,7 +111,10 @@ pub(crate) fn fill_recv_chunks(
 /// the caller then closes it in the stack (`Streams::close_stream`: the core lingers until
 /// it is acknowledged, bounded by its `LINGER_TIMEOUT`, the same on every runtime).
 pub(crate) fn settle(st: &mut HubState, key: StreamKey, progressed: bool, all_acked: bool) -> bool {
-    let Some(s) = st.streams.get_mut(&key) else {
+    let HubState {
+        streams, blocks, ..
+    } = st;
+    let Some(s) = streams.get_mut(&key) else {
         return false;
     };
     let unacked = !s.send.is_empty() || !all_acked;
@@ -124,7 +127,7 @@ pub(crate) fn settle(st: &mut HubState, key: StreamKey, progressed: bool, all_ac
         st.forget_stream(key);
         return true;
     }
-    s.release_buffers();
+    s.release_buffers(blocks);
     false
 }
 

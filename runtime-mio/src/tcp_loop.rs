@@ -22,6 +22,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use tether_core::driver::{ByteStream, Machine};
 
+use crate::blocks::BlockPool;
 use crate::runtime::{Alarm, Runtime, SocketIo};
 
 /// Bytes of one socket read buffer: reads fill it front to back, each read's bytes handed
@@ -363,9 +364,6 @@ impl<R: Runtime> SocketSide<R> {
     }
 }
 
-/// Used read blocks kept for reuse once the machine let go of every slice of them.
-const SPARE_BLOCKS: usize = 4;
-
 /// The socket read buffer: reads land in owned memory that the machine keeps slices of
 /// (a `StreamLink` queues them, smux hands its payloads up as they are), so the bytes are
 /// not copied again between the socket and the application's buffer.
@@ -373,33 +371,24 @@ const SPARE_BLOCKS: usize = 4;
 pub(crate) struct ReadBuf {
     /// Initialised room for the next reads (what earlier reads filled was split off).
     block: BytesMut,
-    /// Used blocks, some perhaps still shared with slices the machine holds: one that is
-    /// free again is reused in place, so a steady transfer neither allocates nor faults in
-    /// fresh pages for every block.
-    spares: VecDeque<BytesMut>,
+    /// Used blocks, reused once nothing holds a slice of them.
+    pool: BlockPool,
+    /// `block` is an allocated block (the default one is empty).
+    allocated: bool,
 }
 
 impl ReadBuf {
     /// Room for the next read: what is left of the block, or a fresh block once less than
-    /// [`MIN_READ`] is left (a used block is reused when the machine kept no slice of it).
+    /// [`MIN_READ`] is left.
     fn room(&mut self) -> &mut [u8] {
         if self.block.len() < MIN_READ {
-            let mut used = std::mem::take(&mut self.block);
-            used.clear();
-            if used.capacity() > 0 {
-                self.spares.push_back(used);
+            let used = std::mem::take(&mut self.block);
+            // Tracked even when a read filled it to the end (no capacity left in this
+            // handle): it still names the block, which the pool gets back whole.
+            if std::mem::replace(&mut self.allocated, true) {
+                self.pool.recycle(used);
             }
-            // `try_reclaim` succeeds (in place) only when nothing else shares the block.
-            let free = self
-                .spares
-                .iter_mut()
-                .position(|b| b.try_reclaim(READ_CHUNK));
-            self.block = free
-                .and_then(|i| self.spares.remove(i))
-                .unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK));
-            if self.spares.len() > SPARE_BLOCKS {
-                self.spares.pop_front();
-            }
+            self.block = self.pool.get(READ_CHUNK);
             self.block.resize(READ_CHUNK, 0);
         }
         &mut self.block

@@ -14,6 +14,14 @@
 //! [`Machine`]: its deadline is the minimum of its layers', it is drained in a fixed order
 //! (str0m's `poll_output`), and it reports one [`Closed`](StackEvent::Closed) at the end.
 //!
+//! Owned buffers: beside the slice-based calls, each contract has an owned-buffer twin with a
+//! copying default ([`Machine::handle_input_bytes`], [`Machine::poll_transmit_bytes`],
+//! [`ByteStream::read_chunk`] / [`ByteStream::write_chunk`] /
+//! [`ByteStream::write_frame_bytes`], [`Streams::read_chunk`] / [`Streams::write_chunk`]).
+//! A machine that keeps bytes in [`Bytes`] chunks (a `StreamLink`, smux) hands them
+//! through without copying, so over TCP a payload byte is copied only between the
+//! application's buffer and the runtime's; every other machine keeps working unchanged.
+//!
 //! Call order (quinn's, adopted as-is): after any `handle_*` call or application mutator,
 //! drain `poll_transmit` (while [`Machine::has_transmit`]), then read `poll_timeout`, then
 //! drain `poll_event`.

@@ -769,7 +769,7 @@ mod tests {
         assert_eq!(s.recv.tail_capacity(), 0, "read to empty: recv released");
         assert!(s.send.tail_capacity() >= 100_000);
         s.send.clear();
-        s.release_buffers(&mut crate::blocks::BlockPool::default());
+        s.release_buffers(&mut BlockPool::default());
         assert_eq!(s.send.tail_capacity(), 0, "sent to empty: send released");
     }
 }

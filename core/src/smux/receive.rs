@@ -1,5 +1,6 @@
 //! The receive path: frames are decoded incrementally from the lower stream and payloads
-//! read straight into their stream's buffer. Reading never stops because one stream's
+//! kept in their stream's queue as the lower stream hands them out (slices of a
+//! `StreamLink`'s input, not copies). Reading never stops because one stream's
 //! reader is slow: per-stream bytes are bounded by the window (a peer past it by more than
 //! a frame is a protocol error); only the session-wide bound (xtaci's bucket, §5; the seed's
 //! memory cap) or a flood of control answers the peer does not read pauses it.

@@ -138,7 +138,10 @@ fn owned_chunks_pass_through_without_copies() {
     assert_eq!(l.unread(), SLICE_MIN - 10);
 
     let body = Bytes::from(vec![9u8; 4096]);
-    assert_eq!(l.write_frame_bytes(b"head", &[body.clone()]), Ok(4100));
+    assert_eq!(
+        l.write_frame_bytes(b"head", std::slice::from_ref(&body)),
+        Ok(4100)
+    );
     let mut pieces = Vec::new();
     assert_eq!(
         l.poll_transmit_bytes(now, &mut pieces),

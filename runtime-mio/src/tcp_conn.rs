@@ -32,6 +32,7 @@ use tether_core::session::SessionId;
 use tether_core::stack::{Stack, StackClose};
 use tether_core::stream_link::{LinkCloseReason, StreamLink};
 
+use crate::blocks::QuietTrim;
 use crate::handle::{resolve, ConnectionHandle, RuntimeStream, SendLayer};
 use crate::hub::{Gone, Hub, HubState, StreamKey};
 use crate::pump::{self, ConnVerdict};
@@ -375,6 +376,7 @@ async fn run_loop<R: Runtime, M: TcpMachine>(conn: &mut TcpConn<M>, sock: &R::Tc
     let hub = Arc::clone(&conn.hub);
     let mut io = SocketSide::<R>::default();
     let (mut eof_told, mut write_shut) = (false, false);
+    let mut quiet = QuietTrim::default();
     loop {
         let now = Instant::now();
         if io.peer_closed && !std::mem::replace(&mut eof_told, true) {
@@ -417,6 +419,12 @@ async fn run_loop<R: Runtime, M: TcpMachine>(conn: &mut TcpConn<M>, sock: &R::Tc
             // (smux v1 stalled until a keepalive).
             conn.m.drain_work(now);
             conn.sync();
+        }
+        // A connection quiet for a while gives its pools' free blocks back.
+        let gets = io.buf.pool().gets() + hub.lock().blocks.gets();
+        if quiet.check(gets, now) {
+            io.buf.pool().trim();
+            hub.lock().blocks.trim();
         }
         io.alarm.set(conn.m.poll_timeout());
         let reading = !io.peer_closed && conn.m.wants_input();

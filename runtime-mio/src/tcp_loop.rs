@@ -299,7 +299,7 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
 /// A TCP loop's socket side (this loop's and [`crate::tcp_conn`]'s): the read buffer, the
 /// machine's output waiting for the socket, whether the peer finished, and the one timer.
 pub(crate) struct SocketSide<R: Runtime> {
-    buf: ReadBuf,
+    pub(crate) buf: ReadBuf,
     /// Machine output the socket has not taken yet.
     pub(crate) out: Output,
     /// A read returned 0: the peer finished its side.
@@ -392,6 +392,11 @@ impl ReadBuf {
             self.block.resize(READ_CHUNK, 0);
         }
         &mut self.block
+    }
+
+    /// The pool of used blocks.
+    pub(crate) fn pool(&mut self) -> &mut BlockPool {
+        &mut self.pool
     }
 
     /// The first `n` bytes of the room, as read.

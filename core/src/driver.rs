@@ -41,7 +41,7 @@ use std::hash::Hash;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use bytes::Bytes;
+pub use bytes::{Bytes, BytesMut};
 
 /// How long a dropped stream (or a listener session closed with `close_when_acked`)
 /// lingers for its bytes to be acknowledged before the connection closes anyway: 30 s,
@@ -51,24 +51,36 @@ pub use bytes::Bytes;
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest piece the copying defaults of the owned-buffer calls ([`ByteStream::read_chunk`],
-/// [`Streams::read_chunk`]) read at once.
+/// [`Streams::read_chunk`]) read at once: the size of the room block they read into.
 pub const CHUNK_MAX: usize = 64 * 1024;
 
-/// The copying default of every `read_chunk`: `read` into a fresh buffer of at most
-/// `max` (and [`CHUNK_MAX`]) bytes, handed out as [`Bytes`]. One copy, as a `read` into the
-/// caller's buffer would be; owned-buffer machines (a [`StreamLink`](crate::stream_link),
-/// smux) hand out slices of what they hold instead.
+/// A read shorter than this is handed out as a copy of its own, leaving the room block to
+/// the next read: a short slice would keep the whole block alive.
+const ROOM_SLICE_MIN: usize = 16 * 1024;
+
+/// The copying default of every `read_chunk`: `read` into the caller's `room` (initialised
+/// scratch, refilled to [`CHUNK_MAX`] bytes of zeroes when less than `max` or 16 KiB is left,
+/// in place when no earlier chunk still shares it) and the bytes read split off it as the
+/// chunk. One copy, as a `read` into the caller's buffer would be, and no allocation per
+/// read; owned-buffer machines (a [`StreamLink`](crate::stream_link), smux) hand out slices
+/// of what they hold instead and leave `room` alone.
 pub fn read_chunk_with(
     max: usize,
+    room: &mut BytesMut,
     read: impl FnOnce(&mut [u8]) -> Result<usize, StreamError>,
 ) -> Result<Bytes, StreamError> {
-    let mut buf = vec![0u8; max.min(CHUNK_MAX)];
-    let n = read(&mut buf)?;
-    buf.truncate(n);
-    if buf.capacity() > 2 * n {
-        buf.shrink_to_fit(); // a short read must not hold a 64 KiB allocation
+    let want = max.clamp(1, CHUNK_MAX);
+    if room.len() < want.min(ROOM_SLICE_MIN) {
+        room.clear();
+        room.reserve(CHUNK_MAX);
+        room.resize(CHUNK_MAX, 0);
     }
-    Ok(Bytes::from(buf))
+    let n = want.min(room.len());
+    let got = read(room.get_mut(..n).unwrap_or_default())?.min(n);
+    if got < ROOM_SLICE_MIN {
+        return Ok(Bytes::copy_from_slice(room.get(..got).unwrap_or_default()));
+    }
+    Ok(room.split_to(got).freeze())
 }
 
 /// Metadata of one datagram (or stream chunk) written by [`Machine::poll_transmit`].
@@ -231,12 +243,12 @@ pub trait ByteStream {
 
     /// [`ByteStream::read`] as an owned chunk of at most `max` bytes (never empty on
     /// `Ok`): a machine that holds received bytes in owned buffers hands out a slice of
-    /// them, no copy. By default `read` into a fresh buffer ([`read_chunk_with`]).
-    fn read_chunk(&mut self, max: usize) -> Result<Bytes, StreamError> {
+    /// them, no copy. By default `read` into the caller's `room` ([`read_chunk_with`]).
+    fn read_chunk(&mut self, max: usize, room: &mut BytesMut) -> Result<Bytes, StreamError> {
         if max == 0 {
             return Err(StreamError::Blocked);
         }
-        read_chunk_with(max, |b| self.read(b))
+        read_chunk_with(max, room, |b| self.read(b))
     }
 
     /// [`ByteStream::write`] of an owned chunk: a machine that queues bytes keeps (a slice
@@ -329,13 +341,17 @@ pub trait Streams {
     fn all_acked(&self, id: StreamId) -> bool;
 
     /// [`ByteStream::read_chunk`] on one stream: a multiplexer that keeps received payloads
-    /// as owned chunks hands them out without a copy. By default `read` into a fresh
-    /// buffer.
-    fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<Bytes, StreamError> {
+    /// as owned chunks hands them out without a copy. By default `read` into `room`.
+    fn read_chunk(
+        &mut self,
+        id: StreamId,
+        max: usize,
+        room: &mut BytesMut,
+    ) -> Result<Bytes, StreamError> {
         if max == 0 {
             return Err(StreamError::Blocked);
         }
-        read_chunk_with(max, |b| self.read(id, b))
+        read_chunk_with(max, room, |b| self.read(id, b))
     }
 
     /// [`ByteStream::write_chunk`] on one stream. By default `write`.

@@ -36,8 +36,8 @@ use std::fmt::Debug;
 use std::time::Instant;
 
 use crate::driver::{
-    read_chunk_with, ByteStream, Bytes, Machine, StreamError, StreamEvent, StreamId, Streams,
-    Transmit, Transport,
+    read_chunk_with, ByteStream, Bytes, BytesMut, Machine, StreamError, StreamEvent, StreamId,
+    Streams, Transmit, Transport,
 };
 use crate::kcp::{Kcp, KcpCloseReason, KcpEvent};
 use crate::session::Session;
@@ -190,8 +190,8 @@ impl Lower<'_> {
 
     /// Reads what the lower stream delivered as an owned chunk of at most `max` bytes
     /// ([`ByteStream::read_chunk`]: a slice of its buffers when it keeps owned ones).
-    pub fn read_chunk(&mut self, max: usize) -> Result<Bytes, StreamError> {
-        self.stream.read_chunk(max)
+    pub fn read_chunk(&mut self, max: usize, room: &mut BytesMut) -> Result<Bytes, StreamError> {
+        self.stream.read_chunk(max, room)
     }
 
     /// Whether every byte written into the lower stream was taken and acknowledged.
@@ -247,17 +247,18 @@ pub trait StreamLayer {
         id: StreamId,
         buf: &mut [u8],
     ) -> Result<usize, StreamError>;
-    /// [`Streams::read_chunk`]; by default `read` into a fresh buffer.
+    /// [`Streams::read_chunk`]; by default `read` into `room`.
     fn read_chunk(
         &mut self,
         lower: &mut Lower<'_>,
         id: StreamId,
         max: usize,
+        room: &mut BytesMut,
     ) -> Result<Bytes, StreamError> {
         if max == 0 {
             return Err(StreamError::Blocked);
         }
-        read_chunk_with(max, |b| self.read(lower, id, b))
+        read_chunk_with(max, room, |b| self.read(lower, id, b))
     }
     /// [`Streams::write_chunk`]; by default `write`.
     fn write_chunk(
@@ -641,8 +642,13 @@ impl<L: LowerLayer, U: StreamLayer> Streams for Stack<L, U> {
         self.app_call(|u, l| u.read(l, id, buf))
     }
 
-    fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<Bytes, StreamError> {
-        self.app_call(|u, l| u.read_chunk(l, id, max))
+    fn read_chunk(
+        &mut self,
+        id: StreamId,
+        max: usize,
+        room: &mut BytesMut,
+    ) -> Result<Bytes, StreamError> {
+        self.app_call(|u, l| u.read_chunk(l, id, max, room))
     }
 
     fn write_chunk(&mut self, id: StreamId, data: Bytes) -> Result<usize, StreamError> {
@@ -800,9 +806,10 @@ impl StreamLayer for Plain {
         lower: &mut Lower<'_>,
         id: StreamId,
         max: usize,
+        room: &mut BytesMut,
     ) -> Result<Bytes, StreamError> {
         Plain::sole(id)?;
-        lower.read_chunk(max)
+        lower.read_chunk(max, room)
     }
 
     fn write_chunk(

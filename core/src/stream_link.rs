@@ -31,7 +31,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::chunks::ChunkQueue;
 use crate::driver::{ByteStream, Machine, StreamError, StreamEvent, StreamId, Transmit, Transport};
@@ -311,7 +311,7 @@ impl ByteStream for StreamLink {
     }
 
     /// A slice of the received chunks (a copy when shorter than [`SLICE_MIN`]).
-    fn read_chunk(&mut self, max: usize) -> Result<Bytes, StreamError> {
+    fn read_chunk(&mut self, max: usize, _room: &mut BytesMut) -> Result<Bytes, StreamError> {
         if self.rx.is_empty() {
             return Err(self.empty_read());
         }

@@ -6,7 +6,7 @@ use super::*;
 use crate::sim::toy_mux::{two_streams_over, ToyMux};
 use crate::sim::{test_start, Pair, PipeConfig};
 use crate::stack::Stack;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 fn small() -> StreamLinkConfig {
     StreamLinkConfig {
@@ -127,9 +127,9 @@ fn owned_chunks_pass_through_without_copies() {
     let mut l = StreamLink::default();
     let input = Bytes::from(vec![5u8; 3 * SLICE_MIN]);
     l.handle_input_bytes(now, input.clone()).unwrap();
-    let big = l.read_chunk(2 * SLICE_MIN).unwrap();
+    let big = l.read_chunk(2 * SLICE_MIN, &mut BytesMut::new()).unwrap();
     assert_eq!(big.as_ptr(), input.as_ptr(), "a slice of the input");
-    let small = l.read_chunk(10).unwrap();
+    let small = l.read_chunk(10, &mut BytesMut::new()).unwrap();
     assert_ne!(
         small.as_ptr(),
         input[2 * SLICE_MIN..].as_ptr(),

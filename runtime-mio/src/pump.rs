@@ -4,7 +4,9 @@
 //! KCP and over TCP.
 use std::net::SocketAddr;
 
-use tether_core::driver::{read_chunk_with, Bytes, StreamError, StreamId, Streams};
+use std::cell::RefCell;
+
+use tether_core::driver::{read_chunk_with, Bytes, BytesMut, StreamError, StreamId, Streams};
 use tether_core::session::SessionId;
 
 use crate::hub::{HubState, Shutdown, StreamBuf, StreamKey, RECV_BUFFER};
@@ -19,7 +21,19 @@ pub(crate) fn exchange<C: Streams + ?Sized>(
     s.writes.clear();
     let mut progressed = write_stream(s, conn, sid);
     progressed |= finish_if_asked(s, conn, sid);
-    progressed | fill_recv_chunks(s, |max| conn.read_chunk(sid, max))
+    progressed | fill_recv_chunks(s, |max| with_room(|room| conn.read_chunk(sid, max, room)))
+}
+
+thread_local! {
+    /// The room a stack without owned buffers (a KCP session) reads into
+    /// ([`read_chunk_with`]): one block per socket-loop thread, refilled in place once the
+    /// chunks split off it are gone, so a read costs neither an allocation nor zeroing.
+    static ROOM: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Runs `f` with this thread's read room.
+fn with_room<T>(f: impl FnOnce(&mut BytesMut) -> T) -> T {
+    ROOM.with(|r| f(&mut r.borrow_mut()))
 }
 
 /// App bytes → stream `sid` of the stack in owned chunks of up to 64 KiB (kcp-go's
@@ -74,7 +88,9 @@ pub(crate) fn fill_recv(
     s: &mut StreamBuf,
     mut read: impl FnMut(&mut [u8]) -> Result<usize, StreamError>,
 ) -> bool {
-    fill_recv_chunks(s, |max| read_chunk_with(max, &mut read))
+    fill_recv_chunks(s, |max| {
+        with_room(|room| read_chunk_with(max, room, &mut read))
+    })
 }
 
 /// [`fill_recv`] from a stack that hands out owned chunks (`Streams::read_chunk`): a

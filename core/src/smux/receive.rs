@@ -104,7 +104,7 @@ impl Smux {
         };
         // The payload is kept as the lower stream hands it out (a slice of its buffer when
         // it keeps owned ones): one copy fewer than reading it into a buffer of ours.
-        let n = match lower.read_chunk(left) {
+        let n = match lower.read_chunk(left, &mut self.rx_room) {
             Ok(c) if c.is_empty() => return Ok(false),
             Ok(c) => {
                 let n = c.len().min(left);

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use crate::chunks::ChunkQueue;
-use crate::driver::{Bytes, StreamError, StreamEvent, StreamId, LINGER_TIMEOUT};
+use crate::driver::{Bytes, BytesMut, StreamError, StreamEvent, StreamId, LINGER_TIMEOUT};
 use crate::stack::{Lower, Side, StreamLayer};
 
 use super::config::{Dialect, SmuxConfig};
@@ -73,6 +73,8 @@ pub struct Smux {
     pub(super) upd_have: usize,
     pub(super) scratch: Vec<u8>,
     pub(super) ctrl: Control,
+    /// Room a lower stream without owned buffers (a KCP session) reads payloads into.
+    pub(super) rx_room: BytesMut,
     /// The chunks of the PSH being written (kept for their allocation).
     pub(super) frame_body: Vec<Bytes>,
     /// Streams with a frame to send, served round-robin.
@@ -116,6 +118,7 @@ impl Smux {
             scratch: Vec::new(),
             ctrl: Control::default(),
             frame_body: Vec::new(),
+            rx_room: BytesMut::new(),
             ready: VecDeque::new(),
             lingering: BTreeSet::new(),
             unacked: BTreeSet::new(),
@@ -554,6 +557,7 @@ impl StreamLayer for Smux {
         _lower: &mut Lower<'_>,
         id: StreamId,
         max: usize,
+        _room: &mut BytesMut,
     ) -> Result<Bytes, StreamError> {
         self.read_with(id, |q| {
             let c = q.pop_chunk(max).unwrap_or_default();

@@ -718,6 +718,19 @@ impl Plain {
         }
     }
 
+    /// Whether a write on `id` may go to the lower stream now: not after the stream was
+    /// dropped, and not past bytes the stack still holds (the byte order).
+    fn may_write(&self, lower: &Lower<'_>, id: StreamId) -> Result<(), StreamError> {
+        Plain::sole(id)?;
+        if self.linger != Linger::No {
+            return Err(StreamError::Closed);
+        }
+        if !lower.pending.is_empty() {
+            return Err(StreamError::Blocked);
+        }
+        Ok(())
+    }
+
     /// Closes the connection if the dropped stream is acknowledged or its linger ran out.
     fn check_linger(&mut self, now: Option<Instant>, lower: &mut Lower<'_>) {
         let expired = match (self.linger, now) {
@@ -781,13 +794,7 @@ impl StreamLayer for Plain {
         id: StreamId,
         data: &[u8],
     ) -> Result<usize, StreamError> {
-        Plain::sole(id)?;
-        if self.linger != Linger::No {
-            return Err(StreamError::Closed);
-        }
-        if !lower.pending.is_empty() {
-            return Err(StreamError::Blocked); // keeps the byte order
-        }
+        self.may_write(lower, id)?;
         lower.stream.write(data)
     }
 
@@ -818,13 +825,7 @@ impl StreamLayer for Plain {
         id: StreamId,
         data: Bytes,
     ) -> Result<usize, StreamError> {
-        Plain::sole(id)?;
-        if self.linger != Linger::No {
-            return Err(StreamError::Closed);
-        }
-        if !lower.pending.is_empty() {
-            return Err(StreamError::Blocked); // keeps the byte order
-        }
+        self.may_write(lower, id)?;
         lower.stream.write_chunk(data)
     }
 

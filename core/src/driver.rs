@@ -14,6 +14,14 @@
 //! [`Machine`]: its deadline is the minimum of its layers', it is drained in a fixed order
 //! (str0m's `poll_output`), and it reports one [`Closed`](StackEvent::Closed) at the end.
 //!
+//! Owned buffers: beside the slice-based calls, each contract has an owned-buffer twin with a
+//! copying default ([`Machine::handle_input_bytes`], [`Machine::poll_transmit_bytes`],
+//! [`ByteStream::read_chunk`] / [`ByteStream::write_chunk`] /
+//! [`ByteStream::write_frame_bytes`], [`Streams::read_chunk`] / [`Streams::write_chunk`]).
+//! A machine that keeps bytes in [`Bytes`] chunks (a `StreamLink`, smux) hands them
+//! through without copying, so over TCP a payload byte is copied only between the
+//! application's buffer and the runtime's; every other machine keeps working unchanged.
+//!
 //! Call order (quinn's, adopted as-is): after any `handle_*` call or application mutator,
 //! drain `poll_transmit` (while [`Machine::has_transmit`]), then read `poll_timeout`, then
 //! drain `poll_event`.
@@ -33,12 +41,47 @@ use std::hash::Hash;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use bytes::{Bytes, BytesMut};
+
 /// How long a dropped stream (or a listener session closed with `close_when_acked`)
 /// lingers for its bytes to be acknowledged before the connection closes anyway: 30 s,
 /// kcptun's and smux's scale for a stuck peer. A peer silent that long is gone; with data in
 /// flight the dead-link rule (kcp.md §8.3) usually ends it first, so this bound matters for
 /// a peer that keeps its window shut. Policy in core, the same on every runtime.
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest piece the copying defaults of the owned-buffer calls ([`ByteStream::read_chunk`],
+/// [`Streams::read_chunk`]) read at once: the size of the room block they read into.
+pub const CHUNK_MAX: usize = 64 * 1024;
+
+/// A read shorter than this is handed out as a copy of its own, leaving the room block to
+/// the next read: a short slice would keep the whole block alive.
+const ROOM_SLICE_MIN: usize = 16 * 1024;
+
+/// The copying default of every `read_chunk`: `read` into the caller's `room` (initialised
+/// scratch, refilled to [`CHUNK_MAX`] bytes of zeroes when less than `max` or 16 KiB is left,
+/// in place when no earlier chunk still shares it) and the bytes read split off it as the
+/// chunk. One copy, as a `read` into the caller's buffer would be, and no allocation per
+/// read; owned-buffer machines (a [`StreamLink`](crate::stream_link), smux) hand out slices
+/// of what they hold instead and leave `room` alone.
+pub fn read_chunk_with(
+    max: usize,
+    room: &mut BytesMut,
+    read: impl FnOnce(&mut [u8]) -> Result<usize, StreamError>,
+) -> Result<Bytes, StreamError> {
+    let want = max.clamp(1, CHUNK_MAX);
+    if room.len() < want.min(ROOM_SLICE_MIN) {
+        room.clear();
+        room.reserve(CHUNK_MAX);
+        room.resize(CHUNK_MAX, 0);
+    }
+    let n = want.min(room.len());
+    let got = read(room.get_mut(..n).unwrap_or_default())?.min(n);
+    if got < ROOM_SLICE_MIN {
+        return Ok(Bytes::copy_from_slice(room.get(..got).unwrap_or_default()));
+    }
+    Ok(room.split_to(got).freeze())
+}
 
 /// Metadata of one datagram (or stream chunk) written by [`Machine::poll_transmit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +125,24 @@ pub trait Machine {
     /// pushes back on the peer; datagram machines always take input (they drop and count).
     fn wants_input(&self) -> bool {
         true
+    }
+
+    /// [`Machine::handle_input`] on an owned chunk (a byte-stream driver's socket read): a
+    /// machine that keeps received bytes (a [`StreamLink`](crate::stream_link)) keeps the
+    /// chunk itself instead of a copy. By default the chunk is read as a slice.
+    fn handle_input_bytes(&mut self, now: Instant, data: Bytes) -> Result<(), Self::InputError> {
+        self.handle_input(now, &data)
+    }
+
+    /// [`Machine::poll_transmit`] as owned pieces appended to `out` (a byte-stream driver
+    /// writes them with one gathered `writev`, so frames queued as header + payload are
+    /// never joined). `Transmit::len` is the bytes appended over all pieces. By default one
+    /// piece, the bytes `poll_transmit` wrote.
+    fn poll_transmit_bytes(&mut self, now: Instant, out: &mut Vec<Bytes>) -> Option<Transmit> {
+        let mut buf = Vec::new();
+        let t = self.poll_transmit(now, &mut buf)?;
+        out.push(Bytes::from(buf));
+        Some(t)
     }
 }
 
@@ -187,6 +248,39 @@ pub trait ByteStream {
     /// Whether every byte written so far has been acknowledged by the peer (what
     /// `flush()` waits for, and what a dropped stream lingers for).
     fn all_acked(&self) -> bool;
+
+    /// [`ByteStream::read`] as an owned chunk of at most `max` bytes (never empty on
+    /// `Ok`): a machine that holds received bytes in owned buffers hands out a slice of
+    /// them, no copy. By default `read` into the caller's `room` ([`read_chunk_with`]).
+    fn read_chunk(&mut self, max: usize, room: &mut BytesMut) -> Result<Bytes, StreamError> {
+        if max == 0 {
+            return Err(StreamError::Blocked);
+        }
+        read_chunk_with(max, room, |b| self.read(b))
+    }
+
+    /// [`ByteStream::write`] of an owned chunk: a machine that queues bytes keeps (a slice
+    /// of) the chunk instead of a copy. Returns how many leading bytes were taken. By
+    /// default `write`.
+    fn write_chunk(&mut self, data: Bytes) -> Result<usize, StreamError> {
+        self.write(&data)
+    }
+
+    /// [`ByteStream::write_parts`] of a header and an owned payload in pieces (one frame).
+    /// By default `write_parts`.
+    fn write_frame_bytes(&mut self, head: &[u8], body: &[Bytes]) -> Result<usize, StreamError> {
+        match body {
+            [] => self.write_parts(&[head]),
+            [a] => self.write_parts(&[head, a]),
+            [a, b] => self.write_parts(&[head, a, b]),
+            _ => {
+                let parts: Vec<&[u8]> = std::iter::once(head)
+                    .chain(body.iter().map(|b| &b[..]))
+                    .collect();
+                self.write_parts(&parts)
+            }
+        }
+    }
 }
 
 /// The streams of one connection, as a runtime's hub sees them: single-stream machines and
@@ -253,6 +347,25 @@ pub trait Streams {
 
     /// [`ByteStream::all_acked`] on one stream.
     fn all_acked(&self, id: StreamId) -> bool;
+
+    /// [`ByteStream::read_chunk`] on one stream: a multiplexer that keeps received payloads
+    /// as owned chunks hands them out without a copy. By default `read` into `room`.
+    fn read_chunk(
+        &mut self,
+        id: StreamId,
+        max: usize,
+        room: &mut BytesMut,
+    ) -> Result<Bytes, StreamError> {
+        if max == 0 {
+            return Err(StreamError::Blocked);
+        }
+        read_chunk_with(max, room, |b| self.read(id, b))
+    }
+
+    /// [`ByteStream::write_chunk`] on one stream. By default `write`.
+    fn write_chunk(&mut self, id: StreamId, data: Bytes) -> Result<usize, StreamError> {
+        self.write(id, &data)
+    }
 }
 
 /// The connection under a machine that runs over a byte stream (goscon, or smux over TCP):

@@ -68,6 +68,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chunks;
 pub mod driver;
 pub mod kcp;
 pub mod rng;

@@ -36,7 +36,8 @@ use std::fmt::Debug;
 use std::time::Instant;
 
 use crate::driver::{
-    ByteStream, Machine, StreamError, StreamEvent, StreamId, Streams, Transmit, Transport,
+    read_chunk_with, ByteStream, Bytes, BytesMut, Machine, StreamError, StreamEvent, StreamId,
+    Streams, Transmit, Transport,
 };
 use crate::kcp::{Kcp, KcpCloseReason, KcpEvent};
 use crate::session::Session;
@@ -138,7 +139,35 @@ impl Lower<'_> {
         if total == 0 {
             return Ok(());
         }
-        let mut skip = match self.stream.write_parts(parts)? {
+        let taken = self.stream.write_parts(parts)?;
+        self.keep_refused(parts, taken)
+    }
+
+    /// [`Lower::write_frame`] of a header and an owned payload: a lower stream that queues
+    /// owned chunks (a [`StreamLink`](crate::stream_link::StreamLink)) keeps the payload
+    /// without copying it.
+    pub fn write_frame_bytes(&mut self, head: &[u8], body: &[Bytes]) -> Result<(), StreamError> {
+        if !self.pending.is_empty() {
+            return Err(StreamError::Blocked);
+        }
+        let total = head.len() + body.iter().map(Bytes::len).sum::<usize>();
+        if total == 0 {
+            return Ok(());
+        }
+        let taken = self.stream.write_frame_bytes(head, body)?;
+        if taken == total {
+            return Ok(()); // the usual case: no refused rest to keep
+        }
+        let parts: Vec<&[u8]> = std::iter::once(head)
+            .chain(body.iter().map(|b| &b[..]))
+            .collect();
+        self.keep_refused(&parts, taken)
+    }
+
+    /// After the lower stream took `taken` bytes of a frame: `Blocked` if none, else what
+    /// it refused stays in the stack (bounded by one frame).
+    fn keep_refused(&mut self, parts: &[&[u8]], taken: usize) -> Result<(), StreamError> {
+        let mut skip = match taken {
             0 => return Err(StreamError::Blocked),
             n => n,
         };
@@ -164,6 +193,12 @@ impl Lower<'_> {
     /// Reads what the lower stream delivered.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
         self.stream.read(buf)
+    }
+
+    /// Reads what the lower stream delivered as an owned chunk of at most `max` bytes
+    /// ([`ByteStream::read_chunk`]: a slice of its buffers when it keeps owned ones).
+    pub fn read_chunk(&mut self, max: usize, room: &mut BytesMut) -> Result<Bytes, StreamError> {
+        self.stream.read_chunk(max, room)
     }
 
     /// Whether every byte written into the lower stream was taken and acknowledged.
@@ -219,6 +254,28 @@ pub trait StreamLayer {
         id: StreamId,
         buf: &mut [u8],
     ) -> Result<usize, StreamError>;
+    /// [`Streams::read_chunk`]; by default `read` into `room`.
+    fn read_chunk(
+        &mut self,
+        lower: &mut Lower<'_>,
+        id: StreamId,
+        max: usize,
+        room: &mut BytesMut,
+    ) -> Result<Bytes, StreamError> {
+        if max == 0 {
+            return Err(StreamError::Blocked);
+        }
+        read_chunk_with(max, room, |b| self.read(lower, id, b))
+    }
+    /// [`Streams::write_chunk`]; by default `write`.
+    fn write_chunk(
+        &mut self,
+        lower: &mut Lower<'_>,
+        id: StreamId,
+        data: Bytes,
+    ) -> Result<usize, StreamError> {
+        self.write(lower, id, &data)
+    }
     /// [`Streams::finish`].
     fn finish(&mut self, lower: &mut Lower<'_>, id: StreamId) -> Result<(), StreamError>;
     /// [`Streams::close_stream`]: linger until acknowledged, at most [`LINGER_TIMEOUT`].
@@ -353,6 +410,16 @@ impl<L: LowerLayer, U: StreamLayer> Stack<L, U> {
         self.work = true;
     }
 
+    /// Runs drain steps 1–4 (module docs) if an input, timer or application call left them
+    /// due, without handing out output: a driver whose output buffer is full still lets the
+    /// layers take the input that application reads made room for (a session paused at its
+    /// receive bound resumes, and the driver reads its socket again).
+    pub fn drain_work(&mut self, now: Instant) {
+        if self.work {
+            self.drive(now);
+        }
+    }
+
     /// Whether the final `Closed` was reported.
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -470,26 +537,17 @@ impl<L: LowerLayer, U: StreamLayer> Machine for Stack<L, U> {
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if self.work {
-            self.drive(now);
-        }
-        loop {
-            if let Some(t) = self.lower.poll_transmit(now, buf) {
-                // Handing bytes out can raise lower events (a byte-stream link reports
-                // `Writable` here, once its send buffer drained): drain once more before
-                // `has_transmit` may turn false, or a queued upper layer would wait for an
-                // input that never comes.
-                self.work = true;
-                return Some(t);
-            }
-            // A flush can raise events (writable, dead link) and the upper layer may answer
-            // them with more bytes: drain again until neither layer has anything, so
-            // `has_transmit` is false once this returns `None`.
-            self.drive(now);
-            if !self.has_transmit() {
-                return None;
-            }
-        }
+        self.transmit_with(now, |l| l.poll_transmit(now, buf))
+    }
+
+    fn handle_input_bytes(&mut self, now: Instant, data: Bytes) -> Result<(), L::InputError> {
+        let r = self.lower.handle_input_bytes(now, data);
+        self.drive(now);
+        r
+    }
+
+    fn poll_transmit_bytes(&mut self, now: Instant, out: &mut Vec<Bytes>) -> Option<Transmit> {
+        self.transmit_with(now, |l| l.poll_transmit_bytes(now, out))
     }
 
     fn has_transmit(&self) -> bool {
@@ -516,6 +574,36 @@ impl<L: LowerLayer, U: StreamLayer> Machine for Stack<L, U> {
 
     fn wants_input(&self) -> bool {
         self.lower.wants_input()
+    }
+}
+
+impl<L: LowerLayer, U: StreamLayer> Stack<L, U> {
+    /// `poll_transmit` in either form: `take` hands out the lower machine's next output.
+    fn transmit_with(
+        &mut self,
+        now: Instant,
+        mut take: impl FnMut(&mut L) -> Option<Transmit>,
+    ) -> Option<Transmit> {
+        if self.work {
+            self.drive(now);
+        }
+        loop {
+            if let Some(t) = take(&mut self.lower) {
+                // Handing bytes out can raise lower events (a byte-stream link reports
+                // `Writable` here, once its send buffer drained): drain once more before
+                // `has_transmit` may turn false, or a queued upper layer would wait for an
+                // input that never comes.
+                self.work = true;
+                return Some(t);
+            }
+            // A flush can raise events (writable, dead link) and the upper layer may answer
+            // them with more bytes: drain again until neither layer has anything, so
+            // `has_transmit` is false once this returns `None`.
+            self.drive(now);
+            if !self.has_transmit() {
+                return None;
+            }
+        }
     }
 }
 
@@ -559,6 +647,22 @@ impl<L: LowerLayer, U: StreamLayer> Streams for Stack<L, U> {
 
     fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<usize, StreamError> {
         self.app_call(|u, l| u.read(l, id, buf))
+    }
+
+    fn read_chunk(
+        &mut self,
+        id: StreamId,
+        max: usize,
+        room: &mut BytesMut,
+    ) -> Result<Bytes, StreamError> {
+        self.app_call(|u, l| u.read_chunk(l, id, max, room))
+    }
+
+    fn write_chunk(&mut self, id: StreamId, data: Bytes) -> Result<usize, StreamError> {
+        if self.closed {
+            return Err(StreamError::Closed);
+        }
+        self.app_call(|u, l| u.write_chunk(l, id, data))
     }
 
     fn finish(&mut self, id: StreamId) -> Result<(), StreamError> {
@@ -619,6 +723,19 @@ impl Plain {
         } else {
             Err(StreamError::Unknown(id))
         }
+    }
+
+    /// Whether a write on `id` may go to the lower stream now: not after the stream was
+    /// dropped, and not past bytes the stack still holds (the byte order).
+    fn may_write(&self, lower: &Lower<'_>, id: StreamId) -> Result<(), StreamError> {
+        Plain::sole(id)?;
+        if self.linger != Linger::No {
+            return Err(StreamError::Closed);
+        }
+        if !lower.pending.is_empty() {
+            return Err(StreamError::Blocked);
+        }
+        Ok(())
     }
 
     /// Closes the connection if the dropped stream is acknowledged or its linger ran out.
@@ -684,13 +801,7 @@ impl StreamLayer for Plain {
         id: StreamId,
         data: &[u8],
     ) -> Result<usize, StreamError> {
-        Plain::sole(id)?;
-        if self.linger != Linger::No {
-            return Err(StreamError::Closed);
-        }
-        if !lower.pending.is_empty() {
-            return Err(StreamError::Blocked); // keeps the byte order
-        }
+        self.may_write(lower, id)?;
         lower.stream.write(data)
     }
 
@@ -702,6 +813,27 @@ impl StreamLayer for Plain {
     ) -> Result<usize, StreamError> {
         Plain::sole(id)?;
         lower.read(buf)
+    }
+
+    fn read_chunk(
+        &mut self,
+        lower: &mut Lower<'_>,
+        id: StreamId,
+        max: usize,
+        room: &mut BytesMut,
+    ) -> Result<Bytes, StreamError> {
+        Plain::sole(id)?;
+        lower.read_chunk(max, room)
+    }
+
+    fn write_chunk(
+        &mut self,
+        lower: &mut Lower<'_>,
+        id: StreamId,
+        data: Bytes,
+    ) -> Result<usize, StreamError> {
+        self.may_write(lower, id)?;
+        lower.stream.write_chunk(data)
     }
 
     fn finish(&mut self, lower: &mut Lower<'_>, id: StreamId) -> Result<(), StreamError> {

@@ -13,7 +13,14 @@
 //! - bytes the upper layer wrote wait in the send buffer (at most
 //!   [`StreamLinkConfig::send_buffer`]; a write beyond it is `Blocked` until
 //!   `poll_transmit` drained some, then `Writable` follows). `poll_transmit` hands the whole
-//!   buffer out at once, swapping it into an empty caller buffer instead of copying.
+//!   buffer out at once.
+//!
+//! Both buffers are [`ChunkQueue`]s of owned chunks: a driver that reads its socket into
+//! owned buffers hands them in with [`Machine::handle_input_bytes`] and the layer above
+//! takes its payloads out as slices ([`ByteStream::read_chunk`]); payloads written as
+//! [`ByteStream::write_frame_bytes`] go out as they are, gathered by
+//! [`Machine::poll_transmit_bytes`] (a TCP loop's `writev`). Between the socket and the
+//! layer above, a payload byte is then never copied.
 //!
 //! "Acknowledged" means handed to the driver: TCP acknowledges in the kernel, out of sight.
 //! The peer's end of stream ([`Transport::handle_eof`]) makes reads return
@@ -24,8 +31,18 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use bytes::{Bytes, BytesMut};
+
+use crate::chunks::ChunkQueue;
 use crate::driver::{ByteStream, Machine, StreamError, StreamEvent, StreamId, Transmit, Transport};
 use crate::stack::LowerLayer;
+
+/// A slice handed out by [`ByteStream::read_chunk`] shorter than this is copied instead: a
+/// slice keeps its whole socket read buffer (64 KiB in the TCP loops) alive, so a reader
+/// that holds many short slices (a peer sending tiny frames to a stalled stream) would hold
+/// many buffers for few counted bytes. With this bound a held slice pins at most 4 times
+/// its length.
+pub const SLICE_MIN: usize = 16 * 1024;
 
 /// Buffer bounds of a [`StreamLink`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,11 +109,10 @@ pub enum LinkInputError {
 #[derive(Debug, Default)]
 pub struct StreamLink {
     config: StreamLinkConfig,
-    /// Received bytes; `rx[rx_at..]` are unread.
-    rx: Vec<u8>,
-    rx_at: usize,
+    /// Received bytes not read yet.
+    rx: ChunkQueue,
     /// Bytes to send.
-    tx: Vec<u8>,
+    tx: ChunkQueue,
     events: VecDeque<StreamEvent<LinkCloseReason>>,
     /// A write was refused: report `Writable` once `tx` drained.
     want_writable: bool,
@@ -128,7 +144,7 @@ impl StreamLink {
 
     /// Received bytes not read by the upper layer yet.
     pub fn unread(&self) -> usize {
-        self.rx.len() - self.rx_at
+        self.rx.len()
     }
 
     /// Whether the peer finished its side (end of stream once the received bytes are read).
@@ -162,15 +178,52 @@ impl StreamLink {
         }
     }
 
-    /// Drops read bytes from the front once they are the larger part of the buffer (one
-    /// `memmove` per half buffer read, not per read).
-    fn compact(&mut self) {
-        if self.rx_at == self.rx.len() {
-            self.rx.clear();
-            self.rx_at = 0;
-        } else if self.rx_at > self.rx.len() / 2 {
-            self.rx.drain(..self.rx_at);
-            self.rx_at = 0;
+    /// Input checks: `Err` for input after the close or past twice the receive bound.
+    fn admit(&mut self, len: usize) -> Result<(), LinkInputError> {
+        if self.closed {
+            return Err(LinkInputError::Closed);
+        }
+        if self.unread() + len > self.config.recv_buffer.saturating_mul(2) {
+            self.close_with(LinkCloseReason::Overrun);
+            return Err(LinkInputError::Overrun);
+        }
+        Ok(())
+    }
+
+    /// `Writable` and `Acknowledged` once the send buffer was handed out.
+    fn handed_out(&mut self) {
+        if std::mem::take(&mut self.want_writable) && !self.closed && !self.finished {
+            self.events.push_back(StreamEvent::Writable(StreamId::SOLE));
+        }
+        if std::mem::take(&mut self.unacked) {
+            self.events
+                .push_back(StreamEvent::Acknowledged(StreamId::SOLE));
+        }
+    }
+
+    /// Room in the send buffer: `Err(Closed)` after a close or finish, `Err(Blocked)` (and
+    /// `Writable` promised) when full and `want` is not 0.
+    fn send_room(&mut self, want: usize) -> Result<usize, StreamError> {
+        if self.closed || self.finished {
+            return Err(StreamError::Closed);
+        }
+        let room = self.config.send_buffer.saturating_sub(self.tx.len());
+        if room == 0 && want > 0 {
+            self.want_writable = true;
+            return Err(StreamError::Blocked);
+        }
+        Ok(room.min(want))
+    }
+
+    /// What a read finds when nothing is buffered.
+    fn empty_read(&mut self) -> StreamError {
+        self.readable_signalled = false;
+        if self.eof {
+            StreamError::Finished
+        } else if self.closed {
+            StreamError::Closed
+        } else {
+            StreamError::Blocked
         }
     }
 }
@@ -180,15 +233,19 @@ impl Machine for StreamLink {
     type InputError = LinkInputError;
 
     fn handle_input(&mut self, _now: Instant, data: &[u8]) -> Result<(), LinkInputError> {
-        if self.closed {
-            return Err(LinkInputError::Closed);
-        }
-        if self.unread() + data.len() > self.config.recv_buffer.saturating_mul(2) {
-            self.close_with(LinkCloseReason::Overrun);
-            return Err(LinkInputError::Overrun);
-        }
+        self.admit(data.len())?;
         if !data.is_empty() {
             self.rx.extend_from_slice(data);
+            self.signal_readable();
+        }
+        Ok(())
+    }
+
+    /// Keeps the chunk itself: the layer above reads slices of it.
+    fn handle_input_bytes(&mut self, _now: Instant, data: Bytes) -> Result<(), LinkInputError> {
+        self.admit(data.len())?;
+        if !data.is_empty() {
+            self.rx.push(data);
             self.signal_readable();
         }
         Ok(())
@@ -199,18 +256,19 @@ impl Machine for StreamLink {
             return None;
         }
         let len = self.tx.len();
-        if buf.is_empty() {
-            std::mem::swap(buf, &mut self.tx);
-        } else {
-            buf.append(&mut self.tx);
+        self.tx.drain_copy(buf);
+        self.handed_out();
+        Some(Transmit { len })
+    }
+
+    /// The queued chunks themselves, headers and payloads apart, for a gathered write.
+    fn poll_transmit_bytes(&mut self, _now: Instant, out: &mut Vec<Bytes>) -> Option<Transmit> {
+        if self.tx.is_empty() {
+            return None;
         }
-        if std::mem::take(&mut self.want_writable) && !self.closed && !self.finished {
-            self.events.push_back(StreamEvent::Writable(StreamId::SOLE));
-        }
-        if std::mem::take(&mut self.unacked) {
-            self.events
-                .push_back(StreamEvent::Acknowledged(StreamId::SOLE));
-        }
+        let len = self.tx.len();
+        self.tx.drain_into(out);
+        self.handed_out();
         Some(Transmit { len })
     }
 
@@ -235,42 +293,71 @@ impl Machine for StreamLink {
 
 impl ByteStream for StreamLink {
     fn write(&mut self, data: &[u8]) -> Result<usize, StreamError> {
-        if self.closed || self.finished {
-            return Err(StreamError::Closed);
-        }
-        let room = self.config.send_buffer.saturating_sub(self.tx.len());
-        let n = room.min(data.len());
-        if n == 0 && !data.is_empty() {
-            self.want_writable = true;
-            return Err(StreamError::Blocked);
-        }
+        let n = self.send_room(data.len())?;
         self.tx.extend_from_slice(data.get(..n).unwrap_or_default());
         self.unacked |= n > 0;
         Ok(n)
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
-        let unread = self.rx.get(self.rx_at..).unwrap_or_default();
-        if unread.is_empty() {
-            self.readable_signalled = false;
-            return Err(if self.eof {
-                StreamError::Finished
-            } else if self.closed {
-                StreamError::Closed
-            } else {
-                StreamError::Blocked
-            });
+        if self.rx.is_empty() {
+            return Err(self.empty_read());
         }
-        let n = unread.len().min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), unread.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        self.rx_at += n;
-        self.compact();
-        if self.unread() == 0 {
+        let n = self.rx.read_into(buf);
+        if self.rx.is_empty() {
             self.readable_signalled = false;
         }
         Ok(n)
+    }
+
+    /// A slice of the received chunks (a copy when shorter than [`SLICE_MIN`]).
+    fn read_chunk(&mut self, max: usize, _room: &mut BytesMut) -> Result<Bytes, StreamError> {
+        if self.rx.is_empty() {
+            return Err(self.empty_read());
+        }
+        let n = max.min(self.rx.front().len());
+        let chunk = if n < SLICE_MIN {
+            let c = Bytes::copy_from_slice(self.rx.front().get(..n).unwrap_or_default());
+            self.rx.consume(n);
+            c
+        } else {
+            self.rx.pop_chunk(n).unwrap_or_default()
+        };
+        if self.rx.is_empty() {
+            self.readable_signalled = false;
+        }
+        if chunk.is_empty() {
+            return Err(StreamError::Blocked);
+        }
+        Ok(chunk)
+    }
+
+    /// The payload is queued as it is (as much of the frame as the send buffer has room
+    /// for, as [`ByteStream::write_parts`]).
+    fn write_frame_bytes(&mut self, head: &[u8], body: &[Bytes]) -> Result<usize, StreamError> {
+        let total = head.len() + body.iter().map(Bytes::len).sum::<usize>();
+        let n = self.send_room(total)?;
+        let h = n.min(head.len());
+        self.tx.extend_from_slice(head.get(..h).unwrap_or_default());
+        let mut left = n - h;
+        for b in body {
+            if left == 0 {
+                break;
+            }
+            let k = left.min(b.len());
+            self.tx.push(if k == b.len() {
+                b.clone()
+            } else {
+                b.slice(..k)
+            });
+            left -= k;
+        }
+        self.unacked |= n > 0;
+        Ok(n)
+    }
+
+    fn write_chunk(&mut self, data: Bytes) -> Result<usize, StreamError> {
+        self.write_frame_bytes(&[], &[data])
     }
 
     fn finish(&mut self) -> Result<(), StreamError> {

@@ -13,7 +13,9 @@ use std::time::Instant;
 use tether_core::driver::{StreamError, StreamId};
 use tether_core::session::{CloseReason, SessionId};
 
-use crate::ring::ByteRing;
+use tether_core::chunks::ChunkQueue;
+
+use crate::blocks::BlockPool;
 
 /// One stream of one connection: the hub's key. A plain KCP session has one stream,
 /// [`StreamId::SOLE`]; a multiplexed stack has as many as it opened or accepted.
@@ -92,13 +94,15 @@ pub enum Shutdown {
 /// One stream's buffers and wakers.
 #[derive(Debug, Default)]
 pub struct StreamBuf {
-    /// Bytes written by the app, not yet accepted by KCP.
-    pub send: ByteRing,
+    /// Bytes written by the app, not yet accepted by KCP: copied once into owned chunks,
+    /// which a multiplexer then frames without copying them again.
+    pub send: ChunkQueue,
     /// Lengths of the app's writes still in `send`, oldest first: the message boundaries the
     /// driver keeps in KCP message mode (it clears them in stream mode).
     pub writes: VecDeque<usize>,
-    /// Bytes read from KCP, not yet read by the app.
-    pub recv: ByteRing,
+    /// Bytes read from KCP, not yet read by the app: owned chunks as the stack handed them
+    /// out (a multiplexer's payloads, not copied), copied once into the app's buffer.
+    pub recv: ChunkQueue,
     /// Whether KCP still holds unacknowledged data (set by the driver).
     pub unacked: bool,
     /// Set once the stream can no longer carry data.
@@ -138,7 +142,10 @@ impl StreamBuf {
     /// Gives back the capacity of the empty byte buffers, so an idle session's stream costs
     /// only its struct (issue 13 item 5). Called where a buffer drains: the next read or
     /// write allocates again, one allocation per burst rather than a held 1 MiB.
-    pub fn release_buffers(&mut self) {
+    pub(crate) fn release_buffers(&mut self, blocks: &mut BlockPool) {
+        if let Some(b) = self.send.take_tail() {
+            blocks.recycle(b);
+        }
         self.send.release();
         self.recv.release();
     }
@@ -198,6 +205,8 @@ pub struct HubState {
     /// kcp-go's 24 counters summed over the endpoint's sessions, refreshed at most every
     /// [`crate::driver::SNMP_REFRESH`] while the endpoint is active.
     pub snmp: tether_core::session::snmp::Snmp,
+    /// Blocks the application's writes are copied into, reused once sent.
+    pub(crate) blocks: BlockPool,
     wake_pending: bool,
     accept_waker: Option<Waker>,
     driver_waker: Option<Waker>,
@@ -439,14 +448,15 @@ impl Hub {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(Ok(0));
         };
         if !s.recv.is_empty() {
             let was_full = s.recv.len() >= RECV_BUFFER;
             let n = s.recv.read_into(buf);
-            s.release_buffers();
+            s.release_buffers(&mut st.blocks);
             if was_full || s.recv.len() < RECV_BUFFER / 2 {
                 st.mark_dirty(key);
             }
@@ -469,7 +479,8 @@ impl Hub {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let Some(s) = st.streams.get_mut(&key) else {
             return Poll::Ready(Err(Gone::EndpointGone.error()));
         };
@@ -488,7 +499,14 @@ impl Hub {
             return Poll::Pending;
         }
         let n = room.min(data.len());
-        s.send.extend(&data[..n]);
+        // One copy, into a block of the pool that then travels down without another.
+        let blocks = &mut st.blocks;
+        s.send.extend_from_slice_with(&data[..n], |used, need| {
+            if let Some(b) = used {
+                blocks.recycle(b);
+            }
+            blocks.get(need)
+        });
         s.writes.push_back(n);
         s.unacked = true;
         st.mark_dirty(key);
@@ -737,7 +755,7 @@ mod tests {
             .get_mut(&key)
             .unwrap()
             .recv
-            .extend(&data[..50_000]);
+            .extend_from_slice(&data[..50_000]);
         let mut buf = vec![0u8; 64 * 1024];
         let mut got = 0;
         while got < 50_000 {
@@ -748,10 +766,10 @@ mod tests {
         }
         let mut st = hub.lock();
         let s = st.streams.get_mut(&key).unwrap();
-        assert_eq!(s.recv.capacity(), 0, "read to empty: recv released");
-        assert!(s.send.capacity() >= 100_000);
+        assert_eq!(s.recv.tail_capacity(), 0, "read to empty: recv released");
+        assert!(s.send.tail_capacity() >= 100_000);
         s.send.clear();
-        s.release_buffers();
-        assert_eq!(s.send.capacity(), 0, "sent to empty: send released");
+        s.release_buffers(&mut BlockPool::default());
+        assert_eq!(s.send.tail_capacity(), 0, "sent to empty: send released");
     }
 }

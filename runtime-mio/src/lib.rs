@@ -57,6 +57,7 @@ macro_rules! delegate_source {
     };
 }
 
+mod blocks;
 pub mod config;
 pub mod driver;
 #[cfg(feature = "mio")]
@@ -64,7 +65,6 @@ pub mod endpoint;
 pub mod handle;
 pub mod hub;
 mod pump;
-pub mod ring;
 pub mod runtime;
 pub mod socket_loop;
 pub mod tcp_conn;

@@ -4,7 +4,9 @@
 //! KCP and over TCP.
 use std::net::SocketAddr;
 
-use tether_core::driver::{StreamError, StreamId, Streams};
+use std::cell::RefCell;
+
+use tether_core::driver::{read_chunk_with, Bytes, BytesMut, StreamError, StreamId, Streams};
 use tether_core::session::SessionId;
 
 use crate::hub::{HubState, Shutdown, StreamBuf, StreamKey, RECV_BUFFER};
@@ -19,21 +21,39 @@ pub(crate) fn exchange<C: Streams + ?Sized>(
     s.writes.clear();
     let mut progressed = write_stream(s, conn, sid);
     progressed |= finish_if_asked(s, conn, sid);
-    progressed | fill_recv(s, |buf| conn.read(sid, buf))
+    progressed | fill_recv_chunks(s, |max| with_room(|room| conn.read_chunk(sid, max, room)))
 }
 
-/// App bytes → stream `sid` of the stack in pieces of up to 64 KiB (kcp-go's `Write`), as
-/// much of each piece as the stack takes.
+thread_local! {
+    /// The room a stack without owned buffers (a KCP session) reads into
+    /// ([`read_chunk_with`]): one block per socket-loop thread, refilled in place once the
+    /// chunks split off it are gone, so a read costs neither an allocation nor zeroing.
+    static ROOM: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Runs `f` with this thread's read room.
+fn with_room<T>(f: impl FnOnce(&mut BytesMut) -> T) -> T {
+    ROOM.with(|r| f(&mut r.borrow_mut()))
+}
+
+/// App bytes → stream `sid` of the stack in owned chunks of up to 64 KiB (kcp-go's
+/// `Write`), as much of each as the stack takes: a stack that queues chunks (smux) keeps
+/// them without a copy.
 fn write_stream<C: Streams + ?Sized>(s: &mut StreamBuf, conn: &mut C, sid: StreamId) -> bool {
     let mut progressed = false;
-    while !s.send.is_empty() {
-        let (a, _) = s.send.as_slices();
-        let n = a.len().min(64 * 1024);
-        match conn.write(sid, &a[..n]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => {
-                s.send.consume(k);
+    while let Some(chunk) = s.send.pop_chunk(64 * 1024) {
+        match conn.write_chunk(sid, chunk.clone()) {
+            Ok(k) if k > 0 => {
                 progressed = true;
+                // The rest is offered again at once: the stack's `Blocked` on it is what
+                // promises the `Writable` that resumes this stream.
+                if k < chunk.len() {
+                    s.send.push_front(chunk.slice(k..));
+                }
+            }
+            _ => {
+                s.send.push_front(chunk);
+                break;
             }
         }
     }
@@ -61,31 +81,44 @@ pub(crate) fn finish_if_asked<C: Streams + ?Sized>(
 }
 
 /// Received bytes → the application's buffer while it has room; the stack's `Finished`
-/// marks the end of the stream (everything before it is in the buffer). `read` is the
-/// stack's read of this stream (or, in KCP message mode, the session's).
+/// marks the end of the stream (everything before it is in the buffer). `read` is a read
+/// into a buffer (in KCP message mode, the session's read of one message); see
+/// [`fill_recv_chunks`].
 pub(crate) fn fill_recv(
     s: &mut StreamBuf,
     mut read: impl FnMut(&mut [u8]) -> Result<usize, StreamError>,
 ) -> bool {
-    // The stack copies straight into the hub's ring: one copy from KCP's segments to here,
-    // one more into the application's buffer (issue 15 item 8).
-    let mut finished = false;
-    let eof = s.eof;
-    let moved = s.recv.fill_with(RECV_BUFFER, |room| {
-        if eof || finished {
-            return 0;
-        }
-        match read(room) {
-            Ok(n) => n,
-            Err(StreamError::Finished) => {
-                finished = true;
-                0
+    fill_recv_chunks(s, |max| {
+        with_room(|room| read_chunk_with(max, room, &mut read))
+    })
+}
+
+/// [`fill_recv`] from a stack that hands out owned chunks (`Streams::read_chunk`): a
+/// multiplexer's received payloads land in the hub as they are, and are copied once, into
+/// the application's buffer (issue 15 item 8).
+pub(crate) fn fill_recv_chunks(
+    s: &mut StreamBuf,
+    mut read: impl FnMut(usize) -> Result<Bytes, StreamError>,
+) -> bool {
+    if s.eof {
+        return false;
+    }
+    let mut moved = false;
+    while s.recv.len() < RECV_BUFFER {
+        match read(RECV_BUFFER - s.recv.len()) {
+            Ok(c) if c.is_empty() => break,
+            Ok(c) => {
+                s.recv.push(c);
+                moved = true;
             }
-            Err(_) => 0,
+            Err(StreamError::Finished) => {
+                s.eof = true;
+                return true;
+            }
+            Err(_) => break,
         }
-    });
-    s.eof |= finished;
-    moved > 0 || finished
+    }
+    moved
 }
 
 /// After a stream's bytes moved: refreshes "unacknowledged" (`all_acked` is the stack's
@@ -94,7 +127,10 @@ pub(crate) fn fill_recv(
 /// the caller then closes it in the stack (`Streams::close_stream`: the core lingers until
 /// it is acknowledged, bounded by its `LINGER_TIMEOUT`, the same on every runtime).
 pub(crate) fn settle(st: &mut HubState, key: StreamKey, progressed: bool, all_acked: bool) -> bool {
-    let Some(s) = st.streams.get_mut(&key) else {
+    let HubState {
+        streams, blocks, ..
+    } = st;
+    let Some(s) = streams.get_mut(&key) else {
         return false;
     };
     let unacked = !s.send.is_empty() || !all_acked;
@@ -107,7 +143,7 @@ pub(crate) fn settle(st: &mut HubState, key: StreamKey, progressed: bool, all_ac
         st.forget_stream(key);
         return true;
     }
-    s.release_buffers();
+    s.release_buffers(blocks);
     false
 }
 

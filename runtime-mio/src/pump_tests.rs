@@ -108,7 +108,7 @@ fn a_closed_stream_drains_then_fails() {
     {
         let mut st = hub.lock();
         let mut s = StreamBuf::default();
-        s.recv.extend(b"ab");
+        s.recv.extend_from_slice(b"ab");
         st.streams.insert(one, s);
         let mut s = StreamBuf::default();
         s.dropped = true;

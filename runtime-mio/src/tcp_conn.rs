@@ -32,6 +32,7 @@ use tether_core::session::SessionId;
 use tether_core::stack::{Stack, StackClose};
 use tether_core::stream_link::{LinkCloseReason, StreamLink};
 
+use crate::blocks::QuietTrim;
 use crate::handle::{resolve, ConnectionHandle, RuntimeStream, SendLayer};
 use crate::hub::{Gone, Hub, HubState, StreamKey};
 use crate::pump::{self, ConnVerdict};
@@ -57,6 +58,10 @@ pub trait TcpMachine:
     /// Whether the loop should shut the socket's write side down (this side finished the
     /// whole byte stream and every byte was handed out).
     fn wants_shutdown(&self) -> bool;
+
+    /// Runs the work application calls left due, without handing out output
+    /// ([`Stack::drain_work`]).
+    fn drain_work(&mut self, now: Instant);
 }
 
 impl<U: SendLayer> TcpMachine for Stack<StreamLink, U> {
@@ -68,6 +73,10 @@ impl<U: SendLayer> TcpMachine for Stack<StreamLink, U> {
 
     fn wants_shutdown(&self) -> bool {
         self.lower().wants_shutdown()
+    }
+
+    fn drain_work(&mut self, now: Instant) {
+        Stack::drain_work(self, now);
     }
 }
 
@@ -367,6 +376,7 @@ async fn run_loop<R: Runtime, M: TcpMachine>(conn: &mut TcpConn<M>, sock: &R::Tc
     let hub = Arc::clone(&conn.hub);
     let mut io = SocketSide::<R>::default();
     let (mut eof_told, mut write_shut) = (false, false);
+    let mut quiet = QuietTrim::default();
     loop {
         let now = Instant::now();
         if io.peer_closed && !std::mem::replace(&mut eof_told, true) {
@@ -401,6 +411,20 @@ async fn run_loop<R: Runtime, M: TcpMachine>(conn: &mut TcpConn<M>, sock: &R::Tc
             // More output than one buffer: go round again, letting others run first.
             R::yield_now().await;
             continue;
+        }
+        if !conn.m.wants_input() && conn.m.has_transmit() {
+            // The output buffer is full, and the application's reads (the pumps above) may
+            // have made room for input the machine has not taken yet: a session paused at its
+            // receive bound must resume now, or both ends wait on each other's full windows
+            // (smux v1 stalled until a keepalive).
+            conn.m.drain_work(now);
+            conn.sync();
+        }
+        // A connection quiet for a while gives its pools' free blocks back.
+        let gets = io.buf.pool().gets() + hub.lock().blocks.gets();
+        if quiet.check(gets, now) {
+            io.buf.pool().trim();
+            hub.lock().blocks.trim();
         }
         io.alarm.set(conn.m.poll_timeout());
         let reading = !io.peer_closed && conn.m.wants_input();

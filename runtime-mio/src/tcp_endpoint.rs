@@ -19,7 +19,7 @@ use mio::event::Source;
 use mio::Interest;
 use tether_core::driver::{Machine, Transport};
 
-use crate::tcp_loop::{read_into, Output};
+use crate::tcp_loop::{read_into, Output, ReadBuf};
 
 /// A connected TCP stream and the machine it carries.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub struct TcpEndpoint<M> {
     sock: mio::net::TcpStream,
     machine: M,
     out: Output,
-    buf: Vec<u8>,
+    buf: ReadBuf,
     /// The socket was full: the rest goes out on the next writable event.
     blocked: bool,
     /// The last read stopped at the fairness bound or at a full machine, not at
@@ -60,7 +60,7 @@ impl<M: Machine + Transport> TcpEndpoint<M> {
             sock,
             machine,
             out: Output::default(),
-            buf: vec![0; 64 * 1024],
+            buf: ReadBuf::default(),
             blocked: false,
             more_to_read: false,
             peer_closed: false,

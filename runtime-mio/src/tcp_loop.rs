@@ -13,18 +13,25 @@
 //! KCP, and a TCP listener: [`crate::tcp_conn`], which shares this loop's socket side
 //! ([`SocketSide`]).
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use bytes::{Buf, Bytes, BytesMut};
 use tether_core::driver::{ByteStream, Machine};
 
+use crate::blocks::BlockPool;
 use crate::runtime::{Alarm, Runtime, SocketIo};
 
-/// Bytes read from the socket per `read` call.
+/// Bytes of one socket read buffer: reads fill it front to back, each read's bytes handed
+/// to the machine as a slice of it ([`Machine::handle_input_bytes`]).
 const READ_CHUNK: usize = 64 * 1024;
+/// Below this much room left in the read buffer, the next read gets a fresh one.
+const MIN_READ: usize = 16 * 1024;
+/// Pieces per gathered write (`writev`).
+const MAX_IOV: usize = 64;
 /// Reads per readiness event before other work gets a turn.
 const MAX_READS_PER_WAKE: usize = 16;
 /// Machine output drained but not yet accepted by the socket.
@@ -292,7 +299,7 @@ async fn run_loop<R: Runtime, M: Machine + ByteStream>(
 /// A TCP loop's socket side (this loop's and [`crate::tcp_conn`]'s): the read buffer, the
 /// machine's output waiting for the socket, whether the peer finished, and the one timer.
 pub(crate) struct SocketSide<R: Runtime> {
-    buf: Vec<u8>,
+    pub(crate) buf: ReadBuf,
     /// Machine output the socket has not taken yet.
     pub(crate) out: Output,
     /// A read returned 0: the peer finished its side.
@@ -304,7 +311,7 @@ pub(crate) struct SocketSide<R: Runtime> {
 impl<R: Runtime> Default for SocketSide<R> {
     fn default() -> Self {
         SocketSide {
-            buf: vec![0u8; READ_CHUNK],
+            buf: ReadBuf::default(),
             out: Output::default(),
             peer_closed: false,
             alarm: Alarm::default(),
@@ -357,13 +364,54 @@ impl<R: Runtime> SocketSide<R> {
     }
 }
 
+/// The socket read buffer: reads land in owned memory that the machine keeps slices of
+/// (a `StreamLink` queues them, smux hands its payloads up as they are), so the bytes are
+/// not copied again between the socket and the application's buffer.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBuf {
+    /// Initialised room for the next reads (what earlier reads filled was split off).
+    block: BytesMut,
+    /// Used blocks, reused once nothing holds a slice of them.
+    pool: BlockPool,
+    /// `block` is an allocated block (the default one is empty).
+    allocated: bool,
+}
+
+impl ReadBuf {
+    /// Room for the next read: what is left of the block, or a fresh block once less than
+    /// [`MIN_READ`] is left.
+    fn room(&mut self) -> &mut [u8] {
+        if self.block.len() < MIN_READ {
+            let used = std::mem::take(&mut self.block);
+            // Tracked even when a read filled it to the end (no capacity left in this
+            // handle): it still names the block, which the pool gets back whole.
+            if std::mem::replace(&mut self.allocated, true) {
+                self.pool.recycle(used);
+            }
+            self.block = self.pool.get(READ_CHUNK);
+            self.block.resize(READ_CHUNK, 0);
+        }
+        &mut self.block
+    }
+
+    /// The pool of used blocks.
+    pub(crate) fn pool(&mut self) -> &mut BlockPool {
+        &mut self.pool
+    }
+
+    /// The first `n` bytes of the room, as read.
+    fn take(&mut self, n: usize) -> Bytes {
+        self.block.split_to(n).freeze()
+    }
+}
+
 /// Reads up to [`MAX_READS_PER_WAKE`] chunks into the machine: `Err(WouldBlock)` once
 /// drained, `Ok` at the peer's close (`peer_closed` set), at the bound (more may wait) or
 /// once the machine wants no more input ([`Machine::wants_input`]: the socket is left
 /// unread, so TCP's window pushes back on the peer).
 pub(crate) fn read_into<M: Machine>(
     mut r: impl Read,
-    buf: &mut [u8],
+    buf: &mut ReadBuf,
     m: &mut M,
     now: Instant,
     peer_closed: &mut bool,
@@ -372,13 +420,13 @@ pub(crate) fn read_into<M: Machine>(
         if !m.wants_input() {
             return Ok(());
         }
-        match r.read(buf) {
+        match r.read(buf.room()) {
             Ok(0) => {
                 *peer_closed = true;
                 return Ok(());
             }
             Ok(n) => {
-                if let Err(e) = m.handle_input(now, &buf[..n]) {
+                if let Err(e) = m.handle_input_bytes(now, buf.take(n)) {
                     tracing::debug!("dropped TCP input: {e:?}");
                 }
             }
@@ -389,41 +437,66 @@ pub(crate) fn read_into<M: Machine>(
     Ok(())
 }
 
-/// Machine output waiting for the socket, bounded by [`OUT_MAX`].
+/// Machine output waiting for the socket, bounded by [`OUT_MAX`]: owned pieces (headers
+/// and payloads apart) written with gathered writes, never joined into one buffer.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
-    bytes: Vec<u8>,
-    /// How much of `bytes` the socket took.
-    sent: usize,
+    chunks: VecDeque<Bytes>,
+    len: usize,
+    scratch: Vec<Bytes>,
 }
 
 impl Output {
     pub(crate) fn is_empty(&self) -> bool {
-        self.sent == self.bytes.len()
+        self.len == 0
     }
 
     /// Drains the machine while it has output and the buffer has room.
     pub(crate) fn fill<M: Machine>(&mut self, m: &mut M, now: Instant) {
-        while self.bytes.len() - self.sent < OUT_MAX && m.has_transmit() {
-            if m.poll_transmit(now, &mut self.bytes).is_none() {
+        while self.len < OUT_MAX && m.has_transmit() {
+            let Some(t) = m.poll_transmit_bytes(now, &mut self.scratch) else {
                 break;
-            }
+            };
+            self.len += t.len;
+            self.chunks
+                .extend(self.scratch.drain(..).filter(|c| !c.is_empty()));
         }
     }
 
     /// Writes until done (`Ok(false)`) or the socket is full (`Ok(true)`).
     pub(crate) fn write(&mut self, mut w: impl Write) -> io::Result<bool> {
-        while self.sent < self.bytes.len() {
-            match w.write(&self.bytes[self.sent..]) {
+        while !self.chunks.is_empty() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let mut k = 0;
+            for (slot, c) in iov.iter_mut().zip(&self.chunks) {
+                *slot = IoSlice::new(c);
+                k += 1;
+            }
+            match w.write_vectored(&iov[..k]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
+                Ok(n) => self.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        self.bytes.clear();
-        self.sent = 0;
         Ok(false)
+    }
+
+    /// Drops the first `n` bytes written.
+    fn consume(&mut self, mut n: usize) {
+        self.len -= n.min(self.len);
+        while n > 0 {
+            let Some(c) = self.chunks.front_mut() else {
+                return;
+            };
+            if c.len() <= n {
+                n -= c.len();
+                self.chunks.pop_front();
+            } else {
+                c.advance(n);
+                n = 0;
+            }
+        }
     }
 }

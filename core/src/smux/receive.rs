@@ -1,5 +1,6 @@
 //! The receive path: frames are decoded incrementally from the lower stream and payloads
-//! read straight into their stream's buffer. Reading never stops because one stream's
+//! kept in their stream's queue as the lower stream hands them out (slices of a
+//! `StreamLink`'s input, not copies). Reading never stops because one stream's
 //! reader is slow: per-stream bytes are bounded by the window (a peer past it by more than
 //! a frame is a protocol error); only the session-wide bound (xtaci's bucket, §5; the seed's
 //! memory cap) or a flood of control answers the peer does not read pauses it.
@@ -101,9 +102,16 @@ impl Smux {
             self.rx = RxState::Discard { left };
             return Ok(true);
         };
-        let n = match s.recv.fill(left, |b| lower.read(b)) {
-            Ok(0) | Err(StreamError::Blocked) => return Ok(false),
-            Ok(n) => n,
+        // The payload is kept as the lower stream hands it out (a slice of its buffer when
+        // it keeps owned ones): one copy fewer than reading it into a buffer of ours.
+        let n = match lower.read_chunk(left, &mut self.rx_room) {
+            Ok(c) if c.is_empty() => return Ok(false),
+            Ok(c) => {
+                let n = c.len().min(left);
+                s.recv.push(c.slice(..n));
+                n
+            }
+            Err(StreamError::Blocked) => return Ok(false),
             Err(e) => return Err(e),
         };
         self.rx_buffered += n;

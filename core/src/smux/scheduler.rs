@@ -5,7 +5,7 @@
 //! once its queue is empty, so it never overtakes its own PSH frames.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
-use crate::driver::{StreamEvent, StreamId};
+use crate::driver::{Bytes, StreamError, StreamEvent, StreamId};
 use crate::stack::Lower;
 
 use super::config::Dialect;
@@ -113,15 +113,20 @@ impl Smux {
             if n == 0 {
                 return Turn::Idle; // the window is shut: a UPD / CFM brings it back
             }
-            let (a, b) = s.send.as_slices();
-            let a = a.get(..n.min(a.len())).unwrap_or_default();
-            let b = b.get(..n - a.len()).unwrap_or_default();
             let mut head = [0u8; 8];
             let head = encode(dialect, Cmd::Psh, s.sid, n as u32, &mut head);
-            if lower.write_frame(&[head, a, b]).is_err() {
+            // The payload as the queue's chunks hold it: no copy, even across chunks.
+            let mut body = std::mem::take(&mut self.frame_body);
+            s.send.take_chunks(n, &mut body);
+            let r = lower.write_frame_bytes(head, &body);
+            if r.is_err() {
+                s.send.unpop_chunks(&mut body);
+            }
+            body.clear();
+            self.frame_body = body;
+            if r.is_err() {
                 return Turn::Blocked;
             }
-            s.send.drain(..n);
             self.tx_buffered -= n;
             self.sent_psh(h, n);
             self.wake_writer(h);
@@ -173,20 +178,54 @@ impl Smux {
         h: StreamId,
         data: &[u8],
     ) -> usize {
+        self.frames_direct(
+            h,
+            data.len(),
+            |lower, head, from, to| {
+                lower.write_frame(&[head, data.get(from..to).unwrap_or_default()])
+            },
+            lower,
+        )
+    }
+
+    /// [`Smux::write_direct`] of an owned chunk: each frame's payload is a slice of it.
+    pub(super) fn write_direct_bytes(
+        &mut self,
+        lower: &mut Lower<'_>,
+        h: StreamId,
+        data: Bytes,
+    ) -> usize {
+        self.frames_direct(
+            h,
+            data.len(),
+            |lower, head, from, to| lower.write_frame_bytes(head, &[data.slice(from..to)]),
+            lower,
+        )
+    }
+
+    /// Frames `len` bytes on `h` while its window and the lower stream allow: `write`
+    /// writes one frame (its header and the payload range); returns the bytes written.
+    fn frames_direct(
+        &mut self,
+        h: StreamId,
+        len: usize,
+        mut write: impl FnMut(&mut Lower<'_>, &[u8], usize, usize) -> Result<(), StreamError>,
+        lower: &mut Lower<'_>,
+    ) -> usize {
         let max_frame = self.config.max_frame_size;
         let dialect = self.config.dialect;
         let mut done = 0;
-        while let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
+        while done < len {
             let Some(s) = self.streams.get(&h) else {
                 break;
             };
-            let n = rest.len().min(max_frame).min(s.send_flow.window());
-            let Some(chunk) = rest.get(..n).filter(|c| !c.is_empty()) else {
+            let n = (len - done).min(max_frame).min(s.send_flow.window());
+            if n == 0 {
                 break;
-            };
+            }
             let mut head = [0u8; 8];
             let head = encode(dialect, Cmd::Psh, s.sid, n as u32, &mut head);
-            if lower.write_frame(&[head, chunk]).is_err() {
+            if write(lower, head, done, done + n).is_err() {
                 break;
             }
             self.sent_psh(h, n);

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::time::Instant;
 
-use crate::driver::{StreamError, StreamEvent, StreamId, LINGER_TIMEOUT};
+use crate::chunks::ChunkQueue;
+use crate::driver::{Bytes, BytesMut, StreamError, StreamEvent, StreamId, LINGER_TIMEOUT};
 use crate::stack::{Lower, Side, StreamLayer};
 
 use super::config::{Dialect, SmuxConfig};
@@ -72,6 +73,10 @@ pub struct Smux {
     pub(super) upd_have: usize,
     pub(super) scratch: Vec<u8>,
     pub(super) ctrl: Control,
+    /// Room a lower stream without owned buffers (a KCP session) reads payloads into.
+    pub(super) rx_room: BytesMut,
+    /// The chunks of the PSH being written (kept for their allocation).
+    pub(super) frame_body: Vec<Bytes>,
     /// Streams with a frame to send, served round-robin.
     pub(super) ready: VecDeque<StreamId>,
     pub(super) keepalive: Keepalive,
@@ -112,6 +117,8 @@ impl Smux {
             upd_have: 0,
             scratch: Vec::new(),
             ctrl: Control::default(),
+            frame_body: Vec::new(),
+            rx_room: BytesMut::new(),
             ready: VecDeque::new(),
             lingering: BTreeSet::new(),
             unacked: BTreeSet::new(),
@@ -238,7 +245,7 @@ impl Smux {
         let Some(mut s) = self.streams.remove(&h) else {
             return;
         };
-        self.rx_buffered -= s.recv.discard();
+        self.rx_buffered -= s.discard_recv();
         self.tx_buffered -= s.send.len();
         if s.wired {
             self.wire.remove(&s.sid);
@@ -309,10 +316,96 @@ impl Smux {
                     self.stats.streams_reset += 1;
                 }
                 s.send.clear();
-                s.send.shrink_to_fit();
+                s.send.release();
             }
             self.make_ready(h);
         }
+    }
+}
+
+impl Smux {
+    /// A write of `len` bytes on `id`: when nothing else waits, `direct(self, lower)`
+    /// writes straight into the lower stream and returns how many bytes it wrote; of the
+    /// rest, what fits under the stream's cap is queued by `enqueue(queue, from, to)`.
+    fn write_with(
+        &mut self,
+        lower: &mut Lower<'_>,
+        id: StreamId,
+        len: usize,
+        direct: impl FnOnce(&mut Smux, &mut Lower<'_>) -> usize,
+        enqueue: impl FnOnce(&mut ChunkQueue, usize, usize),
+    ) -> Result<usize, StreamError> {
+        let s = self.streams.get(&id).ok_or(StreamError::Unknown(id))?;
+        if self.failed || !s.writable() {
+            return Err(StreamError::Closed);
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        let go_direct = s.send.is_empty() && self.ready.is_empty() && self.flush_control(lower);
+        let mut done = if go_direct { direct(self, lower) } else { 0 };
+        let cap = self.send_cap();
+        let Some(s) = self.streams.get_mut(&id) else {
+            return Err(StreamError::Unknown(id));
+        };
+        let n = cap.saturating_sub(s.send.len()).min(len - done);
+        if n > 0 {
+            enqueue(&mut s.send, done, done + n);
+        }
+        self.tx_buffered += n;
+        done += n;
+        if n > 0 {
+            self.make_ready(id);
+        }
+        if done == 0 {
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.want_writable = true;
+            }
+            return Err(StreamError::Blocked);
+        }
+        Ok(done)
+    }
+
+    /// A read on `id`: `take` moves bytes out of the stream's receive queue and says how
+    /// many; window updates follow as for any read.
+    fn read_with<T>(
+        &mut self,
+        id: StreamId,
+        take: impl FnOnce(&mut ChunkQueue) -> (usize, T),
+    ) -> Result<T, StreamError> {
+        let failed = self.failed;
+        let s = self.streams.get_mut(&id).ok_or(StreamError::Unknown(id))?;
+        if s.app_closed() {
+            return Err(StreamError::Closed);
+        }
+        if s.recv.is_empty() {
+            s.readable_signalled = false;
+            return Err(if s.fin_recv {
+                StreamError::Finished
+            } else if failed {
+                StreamError::Closed
+            } else {
+                StreamError::Blocked
+            });
+        }
+        let (n, out) = take(&mut s.recv);
+        self.rx_buffered -= n;
+        if n == 0 || !s.wired || failed {
+            return Ok(out);
+        }
+        let (v2, window) = (
+            self.config.dialect == Dialect::V2,
+            self.config.max_stream_buffer,
+        );
+        let sid = s.sid;
+        let update = match self.config.dialect {
+            Dialect::V1 => None,
+            _ => s.recv_flow.on_read(n, v2, window),
+        };
+        if let Some(u) = update {
+            self.queue_update(sid, u);
+        }
+        Ok(out)
     }
 }
 
@@ -420,37 +513,31 @@ impl StreamLayer for Smux {
         id: StreamId,
         data: &[u8],
     ) -> Result<usize, StreamError> {
-        let s = self.streams.get(&id).ok_or(StreamError::Unknown(id))?;
-        if self.failed || !s.writable() {
-            return Err(StreamError::Closed);
-        }
-        if data.is_empty() {
-            return Ok(0);
-        }
-        let mut done = 0;
-        // Straight into the lower stream when nothing else waits (no copy here).
-        if s.send.is_empty() && self.ready.is_empty() && self.flush_control(lower) {
-            done = self.write_direct(lower, id, data);
-        }
-        let cap = self.send_cap();
-        let Some(s) = self.streams.get_mut(&id) else {
-            return Err(StreamError::Unknown(id));
-        };
-        let rest = data.get(done..).unwrap_or_default();
-        let n = cap.saturating_sub(s.send.len()).min(rest.len());
-        s.send.extend(rest.get(..n).unwrap_or_default());
-        self.tx_buffered += n;
-        done += n;
-        if n > 0 {
-            self.make_ready(id);
-        }
-        if done == 0 {
-            if let Some(s) = self.streams.get_mut(&id) {
-                s.want_writable = true;
-            }
-            return Err(StreamError::Blocked);
-        }
-        Ok(done)
+        // Straight into the lower stream (no copy here), the rest queued (one copy).
+        self.write_with(
+            lower,
+            id,
+            data.len(),
+            |this, lower| this.write_direct(lower, id, data),
+            |q, from, to| q.extend_from_slice(data.get(from..to).unwrap_or_default()),
+        )
+    }
+
+    fn write_chunk(
+        &mut self,
+        lower: &mut Lower<'_>,
+        id: StreamId,
+        data: Bytes,
+    ) -> Result<usize, StreamError> {
+        // The rest is queued as a slice of the chunk: no copy either way.
+        let direct = data.clone();
+        self.write_with(
+            lower,
+            id,
+            data.len(),
+            |this, lower| this.write_direct_bytes(lower, id, direct),
+            |q, from, to| q.push(data.slice(from..to)),
+        )
     }
 
     fn read(
@@ -459,39 +546,23 @@ impl StreamLayer for Smux {
         id: StreamId,
         buf: &mut [u8],
     ) -> Result<usize, StreamError> {
-        let failed = self.failed;
-        let s = self.streams.get_mut(&id).ok_or(StreamError::Unknown(id))?;
-        if s.app_closed() {
-            return Err(StreamError::Closed);
-        }
-        if s.recv.is_empty() {
-            s.readable_signalled = false;
-            return Err(if s.fin_recv {
-                StreamError::Finished
-            } else if failed {
-                StreamError::Closed
-            } else {
-                StreamError::Blocked
-            });
-        }
-        let n = s.recv.read(buf);
-        self.rx_buffered -= n;
-        if n == 0 || !s.wired || failed {
-            return Ok(n);
-        }
-        let (v2, window) = (
-            self.config.dialect == Dialect::V2,
-            self.config.max_stream_buffer,
-        );
-        let sid = s.sid;
-        let update = match self.config.dialect {
-            Dialect::V1 => None,
-            _ => s.recv_flow.on_read(n, v2, window),
-        };
-        if let Some(u) = update {
-            self.queue_update(sid, u);
-        }
-        Ok(n)
+        self.read_with(id, |q| {
+            let n = q.read_into(buf);
+            (n, n)
+        })
+    }
+
+    fn read_chunk(
+        &mut self,
+        _lower: &mut Lower<'_>,
+        id: StreamId,
+        max: usize,
+        _room: &mut BytesMut,
+    ) -> Result<Bytes, StreamError> {
+        self.read_with(id, |q| {
+            let c = q.pop_chunk(max).unwrap_or_default();
+            (c.len(), c)
+        })
     }
 
     fn finish(&mut self, _lower: &mut Lower<'_>, id: StreamId) -> Result<(), StreamError> {
@@ -520,7 +591,7 @@ impl StreamLayer for Smux {
         }
         s.linger = Linger::Requested;
         s.fin_due = true;
-        self.rx_buffered -= s.recv.discard();
+        self.rx_buffered -= s.discard_recv();
         let done = s.fin_sent || self.failed;
         self.lingering.insert(id);
         if done {

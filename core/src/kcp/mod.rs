@@ -29,7 +29,7 @@ pub use queue::WHOLE_SEGMENT;
 pub use rto::RttEstimator;
 pub use stats::KcpStats;
 
-use crate::driver::{ByteStream, Machine, StreamError, Transmit};
+use crate::driver::{read_chunk_with, ByteStream, Bytes, BytesMut, Machine, StreamError, Transmit};
 use crate::time::{timediff, WireClock};
 
 /// `IKCP_ASK_SEND`: a WASK is due.
@@ -691,6 +691,18 @@ impl ByteStream for Kcp {
 
     fn poll_writable(&mut self) -> bool {
         Kcp::poll_writable(self)
+    }
+
+    /// A whole received segment becomes the chunk (its buffer, no copy); small segments are
+    /// gathered into the caller's `room` with one copy, as `read` would.
+    fn read_chunk(&mut self, max: usize, room: &mut BytesMut) -> Result<Bytes, StreamError> {
+        if let Some(seg) = self.take_whole_segment(max) {
+            return Ok(seg);
+        }
+        if max == 0 {
+            return Err(StreamError::Blocked);
+        }
+        read_chunk_with(max, room, |b| ByteStream::read(self, b))
     }
 
     fn finish(&mut self) -> Result<(), StreamError> {

@@ -205,21 +205,30 @@ impl Kcp {
     /// [`Kcp::recv_stream`]), so tiny segments do not become tiny chunks. `WouldBlock` when
     /// nothing is queued.
     pub fn read_chunk(&mut self, max: usize) -> Result<Bytes, RecvError> {
-        let head = self.rcv_queue.front().ok_or(RecvError::WouldBlock)?;
-        let len = head.data.len();
-        if max == 0 {
+        if max == 0 || self.rcv_queue.is_empty() {
             return Err(RecvError::WouldBlock);
         }
-        if len > max || len < WHOLE_SEGMENT.min(max) {
-            let mut buf = vec![0u8; max.min(GATHER_MAX)];
-            let n = self.recv_stream(&mut buf)?;
-            buf.truncate(n);
-            return Ok(Bytes::from(buf));
+        if let Some(seg) = self.take_whole_segment(max) {
+            return Ok(seg);
+        }
+        let mut buf = vec![0u8; max.min(GATHER_MAX)];
+        let n = self.recv_stream(&mut buf)?;
+        buf.truncate(n);
+        Ok(Bytes::from(buf))
+    }
+
+    /// The next received segment as a chunk of its own, when it is at least
+    /// [`WHOLE_SEGMENT`] bytes (or `max`) and fits in `max`; `None` leaves the queue as it
+    /// is (the caller gathers small segments with a copy instead).
+    pub(crate) fn take_whole_segment(&mut self, max: usize) -> Option<Bytes> {
+        let len = self.rcv_queue.front()?.data.len();
+        if max == 0 || len > max || len < WHOLE_SEGMENT.min(max) {
+            return None;
         }
         let recover = self.rcv_queue.len() >= self.cfg.rcv_wnd as usize;
-        let seg = self.rcv_queue.pop_front().ok_or(RecvError::WouldBlock)?;
+        let seg = self.rcv_queue.pop_front()?;
         self.after_recv(recover, len);
-        Ok(Bytes::from(seg.data))
+        Some(Bytes::from(seg.data))
     }
 
     fn after_recv(&mut self, recover: bool, n: usize) {

@@ -15,7 +15,7 @@ use super::fec::{
 use super::handshake::{AeadChannel, Opened};
 use super::key::kcptun_key;
 use super::snmp::Snmp;
-use crate::driver::{ByteStream, Machine, StreamError, Transmit};
+use crate::driver::{ByteStream, Bytes, BytesMut, Machine, StreamError, Transmit};
 use crate::kcp::{Kcp, KcpConfig, KcpEvent, RecvError, WriteError, MTU_LIMIT};
 use crate::wire::Reader;
 
@@ -414,7 +414,7 @@ impl Session {
     }
     /// Reads stream bytes as an owned chunk, a whole received segment when it fits (see
     /// [`Kcp::read_chunk`]).
-    pub fn read_chunk(&mut self, max: usize) -> Result<bytes::Bytes, RecvError> {
+    pub fn read_chunk(&mut self, max: usize) -> Result<Bytes, RecvError> {
         self.kcp.read_chunk(max)
     }
     /// Reads stream bytes (kcp-go's `Read`).
@@ -837,6 +837,10 @@ impl ByteStream for Session {
 
     fn poll_writable(&mut self) -> bool {
         self.kcp.poll_writable()
+    }
+
+    fn read_chunk(&mut self, max: usize, room: &mut BytesMut) -> Result<Bytes, StreamError> {
+        ByteStream::read_chunk(&mut self.kcp, max, room)
     }
 
     fn finish(&mut self) -> Result<(), StreamError> {

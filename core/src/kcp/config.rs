@@ -50,6 +50,7 @@ pub struct KcpConfig {
     /// retransmit threshold (`resend`). The wire format is unchanged; only when datagrams
     /// leave differs. With kcptun's `fast` interval of 30 ms, a loss otherwise waits up to
     /// two intervals for its ACKs and the retransmission, and the RTO usually fires first.
+    /// Ignored with [`KcpFlavor::Ikcp`], which never flushes from input.
     pub quick_recovery: bool,
     /// kcp-go's or ikcp's behaviour where they differ visibly to the peer.
     pub flavor: KcpFlavor,

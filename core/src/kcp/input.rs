@@ -113,7 +113,9 @@ impl Kcp {
             if timediff(self.snd_una, prev_una) > 0 {
                 self.cw.on_una_advanced(self.mss, self.rmt_wnd);
             }
-            // ikcp.c never flushes from ikcp_input: the caller's next ikcp_update does.
+            // ikcp.c never flushes from ikcp_input: the caller's next ikcp_update does (so
+            // quick_recovery does not apply to this flavour).
+            self.ack_now = false;
             if self.acklist.len() > self.ack_limit() {
                 self.flush(now, true);
             }

@@ -34,6 +34,7 @@ mod tunnel;
 mod yamux_peer;
 
 pub use args::BenchArgs;
+pub(crate) use peer::Pattern;
 pub use peer::{run_peer, PeerArgs};
 pub use reuseport::{run_reuseport, ReuseportArgs};
 pub use smux::{run_smux_bench, SmuxBenchArgs};

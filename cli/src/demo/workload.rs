@@ -3,9 +3,9 @@
 //! small-request probe. Every connection starts with one byte naming its kind, so one target
 //! address serves both (the tunnel server has one `-t`).
 //!
-//! - Bulk: the sender writes `bytes` of seeded ChaCha8 output (incompressible, so snappy
-//!   cannot shrink it) and half-closes; the target hashes what it reads and answers with the
-//!   SHA-256, which the sender compares with its own. When the time limit comes first, the
+//! - Bulk: the sender writes `bytes` of the bench peers' seeded xorshift stream ([`Pattern`],
+//!   incompressible, so snappy cannot shrink it) and half-closes; the target hashes what it
+//!   reads and answers with the SHA-256, which the sender compares with its own. When the time limit comes first, the
 //!   target's byte count and hash of the prefix so far are taken instead, and the prefix is
 //!   checked against the regenerated payload.
 //! - Probe: [`PROBE_CONNS`] connections, each doing request/response rounds of
@@ -18,13 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+
+use crate::bench::Pattern;
 
 /// Small requests timed by the probe.
 pub const PROBES: usize = 200;
@@ -75,18 +75,18 @@ impl LegResult {
     }
 }
 
-/// The payload: `seed`'s ChaCha8 stream.
-pub struct Payload(ChaCha8Rng);
+/// The payload: `seed`'s [`Pattern`] stream.
+pub struct Payload(Pattern);
 
 impl Payload {
     /// The payload of `seed`, from its first byte.
     pub fn new(seed: u64) -> Self {
-        Payload(ChaCha8Rng::seed_from_u64(seed ^ 0x6465_6d6f))
+        Payload(Pattern::new(seed ^ 0x6465_6d6f))
     }
 
     /// The next `buf.len()` bytes.
     pub fn fill(&mut self, buf: &mut [u8]) {
-        self.0.fill_bytes(buf);
+        self.0.fill(buf);
     }
 
     /// SHA-256 of the first `n` bytes of `seed`'s payload.

@@ -444,19 +444,20 @@ fn combined(digests: impl ExactSizeIterator<Item = [u8; 32]>) -> [u8; 32] {
 /// Runs the transfer in virtual time starting at `start`. Deterministic: the same config
 /// gives the same report (and the same `wire_digest`).
 pub fn run_transfer(cfg: &TransferConfig, start: Instant) -> TransferReport {
-    let a = Kcp::new(1, cfg.kcp, start);
-    let b = Kcp::new(1, cfg.kcp, start);
-    let mss = a.mss();
-    run_sole(a, b, mss, cfg, start, false)
+    kcp_transfer(cfg, start, false)
 }
 
 /// [`run_transfer`], also recording [`TransferReport::timeline`] (what `tether sim --plot`
 /// draws); the same wire, digests and counters.
 pub fn run_transfer_recorded(cfg: &TransferConfig, start: Instant) -> TransferReport {
+    kcp_transfer(cfg, start, true)
+}
+
+fn kcp_transfer(cfg: &TransferConfig, start: Instant, record: bool) -> TransferReport {
     let a = Kcp::new(1, cfg.kcp, start);
     let b = Kcp::new(1, cfg.kcp, start);
     let mss = a.mss();
-    run_sole(a, b, mss, cfg, start, true)
+    run_sole(a, b, mss, cfg, start, record)
 }
 
 /// The same transfer between two full kcp-go sessions (crypto + FEC + KCP); `cfg.kcp` is

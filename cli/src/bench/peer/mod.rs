@@ -14,7 +14,7 @@ mod pattern;
 mod server;
 
 pub use args::PeerArgs;
-pub(super) use pattern::Pattern;
+pub(crate) use pattern::Pattern;
 
 /// Bulk payload chunk size.
 const CHUNK: usize = 64 * 1024;

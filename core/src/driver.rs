@@ -468,7 +468,7 @@ pub enum EndpointEvent<C, E> {
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use std::time::Instant;
+/// use std::time::{Duration, Instant};
 /// use tether_core::driver::{DatagramEndpoint, EndpointEvent, StreamId, Streams};
 /// use tether_core::kcp::KcpConfig;
 /// use tether_core::rng::seeded;
@@ -505,11 +505,24 @@ pub enum EndpointEvent<C, E> {
 ///     }
 /// }
 /// assert!(incoming.is_some());
+/// assert_eq!(DatagramEndpoint::backlog_len(&server), 1); // accept pressure: read no more
 /// let conn = DatagramEndpoint::accept(&mut server).unwrap();
 /// assert_eq!(server.remote(conn), Some(client_addr));
+/// assert_eq!(DatagramEndpoint::last_received(&server, conn), Some(now));
 /// let mut got = [0u8; 16];
 /// let n = server.conn_mut(conn).unwrap().read(StreamId::SOLE, &mut got).unwrap();
 /// assert_eq!(&got[..n], b"hello");
+///
+/// // The application dropped the client's handles: it lingers until "hello" is
+/// // acknowledged, then closes; the socket loop ends once the endpoint is empty.
+/// DatagramEndpoint::close_when_acked(&mut client, now, id);
+/// assert!(!DatagramEndpoint::is_empty(&client), "hello is not acknowledged yet");
+/// DatagramEndpoint::handle_timeout(&mut server, now + Duration::from_millis(50)); // ACK due
+/// deliver(now, &mut server, server_addr, &mut client);
+/// DatagramEndpoint::handle_timeout(&mut client, now);
+/// while DatagramEndpoint::poll_event(&mut client).is_some() {}
+/// assert!(DatagramEndpoint::is_empty(&client));
+/// assert_eq!(DatagramEndpoint::counters(&client).bytes_sent, 5);
 /// ```
 pub trait DatagramEndpoint {
     /// Connection handle (never reused after the connection closed).
@@ -517,10 +530,14 @@ pub trait DatagramEndpoint {
     /// The per-peer machine, reachable for application calls through
     /// [`DatagramEndpoint::conn_mut`].
     type Conn;
-    /// Per-connection events (a [`StreamEvent`] whose `Closed` is final for that id).
-    type Event;
+    /// Why a connection closed: the payload of its final [`StreamEvent::Closed`]. Every
+    /// endpoint reports the shared [`StreamEvent`] vocabulary, so one runtime hub serves all.
+    type Reason;
     /// Per-datagram verdict (dropped and counted).
     type InputError: Debug;
+    /// A snapshot of the endpoint's counters ([`DatagramEndpoint::counters`]); the KCP
+    /// listener's are kcp-go's 24 SNMP counters.
+    type Counters;
 
     /// Feeds one datagram received from `from`.
     fn handle_datagram(
@@ -556,11 +573,20 @@ pub trait DatagramEndpoint {
     fn handle_timeout(&mut self, now: Instant);
 
     /// Pops the next event.
-    fn poll_event(&mut self) -> Option<EndpointEvent<Self::ConnId, Self::Event>>;
+    fn poll_event(&mut self) -> Option<EndpointEvent<Self::ConnId, StreamEvent<Self::Reason>>>;
 
     /// Takes the next connection from the accept backlog (bounded; un-accepted connections
     /// expire after the endpoint's accept timeout).
     fn accept(&mut self) -> Option<Self::ConnId>;
+
+    /// Connections waiting in the accept backlog. A socket loop stops reading a burst once
+    /// this grows (accept pressure), so the application accepts before the backlog
+    /// overflows and new peers are dropped.
+    fn backlog_len(&self) -> usize;
+
+    /// Whether no connection is alive, lingering ones included: a socket loop whose
+    /// application dropped every handle stops once this holds.
+    fn is_empty(&self) -> bool;
 
     /// Opens a connection to `to`.
     fn connect(&mut self, now: Instant, to: SocketAddr) -> Self::ConnId;
@@ -568,9 +594,98 @@ pub trait DatagramEndpoint {
     /// Closes a connection now (its final `Closed` event follows).
     fn close(&mut self, id: Self::ConnId);
 
+    /// Closes a connection once everything written on it is acknowledged, or [`LINGER_TIMEOUT`]
+    /// after `now` if the peer never acknowledges (its final `Closed` event follows): what a
+    /// runtime does when the application dropped the connection and all its streams. Policy
+    /// in core, the same on every runtime.
+    fn close_when_acked(&mut self, now: Instant, id: Self::ConnId);
+
+    /// When connection `id` last received a datagram (data, acknowledgement or probe
+    /// alike; its start if none came yet), `None` for an unknown id: the application's
+    /// liveness check on protocols without a close handshake.
+    fn last_received(&self, id: Self::ConnId) -> Option<Instant>;
+
+    /// The endpoint's counters now, summed over its connections (a runtime refreshes its
+    /// copy a few times a second, since summing may walk every connection).
+    fn counters(&self) -> Self::Counters;
+
     /// The per-peer machine of `id`.
     fn conn_mut(&mut self, id: Self::ConnId) -> Option<&mut Self::Conn>;
 
     /// The peer address of `id`.
     fn remote(&self, id: Self::ConnId) -> Option<SocketAddr>;
+}
+
+/// What a runtime's socket loop asks of a [`DatagramEndpoint`]'s per-peer machine beyond its
+/// [`Streams`]: the two calls of kcp-go's session API that are not byte-stream calls. Both
+/// have defaults, so a protocol without them (a toy, penet) implements the trait empty.
+///
+/// ```
+/// use tether_core::driver::{DatagramConn, Messages, StreamError, StreamId, Streams};
+///
+/// /// One stream in message mode: each write is one message.
+/// #[derive(Default)]
+/// struct Letters { inbox: Vec<Vec<u8>>, probes: u32 }
+///
+/// impl Messages for Letters {
+///     fn max_message(&self) -> usize { 1024 }
+///     fn write_message(&mut self, data: &[u8]) -> Result<usize, StreamError> {
+///         self.inbox.push(data.to_vec()); // a loopback: what is sent arrives
+///         Ok(data.len())
+///     }
+///     fn read_message(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
+///         if self.inbox.is_empty() { return Err(StreamError::Blocked) }
+///         let m = self.inbox.remove(0);
+///         buf[..m.len()].copy_from_slice(&m);
+///         Ok(m.len())
+///     }
+/// }
+/// # impl Streams for Letters {
+/// #     fn open_stream(&mut self) -> Result<StreamId, StreamError> { Err(StreamError::Unsupported) }
+/// #     fn accept_stream(&mut self) -> Option<StreamId> { None }
+/// #     fn write(&mut self, _: StreamId, d: &[u8]) -> Result<usize, StreamError> { self.write_message(d) }
+/// #     fn read(&mut self, _: StreamId, b: &mut [u8]) -> Result<usize, StreamError> { self.read_message(b) }
+/// #     fn finish(&mut self, _: StreamId) -> Result<(), StreamError> { Err(StreamError::Unsupported) }
+/// #     fn close_stream(&mut self, _: StreamId) {}
+/// #     fn all_acked(&self, _: StreamId) -> bool { true }
+/// # }
+///
+/// impl DatagramConn for Letters {
+///     fn send_keepalive(&mut self) { self.probes += 1 }
+///     fn messages(&mut self) -> Option<&mut dyn Messages> { Some(self) }
+/// }
+///
+/// let mut c = Letters::default();
+/// let m = c.messages().unwrap();
+/// m.write_message(b"one").unwrap();
+/// let mut buf = [0u8; 8];
+/// assert_eq!(m.read_message(&mut buf), Ok(3)); // whole, never merged with the next
+/// c.send_keepalive();
+/// assert_eq!(c.probes, 1);
+/// ```
+pub trait DatagramConn: Streams {
+    /// Sends a liveness probe now (the application asked: it has nothing to send but wants
+    /// the peer to answer, see [`DatagramEndpoint::last_received`]). By default nothing: a
+    /// protocol with a keepalive of its own.
+    fn send_keepalive(&mut self) {}
+
+    /// The connection's message interface while it runs in message mode (each application
+    /// write is one message on [`StreamId::SOLE`], e.g. KCP without stream mode); `None`,
+    /// the default, for a byte stream.
+    fn messages(&mut self) -> Option<&mut dyn Messages> {
+        None
+    }
+}
+
+/// Message mode of a single-stream connection: message boundaries survive the trip.
+pub trait Messages {
+    /// The largest message [`Messages::write_message`] takes (a runtime cuts a longer
+    /// application write into messages of this size).
+    fn max_message(&self) -> usize;
+
+    /// Queues `data` as one message; `Err(Blocked)` means nothing was taken (window full).
+    fn write_message(&mut self, data: &[u8]) -> Result<usize, StreamError>;
+
+    /// Reads one whole received message into `buf`; `Err(Blocked)` when none is ready.
+    fn read_message(&mut self, buf: &mut [u8]) -> Result<usize, StreamError>;
 }

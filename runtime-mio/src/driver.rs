@@ -8,9 +8,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tether_core::driver::{StreamError, StreamEvent, StreamId, Streams};
-use tether_core::session::{CloseReason, Listener, ListenerEvent, Session, SessionId};
-use tether_core::stack::{Plain, StreamLayer};
+use tether_core::driver::{
+    DatagramConn, DatagramEndpoint, EndpointEvent, Messages, StreamEvent, StreamId, Streams,
+};
+use tether_core::session::snmp::Snmp;
+use tether_core::session::{CloseReason, Listener, SessionId};
+use tether_core::stack::Plain;
 
 use crate::hub::{Gone, Hub, HubState, StreamBuf, StreamKey};
 use crate::pump;
@@ -61,12 +64,43 @@ pub struct ReadOutcome {
     pub syscalls: u64,
 }
 
+/// A [`DatagramEndpoint`] the runtimes' socket loops drive: its connections are keyed by
+/// [`SessionId`] (the hub's connection key; another endpoint numbers its connections with
+/// [`SessionId::new`]), its per-peer machines are [`DatagramConn`]s, its close reasons say
+/// what the application's stream error is ([`Gone`]), and its counters fill the hub's SNMP
+/// snapshot. The KCP `Listener<U>` is one for every upper layer `U`.
+pub trait LoopEndpoint:
+    DatagramEndpoint<ConnId = SessionId, Conn: DatagramConn, Reason: Into<Gone>, Counters: Into<Snmp>>
+{
+}
+
+impl<E> LoopEndpoint for E where
+    E: DatagramEndpoint<
+        ConnId = SessionId,
+        Conn: DatagramConn,
+        Reason: Into<Gone>,
+        Counters: Into<Snmp>,
+    >
+{
+}
+
+/// A KCP close reason as the application's stream error: a dead link is its own error (the
+/// core listener closes dead links itself, policy in core).
+impl From<CloseReason> for Gone {
+    fn from(r: CloseReason) -> Gone {
+        match r {
+            CloseReason::DeadLink => Gone::DeadLink,
+            r => Gone::Closed(r),
+        }
+    }
+}
+
 /// Reads batches into `listener` with one `now`, until the socket is drained, a fairness
 /// bound is hit, or new sessions pile up so the application should accept them first (a
 /// burst would otherwise overflow the backlog, as kcp-go's 128). Shared by every runtime.
-pub fn read_datagrams<U: StreamLayer>(
+pub fn read_datagrams<E: DatagramEndpoint>(
     sock: &UdpSocket,
-    listener: &mut Listener<U>,
+    listener: &mut E,
     now: Instant,
 ) -> ReadOutcome {
     // One receive batch per thread, not per endpoint: 5 000 client endpoints would otherwise
@@ -77,10 +111,10 @@ pub fn read_datagrams<U: StreamLayer>(
     BATCH.with(|b| read_into(sock, &mut b.borrow_mut(), listener, now))
 }
 
-fn read_into<U: StreamLayer>(
+fn read_into<E: DatagramEndpoint>(
     sock: &UdpSocket,
     batch: &mut RecvBatch,
-    listener: &mut Listener<U>,
+    listener: &mut E,
     now: Instant,
 ) -> ReadOutcome {
     let mut out = ReadOutcome {
@@ -95,7 +129,7 @@ fn read_into<U: StreamLayer>(
                 for (from, d) in batch.iter_mut() {
                     out.datagrams += 1;
                     if let Err(e) = listener.handle_datagram_mut(now, from, d) {
-                        tracing::trace!(%from, "dropped datagram: {e}");
+                        tracing::trace!(%from, "dropped datagram: {e:?}");
                     }
                 }
                 if listener.backlog_len() >= ACCEPT_PRESSURE {
@@ -156,9 +190,9 @@ impl Outbox {
     }
 
     /// Drains `listener` and sends until everything went out or the socket is full.
-    pub fn flush<U: StreamLayer>(
+    pub fn flush<E: DatagramEndpoint>(
         &mut self,
-        listener: &mut Listener<U>,
+        listener: &mut E,
         sock: &UdpSocket,
         now: Instant,
     ) -> FlushReport {
@@ -169,9 +203,9 @@ impl Outbox {
     /// [`udp::SendReport`]: datagrams sent, refused anywhere in the batch, and the socket
     /// full once fewer than all were consumed). Tests pass a socket that blocks and refuses
     /// on demand.
-    pub fn flush_with<U: StreamLayer>(
+    pub fn flush_with<E: DatagramEndpoint>(
         &mut self,
-        listener: &mut Listener<U>,
+        listener: &mut E,
         now: Instant,
         mut send: impl FnMut(&[(SocketAddr, &[u8])]) -> udp::SendReport,
     ) -> FlushReport {
@@ -206,24 +240,25 @@ impl Outbox {
     }
 
     /// Takes datagrams from `listener` until [`MAX_PENDING`] wait or it has none.
-    fn fill<U: StreamLayer>(&mut self, listener: &mut Listener<U>, now: Instant) {
+    fn fill<E: DatagramEndpoint>(&mut self, listener: &mut E, now: Instant) {
         while self.pending.len() < MAX_PENDING {
             let mut d = self.spare.pop().unwrap_or_default();
-            let Some((to, _)) = listener.poll_transmit(now, &mut d) else {
+            let Some(t) = listener.poll_transmit(now, &mut d) else {
                 self.spare.push(d);
                 return;
             };
-            self.pending.push_back((to, d));
+            self.pending.push_back((t.to, d));
         }
     }
 }
 
-/// One endpoint's protocol state plus its I/O scratch space, generic over the upper layer
-/// of its per-peer stacks ([`Plain`]: one KCP byte stream per session; a multiplexer: many
-/// streams per session, keyed in the hub by (connection, stream)).
-pub struct Driver<U: StreamLayer = Plain> {
+/// One endpoint's protocol state plus its I/O scratch space, generic over the endpoint
+/// ([`LoopEndpoint`]: the KCP `Listener<U>` with [`Plain`] sessions, one byte stream each, or
+/// a multiplexer's stacks, many streams per session, keyed in the hub by (connection,
+/// stream); or another protocol's endpoint).
+pub struct Driver<E: LoopEndpoint = Listener<Plain>> {
     /// The core listener (server) or client endpoint.
-    pub listener: Listener<U>,
+    pub listener: E,
     /// The application side.
     pub hub: Arc<Hub>,
     /// Whether incoming sessions are handed to `accept()`.
@@ -236,9 +271,9 @@ pub struct Driver<U: StreamLayer = Plain> {
     snmp_at: Option<Instant>,
 }
 
-impl<U: StreamLayer> Driver<U> {
+impl<E: LoopEndpoint> Driver<E> {
     /// A driver for `listener`, talking to the application through `hub`.
-    pub fn new(listener: Listener<U>, hub: Arc<Hub>, server: bool) -> Self {
+    pub fn new(listener: E, hub: Arc<Hub>, server: bool) -> Self {
         Driver {
             listener,
             hub,
@@ -304,7 +339,7 @@ impl<U: StreamLayer> Driver<U> {
             .is_none_or(|t| now.saturating_duration_since(t) >= SNMP_REFRESH)
         {
             self.snmp_at = Some(now);
-            let snmp = self.listener.snmp();
+            let snmp = self.listener.counters().into();
             self.hub.lock().snmp = snmp;
         }
         r
@@ -329,16 +364,11 @@ impl<U: StreamLayer> Driver<U> {
         st.driver_stats = self.stats;
         while let Some(ev) = self.listener.poll_event() {
             match ev {
-                ListenerEvent::Incoming(_) => {}
-                // The core listener closes dead links itself (policy in core).
-                ListenerEvent::Conn(id, StreamEvent::Closed(CloseReason::DeadLink)) => {
-                    st.conn_gone(id, Gone::DeadLink)
-                }
-                ListenerEvent::Conn(id, StreamEvent::Closed(r)) => {
-                    st.conn_gone(id, Gone::Closed(r))
-                }
+                EndpointEvent::Incoming(_) => {}
+                // The core endpoint closes dead links itself (policy in core).
+                EndpointEvent::Conn(id, StreamEvent::Closed(r)) => st.conn_gone(id, r.into()),
                 // The peer opened a stream: it waits for the connection's accept_stream().
-                ListenerEvent::Conn(id, StreamEvent::Opened(sid)) => {
+                EndpointEvent::Conn(id, StreamEvent::Opened(sid)) => {
                     // The hub's queue is the accept queue: the stack's own is drained.
                     if let Some(conn) = self.listener.conn_mut(id) {
                         while conn.accept_stream().is_some() {}
@@ -347,19 +377,19 @@ impl<U: StreamLayer> Driver<U> {
                     self.pump(&mut st, (id, sid));
                 }
                 // Readable, writable: move that stream's bytes.
-                ListenerEvent::Conn(
+                EndpointEvent::Conn(
                     id,
                     StreamEvent::Readable(sid) | StreamEvent::Writable(sid),
                 ) => self.pump(&mut st, (id, sid)),
                 // Acknowledged: that stream, and the connection's others still waiting.
-                ListenerEvent::Conn(id, StreamEvent::Acknowledged(sid)) => {
+                EndpointEvent::Conn(id, StreamEvent::Acknowledged(sid)) => {
                     self.pump(&mut st, (id, sid));
                     for key in pump::also_acknowledged(&st, id, sid) {
                         self.pump(&mut st, key);
                     }
                 }
                 // The stack closed one stream: what arrived is moved, then it ends.
-                ListenerEvent::Conn(id, StreamEvent::StreamClosed(sid)) => {
+                EndpointEvent::Conn(id, StreamEvent::StreamClosed(sid)) => {
                     self.pump(&mut st, (id, sid));
                     st.stream_closed((id, sid));
                 }
@@ -410,13 +440,17 @@ impl<U: StreamLayer> Driver<U> {
         };
         s.set_last_received(heard);
         if std::mem::take(&mut s.keepalive) {
-            conn.lower_mut().send_keepalive();
+            conn.send_keepalive();
         }
-        // Message mode is a plain session's (a multiplexer's streams are never SOLE).
-        let messages = sid == StreamId::SOLE && !conn.lower().kcp().config().stream;
-        let progressed = if messages {
-            let sess = conn.lower_mut();
-            let moved = pump_messages(s, sess) | pump::fill_recv(s, |buf| read_message(sess, buf));
+        // Message mode is a single-stream connection's (a multiplexer's streams are never
+        // SOLE).
+        let messages = if sid == StreamId::SOLE {
+            conn.messages()
+        } else {
+            None
+        };
+        let progressed = if let Some(m) = messages {
+            let moved = pump_messages(s, m) | pump::fill_recv(s, |buf| m.read_message(buf));
             // KCP has no FIN: a shutdown settles as `Unsupported` (it waits for the ACKs).
             moved | pump::finish_if_asked(s, conn, sid)
         } else {
@@ -481,23 +515,13 @@ impl<U: StreamLayer> Driver<U> {
     }
 }
 
-/// One received KCP message (an empty one is skipped); `Blocked` when none is ready.
-fn read_message(sess: &mut Session, buf: &mut [u8]) -> Result<usize, StreamError> {
-    loop {
-        match sess.read(buf) {
-            Ok(0) => continue,
-            Ok(n) => return Ok(n),
-            Err(_) => return Err(StreamError::Blocked),
-        }
-    }
-}
-
-/// Message mode: each app write becomes one KCP message (ikcp's `ikcp_send`). A write of
-/// more than [`MAX_MESSAGE_FRAGMENTS`] segments is cut into messages of that many: ikcp
-/// refuses to send, and cannot reassemble, a message of 128 fragments or more (kcp.md §4).
-fn pump_messages(s: &mut StreamBuf, sess: &mut Session) -> bool {
+/// Message mode: each app write becomes one message (KCP: ikcp's `ikcp_send`). A longer
+/// write is cut into messages of [`Messages::max_message`] (KCP: [`MAX_MESSAGE_FRAGMENTS`]
+/// segments; ikcp refuses to send, and cannot reassemble, a message of 128 fragments or
+/// more, kcp.md §4).
+fn pump_messages(s: &mut StreamBuf, sess: &mut dyn Messages) -> bool {
     let mut progressed = false;
-    let max = sess.kcp().mss() * MAX_MESSAGE_FRAGMENTS;
+    let max = sess.max_message().max(1);
     while let Some(&len) = s.writes.front() {
         let piece = len.min(max);
         let data = s.send.front_contiguous(piece);
@@ -517,9 +541,7 @@ fn pump_messages(s: &mut StreamBuf, sess: &mut Session) -> bool {
     progressed
 }
 
-/// Largest message, in segments, the runtimes send in message mode: ikcp's receive window
-/// floor (`IKCP_WND_RCV` = 128) minus one, the most an ikcp peer can reassemble.
-pub const MAX_MESSAGE_FRAGMENTS: usize = 127;
+pub use tether_core::session::listener::MAX_MESSAGE_FRAGMENTS;
 
 #[cfg(test)]
 #[path = "outbox_tests.rs"]

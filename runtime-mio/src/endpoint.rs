@@ -31,7 +31,7 @@
 //!   the timeout), and after app calls if the loop sleeps with
 //!   [`Endpoint::next_deadline`] (which turns zero when app calls left output to send);
 //! * drain [`Endpoint::poll_event`] every wake-up: events queue until taken;
-//! * take [`ListenerEvent::Incoming`] sessions with [`Endpoint::accept`] (a server), or
+//! * take [`EndpointEvent::Incoming`] sessions with [`Endpoint::accept`] (a server), or
 //!   they expire after the listener's accept timeout;
 //! * read after [`KcpEvent::Readable`] until
 //!   [`RecvError::WouldBlock`], write until [`WriteError::Blocked`] and
@@ -46,10 +46,11 @@ use std::time::Instant;
 
 use mio::event::Source;
 use mio::Interest;
+use tether_core::driver::{DatagramEndpoint, EndpointEvent, StreamEvent};
 use tether_core::kcp::{RecvError, WriteError};
 use tether_core::session::snmp::Snmp;
-use tether_core::session::{Listener, ListenerEvent, Session, SessionId};
-use tether_core::stack::{Plain, Side, Stack, StreamLayer};
+use tether_core::session::{Listener, Session, SessionId};
+use tether_core::stack::{Plain, Side, StreamLayer};
 
 use crate::config::Config;
 use crate::driver::{read_datagrams, Outbox};
@@ -106,13 +107,23 @@ pub struct EndpointStats {
 /// upper layer `U` (a multiplexer, [`Endpoint::bind_with`]) each session is a
 /// `Stack<Session, U>` whose streams the application drives through
 /// [`Endpoint::conn_mut`] and `tether_core::driver::Streams`.
-pub struct Endpoint<U: StreamLayer = Plain> {
+pub type Endpoint<U = Plain> = UdpEndpoint<Listener<U>>;
+
+/// The interest to register a [`UdpEndpoint`] with: readable for datagrams, writable to
+/// resume sending after the socket was full.
+pub const INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
+
+/// One UDP socket with any [`DatagramEndpoint`] (the KCP listener as [`Endpoint`], or
+/// another protocol's, [`UdpEndpoint::from_endpoint`]), driven by the application's
+/// `mio::Poll` with the runtimes' batched reads and writes: the same contract as
+/// [`Endpoint`], the application's calls going to [`UdpEndpoint::conn_mut`].
+pub struct UdpEndpoint<E> {
     /// The socket the endpoint reads and writes (batched system calls need a std socket).
     sock: UdpSocket,
     /// A second descriptor of the same socket, for registration with mio: readiness belongs
     /// to the socket, not to a descriptor (mio's `SourceFd` needs its `os-ext` feature).
     reg: mio::net::UdpSocket,
-    listener: Listener<U>,
+    listener: E,
     /// Datagrams taken from the listener and not yet sent, in order.
     outbox: Outbox,
     /// The socket said `WouldBlock`: the rest goes out on the next writable wake-up.
@@ -126,11 +137,11 @@ pub struct Endpoint<U: StreamLayer = Plain> {
     stats: EndpointStats,
 }
 
-impl<U: StreamLayer> fmt::Debug for Endpoint<U> {
+impl<E: DatagramEndpoint> fmt::Debug for UdpEndpoint<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoint")
+        f.debug_struct("UdpEndpoint")
             .field("local", &self.sock.local_addr().ok())
-            .field("sessions", &self.listener.len())
+            .field("empty", &self.listener.is_empty())
             .field("outbox_empty", &self.outbox.is_empty())
             .field("blocked", &self.blocked)
             .finish_non_exhaustive()
@@ -140,7 +151,7 @@ impl<U: StreamLayer> fmt::Debug for Endpoint<U> {
 impl Endpoint {
     /// The interest to register the endpoint with: readable for datagrams, writable to
     /// resume sending after the socket was full.
-    pub const INTEREST: Interest = Interest::READABLE.add(Interest::WRITABLE);
+    pub const INTEREST: Interest = INTEREST;
 
     /// Binds a non-blocking UDP socket to `addr` with `cfg`'s socket buffers and DSCP. A
     /// `server` accepts sessions from unknown addresses; a client endpoint only talks to the
@@ -177,13 +188,38 @@ impl<U: StreamLayer> Endpoint<U> {
         upper: impl Fn(Side) -> U + Send + Sync + 'static,
     ) -> io::Result<Self> {
         cfg.validate()?;
+        let listener = cfg.listener_with(server, upper);
+        UdpEndpoint::from_endpoint(sock, cfg, listener)
+    }
+
+    /// The session an application call acts on (marking the endpoint for a `process` pass),
+    /// or `Closed`.
+    fn app_session<X>(&mut self, id: SessionId) -> Result<&mut Session, SessionError<X>> {
+        self.app_dirty = true;
+        self.listener.session_mut(id).ok_or(SessionError::Closed)
+    }
+
+    /// The core listener, for calls the endpoint does not wrap. Output produced through it
+    /// goes out on the next [`process`](Endpoint::process), which
+    /// [`next_deadline`](Endpoint::next_deadline) makes immediate.
+    pub fn listener_mut(&mut self) -> &mut Listener<U> {
+        self.app_dirty = true;
+        &mut self.listener
+    }
+}
+
+impl<E: DatagramEndpoint> UdpEndpoint<E> {
+    /// Wraps a bound socket (made non-blocking here, with `cfg`'s buffers and DSCP) around
+    /// `endpoint`, e.g. another protocol's: its connections are driven through
+    /// [`UdpEndpoint::conn_mut`].
+    pub fn from_endpoint(sock: UdpSocket, cfg: &Config, endpoint: E) -> io::Result<Self> {
         sock.set_nonblocking(true)?;
         cfg.configure_socket(&sock);
         let reg = mio::net::UdpSocket::from_std(sock.try_clone()?);
-        Ok(Endpoint {
+        Ok(UdpEndpoint {
             sock,
             reg,
-            listener: cfg.listener_with(server, upper),
+            listener: endpoint,
             outbox: Outbox::default(),
             blocked: false,
             more_to_read: false,
@@ -193,12 +229,25 @@ impl<U: StreamLayer> Endpoint<U> {
         })
     }
 
-    /// A session's whole stack, for its streams (`tether_core::driver::Streams`: open,
-    /// accept, write, read, close). Its output goes out on the next
-    /// [`process`](Endpoint::process).
-    pub fn conn_mut(&mut self, id: SessionId) -> Option<&mut Stack<Session, U>> {
+    /// A connection's per-peer machine (for the KCP listener, a session's whole stack), for
+    /// its streams (`tether_core::driver::Streams`: open, accept, write, read, close). Its
+    /// output goes out on the next [`process`](UdpEndpoint::process).
+    pub fn conn_mut(&mut self, id: E::ConnId) -> Option<&mut E::Conn> {
         self.app_dirty = true;
         self.listener.conn_mut(id)
+    }
+
+    /// The endpoint, read-only.
+    pub fn endpoint(&self) -> &E {
+        &self.listener
+    }
+
+    /// The endpoint, for calls this type does not wrap. Output produced through it goes out
+    /// on the next [`process`](UdpEndpoint::process), which
+    /// [`next_deadline`](UdpEndpoint::next_deadline) makes immediate.
+    pub fn endpoint_mut(&mut self) -> &mut E {
+        self.app_dirty = true;
+        &mut self.listener
     }
 
     /// The one call per wake-up: reads datagrams until `WouldBlock` (or a fairness bound,
@@ -271,26 +320,55 @@ impl<U: StreamLayer> Endpoint<U> {
         self.blocked = r.blocked;
     }
 
-    /// Takes the oldest session waiting for the application (after
-    /// [`ListenerEvent::Incoming`]).
-    pub fn accept(&mut self) -> Option<SessionId> {
+    /// Takes the oldest connection waiting for the application (after
+    /// [`EndpointEvent::Incoming`]).
+    pub fn accept(&mut self) -> Option<E::ConnId> {
         self.listener.accept()
     }
 
     /// Opens a session to `addr` (kcp-go `Dial`), already accepted. Nothing is sent until the
     /// first write: KCP has no handshake. An existing session to `addr` is replaced.
-    pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> SessionId {
+    pub fn connect(&mut self, now: Instant, addr: SocketAddr) -> E::ConnId {
         self.app_dirty = true;
         self.listener.connect(now, addr)
     }
 
-    /// The session an application call acts on (marking the endpoint for a `process` pass),
-    /// or `Closed`.
-    fn app_session<E>(&mut self, id: SessionId) -> Result<&mut Session, SessionError<E>> {
+    /// Closes a session: its last datagrams still go out on the next
+    /// [`process`](Endpoint::process); nothing tells the peer (KCP has no FIN).
+    pub fn close(&mut self, id: E::ConnId) {
         self.app_dirty = true;
-        self.listener.session_mut(id).ok_or(SessionError::Closed)
+        self.listener.close(id);
     }
 
+    /// Closes a session once everything written on it is acknowledged, or after the core's
+    /// `LINGER_TIMEOUT` (what the tokio and smol runtimes do when a stream is dropped).
+    pub fn close_when_acked(&mut self, now: Instant, id: E::ConnId) {
+        self.app_dirty = true;
+        self.listener.close_when_acked(now, id);
+    }
+
+    /// The next event (new session, readable, writable, acknowledged, closed), oldest first.
+    pub fn poll_event(&mut self) -> Option<EndpointEvent<E::ConnId, StreamEvent<E::Reason>>> {
+        self.listener.poll_event()
+    }
+
+    /// The remote address of a live session.
+    pub fn remote(&self, id: E::ConnId) -> Option<SocketAddr> {
+        self.listener.remote(id)
+    }
+
+    /// The socket's bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// The endpoint's I/O counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+}
+
+impl<U: StreamLayer> Endpoint<U> {
     /// Queues stream bytes: all of `data` or nothing. `Blocked` means the send window is
     /// full: retry after [`KcpEvent::Writable`]. The datagrams go out on the next
     /// [`process`](Endpoint::process).
@@ -345,59 +423,17 @@ impl<U: StreamLayer> Endpoint<U> {
         Ok(s.read(buf)?)
     }
 
-    /// Closes a session: its last datagrams still go out on the next
-    /// [`process`](Endpoint::process); nothing tells the peer (KCP has no FIN).
-    pub fn close(&mut self, id: SessionId) {
-        self.app_dirty = true;
-        self.listener.close(id);
-    }
-
-    /// Closes a session once everything written on it is acknowledged, or after the core's
-    /// `LINGER_TIMEOUT` (what the tokio and smol runtimes do when a stream is dropped).
-    pub fn close_when_acked(&mut self, now: Instant, id: SessionId) {
-        self.app_dirty = true;
-        self.listener.close_when_acked(now, id);
-    }
-
-    /// The next event (new session, readable, writable, acknowledged, closed), oldest first.
-    pub fn poll_event(&mut self) -> Option<ListenerEvent> {
-        self.listener.poll_event()
-    }
-
-    /// The remote address of a live session.
-    pub fn remote(&self, id: SessionId) -> Option<SocketAddr> {
-        self.listener.remote(id)
-    }
-
     /// kcp-go's counters summed over every session, alive or closed.
     pub fn snmp(&self) -> Snmp {
         self.listener.snmp()
-    }
-
-    /// The socket's bound address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.local_addr()
-    }
-
-    /// The endpoint's I/O counters.
-    pub fn stats(&self) -> EndpointStats {
-        self.stats
     }
 
     /// The core listener, read-only (sessions, listener drop counters).
     pub fn listener(&self) -> &Listener<U> {
         &self.listener
     }
-
-    /// The core listener, for calls the endpoint does not wrap. Output produced through it
-    /// goes out on the next [`process`](Endpoint::process), which
-    /// [`next_deadline`](Endpoint::next_deadline) makes immediate.
-    pub fn listener_mut(&mut self) -> &mut Listener<U> {
-        self.app_dirty = true;
-        &mut self.listener
-    }
 }
 
-impl<U: StreamLayer> Source for Endpoint<U> {
+impl<E: DatagramEndpoint> Source for UdpEndpoint<E> {
     delegate_source!(reg);
 }

@@ -17,7 +17,7 @@ use tether_core::session::SessionId;
 use tether_core::stack::{Side, StreamLayer};
 
 use crate::config::Config;
-use crate::driver::{Driver, DriverStats};
+use crate::driver::{Driver, DriverStats, LoopEndpoint};
 use crate::hub::{Hub, StreamKey};
 use crate::runtime::Runtime;
 use crate::socket_loop;
@@ -91,10 +91,48 @@ fn bind_udp(addr: SocketAddr, cfg: &Config, reuseport: bool) -> io::Result<UdpSo
 pub trait SendLayer: StreamLayer<Reason: Send> + Send + 'static {}
 impl<U: StreamLayer<Reason: Send> + Send + 'static> SendLayer for U {}
 
+/// A datagram endpoint a socket loop can own on another thread: the KCP listener with any
+/// [`SendLayer`], or another protocol's endpoint ([`ListenerHandle::bind_endpoint`],
+/// [`ConnectionHandle::connect_endpoint`]).
+pub trait SendEndpoint: LoopEndpoint + Send + 'static {}
+impl<E: LoopEndpoint + Send + 'static> SendEndpoint for E {}
+
 /// Registers `sock` with `R` and spawns a socket loop for `driver` on it.
-fn start<R: Runtime, U: SendLayer>(driver: Driver<U>, sock: UdpSocket) -> io::Result<()> {
+fn start<R: Runtime, E: SendEndpoint>(driver: Driver<E>, sock: UdpSocket) -> io::Result<()> {
     let sock = R::register(sock)?;
     R::spawn("tether-kcp", socket_loop::run::<R, _>(driver, sock))
+}
+
+/// Binds `addr` for a listener: one socket, or with [`Config::reuseport`] that many sharing
+/// the port. Returns the bound address and the sockets.
+fn bind_sockets(addr: SocketAddr, cfg: &Config) -> io::Result<(SocketAddr, Vec<UdpSocket>)> {
+    let shared = cfg.reuseport > 1;
+    let first = bind_udp(addr, cfg, shared)?;
+    // With port 0 the first socket picked the port: the others join it there.
+    let local = first.local_addr()?;
+    let mut socks = vec![first];
+    for _ in 1..cfg.reuseport {
+        socks.push(bind_udp(local, cfg, true)?);
+    }
+    Ok((local, socks))
+}
+
+/// Starts one server socket loop per socket, each with the endpoint `make` builds and a hub
+/// of its own (`multiplexed`: accepted connections carry streams opened and accepted on a
+/// [`ConnectionHandle`]; otherwise each is one stream).
+fn spawn_loops<R: Runtime, E: SendEndpoint>(
+    socks: Vec<UdpSocket>,
+    multiplexed: bool,
+    mut make: impl FnMut(usize) -> E,
+) -> io::Result<Vec<Arc<Hub>>> {
+    let mut hubs = Vec::with_capacity(socks.len());
+    for (i, sock) in socks.into_iter().enumerate() {
+        let hub = Arc::new(Hub::default());
+        hub.lock().multiplexed = multiplexed;
+        start::<R, _>(Driver::new(make(i), Arc::clone(&hub), true), sock)?;
+        hubs.push(hub);
+    }
+    Ok(hubs)
 }
 
 impl<S: RuntimeStream> ListenerHandle<S> {
@@ -116,6 +154,21 @@ impl<S: RuntimeStream> ListenerHandle<S> {
         Self::bind_stacks(addr, cfg, Some(Arc::new(upper))).await
     }
 
+    /// Binds the UDP port like [`ListenerHandle::bind`] with another protocol's endpoint
+    /// (`make` builds one per socket, ready to accept peers): a [`LoopEndpoint`] whose
+    /// connections each carry one stream, taken with [`ListenerHandle::accept`]. The same
+    /// socket loop as KCP's runs it (batched reads and writes, accept pressure, linger).
+    pub async fn bind_endpoint<E: SendEndpoint>(
+        addr: impl ToSocketAddrs,
+        cfg: Config,
+        mut make: impl FnMut() -> E,
+    ) -> io::Result<Self> {
+        cfg.validate()?;
+        let (local, socks) = bind_sockets(resolve(addr)?, &cfg)?;
+        let hubs = spawn_loops::<S::Runtime, _>(socks, false, |_| make())?;
+        Ok(Self::from_hubs(hubs, local))
+    }
+
     /// Binds with plain sessions (`upper` `None`) or multiplexed stacks.
     async fn bind_stacks<U: SendLayer>(
         addr: impl ToSocketAddrs,
@@ -123,43 +176,24 @@ impl<S: RuntimeStream> ListenerHandle<S> {
         upper: Option<Arc<dyn Fn(Side) -> U + Send + Sync>>,
     ) -> io::Result<Self> {
         cfg.validate()?;
-        let shared = cfg.reuseport > 1;
-        let first = bind_udp(resolve(addr)?, &cfg, shared)?;
-        // With port 0 the first socket picked the port: the others join it there.
-        let local = first.local_addr()?;
-        let mut socks = vec![first];
-        for _ in 1..cfg.reuseport {
-            socks.push(bind_udp(local, &cfg, true)?);
-        }
-        let mut hubs = Vec::with_capacity(socks.len());
-        for sock in socks {
-            let hub = Arc::new(Hub::default());
-            match upper {
-                None => start::<S::Runtime, _>(
-                    Driver::new(cfg.listener(true), Arc::clone(&hub), true),
-                    sock,
-                )?,
-                Some(ref upper) => {
-                    hub.lock().multiplexed = true;
-                    let upper = Arc::clone(upper);
-                    start::<S::Runtime, _>(
-                        Driver::new(
-                            cfg.listener_with(true, move |side| upper(side)),
-                            Arc::clone(&hub),
-                            true,
-                        ),
-                        sock,
-                    )?
-                }
-            }
-            hubs.push(hub);
-        }
-        Ok(ListenerHandle {
+        let (local, socks) = bind_sockets(resolve(addr)?, &cfg)?;
+        let hubs = match upper {
+            None => spawn_loops::<S::Runtime, _>(socks, false, |_| cfg.listener(true))?,
+            Some(upper) => spawn_loops::<S::Runtime, _>(socks, true, |_| {
+                let upper = Arc::clone(&upper);
+                cfg.listener_with(true, move |side| upper(side))
+            })?,
+        };
+        Ok(Self::from_hubs(hubs, local))
+    }
+
+    fn from_hubs(hubs: Vec<Arc<Hub>>, local: SocketAddr) -> Self {
+        ListenerHandle {
             hubs,
             local,
             next: AtomicUsize::new(0),
             stream: PhantomData,
-        })
+        }
     }
 
     /// Waits for the next session, from whichever socket loop has one.
@@ -367,10 +401,23 @@ impl StreamHandle {
     /// `R`. No packet is sent until the first write: KCP has no handshake.
     pub async fn connect<R: Runtime>(addr: impl ToSocketAddrs, cfg: Config) -> io::Result<Self> {
         cfg.validate()?;
+        let client = cfg.listener(false);
+        Self::connect_endpoint::<R, _>(addr, cfg, client).await
+    }
+
+    /// Dials `addr` from a fresh UDP socket with another protocol's client `endpoint` (a
+    /// [`LoopEndpoint`] whose connections carry one stream), run by the same socket loop as
+    /// KCP's on `R`: the endpoint's `connect` opens the connection.
+    pub async fn connect_endpoint<R: Runtime, E: SendEndpoint>(
+        addr: impl ToSocketAddrs,
+        cfg: Config,
+        endpoint: E,
+    ) -> io::Result<Self> {
+        cfg.validate()?;
         let peer = resolve(addr)?;
         let sock = bind_udp(wildcard_for(peer), &cfg, false)?;
         let hub = Arc::new(Hub::default());
-        let mut driver = Driver::new(cfg.listener(false), Arc::clone(&hub), false);
+        let mut driver = Driver::new(endpoint, Arc::clone(&hub), false);
         let id = (driver.connect(Instant::now(), peer), StreamId::SOLE);
         start::<R, _>(driver, sock)?;
         Ok(StreamHandle { hub, id, peer })

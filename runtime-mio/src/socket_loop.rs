@@ -1,4 +1,6 @@
-//! The UDP socket loop, written once for every async runtime: it owns a [`Driver`], reads
+//! The UDP socket loop, written once for every async runtime and every datagram endpoint
+//! ([`LoopEndpoint`]: the KCP listener, a toy protocol's, later penet's): it owns a
+//! [`Driver`], reads
 //! until `WouldBlock` with one `now` per batch, drains datagrams into `sendmmsg` batches,
 //! waits for writability instead of queueing without bound, and arms a single timer at the
 //! core's deadline (none at all when every session is idle). The runtime supplies only
@@ -8,24 +10,22 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use tether_core::stack::StreamLayer;
-
-use crate::driver::Driver;
+use crate::driver::{Driver, LoopEndpoint};
 use crate::hub::Hub;
 use crate::runtime::{Alarm, Runtime, SocketIo};
 
 /// Runs `driver` on `sock` until every handle is dropped and every session closed, or the
 /// socket fails. However the loop ends (error, finish, panic), streams learn the endpoint is
 /// gone.
-pub async fn run<R: Runtime, U: StreamLayer>(mut driver: Driver<U>, sock: R::Socket) {
+pub async fn run<R: Runtime, E: LoopEndpoint>(mut driver: Driver<E>, sock: R::Socket) {
     let _shutdown = ShutdownOnDrop(Arc::clone(&driver.hub));
-    if let Err(e) = run_loop::<R, U>(&mut driver, &sock).await {
-        tracing::warn!("KCP endpoint stopped: {e}");
+    if let Err(e) = run_loop::<R, E>(&mut driver, &sock).await {
+        tracing::warn!("UDP endpoint stopped: {e}");
     }
 }
 
-async fn run_loop<R: Runtime, U: StreamLayer>(
-    driver: &mut Driver<U>,
+async fn run_loop<R: Runtime, E: LoopEndpoint>(
+    driver: &mut Driver<E>,
     sock: &R::Socket,
 ) -> io::Result<()> {
     let hub = Arc::clone(&driver.hub);

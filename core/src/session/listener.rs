@@ -22,8 +22,8 @@ use super::snmp::Snmp;
 use super::CryptMode;
 use super::{Session, SessionConfig, SessionInputError};
 use crate::driver::{
-    DatagramEndpoint, DatagramTransmit, EndpointEvent, Machine, StreamEvent, Transmit,
-    LINGER_TIMEOUT,
+    DatagramConn, DatagramEndpoint, DatagramTransmit, EndpointEvent, Machine, Messages,
+    StreamError, StreamEvent, Transmit, LINGER_TIMEOUT,
 };
 use crate::kcp::KcpCloseReason;
 use crate::rng::{seeded, SimRng};
@@ -37,6 +37,24 @@ pub const TIMER_SLACK: usize = 16;
 pub struct SessionId {
     idx: u32,
     gen: u32,
+}
+
+impl SessionId {
+    /// An id made of a slot `index` and that slot's `generation` (bumped each time the slot
+    /// is reused, so a stale id never names the slot's next occupant). The KCP listener
+    /// makes its own; another [`DatagramEndpoint`] (penet's, a test's) numbers its
+    /// connections with it too, so every endpoint shares the runtimes' connection key.
+    ///
+    /// ```
+    /// use tether_core::session::SessionId;
+    /// assert_ne!(SessionId::new(3, 0), SessionId::new(3, 1)); // a reused slot: a new id
+    /// ```
+    pub const fn new(index: u32, generation: u32) -> SessionId {
+        SessionId {
+            idx: index,
+            gen: generation,
+        }
+    }
 }
 
 /// Listener knobs.
@@ -1036,8 +1054,9 @@ fn close_reason<R>(why: &StackClose<KcpCloseReason, R>) -> CloseReason {
 impl<U: StreamLayer> DatagramEndpoint for Listener<U> {
     type ConnId = SessionId;
     type Conn = Stack<Session, U>;
-    type Event = StreamEvent<CloseReason>;
+    type Reason = CloseReason;
     type InputError = SessionInputError;
+    type Counters = Snmp;
 
     fn handle_datagram(
         &mut self,
@@ -1099,5 +1118,66 @@ impl<U: StreamLayer> DatagramEndpoint for Listener<U> {
 
     fn remote(&self, id: SessionId) -> Option<SocketAddr> {
         Listener::remote(self, id)
+    }
+
+    fn backlog_len(&self) -> usize {
+        Listener::backlog_len(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        Listener::is_empty(self)
+    }
+
+    fn close_when_acked(&mut self, now: Instant, id: SessionId) {
+        Listener::close_when_acked(self, now, id)
+    }
+
+    fn last_received(&self, id: SessionId) -> Option<Instant> {
+        Listener::last_received(self, id)
+    }
+
+    fn counters(&self) -> Snmp {
+        Listener::snmp(self)
+    }
+}
+
+/// Largest message, in segments, a KCP session takes in message mode
+/// ([`Messages::max_message`]): ikcp's receive window floor (`IKCP_WND_RCV` = 128) minus
+/// one, the most an ikcp peer can reassemble (kcp.md §4).
+pub const MAX_MESSAGE_FRAGMENTS: usize = 127;
+
+/// A KCP session's messages (message mode, ikcp's `ikcp_send`/`ikcp_recv`).
+impl Messages for Session {
+    fn max_message(&self) -> usize {
+        self.kcp().mss() * MAX_MESSAGE_FRAGMENTS
+    }
+
+    fn write_message(&mut self, data: &[u8]) -> Result<usize, StreamError> {
+        Session::write_message(self, data).map_err(|_| StreamError::Blocked)
+    }
+
+    fn read_message(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        // An empty message carries nothing for the application: skipped.
+        loop {
+            match Session::read(self, buf) {
+                Ok(0) => continue,
+                Ok(n) => return Ok(n),
+                Err(_) => return Err(StreamError::Blocked),
+            }
+        }
+    }
+}
+
+/// A listener's per-peer stack: keepalive probes and message mode are its KCP session's.
+impl<U: StreamLayer> DatagramConn for Stack<Session, U> {
+    fn send_keepalive(&mut self) {
+        self.lower_mut().send_keepalive();
+    }
+
+    fn messages(&mut self) -> Option<&mut dyn Messages> {
+        if self.lower().kcp().config().stream {
+            return None;
+        }
+        Some(self.lower_mut())
     }
 }

@@ -106,6 +106,7 @@ mod pipe;
 #[cfg(test)]
 mod pipe_tests;
 mod seed;
+pub mod toy_datagram;
 pub mod toy_mux;
 pub mod transfer;
 #[cfg(test)]

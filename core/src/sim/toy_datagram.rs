@@ -550,7 +550,7 @@ mod tests {
         let mut buf = Vec::new();
         while let Some(t) = from.poll_transmit(now, &mut buf) {
             *n += 1;
-            if *n % 5 != 0 {
+            if !(*n).is_multiple_of(5) {
                 let _ = to.handle_datagram(now, at, &buf[..t.len]);
             }
             buf.clear();

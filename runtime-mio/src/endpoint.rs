@@ -1,6 +1,7 @@
 //! A single-threaded KCP endpoint for the application's own [`mio::Poll`]: no task, no hub,
 //! no mutex. The [`Endpoint`] owns a non-blocking UDP socket and the core
-//! [`Listener`]; it is a [`mio::event::Source`], so the application registers it
+//! [`Listener`] (it is a [`UdpEndpoint`], which runs any other protocol's
+//! [`DatagramEndpoint`] the same way); it is a [`mio::event::Source`], so the application registers it
 //! with [`Endpoint::INTEREST`] and calls exactly one method per wake-up,
 //! [`Endpoint::process`], then sleeps until the next event or [`Endpoint::next_deadline`].
 //!

@@ -93,7 +93,7 @@ impl<U: StreamLayer<Reason: Send> + Send + 'static> SendLayer for U {}
 
 /// A datagram endpoint a socket loop can own on another thread: the KCP listener with any
 /// [`SendLayer`], or another protocol's endpoint ([`ListenerHandle::bind_endpoint`],
-/// [`ConnectionHandle::connect_endpoint`]).
+/// [`StreamHandle::connect_endpoint`]).
 pub trait SendEndpoint: LoopEndpoint + Send + 'static {}
 impl<E: LoopEndpoint + Send + 'static> SendEndpoint for E {}
 

@@ -2,7 +2,9 @@
 //! timer and a spawn, written once.
 //!
 //! * [`udp`]: batched `recvmmsg`/`sendmmsg`, GSO and GRO;
-//! * [`driver`]: one endpoint's protocol state and the body of a socket loop;
+//! * [`driver`]: one endpoint's protocol state and the body of a socket loop, generic over
+//!   the datagram endpoint ([`driver::LoopEndpoint`]: the KCP listener, or another
+//!   protocol's `tether_core::driver::DatagramEndpoint`, e.g. penet's);
 //! * [`hub`]: the application's stream buffers and wakers, keyed by (connection, stream), and
 //!   per connection the streams the peer opened;
 //! * [`socket_loop`]: the UDP socket loop as one `async fn`, generic over [`runtime::Runtime`]
@@ -16,7 +18,8 @@
 //! * [`tcp_loop`]: the single-stream TCP socket loop, generic over the runtime and over a
 //!   byte-stream machine (`tether_core::driver::{Machine, ByteStream}`);
 //! * `endpoint` and `tcp_endpoint` (feature `mio`, on by default): single-threaded UDP and
-//!   TCP endpoints for the application's own `mio::Poll`.
+//!   TCP endpoints for the application's own `mio::Poll` (the UDP one, `UdpEndpoint`,
+//!   generic over the datagram endpoint as the driver is).
 //!
 //! # Why the base lives in this crate
 //!

@@ -22,92 +22,76 @@ fn payload() -> Vec<u8> {
     (0..BYTES).map(|i| (i * 31 + i / 251) as u8).collect()
 }
 
+/// The transfer on an async runtime: the client writes [`BYTES`] and flushes (every byte
+/// acknowledged), the server reads them and echoes a quarter back. `$spawn` runs a future in
+/// the background and `$join` waits for its output; the runtime's `AsyncReadExt` and
+/// `AsyncWriteExt` must be in scope.
+macro_rules! toy_transfer {
+    ($rt:ident, $spawn:expr, $join:expr) => {{
+        let listener = $rt::KcpListener::bind_endpoint("127.0.0.1:0", Config::default(), || {
+            ToyEndpoint::new(true)
+        })
+        .await
+        .unwrap();
+        let addr = listener.local_addr();
+        let client = StreamHandle::connect_endpoint::<$rt::Rt, _>(
+            addr,
+            Config::default(),
+            ToyEndpoint::new(false),
+        )
+        .await
+        .unwrap();
+        let mut client = $rt::KcpStream::from(client);
+        let sent = payload();
+        let writer = {
+            let sent = sent.clone();
+            $spawn(async move {
+                client.write_all(&sent).await.unwrap();
+                client.flush().await.unwrap(); // every byte acknowledged
+                client
+            })
+        };
+        let (mut server, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer.ip(), addr.ip());
+        let mut got = vec![0u8; BYTES];
+        server.read_exact(&mut got).await.unwrap();
+        assert!(got == sent, "the toy stream's bytes differ");
+        // The echo direction: the server writes, the client reads.
+        server.write_all(&got[..BYTES / 4]).await.unwrap();
+        let mut client = $join(writer).await;
+        let mut back = vec![0u8; BYTES / 4];
+        client.read_exact(&mut back).await.unwrap();
+        assert!(back[..] == sent[..BYTES / 4], "the echoed bytes differ");
+    }};
+}
+
+mod tokio_rt {
+    pub use tether_runtime_tokio::{KcpListener, KcpStream, Tokio as Rt};
+}
+
+mod smol_rt {
+    pub use tether_runtime_smol::{KcpListener, KcpStream, Smol as Rt};
+}
+
 #[test]
 fn toy_endpoint_on_tokio() {
-    use tether_runtime_tokio::{KcpListener, KcpStream, Tokio};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        tokio::time::timeout(LIMIT, async {
-            let listener = KcpListener::bind_endpoint("127.0.0.1:0", Config::default(), || {
-                ToyEndpoint::new(true)
-            })
+        let join = |h: tokio::task::JoinHandle<_>| async { h.await.unwrap() };
+        let run = async { toy_transfer!(tokio_rt, tokio::spawn, join) };
+        tokio::time::timeout(LIMIT, run)
             .await
-            .unwrap();
-            let addr = listener.local_addr();
-            let client = StreamHandle::connect_endpoint::<Tokio, _>(
-                addr,
-                Config::default(),
-                ToyEndpoint::new(false),
-            )
-            .await
-            .unwrap();
-            let mut client = KcpStream::from(client);
-            let sent = payload();
-            let writer = {
-                let sent = sent.clone();
-                tokio::spawn(async move {
-                    client.write_all(&sent).await.unwrap();
-                    client.flush().await.unwrap(); // every byte acknowledged
-                    client
-                })
-            };
-            let (mut server, peer) = listener.accept().await.unwrap();
-            assert_eq!(peer.ip(), addr.ip());
-            let mut got = vec![0u8; BYTES];
-            server.read_exact(&mut got).await.unwrap();
-            assert!(got == sent, "the toy stream's bytes differ");
-            // The echo direction: the server writes, the client reads.
-            server.write_all(&got[..BYTES / 4]).await.unwrap();
-            let mut client = writer.await.unwrap();
-            let mut back = vec![0u8; BYTES / 4];
-            client.read_exact(&mut back).await.unwrap();
-            assert!(back[..] == sent[..BYTES / 4], "the echoed bytes differ");
-        })
-        .await
-        .expect("the toy transfer timed out");
+            .expect("the toy transfer timed out");
     });
 }
 
 #[test]
 fn toy_endpoint_on_smol() {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
-    use tether_runtime_smol::{KcpListener, KcpStream, Smol};
     smol::block_on(async {
-        let run = async {
-            let listener = KcpListener::bind_endpoint("127.0.0.1:0", Config::default(), || {
-                ToyEndpoint::new(true)
-            })
-            .await
-            .unwrap();
-            let addr = listener.local_addr();
-            let client = StreamHandle::connect_endpoint::<Smol, _>(
-                addr,
-                Config::default(),
-                ToyEndpoint::new(false),
-            )
-            .await
-            .unwrap();
-            let mut client = KcpStream::from(client);
-            let sent = payload();
-            let writer = {
-                let sent = sent.clone();
-                smol::spawn(async move {
-                    client.write_all(&sent).await.unwrap();
-                    client.flush().await.unwrap();
-                    client
-                })
-            };
-            let (mut server, _) = listener.accept().await.unwrap();
-            let mut got = vec![0u8; BYTES];
-            server.read_exact(&mut got).await.unwrap();
-            assert!(got == sent, "the toy stream's bytes differ");
-            server.write_all(&got[..BYTES / 4]).await.unwrap();
-            let mut client = writer.await;
-            let mut back = vec![0u8; BYTES / 4];
-            client.read_exact(&mut back).await.unwrap();
-            assert!(back[..] == sent[..BYTES / 4], "the echoed bytes differ");
-        };
+        let join = |t| t;
+        let run = async { toy_transfer!(smol_rt, smol::spawn, join) };
         let timeout = async {
             smol::Timer::after(LIMIT).await;
             panic!("the toy transfer timed out");

@@ -123,13 +123,13 @@ fn bind_sockets(addr: SocketAddr, cfg: &Config) -> io::Result<(SocketAddr, Vec<U
 fn spawn_loops<R: Runtime, E: SendEndpoint>(
     socks: Vec<UdpSocket>,
     multiplexed: bool,
-    mut make: impl FnMut(usize) -> E,
+    mut make: impl FnMut() -> E,
 ) -> io::Result<Vec<Arc<Hub>>> {
     let mut hubs = Vec::with_capacity(socks.len());
-    for (i, sock) in socks.into_iter().enumerate() {
+    for sock in socks {
         let hub = Arc::new(Hub::default());
         hub.lock().multiplexed = multiplexed;
-        start::<R, _>(Driver::new(make(i), Arc::clone(&hub), true), sock)?;
+        start::<R, _>(Driver::new(make(), Arc::clone(&hub), true), sock)?;
         hubs.push(hub);
     }
     Ok(hubs)
@@ -161,11 +161,11 @@ impl<S: RuntimeStream> ListenerHandle<S> {
     pub async fn bind_endpoint<E: SendEndpoint>(
         addr: impl ToSocketAddrs,
         cfg: Config,
-        mut make: impl FnMut() -> E,
+        make: impl FnMut() -> E,
     ) -> io::Result<Self> {
         cfg.validate()?;
         let (local, socks) = bind_sockets(resolve(addr)?, &cfg)?;
-        let hubs = spawn_loops::<S::Runtime, _>(socks, false, |_| make())?;
+        let hubs = spawn_loops::<S::Runtime, _>(socks, false, make)?;
         Ok(Self::from_hubs(hubs, local))
     }
 
@@ -178,8 +178,8 @@ impl<S: RuntimeStream> ListenerHandle<S> {
         cfg.validate()?;
         let (local, socks) = bind_sockets(resolve(addr)?, &cfg)?;
         let hubs = match upper {
-            None => spawn_loops::<S::Runtime, _>(socks, false, |_| cfg.listener(true))?,
-            Some(upper) => spawn_loops::<S::Runtime, _>(socks, true, |_| {
+            None => spawn_loops::<S::Runtime, _>(socks, false, || cfg.listener(true))?,
+            Some(upper) => spawn_loops::<S::Runtime, _>(socks, true, || {
                 let upper = Arc::clone(&upper);
                 cfg.listener_with(true, move |side| upper(side))
             })?,

@@ -30,7 +30,8 @@ pub const RECV_BUFFER: usize = 1 << 20;
 /// queue's block instead of queued on their own: the driver hands the stack one chunk at a
 /// time, and a multiplexer frames each as at least one frame (smux: an 8-byte header and
 /// a KCP segment's worth of work per chunk), so a stream of tiny chunks would cost far more
-/// below than the copy of a few KiB does here.
+/// below than the copy of a few KiB does here. Received chunks this short are merged the
+/// same way ([`StreamBuf::push_received`]).
 pub const COPY_CHUNKS_BELOW: usize = 4 * 1024;
 
 /// Why a stream can no longer carry data.
@@ -155,6 +156,18 @@ impl StreamBuf {
         }
         self.send.release();
         self.recv.release();
+    }
+
+    /// Driver side: queues a chunk the stack handed out for the application. A short one
+    /// (below [`COPY_CHUNKS_BELOW`]: a KCP session's reads are about a segment each) is
+    /// copied into the queue's block, so `read_chunk` hands out what several reads brought
+    /// as one chunk instead of a lock, a wake-up and a write per segment.
+    pub fn push_received(&mut self, chunk: Bytes) {
+        if chunk.len() < COPY_CHUNKS_BELOW {
+            self.recv.extend_from_slice(&chunk);
+        } else {
+            self.recv.push(chunk);
+        }
     }
 
     /// Wakes whoever waits on this stream.

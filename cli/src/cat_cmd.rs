@@ -319,7 +319,11 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
 
 /// Queues the chunks waiting in `batch` for stdout (nothing when there are none) and puts
 /// an empty batch in its place.
-fn hand_over(out: &mut StdoutWriter, batch: &mut Vec<Bytes>, batched: &mut usize) -> io::Result<()> {
+fn hand_over(
+    out: &mut StdoutWriter,
+    batch: &mut Vec<Bytes>,
+    batched: &mut usize,
+) -> io::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }

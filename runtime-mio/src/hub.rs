@@ -448,14 +448,6 @@ fn copy_into_send(s: &mut StreamBuf, blocks: &mut BlockPool, data: &[u8]) {
     });
 }
 
-/// A write on a stream this side finished (`poll_shutdown`).
-fn write_after_shutdown() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::BrokenPipe,
-        "write after shutdown: this side finished the stream",
-    )
-}
-
 /// Shared between the driver task and every stream handle.
 #[derive(Debug, Default)]
 pub struct Hub {
@@ -551,29 +543,13 @@ impl Hub {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(s) = st.streams.get_mut(&key) else {
-            return Poll::Ready(Err(Gone::EndpointGone.error()));
-        };
-        if let Some(g) = s.gone {
-            return Poll::Ready(Err(g.error()));
-        }
-        if s.shutdown == Shutdown::Done {
-            return Poll::Ready(Err(write_after_shutdown()));
-        }
-        let room = SEND_BUFFER.saturating_sub(s.send.len());
-        if room == 0 {
-            s.write_waker = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        let n = room.min(data.len());
-        // One copy, into a block of the pool that then travels down without another.
-        copy_into_send(s, &mut st.blocks, &data[..n]);
-        s.writes.push_back(n);
-        s.unacked = true;
-        st.mark_dirty(key);
-        Poll::Ready(Ok(n))
+        self.poll_queue_send(key, cx, |s, blocks, room| {
+            let n = room.min(data.len());
+            // One copy, into a block of the pool that then travels down without another.
+            copy_into_send(s, blocks, &data[..n]);
+            s.writes.push_back(n);
+            n
+        })
     }
 
     /// Queues `chunk` for sending without copying it (one write: one KCP message in message
@@ -581,7 +557,7 @@ impl Hub {
     /// queue has any room, so the queue may pass [`SEND_BUFFER`] by at most one chunk: the
     /// chunk's memory is the application's already, and splitting it would only make a
     /// message-mode write two messages. A chunk shorter than [`COPY_CHUNKS_BELOW`] is copied
-    /// into the queue's block (why: see there); an empty one is accepted at once. Fails as
+    /// into the queue's block (why: see there); an empty one queues nothing. Fails as
     /// [`Hub::poll_write`] does (stream gone, or written after shutdown).
     pub fn poll_write_chunk(
         &self,
@@ -589,6 +565,29 @@ impl Hub {
         cx: &mut Context<'_>,
         chunk: &mut Bytes,
     ) -> Poll<io::Result<()>> {
+        self.poll_queue_send(key, cx, |s, blocks, _room| {
+            let chunk = std::mem::take(chunk);
+            if chunk.is_empty() {
+                return;
+            }
+            s.writes.push_back(chunk.len());
+            if chunk.len() < COPY_CHUNKS_BELOW {
+                copy_into_send(s, blocks, &chunk);
+            } else {
+                s.send.push(chunk);
+            }
+        })
+    }
+
+    /// A write on stream `key`: fails once the stream is gone or this side finished it,
+    /// waits while the send queue is full, else `queue` queues bytes (given the stream, the
+    /// pool and the room left) and the driver is asked to look at the stream.
+    fn poll_queue_send<T>(
+        &self,
+        key: StreamKey,
+        cx: &mut Context<'_>,
+        queue: impl FnOnce(&mut StreamBuf, &mut BlockPool, usize) -> T,
+    ) -> Poll<io::Result<T>> {
         let mut guard = self.lock();
         let st = &mut *guard;
         let Some(s) = st.streams.get_mut(&key) else {
@@ -598,25 +597,20 @@ impl Hub {
             return Poll::Ready(Err(g.error()));
         }
         if s.shutdown == Shutdown::Done {
-            return Poll::Ready(Err(write_after_shutdown()));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown: this side finished the stream",
+            )));
         }
-        if chunk.is_empty() {
-            return Poll::Ready(Ok(()));
-        }
-        if s.send.len() >= SEND_BUFFER {
+        let room = SEND_BUFFER.saturating_sub(s.send.len());
+        if room == 0 {
             s.write_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let chunk = std::mem::take(chunk);
-        s.writes.push_back(chunk.len());
-        if chunk.len() < COPY_CHUNKS_BELOW {
-            copy_into_send(s, &mut st.blocks, &chunk);
-        } else {
-            s.send.push(chunk);
-        }
+        let r = queue(s, &mut st.blocks, room);
         s.unacked = true;
         st.mark_dirty(key);
-        Poll::Ready(Ok(()))
+        Poll::Ready(Ok(r))
     }
 
     /// `AsyncWrite::poll_flush`: ready once KCP accepted and the peer acknowledged every byte.
@@ -933,7 +927,11 @@ mod tests {
         let s = &st.streams[&key];
         assert_eq!(s.writes.iter().copied().collect::<Vec<_>>(), [4]);
         assert_eq!(s.send.front(), b"tiny");
-        assert_ne!(s.send.front().as_ptr(), b"tiny".as_ptr(), "a small chunk is copied");
+        assert_ne!(
+            s.send.front().as_ptr(),
+            b"tiny".as_ptr(),
+            "a small chunk is copied"
+        );
     }
 
     /// `poll_read_chunk` hands out the received chunks themselves, at most `max` bytes each,
@@ -973,5 +971,34 @@ mod tests {
             panic!("write after shutdown")
         };
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    /// Short received chunks (a KCP session's per-segment reads) come out merged; a large
+    /// one comes out as it went in.
+    #[test]
+    fn short_received_chunks_are_merged() {
+        let (hub, key) = hub_with_stream();
+        let mut cx = Context::from_waker(Waker::noop());
+        let big = Bytes::from(vec![9u8; 2 * COPY_CHUNKS_BELOW]);
+        {
+            let mut st = hub.lock();
+            let s = st.streams.get_mut(&key).unwrap();
+            for k in 0..40u8 {
+                s.push_received(Bytes::from(vec![k; 1400]));
+            }
+            s.push_received(big.clone());
+        }
+        let Poll::Ready(Ok(Some(a))) = hub.poll_read_chunk(key, &mut cx, usize::MAX) else {
+            panic!("a chunk")
+        };
+        assert_eq!(a.len(), 40 * 1400, "one merged chunk");
+        assert!(a
+            .chunks(1400)
+            .enumerate()
+            .all(|(k, c)| c == vec![k as u8; 1400]));
+        let Poll::Ready(Ok(Some(b))) = hub.poll_read_chunk(key, &mut cx, usize::MAX) else {
+            panic!("the large chunk")
+        };
+        assert_eq!(b.as_ptr(), big.as_ptr(), "not copied");
     }
 }

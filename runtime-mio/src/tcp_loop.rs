@@ -14,8 +14,8 @@
 //! ([`SocketSide`]).
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
-use std::os::fd::AsFd;
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -24,8 +24,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use tether_core::driver::{ByteStream, Machine};
 
 use crate::blocks::BlockPool;
-use crate::uninit_read::read_uninit;
 use crate::runtime::{Alarm, Runtime, SocketIo};
+use crate::uninit_read::read_uninit;
 
 /// Bytes of one socket read buffer: reads fill it front to back, each read's bytes handed
 /// to the machine as a slice of it ([`Machine::handle_input_bytes`]).

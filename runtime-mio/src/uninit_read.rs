@@ -38,7 +38,7 @@ mod tests {
     /// Bytes land after what the buffer held, in its capacity, and a closed writer reads 0.
     #[test]
     fn appends_what_was_read_then_zero_at_eof() {
-        let (r, mut w) = std::io::pipe().unwrap();
+        let (r, mut w) = io::pipe().unwrap();
         w.write_all(b"hello world").unwrap();
         let mut buf = BytesMut::from(&b">"[..]);
         assert_eq!(read_uninit(&r, &mut buf, 5).unwrap(), 5);

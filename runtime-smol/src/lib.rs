@@ -61,9 +61,9 @@ use async_io::{Async, Timer};
 use tether_runtime_mio::runtime::{Runtime, SocketIo};
 
 pub use tether_runtime_mio::config::Config;
-pub use tether_runtime_mio::driver::DriverStats;
 /// The owned chunk type of `KcpStream::read_chunk`/`write_chunk` (the `bytes` crate's).
 pub use tether_runtime_mio::core::driver::Bytes;
+pub use tether_runtime_mio::driver::DriverStats;
 
 tether_runtime_mio::kcp_stream_types!(Smol);
 

@@ -189,8 +189,8 @@ impl StreamsApp for ChunkClient {
         write_queue(m, self.id, &mut self.queue);
         if self.queue.is_empty() && !self.finished {
             self.finished = m.finish(self.id).is_ok();
-            self.late_refused = self.finished
-                && m.write_chunk(self.id, Bytes::from_static(b"late")).is_err();
+            self.late_refused =
+                self.finished && m.write_chunk(self.id, Bytes::from_static(b"late")).is_err();
         }
         let mut room = BytesMut::new();
         while !self.eof {

@@ -284,6 +284,7 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                 };
                 batched += c.len();
                 batch.push(c);
+                batched += take_ready_chunks(&stream, &mut batch, CHUNK.saturating_sub(batched));
                 if out.is_idle() || batched >= CHUNK {
                     hand_over(&mut out, &mut batch, &mut batched)?;
                 }
@@ -315,6 +316,26 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
             }
         }
     }
+}
+
+/// Appends to `batch` the chunks the stream already holds, up to `max` bytes, without
+/// waiting; returns their bytes. Taking them all at once (as one `read` into a buffer did)
+/// keeps the hand-overs to the stdout thread, and the loop's turns, to one per arrival
+/// rather than one per chunk. The end of the stream or an error is left for the next
+/// `read_chunk` to report (the next turn registers the task's waker again).
+fn take_ready_chunks(stream: &KcpStream, batch: &mut Vec<Bytes>, max: usize) -> usize {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut taken = 0;
+    while taken < max {
+        match stream.poll_read_chunk(&mut cx, max - taken) {
+            std::task::Poll::Ready(Ok(Some(c))) => {
+                taken += c.len();
+                batch.push(c);
+            }
+            _ => break,
+        }
+    }
+    taken
 }
 
 /// Queues the chunks waiting in `batch` for stdout (nothing when there are none) and puts

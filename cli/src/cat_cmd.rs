@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use tether_core::kcp::KcpFlavor;
-use tether_runtime_tokio::{KcpListener, KcpStream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tether_runtime_tokio::{Bytes, KcpListener, KcpStream};
+use tokio::io::AsyncWriteExt;
 
-use crate::cat_stdio::{StdinReader, StdoutWriter};
+use crate::cat_stdio::{StdinReader, StdoutWriter, CHUNK};
 use crate::kcp_flags::KcpFlags;
 use crate::units::parse_duration;
 
@@ -220,15 +220,12 @@ fn describe(args: &CatArgs) -> String {
     }
 }
 
-async fn echo(mut s: KcpStream) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = s.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        s.write_all(&buf[..n]).await?;
+/// Sends each received chunk back as it is (not copied), until the stream ends.
+async fn echo(s: KcpStream) -> io::Result<()> {
+    while let Some(c) = s.read_chunk(usize::MAX).await? {
+        s.write_chunk(c).await?;
     }
+    Ok(())
 }
 
 /// The keepalive period for a `--linger`: eight probes per linger, so a peer only sees a
@@ -240,24 +237,23 @@ fn keepalive_period(linger: Duration) -> Duration {
 /// stdin → stream and stream → stdout, ending by the rule in the module docs. stdin and
 /// stdout each have a thread of their own (see [`crate::cat_stdio`]).
 async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
-    let (mut rx, mut tx) = (&stream, &stream);
     let mut stdin = StdinReader::spawn()?;
     let upload = async {
+        // Each read of stdin is queued as it is: no copy into the stream's buffer.
         while let Some(chunk) = stdin.next().await {
-            let chunk = chunk?;
-            tx.write_all(chunk.bytes()).await?;
-            stdin.recycle(chunk);
+            stream.write_chunk(chunk?).await?;
         }
-        tx.flush().await // resolves once every byte is acknowledged
+        (&stream).flush().await // resolves once every byte is acknowledged
     };
     tokio::pin!(upload);
     let mut upload_done = false;
     let mut out = StdoutWriter::spawn()?;
-    let mut buf = out.buffer();
-    // Received bytes wait in `buf` while the stdout thread is busy and `buf` has room: each
-    // hand-over to the thread costs two wake-ups, and one per socket-loop pass (often a few
-    // KiB) cost more than the copy (issue 15 item 8). An idle thread gets bytes at once.
-    let mut filled = 0;
+    // Received chunks wait in `batch` while the stdout thread is busy and the batch holds
+    // less than a [`CHUNK`]: each hand-over to the thread costs two wake-ups, and one per
+    // socket-loop pass (often a few KiB) cost more than the write (issue 15 item 8). An idle
+    // thread gets chunks at once. The chunks are the stream's own, written with `writev`.
+    let mut batch = out.batch();
+    let mut batched = 0;
     let mut last_output = Instant::now();
     let mut quiet = Quiet::new();
     // The first tick comes one period in: a probe before the first data would only add a
@@ -271,23 +267,26 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                 r.map_err(|e| with_context(e, "sending stdin"))?;
                 upload_done = true;
             }
-            r = rx.read(&mut buf[filled..]), if out.can_write() && filled < buf.len() => {
-                let n = match r {
-                    Ok(0) => Err(io::Error::other("the KCP stream ended unexpectedly")),
-                    r => r.map_err(|e| with_context(e, "receiving")),
+            r = stream.read_chunk(CHUNK - batched), if out.can_write() && batched < CHUNK => {
+                let c = match r {
+                    Ok(None) => Err(io::Error::other("the KCP stream ended unexpectedly")),
+                    Ok(Some(c)) => Ok(c),
+                    Err(e) => Err(with_context(e, "receiving")),
                 };
-                let n = match n {
-                    Ok(n) => n,
+                let c = match c {
+                    Ok(c) => c,
                     Err(e) => {
                         // What arrived before still reaches stdout.
-                        hand_over(&mut out, &mut buf, &mut filled)?;
+                        hand_over(&mut out, &mut batch, &mut batched)?;
                         out.drain().await;
                         return Err(e);
                     }
                 };
-                filled += n;
-                if out.is_idle() || filled == buf.len() {
-                    hand_over(&mut out, &mut buf, &mut filled)?;
+                batched += c.len();
+                batch.push(c);
+                batched += take_ready_chunks(&stream, &mut batch, CHUNK.saturating_sub(batched));
+                if out.is_idle() || batched >= CHUNK {
+                    hand_over(&mut out, &mut batch, &mut batched)?;
                 }
             }
             r = out.written(), if !out.is_idle() => {
@@ -297,7 +296,7 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                 }
                 last_output = Instant::now();
                 if out.is_idle() {
-                    hand_over(&mut out, &mut buf, &mut filled)?;
+                    hand_over(&mut out, &mut batch, &mut batched)?;
                 }
             }
             _ = tick.tick() => {
@@ -308,7 +307,7 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
                 }
                 let nothing_new = quiet.observe(stream.last_received().await);
                 let all_written = stream.unread() == 0
-                    && filled == 0
+                    && batch.is_empty()
                     && out.is_idle()
                     && last_output.elapsed() >= linger;
                 if nothing_new && all_written && quiet.for_at_least(linger) {
@@ -319,14 +318,39 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
     }
 }
 
-/// Queues the `filled` bytes waiting in `buf` for stdout (nothing when there are none) and
-/// puts a fresh buffer in its place.
-fn hand_over(out: &mut StdoutWriter, buf: &mut Vec<u8>, filled: &mut usize) -> io::Result<()> {
-    if *filled == 0 {
+/// Appends to `batch` the chunks the stream already holds, up to `max` bytes, without
+/// waiting; returns their bytes. Taking them all at once (as one `read` into a buffer did)
+/// keeps the hand-overs to the stdout thread, and the loop's turns, to one per arrival
+/// rather than one per chunk. The end of the stream or an error is left for the next
+/// `read_chunk` to report (the next turn registers the task's waker again).
+fn take_ready_chunks(stream: &KcpStream, batch: &mut Vec<Bytes>, max: usize) -> usize {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut taken = 0;
+    while taken < max {
+        match stream.poll_read_chunk(&mut cx, max - taken) {
+            std::task::Poll::Ready(Ok(Some(c))) => {
+                taken += c.len();
+                batch.push(c);
+            }
+            _ => break,
+        }
+    }
+    taken
+}
+
+/// Queues the chunks waiting in `batch` for stdout (nothing when there are none) and puts
+/// an empty batch in its place.
+fn hand_over(
+    out: &mut StdoutWriter,
+    batch: &mut Vec<Bytes>,
+    batched: &mut usize,
+) -> io::Result<()> {
+    if batch.is_empty() {
         return Ok(());
     }
-    let full = std::mem::replace(buf, out.buffer());
-    out.write(full, std::mem::take(filled))
+    let full = std::mem::replace(batch, out.batch());
+    *batched = 0;
+    out.write(full)
 }
 
 /// Silence from the peer, timed on our own clock: the runtime stamps datagrams with the time

@@ -1,86 +1,85 @@
-//! `tether cat`'s stdin and stdout: one thread each, exchanging large buffers with the async
-//! side over bounded channels. `tokio::io::stdin()`/`stdout()` run every read and write as
-//! a task on tokio's blocking pool; at bulk rates those hand-offs (spawns, futex wake-ups,
-//! a contended pool mutex) cost more CPU than the protocol (issue 15 item 8).
+//! `tether cat`'s stdin and stdout: one thread each, exchanging owned chunks ([`Bytes`]) with
+//! the async side over bounded channels. `tokio::io::stdin()`/`stdout()` run every read and
+//! write as a task on tokio's blocking pool; at bulk rates those hand-offs (spawns, futex
+//! wake-ups, a contended pool mutex) cost more CPU than the protocol (issue 15 item 8).
+//!
+//! Neither side copies: stdin is read into the spare capacity of pooled blocks (not zeroed
+//! first, [`read_uninit`]) and each read travels on as a slice of its block, which the stream
+//! queues as it is (`write_chunk`); stdout gets the stream's received chunks (`read_chunk`)
+//! and writes them with one gathered `writev` per batch.
 //!
 //! Both threads use the file descriptors unbuffered (duplicates of 0 and 1): a read takes
 //! what the pipe or file has, up to [`CHUNK`] bytes, and a write goes to the kernel at once,
 //! so interactive use sees no extra latency.
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Write};
+use std::os::fd::AsFd;
 use std::thread;
 
+use tether_runtime_mio::blocks::BlockPool;
+use tether_runtime_mio::uninit_read::read_uninit;
+use tether_runtime_tokio::Bytes;
 use tokio::sync::mpsc;
 
-/// Bytes per buffer: one read from stdin, or one write to stdout.
+/// Bytes per read from stdin, and per batch written to stdout.
 pub const CHUNK: usize = 256 * 1024;
 
-/// Buffers in flight between a thread and the async side (bounds memory to a few MiB).
+/// Reads or batches in flight between a thread and the async side (bounds memory to a few
+/// MiB).
 const DEPTH: usize = 4;
 
-/// A buffer whose first `len` bytes are data.
-pub struct Chunk {
-    buf: Vec<u8>,
-    len: usize,
-}
-
-impl Chunk {
-    /// The data.
-    pub fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
-    }
-}
+/// Chunks gathered into one `writev` at most (well under every system's `IOV_MAX`).
+const IOVECS: usize = 64;
 
 /// stdin, read by its own thread.
 pub struct StdinReader {
-    chunks: mpsc::Receiver<io::Result<Chunk>>,
-    spare: std::sync::mpsc::Sender<Vec<u8>>,
+    chunks: mpsc::Receiver<io::Result<Bytes>>,
 }
 
 impl StdinReader {
-    /// Starts the reader thread. It reads ahead at most [`DEPTH`] buffers and stops at EOF,
+    /// Starts the reader thread. It reads ahead at most [`DEPTH`] chunks and stops at EOF,
     /// at the first error, or when the reader is dropped (after its next read returns).
     pub fn spawn() -> io::Result<StdinReader> {
         StdinReader::on(File::from(dup_stdin()?))
     }
 
-    /// [`StdinReader::spawn`] on any source.
-    fn on(file: impl Read + Send + 'static) -> io::Result<StdinReader> {
+    /// [`StdinReader::spawn`] on any descriptor.
+    fn on(file: impl AsFd + Send + 'static) -> io::Result<StdinReader> {
         let (tx, chunks) = mpsc::channel(DEPTH);
-        let (spare, spare_rx) = std::sync::mpsc::channel();
         thread::Builder::new()
             .name("cat-stdin".into())
-            .spawn(move || read_loop(file, &tx, &spare_rx))?;
-        Ok(StdinReader { chunks, spare })
+            .spawn(move || read_loop(file, &tx))?;
+        Ok(StdinReader { chunks })
     }
 
-    /// The next chunk of stdin; `None` at EOF.
-    pub async fn next(&mut self) -> Option<io::Result<Chunk>> {
+    /// The next chunk of stdin (at most [`CHUNK`] bytes, never empty); `None` at EOF.
+    pub async fn next(&mut self) -> Option<io::Result<Bytes>> {
         self.chunks.recv().await
-    }
-
-    /// Gives a chunk's buffer back to the reader thread for a later read.
-    pub fn recycle(&self, c: Chunk) {
-        let _ = self.spare.send(c.buf);
     }
 }
 
-fn read_loop(
-    mut file: impl Read,
-    tx: &mpsc::Sender<io::Result<Chunk>>,
-    spare: &std::sync::mpsc::Receiver<Vec<u8>>,
-) {
+/// Reads `file` into blocks of a pool, each read a slice of its block: one block takes
+/// several short reads (a pipe gives 64 KiB at a time), and a block whose slices are all
+/// dropped (sent) is written again, so a long transfer neither allocates nor faults in
+/// memory per read.
+fn read_loop(file: impl AsFd, tx: &mpsc::Sender<io::Result<Bytes>>) {
+    let mut pool = BlockPool::default();
+    let mut block = pool.get(CHUNK);
     loop {
-        let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        if block.capacity() < CHUNK / 4 {
+            let fresh = pool.get(CHUNK);
+            pool.recycle(std::mem::replace(&mut block, fresh));
+        }
+        let room = block.capacity().min(CHUNK);
         let r = loop {
-            match file.read(&mut buf) {
+            match read_uninit(&file, &mut block, room) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => break r,
             }
         };
         let msg = match r {
             Ok(0) => return, // EOF: the closed channel says so
-            Ok(len) => Ok(Chunk { buf, len }),
+            Ok(_) => Ok(block.split().freeze()),
             Err(e) => Err(e),
         };
         let failed = msg.is_err();
@@ -90,12 +89,12 @@ fn read_loop(
     }
 }
 
-/// stdout, written by its own thread.
+/// stdout, written by its own thread, a batch of chunks at a time.
 pub struct StdoutWriter {
-    chunks: std::sync::mpsc::Sender<Chunk>,
-    done: mpsc::UnboundedReceiver<io::Result<Vec<u8>>>,
+    batches: std::sync::mpsc::Sender<Vec<Bytes>>,
+    done: mpsc::UnboundedReceiver<io::Result<Vec<Bytes>>>,
     in_flight: usize,
-    spare: Vec<Vec<u8>>,
+    spare: Vec<Vec<Bytes>>,
 }
 
 impl StdoutWriter {
@@ -106,25 +105,26 @@ impl StdoutWriter {
 
     /// [`StdoutWriter::spawn`] on any sink.
     fn on(file: impl Write + Send + 'static) -> io::Result<StdoutWriter> {
-        let (chunks, rx) = std::sync::mpsc::channel();
+        let (batches, rx) = std::sync::mpsc::channel();
         let (done_tx, done) = mpsc::unbounded_channel();
         thread::Builder::new()
             .name("cat-stdout".into())
             .spawn(move || write_loop(file, &rx, &done_tx))?;
         Ok(StdoutWriter {
-            chunks,
+            batches,
             done,
             in_flight: 0,
             spare: Vec::new(),
         })
     }
 
-    /// A buffer of [`CHUNK`] bytes to receive into (a written one when available).
-    pub fn buffer(&mut self) -> Vec<u8> {
-        self.spare.pop().unwrap_or_else(|| vec![0; CHUNK])
+    /// An empty batch to gather chunks in (a written one when available, so its vector's
+    /// storage is reused).
+    pub fn batch(&mut self) -> Vec<Bytes> {
+        self.spare.pop().unwrap_or_default()
     }
 
-    /// Whether another write may be queued ([`DEPTH`] in flight at most).
+    /// Whether another batch may be queued ([`DEPTH`] in flight at most).
     pub fn can_write(&self) -> bool {
         self.in_flight < DEPTH
     }
@@ -134,16 +134,16 @@ impl StdoutWriter {
         self.in_flight == 0
     }
 
-    /// Queues the first `len` bytes of `buf` for stdout.
-    pub fn write(&mut self, buf: Vec<u8>, len: usize) -> io::Result<()> {
-        self.chunks
-            .send(Chunk { buf, len })
+    /// Queues `batch`'s chunks, in order, for stdout.
+    pub fn write(&mut self, batch: Vec<Bytes>) -> io::Result<()> {
+        self.batches
+            .send(batch)
             .map_err(|_| io::Error::other("the stdout thread stopped"))?;
         self.in_flight += 1;
         Ok(())
     }
 
-    /// Waits for the oldest queued write: `Ok` once it reached stdout, or stdout's error.
+    /// Waits for the oldest queued batch: `Ok` once it reached stdout, or stdout's error.
     /// Pending forever while nothing is queued.
     pub async fn written(&mut self) -> io::Result<()> {
         if self.in_flight == 0 {
@@ -151,8 +151,8 @@ impl StdoutWriter {
         }
         let r = self.done.recv().await;
         self.in_flight -= 1;
-        let buf = r.unwrap_or_else(|| Err(io::Error::other("the stdout thread stopped")))?;
-        self.spare.push(buf);
+        let batch = r.unwrap_or_else(|| Err(io::Error::other("the stdout thread stopped")))?;
+        self.spare.push(batch);
         Ok(())
     }
 
@@ -169,16 +169,43 @@ impl StdoutWriter {
 
 fn write_loop(
     mut file: impl Write,
-    chunks: &std::sync::mpsc::Receiver<Chunk>,
-    done: &mpsc::UnboundedSender<io::Result<Vec<u8>>>,
+    batches: &std::sync::mpsc::Receiver<Vec<Bytes>>,
+    done: &mpsc::UnboundedSender<io::Result<Vec<Bytes>>>,
 ) {
-    while let Ok(c) = chunks.recv() {
-        let r = file.write_all(c.bytes()).map(|()| c.buf);
+    while let Ok(mut batch) = batches.recv() {
+        let r = write_all_chunks(&mut file, &mut batch).map(|()| batch);
         let failed = r.is_err();
         if done.send(r).is_err() || failed {
             return;
         }
     }
+}
+
+/// Writes every chunk of `batch` in order with gathered writes, and empties it.
+fn write_all_chunks(file: &mut impl Write, batch: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut first = 0;
+    while first < batch.len() {
+        let rest = batch.get_mut(first..).unwrap_or_default();
+        let slices: Vec<IoSlice<'_>> = rest.iter().take(IOVECS).map(|c| IoSlice::new(c)).collect();
+        let mut n = match file.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        // Skip what was written: whole chunks, then the front of a partly written one.
+        for c in rest {
+            let k = n.min(c.len());
+            *c = c.slice(k..);
+            n -= k;
+            if !c.is_empty() {
+                break;
+            }
+            first += 1;
+        }
+    }
+    batch.clear();
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -209,7 +236,7 @@ fn dup_stdout() -> io::Result<std::os::windows::io::OwnedHandle> {
 mod tests {
     use std::io::{Read, Write};
 
-    use super::{StdinReader, StdoutWriter, CHUNK};
+    use super::{write_all_chunks, Bytes, StdinReader, StdoutWriter, CHUNK};
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -233,14 +260,39 @@ mod tests {
             let mut got = Vec::new();
             while let Some(c) = stdin.next().await {
                 let c = c.unwrap();
-                assert!(!c.bytes().is_empty() && c.bytes().len() <= CHUNK);
-                got.extend_from_slice(c.bytes());
-                stdin.recycle(c);
+                assert!(!c.is_empty() && c.len() <= CHUNK);
+                got.extend_from_slice(&c);
             }
             got
         });
         feeder.join().unwrap();
         assert_eq!(got, data);
+    }
+
+    /// A writer that takes at most 1000 bytes per call: batches still arrive whole, in order.
+    #[test]
+    fn short_gathered_writes_keep_every_byte_in_order() {
+        struct Trickle(Vec<u8>);
+        impl Write for Trickle {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                let n = b.len().min(1000);
+                self.0.extend_from_slice(&b[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let data = pattern(300_000);
+        let mut batch: Vec<Bytes> = [0, 7, 1500, 2000, 100_000, 300_000]
+            .windows(2)
+            .map(|w| Bytes::copy_from_slice(&data[w[0]..w[1]]))
+            .collect();
+        batch.extend((0..100).map(|_| Bytes::new()));
+        let mut out = Trickle(Vec::new());
+        write_all_chunks(&mut out, &mut batch).unwrap();
+        assert!(batch.is_empty());
+        assert_eq!(out.0, data);
     }
 
     #[test]
@@ -252,14 +304,16 @@ mod tests {
             r.read_exact(&mut got).unwrap();
             (got, data) // then the read end closes
         });
-        let expected = pattern(3 * CHUNK + 7);
+        let expected = Bytes::from(pattern(3 * CHUNK + 7));
         let err = block_on(async {
             let mut out = StdoutWriter::on(w).unwrap();
-            for part in expected.chunks(CHUNK) {
-                let mut buf = out.buffer();
-                buf[..part.len()].copy_from_slice(part);
+            for start in (0..expected.len()).step_by(CHUNK) {
+                let mut batch = out.batch();
+                let end = (start + CHUNK).min(expected.len());
+                batch.push(expected.slice(start..(start + end) / 2));
+                batch.push(expected.slice((start + end) / 2..end));
                 assert!(out.can_write());
-                out.write(buf, part.len()).unwrap();
+                out.write(batch).unwrap();
             }
             while !out.is_idle() {
                 out.written().await.unwrap();
@@ -267,8 +321,9 @@ mod tests {
             let (got, data) = drain.join().unwrap();
             assert_eq!(got, data);
             // The reader is gone: the next write fails with the pipe's error.
-            let buf = out.buffer();
-            out.write(buf, 1).unwrap();
+            let mut batch = out.batch();
+            batch.push(Bytes::from_static(b"x"));
+            out.write(batch).unwrap();
             out.written().await.unwrap_err()
         });
         assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);

@@ -2,13 +2,14 @@
 //! copies of application writes): a block is split into slices that travel through the
 //! stack; once every slice is dropped the block is written again in place. Allocating a
 //! fresh block instead costs page faults and zeroing for every 64 KiB moved (the allocator
-//! hands freed blocks back to the system and faults them in again).
+//! hands freed blocks back to the system and faults them in again). Public for readers of
+//! other descriptors (`tether cat`'s stdin), with [`crate::uninit_read::read_uninit`].
 use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
 /// Bytes of one block.
-pub(crate) const BLOCK: usize = 64 * 1024;
+pub const BLOCK: usize = 64 * 1024;
 /// Used blocks tracked: the ones slices still hold (tracking them costs no memory, the
 /// slices keep them alive anyway) and at most [`FREE_BLOCKS`] free ones.
 const TRACKED_BLOCKS: usize = 256;
@@ -19,7 +20,7 @@ const FREE_BLOCKS: usize = 16;
 
 /// Used blocks, some still shared with slices (see the module docs).
 #[derive(Debug, Default)]
-pub(crate) struct BlockPool {
+pub struct BlockPool {
     spares: VecDeque<BytesMut>,
     /// Blocks handed out so far (a caller sees from it whether the pool was used lately).
     gets: u64,
@@ -27,7 +28,7 @@ pub(crate) struct BlockPool {
 
 impl BlockPool {
     /// Tracks a used block (a handle to it whose own view may be empty).
-    pub(crate) fn recycle(&mut self, mut used: BytesMut) {
+    pub fn recycle(&mut self, mut used: BytesMut) {
         used.clear();
         self.spares.push_back(used);
         while self.spares.len() > TRACKED_BLOCKS {
@@ -37,7 +38,7 @@ impl BlockPool {
 
     /// An empty block with room for at least `min` bytes (at least [`BLOCK`]): a free used
     /// one, or a fresh one. Keeps at most [`FREE_BLOCKS`] other free ones.
-    pub(crate) fn get(&mut self, min: usize) -> BytesMut {
+    pub fn get(&mut self, min: usize) -> BytesMut {
         let want = min.max(BLOCK);
         self.gets += 1;
         let mut found = None;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tether_core::driver::StreamId;
+use tether_core::driver::{Bytes, StreamId};
 use tether_core::session::snmp::Snmp;
 use tether_core::session::SessionId;
 use tether_core::stack::{Side, StreamLayer};
@@ -465,6 +465,47 @@ impl StreamHandle {
         self.hub.poll_write(self.id, cx, data)
     }
 
+    /// Takes received bytes as an owned chunk, without copying them (quinn's
+    /// `RecvStream::read_chunk`): at most `max` bytes (at least 1), `None` at the end of
+    /// the stream. See [`StreamHandle::read_chunk`].
+    pub fn poll_read_chunk(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        self.hub.poll_read_chunk(self.id, cx, max)
+    }
+
+    /// Queues `chunk` whole, without copying it, once the send buffer has room; takes it
+    /// (leaves it empty) when ready. See [`StreamHandle::write_chunk`].
+    pub fn poll_write_chunk(
+        &self,
+        cx: &mut Context<'_>,
+        chunk: &mut Bytes,
+    ) -> Poll<io::Result<()>> {
+        self.hub.poll_write_chunk(self.id, cx, chunk)
+    }
+
+    /// The next received bytes as an owned chunk, at most `max` of them (at least 1), or
+    /// `None` at the end of the stream (where `read` returns 0). The chunk is the bytes as
+    /// the protocol stack received them, not a copy: the zero-copy counterpart of
+    /// `AsyncRead`. Fails as a read does (the stream was reset, the connection closed).
+    /// Works on every runtime (`KcpStream` derefs to this handle).
+    pub async fn read_chunk(&self, max: usize) -> io::Result<Option<Bytes>> {
+        poll_fn(|cx| self.poll_read_chunk(cx, max)).await
+    }
+
+    /// Sends `chunk` without copying it: waits until the send buffer has room, then queues
+    /// the chunk whole (the buffer may pass its 1 MiB bound by this one chunk). One call is
+    /// one write: in KCP message mode, one message. Chunks under
+    /// [`COPY_CHUNKS_BELOW`](crate::hub::COPY_CHUNKS_BELOW) bytes are copied and merged
+    /// with their neighbours (a frame per tiny chunk would cost more). Fails as a write
+    /// does, and after [`StreamHandle::poll_shutdown`] (`BrokenPipe`).
+    pub async fn write_chunk(&self, chunk: Bytes) -> io::Result<()> {
+        let mut chunk = chunk;
+        poll_fn(|cx| self.poll_write_chunk(cx, &mut chunk)).await
+    }
+
     /// Ready once every written byte has been acknowledged by the peer.
     pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.hub.poll_flush(self.id, cx)
@@ -516,7 +557,8 @@ macro_rules! kcp_stream_types {
         pub type TcpMuxListener = $crate::tcp_conn::TcpListenerHandle<KcpStream>;
 
         /// One KCP session as a byte stream (kcp-go `UDPSession`). Its other methods
-        /// (`peer_addr`, `send_keepalive`, `last_received`, `unread`) are
+        /// (`peer_addr`, `send_keepalive`, `last_received`, `unread`, and the zero-copy
+        /// `read_chunk`/`write_chunk` that take and give owned `Bytes`) are
         /// [`StreamHandle`](tether_runtime_mio::handle::StreamHandle)'s.
         #[derive(Debug)]
         pub struct KcpStream($crate::handle::StreamHandle);

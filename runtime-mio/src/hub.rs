@@ -14,6 +14,7 @@ use tether_core::driver::{StreamError, StreamId};
 use tether_core::session::{CloseReason, SessionId};
 
 use tether_core::chunks::ChunkQueue;
+use tether_core::driver::Bytes;
 
 use crate::blocks::BlockPool;
 
@@ -25,6 +26,13 @@ pub type StreamKey = (SessionId, StreamId);
 pub const SEND_BUFFER: usize = 1 << 20;
 /// Bytes read from KCP and held for the application before KCP's window closes.
 pub const RECV_BUFFER: usize = 1 << 20;
+/// Chunks given to [`Hub::poll_write_chunk`] shorter than this are copied into the send
+/// queue's block instead of queued on their own: the driver hands the stack one chunk at a
+/// time, and a multiplexer frames each as at least one frame (smux: an 8-byte header and
+/// a KCP segment's worth of work per chunk), so a stream of tiny chunks would cost far more
+/// below than the copy of a few KiB does here. Received chunks this short are merged the
+/// same way ([`StreamBuf::push_received`]).
+pub const COPY_CHUNKS_BELOW: usize = 4 * 1024;
 
 /// Why a stream can no longer carry data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +156,18 @@ impl StreamBuf {
         }
         self.send.release();
         self.recv.release();
+    }
+
+    /// Driver side: queues a chunk the stack handed out for the application. A short one
+    /// (below [`COPY_CHUNKS_BELOW`]: a KCP session's reads are about a segment each) is
+    /// copied into the queue's block, so `read_chunk` hands out what several reads brought
+    /// as one chunk instead of a lock, a wake-up and a write per segment.
+    pub fn push_received(&mut self, chunk: Bytes) {
+        if chunk.len() < COPY_CHUNKS_BELOW {
+            self.recv.extend_from_slice(&chunk);
+        } else {
+            self.recv.push(chunk);
+        }
     }
 
     /// Wakes whoever waits on this stream.
@@ -417,6 +437,17 @@ impl ConnQueue {
     }
 }
 
+/// Copies `data` into `s`'s send queue, in blocks of the pool (whose slices then travel down
+/// without another copy).
+fn copy_into_send(s: &mut StreamBuf, blocks: &mut BlockPool, data: &[u8]) {
+    s.send.extend_from_slice_with(data, |used, need| {
+        if let Some(b) = used {
+            blocks.recycle(b);
+        }
+        blocks.get(need)
+    });
+}
+
 /// Shared between the driver task and every stream handle.
 #[derive(Debug, Default)]
 pub struct Hub {
@@ -472,6 +503,39 @@ impl Hub {
         Poll::Pending
     }
 
+    /// Takes received bytes without copying them: the oldest received chunk, or its first
+    /// `max` bytes (`max` is at least 1); `None` at the end of the stream (where
+    /// [`Hub::poll_read`] returns `Ok(0)`). Same waking, back-pressure and buffer release as
+    /// `poll_read`.
+    pub fn poll_read_chunk(
+        &self,
+        key: StreamKey,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(s) = st.streams.get_mut(&key) else {
+            return Poll::Ready(Ok(None));
+        };
+        let was_full = s.recv.len() >= RECV_BUFFER;
+        if let Some(c) = s.recv.pop_chunk(max.max(1)) {
+            s.release_buffers(&mut st.blocks);
+            if was_full || s.recv.len() < RECV_BUFFER / 2 {
+                st.mark_dirty(key);
+            }
+            return Poll::Ready(Ok(Some(c)));
+        }
+        if s.eof {
+            return Poll::Ready(Ok(None));
+        }
+        if let Some(g) = s.gone {
+            return Poll::Ready(Err(g.error()));
+        }
+        s.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
     /// `AsyncWrite::poll_write`.
     pub fn poll_write(
         &self,
@@ -479,6 +543,51 @@ impl Hub {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.poll_queue_send(key, cx, |s, blocks, room| {
+            let n = room.min(data.len());
+            // One copy, into a block of the pool that then travels down without another.
+            copy_into_send(s, blocks, &data[..n]);
+            s.writes.push_back(n);
+            n
+        })
+    }
+
+    /// Queues `chunk` for sending without copying it (one write: one KCP message in message
+    /// mode), and takes it (leaving `chunk` empty). It is accepted whole as soon as the send
+    /// queue has any room, so the queue may pass [`SEND_BUFFER`] by at most one chunk: the
+    /// chunk's memory is the application's already, and splitting it would only make a
+    /// message-mode write two messages. A chunk shorter than [`COPY_CHUNKS_BELOW`] is copied
+    /// into the queue's block (why: see there); an empty one queues nothing. Fails as
+    /// [`Hub::poll_write`] does (stream gone, or written after shutdown).
+    pub fn poll_write_chunk(
+        &self,
+        key: StreamKey,
+        cx: &mut Context<'_>,
+        chunk: &mut Bytes,
+    ) -> Poll<io::Result<()>> {
+        self.poll_queue_send(key, cx, |s, blocks, _room| {
+            let chunk = std::mem::take(chunk);
+            if chunk.is_empty() {
+                return;
+            }
+            s.writes.push_back(chunk.len());
+            if chunk.len() < COPY_CHUNKS_BELOW {
+                copy_into_send(s, blocks, &chunk);
+            } else {
+                s.send.push(chunk);
+            }
+        })
+    }
+
+    /// A write on stream `key`: fails once the stream is gone or this side finished it,
+    /// waits while the send queue is full, else `queue` queues bytes (given the stream, the
+    /// pool and the room left) and the driver is asked to look at the stream.
+    fn poll_queue_send<T>(
+        &self,
+        key: StreamKey,
+        cx: &mut Context<'_>,
+        queue: impl FnOnce(&mut StreamBuf, &mut BlockPool, usize) -> T,
+    ) -> Poll<io::Result<T>> {
         let mut guard = self.lock();
         let st = &mut *guard;
         let Some(s) = st.streams.get_mut(&key) else {
@@ -498,19 +607,10 @@ impl Hub {
             s.write_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let n = room.min(data.len());
-        // One copy, into a block of the pool that then travels down without another.
-        let blocks = &mut st.blocks;
-        s.send.extend_from_slice_with(&data[..n], |used, need| {
-            if let Some(b) = used {
-                blocks.recycle(b);
-            }
-            blocks.get(need)
-        });
-        s.writes.push_back(n);
+        let r = queue(s, &mut st.blocks, room);
         s.unacked = true;
         st.mark_dirty(key);
-        Poll::Ready(Ok(n))
+        Poll::Ready(Ok(r))
     }
 
     /// `AsyncWrite::poll_flush`: ready once KCP accepted and the peer acknowledged every byte.
@@ -771,5 +871,134 @@ mod tests {
         s.send.clear();
         s.release_buffers(&mut BlockPool::default());
         assert_eq!(s.send.tail_capacity(), 0, "sent to empty: send released");
+    }
+    /// A hub with one stream, for the chunk tests.
+    fn hub_with_stream() -> (Hub, StreamKey) {
+        let mut listener = crate::config::Config::default().listener(false);
+        let id = listener.connect(Instant::now(), "127.0.0.1:9".parse().unwrap());
+        let hub = Hub::default();
+        let key = (id, StreamId::SOLE);
+        hub.lock().streams.insert(key, StreamBuf::default());
+        (hub, key)
+    }
+
+    /// A chunk is queued whole (not copied) as long as the send queue has any room, even
+    /// past `SEND_BUFFER` by that one chunk; a full queue makes the writer wait; each chunk
+    /// is one write (a message boundary); a small chunk is copied into the queue's block.
+    #[test]
+    fn write_chunk_bounds_and_boundaries() {
+        let (hub, key) = hub_with_stream();
+        let mut cx = Context::from_waker(Waker::noop());
+        let big = Bytes::from(vec![1u8; SEND_BUFFER - 10]);
+        let mut c = big.clone();
+        assert!(matches!(
+            hub.poll_write_chunk(key, &mut cx, &mut c),
+            Poll::Ready(Ok(()))
+        ));
+        assert!(c.is_empty(), "taken");
+        assert_eq!(
+            hub.lock().streams[&key].send.front().as_ptr(),
+            big.as_ptr(),
+            "queued, not copied"
+        );
+        let mut over = Bytes::from(vec![2u8; 64 * 1024]);
+        assert!(hub.poll_write_chunk(key, &mut cx, &mut over).is_ready());
+        let mut small = Bytes::from_static(b"tiny");
+        assert!(
+            hub.poll_write_chunk(key, &mut cx, &mut small).is_pending(),
+            "full: waits"
+        );
+        assert_eq!(small.len(), 4, "a waiting chunk stays the caller's");
+        {
+            let mut st = hub.lock();
+            let s = st.streams.get_mut(&key).unwrap();
+            assert_eq!(s.send.len(), SEND_BUFFER - 10 + 64 * 1024);
+            assert_eq!(
+                s.writes.iter().copied().collect::<Vec<_>>(),
+                [SEND_BUFFER - 10, 64 * 1024]
+            );
+            s.send.clear();
+            s.writes.clear();
+        }
+        assert!(hub.poll_write_chunk(key, &mut cx, &mut small).is_ready());
+        let mut empty = Bytes::new();
+        assert!(hub.poll_write_chunk(key, &mut cx, &mut empty).is_ready());
+        let st = hub.lock();
+        let s = &st.streams[&key];
+        assert_eq!(s.writes.iter().copied().collect::<Vec<_>>(), [4]);
+        assert_eq!(s.send.front(), b"tiny");
+        assert_ne!(
+            s.send.front().as_ptr(),
+            b"tiny".as_ptr(),
+            "a small chunk is copied"
+        );
+    }
+
+    /// `poll_read_chunk` hands out the received chunks themselves, at most `max` bytes each,
+    /// then `None` at the end of the stream; writes after shutdown fail.
+    #[test]
+    fn read_chunk_takes_received_chunks_then_none() {
+        let (hub, key) = hub_with_stream();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(hub.poll_read_chunk(key, &mut cx, 10).is_pending());
+        let got = Bytes::from(vec![5u8; 10_000]);
+        hub.lock()
+            .streams
+            .get_mut(&key)
+            .unwrap()
+            .recv
+            .push(got.clone());
+        let Poll::Ready(Ok(Some(a))) = hub.poll_read_chunk(key, &mut cx, 4_000) else {
+            panic!("a chunk")
+        };
+        assert_eq!((a.len(), a.as_ptr()), (4_000, got.as_ptr()), "not copied");
+        let Poll::Ready(Ok(Some(b))) = hub.poll_read_chunk(key, &mut cx, usize::MAX) else {
+            panic!("the rest")
+        };
+        assert_eq!(b.len(), 6_000);
+        {
+            let mut st = hub.lock();
+            let s = st.streams.get_mut(&key).unwrap();
+            s.eof = true;
+            s.shutdown = Shutdown::Done;
+        }
+        assert!(matches!(
+            hub.poll_read_chunk(key, &mut cx, 1),
+            Poll::Ready(Ok(None))
+        ));
+        let mut c = Bytes::from_static(b"late");
+        let Poll::Ready(Err(e)) = hub.poll_write_chunk(key, &mut cx, &mut c) else {
+            panic!("write after shutdown")
+        };
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    /// Short received chunks (a KCP session's per-segment reads) come out merged; a large
+    /// one comes out as it went in.
+    #[test]
+    fn short_received_chunks_are_merged() {
+        let (hub, key) = hub_with_stream();
+        let mut cx = Context::from_waker(Waker::noop());
+        let big = Bytes::from(vec![9u8; 2 * COPY_CHUNKS_BELOW]);
+        {
+            let mut st = hub.lock();
+            let s = st.streams.get_mut(&key).unwrap();
+            for k in 0..40u8 {
+                s.push_received(Bytes::from(vec![k; 1400]));
+            }
+            s.push_received(big.clone());
+        }
+        let Poll::Ready(Ok(Some(a))) = hub.poll_read_chunk(key, &mut cx, usize::MAX) else {
+            panic!("a chunk")
+        };
+        assert_eq!(a.len(), 40 * 1400, "one merged chunk");
+        assert!(a
+            .chunks(1400)
+            .enumerate()
+            .all(|(k, c)| c == vec![k as u8; 1400]));
+        let Poll::Ready(Ok(Some(b))) = hub.poll_read_chunk(key, &mut cx, usize::MAX) else {
+            panic!("the large chunk")
+        };
+        assert_eq!(b.as_ptr(), big.as_ptr(), "not copied");
     }
 }

@@ -15,6 +15,8 @@
 //! * [`tcp_conn`]: TCP connections carrying a multiplexer (`Stack<StreamLink, U>`) through
 //!   the same hub and [`handle::ConnectionHandle`] as KCP: a dialer and a TCP listener, one
 //!   socket loop per connection;
+//! * [`blocks`]: a pool of reusable 64 KiB read/write blocks;
+//! * [`uninit_read`]: reads from a descriptor into a `BytesMut`'s spare capacity (no zeroing);
 //! * [`tcp_loop`]: the single-stream TCP socket loop, generic over the runtime and over a
 //!   byte-stream machine (`tether_core::driver::{Machine, ByteStream}`);
 //! * `endpoint` and `tcp_endpoint` (feature `mio`, on by default): single-threaded UDP and
@@ -60,7 +62,7 @@ macro_rules! delegate_source {
     };
 }
 
-mod blocks;
+pub mod blocks;
 pub mod config;
 pub mod driver;
 #[cfg(feature = "mio")]
@@ -75,5 +77,6 @@ pub mod tcp_conn;
 pub mod tcp_endpoint;
 pub mod tcp_loop;
 pub mod udp;
+pub mod uninit_read;
 
 pub use tether_core as core;

@@ -108,7 +108,7 @@ pub(crate) fn fill_recv_chunks(
         match read(RECV_BUFFER - s.recv.len()) {
             Ok(c) if c.is_empty() => break,
             Ok(c) => {
-                s.recv.push(c);
+                s.push_received(c);
                 moved = true;
             }
             Err(StreamError::Finished) => {

@@ -13,8 +13,9 @@
 //! KCP, and a TCP listener: [`crate::tcp_conn`], which shares this loop's socket side
 //! ([`SocketSide`]).
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -24,6 +25,7 @@ use tether_core::driver::{ByteStream, Machine};
 
 use crate::blocks::BlockPool;
 use crate::runtime::{Alarm, Runtime, SocketIo};
+use crate::uninit_read::read_uninit;
 
 /// Bytes of one socket read buffer: reads fill it front to back, each read's bytes handed
 /// to the machine as a slice of it ([`Machine::handle_input_bytes`]).
@@ -369,7 +371,8 @@ impl<R: Runtime> SocketSide<R> {
 /// not copied again between the socket and the application's buffer.
 #[derive(Debug, Default)]
 pub(crate) struct ReadBuf {
-    /// Initialised room for the next reads (what earlier reads filled was split off).
+    /// Room for the next reads: an empty view whose spare capacity (not zeroed: see
+    /// [`read_uninit`]) the next read fills; what earlier reads filled was split off.
     block: BytesMut,
     /// Used blocks, reused once nothing holds a slice of them.
     pool: BlockPool,
@@ -378,10 +381,10 @@ pub(crate) struct ReadBuf {
 }
 
 impl ReadBuf {
-    /// Room for the next read: what is left of the block, or a fresh block once less than
-    /// [`MIN_READ`] is left.
-    fn room(&mut self) -> &mut [u8] {
-        if self.block.len() < MIN_READ {
+    /// One read from `fd` into the block's spare room (a fresh block once less than
+    /// [`MIN_READ`] is left), the bytes read as a chunk of their own.
+    fn read(&mut self, fd: impl AsFd) -> io::Result<Bytes> {
+        if self.block.capacity() < MIN_READ {
             let used = std::mem::take(&mut self.block);
             // Tracked even when a read filled it to the end (no capacity left in this
             // handle): it still names the block, which the pool gets back whole.
@@ -389,19 +392,15 @@ impl ReadBuf {
                 self.pool.recycle(used);
             }
             self.block = self.pool.get(READ_CHUNK);
-            self.block.resize(READ_CHUNK, 0);
         }
-        &mut self.block
+        let room = self.block.capacity();
+        read_uninit(fd, &mut self.block, room)?;
+        Ok(self.block.split().freeze())
     }
 
     /// The pool of used blocks.
     pub(crate) fn pool(&mut self) -> &mut BlockPool {
         &mut self.pool
-    }
-
-    /// The first `n` bytes of the room, as read.
-    fn take(&mut self, n: usize) -> Bytes {
-        self.block.split_to(n).freeze()
     }
 }
 
@@ -410,7 +409,7 @@ impl ReadBuf {
 /// once the machine wants no more input ([`Machine::wants_input`]: the socket is left
 /// unread, so TCP's window pushes back on the peer).
 pub(crate) fn read_into<M: Machine>(
-    mut r: impl Read,
+    r: impl AsFd,
     buf: &mut ReadBuf,
     m: &mut M,
     now: Instant,
@@ -420,13 +419,13 @@ pub(crate) fn read_into<M: Machine>(
         if !m.wants_input() {
             return Ok(());
         }
-        match r.read(buf.room()) {
-            Ok(0) => {
+        match buf.read(&r) {
+            Ok(c) if c.is_empty() => {
                 *peer_closed = true;
                 return Ok(());
             }
-            Ok(n) => {
-                if let Err(e) = m.handle_input_bytes(now, buf.take(n)) {
+            Ok(c) => {
+                if let Err(e) = m.handle_input_bytes(now, c) {
                     tracing::debug!("dropped TCP input: {e:?}");
                 }
             }

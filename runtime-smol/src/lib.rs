@@ -42,6 +42,12 @@
 //! the calling task (as on every tether runtime), so pass a `SocketAddr` (or resolve first,
 //! e.g. with `async-net`) where that matters. Deadlines are the caller's: race any call
 //! against an [`async_io::Timer`], e.g. with `futures_lite::future::or`.
+//!
+//! Besides `AsyncRead`/`AsyncWrite` (which copy each byte in and out of the stream's
+//! buffers), a stream takes and gives owned chunks without copying them:
+//! `stream.read_chunk(max).await` returns the next received [`Bytes`] (`None` at the end of
+//! the stream) and `stream.write_chunk(bytes).await` queues a chunk whole once there is
+//! room (the same methods on every tether runtime).
 #![warn(missing_docs)]
 
 use std::future::Future;
@@ -55,6 +61,8 @@ use async_io::{Async, Timer};
 use tether_runtime_mio::runtime::{Runtime, SocketIo};
 
 pub use tether_runtime_mio::config::Config;
+/// The owned chunk type of `KcpStream::read_chunk`/`write_chunk` (the `bytes` crate's).
+pub use tether_runtime_mio::core::driver::Bytes;
 pub use tether_runtime_mio::driver::DriverStats;
 
 tether_runtime_mio::kcp_stream_types!(Smol);

@@ -56,6 +56,12 @@
 //! is resolved by a blocking lookup on the calling task (as on every tether runtime), so
 //! pass a `SocketAddr` (or resolve first with `tokio::net::lookup_host`) where that matters.
 //! Deadlines are tokio's: wrap any call in `tokio::time::timeout`.
+//!
+//! Besides `AsyncRead`/`AsyncWrite` (which copy each byte in and out of the stream's
+//! buffers), a stream takes and gives owned chunks without copying them:
+//! `stream.read_chunk(max).await` returns the next received [`Bytes`] (`None` at the end of
+//! the stream) and `stream.write_chunk(bytes).await` queues a chunk whole once there is
+//! room (the same methods on every tether runtime).
 #![warn(missing_docs)]
 
 use std::future::Future;
@@ -71,6 +77,8 @@ use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use tether_runtime_mio::config::Config;
+/// The owned chunk type of `KcpStream::read_chunk`/`write_chunk` (the `bytes` crate's).
+pub use tether_runtime_mio::core::driver::Bytes;
 pub use tether_runtime_mio::driver::DriverStats;
 
 tether_runtime_mio::kcp_stream_types!(Tokio);

@@ -9,6 +9,7 @@ pub mod ikcp;
 pub mod kcp_replay;
 pub mod peer;
 pub mod scenarios;
+pub mod scenarios_chunks;
 pub mod scenarios_tcp_mux;
 pub mod tether_bin;
 pub mod tunnel;

@@ -67,6 +67,10 @@ pub trait Rt {
     /// [`crate::scenarios_tcp_mux::smux_upper`]): over loopback TCP, then over one KCP
     /// session; `Err` says which carrier failed.
     fn smux_ends(cfg: &Config, limit: Duration) -> io::Result<()>;
+    /// Runs [`crate::scenarios_chunks`] (the owned-chunk API: many tiny and large chunks
+    /// echoed as they are over one smux stream on KCP, the end of the stream as `None`, a
+    /// write after the half-close refused) on this runtime.
+    fn chunk_roundtrip(cfg: &Config, limit: Duration) -> io::Result<()>;
 }
 
 /// The upper layer of the multiplexed scenario: core's toy echo multiplexer
@@ -162,6 +166,16 @@ pub fn smux_ends<R: Rt>() {
     let cfg = base_config().clone().stream_mode(true);
     R::smux_ends(&cfg, Duration::from_secs(90)).expect("smux per-stream ends over TCP and KCP");
     report(R::NAME, "smux_ends", start.elapsed());
+}
+
+/// The owned-chunk API (`read_chunk`/`write_chunk`): tiny, empty and large chunks (one past
+/// the send buffer) echoed as they are over one smux stream on KCP, each read within its
+/// bound, the end as `None`, a write after the half-close refused.
+pub fn chunk_roundtrip<R: Rt>() {
+    let start = Instant::now();
+    let cfg = base_config().clone().stream_mode(true);
+    R::chunk_roundtrip(&cfg, Duration::from_secs(60)).expect("owned-chunk roundtrip");
+    report(R::NAME, "chunk_roundtrip", start.elapsed());
 }
 
 /// A running echo server.

@@ -465,6 +465,29 @@ impl StreamsSide {
     }
 }
 
+/// One side's application over a machine's [`Streams`] directly (the mio flavour, which
+/// has no hub), stepped by the caller's event loop.
+pub trait StreamsApp {
+    /// Moves whatever can move now.
+    fn step(&mut self, m: &mut impl Streams);
+    /// Whether this side is done.
+    fn done(&self) -> bool;
+    /// Whether what this side received is right.
+    fn check(&self) -> io::Result<()>;
+}
+
+impl StreamsApp for StreamsSide {
+    fn step(&mut self, m: &mut impl Streams) {
+        StreamsSide::step(self, m);
+    }
+    fn done(&self) -> bool {
+        StreamsSide::done(self)
+    }
+    fn check(&self) -> io::Result<()> {
+        StreamsSide::check(self)
+    }
+}
+
 /// Reads what stream `id` has into `out`; `true` at its end (`Finished`).
 fn read_available(m: &mut impl Streams, id: StreamId, buf: &mut [u8], out: &mut Vec<u8>) -> bool {
     loop {

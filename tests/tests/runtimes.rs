@@ -65,6 +65,10 @@ macro_rules! suite {
             fn smux_ends() {
                 super::scenarios::smux_ends::<$rt>();
             }
+            #[test]
+            fn chunk_roundtrip() {
+                super::scenarios::chunk_roundtrip::<$rt>();
+            }
         }
     };
 }
@@ -223,6 +227,10 @@ mod tokio_facade {
         fn smux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
             let run = scenarios_tcp_mux::smux_streams_both_ways::<KcpStream>(cfg);
             within("smux_ends", limit, run)
+        }
+        fn chunk_roundtrip(cfg: &Config, limit: Duration) -> io::Result<()> {
+            let run = tether_tests::scenarios_chunks::kcp_chunk_roundtrip::<KcpStream>(cfg);
+            within("chunk_roundtrip", limit, run)
         }
         type Server = Server;
         type Conn = KcpStream;
@@ -448,6 +456,10 @@ mod smol_facade {
             let run = scenarios_tcp_mux::smux_streams_both_ways::<KcpStream>(cfg);
             within("smux_ends", limit, run)
         }
+        fn chunk_roundtrip(cfg: &Config, limit: Duration) -> io::Result<()> {
+            let run = tether_tests::scenarios_chunks::kcp_chunk_roundtrip::<KcpStream>(cfg);
+            within("chunk_roundtrip", limit, run)
+        }
 
         type Server = Server;
         type Conn = KcpStream;
@@ -538,12 +550,13 @@ mod mio_facade {
     use tether_runtime_mio::config::Config;
     use tether_runtime_mio::core::driver::{StreamEvent, StreamId};
     use tether_runtime_mio::core::kcp::{RecvError, WriteError};
-    use tether_runtime_mio::core::session::{CloseReason, ListenerEvent, SessionId};
+    use tether_runtime_mio::core::session::{CloseReason, ListenerEvent, Session, SessionId};
     use tether_runtime_mio::core::stack::{Side, StreamLayer};
     use tether_runtime_mio::endpoint::{Endpoint, SessionError};
     use tether_runtime_mio::tcp_conn::TcpMachine;
     use tether_runtime_mio::tcp_endpoint::TcpEndpoint;
     use tether_tests::scenarios::{deadline_error, EchoServer, Rt};
+    use tether_tests::scenarios_tcp_mux::StreamsApp;
 
     const WAKE: Token = Token(usize::MAX);
     const CHUNK: usize = 16 << 10;
@@ -1164,7 +1177,22 @@ mod mio_facade {
         upper: impl Fn(Side) -> U + Clone + Send + Sync + 'static,
     ) -> io::Result<()> {
         use tether_tests::scenarios_tcp_mux::{StreamsSide, KCP_PLAN};
+        let open = |server| move |c: &mut _| StreamsSide::open(c, server, KCP_PLAN.bytes);
+        streams_app_loop(cfg, limit, what, upper, open(false), open(true))
+    }
 
+    /// An application on each side of one KCP session carrying the multiplexer `upper`
+    /// makes: a server and a client `Endpoint<U>` on one `mio::Poll` in the calling thread,
+    /// each side's application (`client`, and `server` once the session is accepted) stepped
+    /// over the session's `Streams` (`conn_mut`) until both are done.
+    fn streams_app_loop<U: StreamLayer, A: StreamsApp, B: StreamsApp>(
+        cfg: &Config,
+        limit: Duration,
+        what: &str,
+        upper: impl Fn(Side) -> U + Clone + Send + Sync + 'static,
+        client_app: impl FnOnce(&mut MuxStack<U>) -> io::Result<A>,
+        server_app: impl FnOnce(&mut MuxStack<U>) -> io::Result<B>,
+    ) -> io::Result<()> {
         let mut server = Endpoint::bind_with(localhost(), cfg, true, upper.clone())?;
         let mut client = Endpoint::bind_with(localhost(), cfg, false, upper)?;
         let mut poll = Poll::new()?;
@@ -1174,12 +1202,9 @@ mod mio_facade {
             .register(&mut client, Token(1), Endpoint::INTEREST)?;
         let gone = || io::Error::new(io::ErrorKind::ConnectionReset, "the mux session closed");
         let conn = client.connect(Instant::now(), server.local_addr()?);
-        let mut mine = StreamsSide::open(
-            client.conn_mut(conn).ok_or_else(gone)?,
-            false,
-            KCP_PLAN.bytes,
-        )?;
-        let mut theirs: Option<(SessionId, StreamsSide)> = None;
+        let mut mine = client_app(client.conn_mut(conn).ok_or_else(gone)?)?;
+        let mut server_app = Some(server_app);
+        let mut theirs: Option<(SessionId, B)> = None;
         let mut events = Events::with_capacity(16);
         let end = Instant::now() + limit;
         while !(mine.done() && theirs.as_ref().is_some_and(|(_, s)| s.done())) {
@@ -1188,11 +1213,10 @@ mod mio_facade {
                 return Err(deadline_error(what, limit));
             }
             mine.step(client.conn_mut(conn).ok_or_else(gone)?);
-            if theirs.is_none() {
-                if let Some(id) = server.accept() {
-                    let c = server.conn_mut(id).ok_or_else(gone)?;
-                    theirs = Some((id, StreamsSide::open(c, true, KCP_PLAN.bytes)?));
-                }
+            if let (None, Some(id)) = (&theirs, server.accept()) {
+                let c = server.conn_mut(id).ok_or_else(gone)?;
+                let open = server_app.take().ok_or_else(gone)?;
+                theirs = Some((id, open(c)?));
             }
             if let Some((id, side)) = theirs.as_mut() {
                 side.step(server.conn_mut(*id).ok_or_else(gone)?);
@@ -1201,6 +1225,20 @@ mod mio_facade {
         }
         mine.check()?;
         theirs.map_or(Ok(()), |(_, s)| s.check())
+    }
+
+    /// A KCP session carrying the multiplexer `U`, as a mio `Endpoint` holds it.
+    type MuxStack<U> = tether_runtime_mio::core::stack::Stack<Session, U>;
+
+    /// [`Rt::chunk_roundtrip`] on mio: `scenarios_chunks` over an `Endpoint<Smux>` pair, the
+    /// application on each side the session's own `Streams::read_chunk`/`write_chunk` (mio's
+    /// owned-chunk API).
+    fn chunk_roundtrip_loop(cfg: &Config, limit: Duration) -> io::Result<()> {
+        use tether_tests::scenarios_chunks::{ChunkClient, ChunkEcho};
+        use tether_tests::scenarios_tcp_mux::smux_upper;
+        let client = |c: &mut _| ChunkClient::open(c);
+        let server = |_: &mut _| Ok(ChunkEcho::default());
+        streams_app_loop(cfg, limit, "chunk_roundtrip", smux_upper(), client, server)
     }
 
     type MuxMachine = tether_runtime_mio::core::stack::Stack<
@@ -1416,6 +1454,9 @@ mod mio_facade {
         }
         fn smux_ends(cfg: &Config, limit: Duration) -> io::Result<()> {
             smux_ends_loop(cfg, limit)
+        }
+        fn chunk_roundtrip(cfg: &Config, limit: Duration) -> io::Result<()> {
+            chunk_roundtrip_loop(cfg, limit)
         }
         type Server = Server;
         type Conn = Conn;

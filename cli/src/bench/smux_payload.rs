@@ -3,10 +3,10 @@
 //! The period is no multiple of any frame size, so a lost, duplicated or reordered frame shows
 //! as a mismatch, and checking costs one `memcmp` per byte (the bench measures the
 //! multiplexer, not a hash).
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tether_runtime_tokio::{Bytes, KcpStream};
 
 use super::peer::Pattern;
 
@@ -15,10 +15,10 @@ pub const CHUNK: usize = 64 * 1024;
 /// The pool's period (smuxpeer's `poolSize`).
 const POOL_SIZE: usize = (1 << 20) + 7;
 
-/// One run's random bytes (cheap to clone: shared).
+/// One run's random bytes (cheap to clone: shared; its slices are shared, not copied).
 #[derive(Clone)]
 pub struct Pool {
-    bytes: Arc<Vec<u8>>,
+    bytes: Bytes,
     seed: u64,
 }
 
@@ -32,7 +32,7 @@ impl Pool {
         let mut bytes = vec![0u8; POOL_SIZE];
         Pattern::new(seed).fill(&mut bytes);
         Pool {
-            bytes: Arc::new(bytes),
+            bytes: Bytes::from(bytes),
             seed,
         }
     }
@@ -44,10 +44,14 @@ impl Pool {
         (u64::from_le_bytes(b) % POOL_SIZE as u64) as usize
     }
 
+    /// Where the next at most `max` bytes of the pool from `off` end, without wrapping.
+    fn end(&self, off: usize, max: u64) -> usize {
+        off + (self.bytes.len() - off).min(max.min(CHUNK as u64) as usize)
+    }
+
     /// The next at most `max` bytes of the pool from `off`, without wrapping.
     fn slice(&self, off: usize, max: u64) -> &[u8] {
-        let end = off + (self.bytes.len() - off).min(max.min(CHUNK as u64) as usize);
-        &self.bytes[off..end]
+        &self.bytes[off..self.end(off, max)]
     }
 
     /// Writes `n` bytes of the pool, cyclically from `off`.
@@ -66,6 +70,55 @@ impl Pool {
         w.flush().await
     }
 
+    /// [`Pool::send`] on a tether stream, as shared slices of the pool (`write_chunk`: not
+    /// copied on the way in), then waits until the peer acknowledged them.
+    pub async fn send_chunks(
+        &self,
+        stream: &KcpStream,
+        mut off: usize,
+        mut n: u64,
+    ) -> std::io::Result<()> {
+        while n > 0 {
+            let s = self.bytes.slice(off..self.end(off, n));
+            off = (off + s.len()) % POOL_SIZE;
+            n -= s.len() as u64;
+            stream.write_chunk(s).await?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut &*stream).await
+    }
+
+    /// Whether `data` is the pool's bytes from `*off` (cyclically), moving `*off` past them.
+    fn matches(&self, off: &mut usize, mut data: &[u8]) -> bool {
+        let mut matched = true;
+        while !data.is_empty() {
+            let s = self.slice(*off, data.len() as u64);
+            matched &= data[..s.len()] == *s;
+            *off = (*off + s.len()) % POOL_SIZE;
+            data = &data[s.len()..];
+        }
+        matched
+    }
+
+    /// [`Pool::check`] on a tether stream, comparing the received chunks in place
+    /// (`read_chunk`: not copied on the way out).
+    pub async fn check_chunks(
+        &self,
+        stream: &KcpStream,
+        mut off: usize,
+        mut n: u64,
+    ) -> std::io::Result<bool> {
+        let mut matched = true;
+        while n > 0 {
+            let want = usize::try_from(n).unwrap_or(usize::MAX);
+            let Some(c) = stream.read_chunk(want).await? else {
+                return Err(early_eof(n));
+            };
+            matched &= self.matches(&mut off, &c);
+            n -= c.len() as u64;
+        }
+        Ok(matched)
+    }
+
     /// Reads `n` bytes and tells whether they are the pool's, cyclically from `off`; an EOF
     /// before `n` bytes is an error.
     pub async fn check<R: AsyncRead + Unpin>(
@@ -80,22 +133,21 @@ impl Pool {
             let want = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
             let got = r.read(&mut buf[..want]).await?;
             if got == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("EOF with {n} bytes of the echo missing"),
-                ));
+                return Err(early_eof(n));
             }
-            let mut rest = &buf[..got];
-            while !rest.is_empty() {
-                let s = self.slice(off, rest.len() as u64);
-                matched &= rest[..s.len()] == *s;
-                off = (off + s.len()) % POOL_SIZE;
-                rest = &rest[s.len()..];
-            }
+            matched &= self.matches(&mut off, &buf[..got]);
             n -= got as u64;
         }
         Ok(matched)
     }
+}
+
+/// The error of an echo that ended `n` bytes short.
+fn early_eof(n: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("EOF with {n} bytes of the echo missing"),
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use tether_core::smux::SmuxConfig;
 use tokio::task::JoinSet;
-use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::transport::Conn;
 use super::ClientArgs;
@@ -57,20 +56,19 @@ async fn one_run(args: &ClientArgs, smux: SmuxConfig) -> io::Result<bool> {
     Ok(all)
 }
 
-/// Sends `n` bytes of the pool while reading and checking the echo; the stream is dropped
-/// (closed) only after the whole echo arrived (xtaci 1.5.16 has no half-close).
+/// Sends `n` bytes of the pool (shared slices, not copied) while reading and checking the
+/// echo (in the received chunks, not copied); the stream is dropped (closed) only after the
+/// whole echo arrived (xtaci 1.5.16 has no half-close).
 async fn exchange(
     stream: tether_runtime_tokio::KcpStream,
     pool: Pool,
     i: usize,
     n: u64,
 ) -> io::Result<bool> {
-    let (r, w) = tokio::io::split(stream);
-    let (mut r, mut w) = (
-        r.compat(),
-        tokio_util::compat::TokioAsyncWriteCompatExt::compat_write(w),
-    );
     let off = pool.offset(i);
-    let (_, matched) = tokio::try_join!(pool.send(&mut w, off, n), pool.check(&mut r, off, n))?;
+    let (_, matched) = tokio::try_join!(
+        pool.send_chunks(&stream, off, n),
+        pool.check_chunks(&stream, off, n)
+    )?;
     Ok(matched)
 }

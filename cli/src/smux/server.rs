@@ -1,11 +1,10 @@
 //! `tether smux echo-server`: every stream of every session echoed until the peer's FIN.
 use std::io::{self, Write};
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 use super::transport::{Conn, Listener};
 use super::ServerArgs;
-use crate::bench::smux_payload::CHUNK;
 
 /// Serves until an accept fails (the listener stopped).
 pub async fn run(args: &ServerArgs) -> io::Result<bool> {
@@ -37,10 +36,11 @@ async fn serve(conn: Conn) {
     }
 }
 
-/// Copies the stream back to itself until the peer's FIN, then finishes it.
+/// Sends the stream's bytes back as they arrive (the received chunks themselves, not
+/// copies) until the peer's FIN, then finishes it.
 async fn echo(stream: tether_runtime_tokio::KcpStream) -> io::Result<()> {
-    let (r, mut w) = tokio::io::split(stream);
-    let mut r = BufReader::with_capacity(CHUNK, r);
-    tokio::io::copy_buf(&mut r, &mut w).await?;
-    w.shutdown().await
+    while let Some(c) = stream.read_chunk(usize::MAX).await? {
+        stream.write_chunk(c).await?;
+    }
+    (&stream).shutdown().await
 }

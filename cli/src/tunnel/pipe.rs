@@ -7,7 +7,9 @@
 //! directions are done.
 use std::io;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tether_runtime_mio::core::driver::BytesMut;
+use tether_runtime_tokio::KcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bytes per read: a few smux frames, a TCP window's worth of small writes.
 const CHUNK: usize = 64 * 1024;
@@ -48,45 +50,56 @@ pub fn log_end(from: &str, to: &str, result: &Result<Moved, PipeError>, quiet: b
 }
 
 /// Copies `local` ⇄ `tunnel` until both directions end (or one fails), then closes both
-/// (by dropping them).
-pub async fn pipe<L, T>(local: L, tunnel: T) -> Result<Moved, PipeError>
+/// (by dropping them). The tunnel side moves owned chunks: what is read from `local` lands
+/// in a block's uninitialised spare room (tokio's `read_buf`) and is queued on the stream as
+/// it is (`write_chunk`), and the stream's received chunks (`read_chunk`) are written to
+/// `local` from where they arrived: no copy in user space either way.
+pub async fn pipe<L>(local: L, tunnel: KcpStream) -> Result<Moved, PipeError>
 where
     L: AsyncRead + AsyncWrite,
-    T: AsyncRead + AsyncWrite,
 {
     let (lr, lw) = tokio::io::split(local);
-    let (tr, tw) = tokio::io::split(tunnel);
-    let up = one_way(lr, tw, PipeError::Local, PipeError::Tunnel);
-    let down = one_way(tr, lw, PipeError::Tunnel, PipeError::Local);
+    let up = local_to_tunnel(lr, &tunnel);
+    let down = tunnel_to_local(&tunnel, lw);
     // try_join: the first error drops the other direction at once (both sides close).
     let (up, down) = tokio::try_join!(up, down)?;
     Ok(Moved { up, down })
 }
 
-/// Copies `from` to `to` until `from` ends, then half-closes `to` (smux FIN or TCP FIN).
-async fn one_way<R, W>(
-    from: R,
-    to: W,
-    read_err: fn(io::Error) -> PipeError,
-    write_err: fn(io::Error) -> PipeError,
-) -> Result<u64, PipeError>
+/// Copies `from` into the tunnel until `from` ends, then half-closes the stream (smux FIN).
+async fn local_to_tunnel<R>(mut from: R, to: &KcpStream) -> Result<u64, PipeError>
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
 {
-    let mut from = BufReader::with_capacity(CHUNK, from);
-    let mut to = to;
+    let mut block = BytesMut::new();
     let mut n = 0u64;
     loop {
-        let chunk = from.fill_buf().await.map_err(read_err)?;
-        if chunk.is_empty() {
+        // In place once the stream let go of the block's earlier chunks, else a fresh one.
+        block.reserve(CHUNK);
+        let len = from.read_buf(&mut block).await.map_err(PipeError::Local)?;
+        if len == 0 {
             break;
         }
-        let len = chunk.len();
-        to.write_all(chunk).await.map_err(write_err)?;
-        from.consume(len);
+        to.write_chunk(block.split().freeze())
+            .await
+            .map_err(PipeError::Tunnel)?;
         n += len as u64;
     }
-    to.shutdown().await.map_err(write_err)?;
+    (&mut &*to).shutdown().await.map_err(PipeError::Tunnel)?;
+    Ok(n)
+}
+
+/// Copies the tunnel stream into `to` until the stream ends, then half-closes `to` (TCP
+/// FIN).
+async fn tunnel_to_local<W>(from: &KcpStream, mut to: W) -> Result<u64, PipeError>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut n = 0u64;
+    while let Some(c) = from.read_chunk(CHUNK).await.map_err(PipeError::Tunnel)? {
+        to.write_all(&c).await.map_err(PipeError::Local)?;
+        n += c.len() as u64;
+    }
+    to.shutdown().await.map_err(PipeError::Local)?;
     Ok(n)
 }

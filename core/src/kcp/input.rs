@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::segment::{Cmd, Header, OVERHEAD};
-use super::{InputError, Kcp, KcpFlavor, Seg, ASK_TELL};
+use super::{InputError, Kcp, KcpFlavor, Payload, Seg, ASK_TELL};
 use crate::time::timediff;
 use crate::wire::Reader;
 
@@ -214,7 +214,7 @@ impl Kcp {
             frg: h.frg,
             ts: h.ts,
             sn: h.sn,
-            data,
+            data: Payload::Owned(data),
             ..Seg::default()
         }
     }
@@ -227,7 +227,7 @@ impl Kcp {
                 break;
             }
             if let Some(seg) = self.snd_buf.pop_front() {
-                self.give_buf(seg.data);
+                self.give_payload(seg.data);
             }
             self.peer_acked = true;
             count += 1;
@@ -256,7 +256,7 @@ impl Kcp {
                 seg.acked = true;
                 self.peer_acked = true;
                 let data = std::mem::take(&mut seg.data);
-                self.give_buf(data);
+                self.give_payload(data);
             }
         }
     }
@@ -267,7 +267,7 @@ impl Kcp {
     fn pop_acked_front(&mut self) {
         while self.snd_buf.front().is_some_and(|s| s.acked) {
             if let Some(seg) = self.snd_buf.pop_front() {
-                self.give_buf(seg.data);
+                self.give_payload(seg.data);
             }
         }
     }

@@ -194,7 +194,11 @@ fn stream_mode_shares_full_pieces_and_merges_into_a_short_last_segment() {
         "100 + (mss - 100) merged, one full shared piece, a 700-byte shared tail"
     );
     write(&mut k, 50);
-    assert_eq!(queued(&k)[2], (750, 'O'), "the shared tail became a pooled copy");
+    assert_eq!(
+        queued(&k)[2],
+        (750, 'O'),
+        "the shared tail became a pooled copy"
+    );
     let all: Vec<u8> = k.snd_queue.iter().flat_map(|s| s.data.to_vec()).collect();
     assert_eq!(all, data[..at]);
     assert_eq!(k.stats().bytes_sent, at as u64);
@@ -232,7 +236,14 @@ fn full_window_blocks_a_chunk_then_reports_writable() {
     let start = test_start();
     let cfg = KcpConfig::fast3().with_windows(4, 4).with_stream(true);
     let link = LinkConfig::perfect().with_delay(Duration::from_millis(10));
-    let mut p = Pair::new(Kcp::new(3, cfg, start), Kcp::new(3, cfg, start), start, link.clone(), link, 1);
+    let mut p = Pair::new(
+        Kcp::new(3, cfg, start),
+        Kcp::new(3, cfg, start),
+        start,
+        link.clone(),
+        link,
+        1,
+    );
     let mss = p.a.mss();
     let data = pattern(12 * mss);
     let mut at = 0;
@@ -246,7 +257,11 @@ fn full_window_blocks_a_chunk_then_reports_writable() {
         }
     }
     assert!(at < data.len(), "the window never filled");
-    assert_eq!(p.a.stats().bytes_sent, at as u64, "a refused chunk counts nothing");
+    assert_eq!(
+        p.a.stats().bytes_sent,
+        at as u64,
+        "a refused chunk counts nothing"
+    );
     assert_eq!(
         ByteStream::write_chunk(&mut p.a, data.slice(at..)),
         Err(StreamError::Blocked)

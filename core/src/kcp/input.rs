@@ -177,8 +177,10 @@ impl Kcp {
         {
             // The next segment in order with nothing waiting before it: where inserting it
             // and `move_ready_to_queue` would put it, without touching `rcv_buf`.
-            let seg = self.received_seg(h, payload);
-            self.rcv_queue.push_back(seg);
+            // In order: a slice of the arena's block (arena.rs says why only these).
+            let data = self.arena.copy(payload, 4 * self.max_datagram());
+            self.rcv_queue
+                .push_back(received_seg(h, Payload::Shared(data)));
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             return false;
         }
@@ -195,7 +197,10 @@ impl Kcp {
             }
         }
         if !repeat {
-            let seg = self.received_seg(h, payload);
+            // Parked (or placed) out of order: a pooled buffer of its own.
+            let mut buf = self.take_buf();
+            buf.extend_from_slice(payload);
+            let seg = received_seg(h, Payload::Owned(buf));
             if insert_at == self.rcv_buf.len() {
                 self.rcv_buf.push_back(seg);
             } else {
@@ -204,19 +209,6 @@ impl Kcp {
         }
         self.move_ready_to_queue();
         repeat
-    }
-
-    /// A received PUSH segment with its own copy of the payload.
-    fn received_seg(&mut self, h: &Header, payload: &[u8]) -> Seg {
-        let mut data = self.take_buf();
-        data.extend_from_slice(payload);
-        Seg {
-            frg: h.frg,
-            ts: h.ts,
-            sn: h.sn,
-            data: Payload::Owned(data),
-            ..Seg::default()
-        }
     }
 
     /// Drops every segment below `una` from `snd_buf`; returns how many went.
@@ -312,5 +304,16 @@ impl Kcp {
             }
         }
         self.fastack_pending |= bumped;
+    }
+}
+
+/// A received PUSH segment holding `data`.
+fn received_seg(h: &Header, data: Payload) -> Seg {
+    Seg {
+        frg: h.frg,
+        ts: h.ts,
+        sn: h.sn,
+        data,
+        ..Seg::default()
     }
 }

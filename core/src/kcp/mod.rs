@@ -9,6 +9,7 @@
 //!   would send (kcp.md §11.2).
 #[cfg(test)]
 mod ack_bound_tests;
+mod arena;
 #[cfg(test)]
 mod chunk_tests;
 mod config;
@@ -238,6 +239,8 @@ pub struct Kcp {
     obuf: Vec<u8>,
     /// Recycled datagram and segment buffers: steady state allocates nothing per segment.
     pool: Vec<Vec<u8>>,
+    /// Blocks in-order received payloads are copied into.
+    arena: arena::RecvArena,
 
     // Driver state (kcp.md §11.2 made event-driven).
     next_flush: Option<u32>,
@@ -307,6 +310,7 @@ impl Kcp {
             out: VecDeque::new(),
             obuf: Vec::new(),
             pool: Vec::new(),
+            arena: arena::RecvArena::default(),
             next_flush: None,
             flush_pending: false,
             last_now: now,

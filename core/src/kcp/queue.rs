@@ -70,6 +70,7 @@ impl Kcp {
             return;
         }
         self.pool = Vec::new();
+        self.arena = super::arena::RecvArena::default();
         self.snd_queue = VecDeque::new();
         self.snd_buf = VecDeque::new();
         self.rcv_buf = VecDeque::new();

@@ -14,9 +14,12 @@ use bytes::{Bytes, BytesMut};
 
 /// Largest block.
 const BLOCK_MAX: usize = 64 * 1024;
-/// Filled blocks tracked for reuse: enough for the receive side of a fast session's hub
-/// buffer; a block still shared when it drops out is freed by its last slice.
-const TRACKED: usize = 64;
+/// Filled blocks tracked for reuse: a fast session's receive window (8192 segments) plus
+/// the reader's buffer fit; a block still shared when it drops out is freed by its last
+/// slice. Tracking a shared block costs no memory: its slices keep it alive anyway.
+const TRACKED: usize = 256;
+/// Free blocks kept besides the one taken; more go back to the allocator.
+const FREE: usize = 16;
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -46,14 +49,24 @@ impl RecvArena {
     fn next_block(&mut self, need: usize, start: usize) {
         let first = self.next == 0;
         let size = self.next.max(start).max(need).min(BLOCK_MAX.max(need));
-        let reusable = self.used.iter_mut().position(|b| b.try_reclaim(size));
-        let block = match reusable.and_then(|i| self.used.remove(i)) {
-            Some(b) => b,
-            None => {
-                self.next = (size * 2).min(BLOCK_MAX);
-                BytesMut::with_capacity(size)
+        // The oldest block no slice shares any more, reclaimed in place.
+        let mut found = None;
+        let mut free = 0;
+        self.used.retain_mut(|b| {
+            if !b.try_reclaim(size) {
+                return true;
             }
-        };
+            if found.is_none() {
+                found = Some(std::mem::take(b));
+                return false;
+            }
+            free += 1;
+            free <= FREE
+        });
+        let block = found.unwrap_or_else(|| {
+            self.next = (size * 2).min(BLOCK_MAX);
+            BytesMut::with_capacity(size)
+        });
         let full = std::mem::replace(&mut self.cur, block);
         if !first {
             self.used.push_back(full);

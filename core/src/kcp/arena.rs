@@ -49,20 +49,7 @@ impl RecvArena {
     fn next_block(&mut self, need: usize, start: usize) {
         let first = self.next == 0;
         let size = self.next.max(start).max(need).min(BLOCK_MAX.max(need));
-        // The oldest block no slice shares any more, reclaimed in place.
-        let mut found = None;
-        let mut free = 0;
-        self.used.retain_mut(|b| {
-            if !b.try_reclaim(size) {
-                return true;
-            }
-            if found.is_none() {
-                found = Some(std::mem::take(b));
-                return false;
-            }
-            free += 1;
-            free <= FREE
-        });
+        let found = crate::reclaim::take_free_block(&mut self.used, size, FREE);
         let block = found.unwrap_or_else(|| {
             self.next = (size * 2).min(BLOCK_MAX);
             BytesMut::with_capacity(size)

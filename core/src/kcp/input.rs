@@ -178,7 +178,7 @@ impl Kcp {
             // The next segment in order with nothing waiting before it: where inserting it
             // and `move_ready_to_queue` would put it, without touching `rcv_buf`.
             // In order: a slice of the arena's block (arena.rs says why only these).
-            let data = self.arena.copy(payload, 4 * self.max_datagram());
+            let data = self.arena.copy(payload, self.max_datagram());
             self.rcv_queue
                 .push_back(received_seg(h, Payload::Shared(data)));
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);

@@ -71,6 +71,7 @@
 pub mod chunks;
 pub mod driver;
 pub mod kcp;
+pub mod reclaim;
 pub mod rng;
 pub mod session;
 pub mod smux;

@@ -41,20 +41,7 @@ impl BlockPool {
     pub fn get(&mut self, min: usize) -> BytesMut {
         let want = min.max(BLOCK);
         self.gets += 1;
-        let mut found = None;
-        let mut free = 0;
-        self.spares.retain_mut(|b| {
-            // `try_reclaim` succeeds (in place) only when nothing else shares the block.
-            if !b.try_reclaim(want) {
-                return true;
-            }
-            if found.is_none() {
-                found = Some(std::mem::take(b));
-                return false;
-            }
-            free += 1;
-            free <= FREE_BLOCKS
-        });
+        let found = tether_core::reclaim::take_free_block(&mut self.spares, want, FREE_BLOCKS);
         found.unwrap_or_else(|| BytesMut::with_capacity(want))
     }
 

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::segment::{Cmd, Header, OVERHEAD};
-use super::{InputError, Kcp, KcpFlavor, Seg, ASK_TELL};
+use super::{InputError, Kcp, KcpFlavor, Payload, Seg, ASK_TELL};
 use crate::time::timediff;
 use crate::wire::Reader;
 
@@ -177,8 +177,10 @@ impl Kcp {
         {
             // The next segment in order with nothing waiting before it: where inserting it
             // and `move_ready_to_queue` would put it, without touching `rcv_buf`.
-            let seg = self.received_seg(h, payload);
-            self.rcv_queue.push_back(seg);
+            // In order: a slice of the arena's block (arena.rs says why only these).
+            let data = self.arena.copy(payload, self.max_datagram());
+            self.rcv_queue
+                .push_back(received_seg(h, Payload::Shared(data)));
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             return false;
         }
@@ -195,7 +197,10 @@ impl Kcp {
             }
         }
         if !repeat {
-            let seg = self.received_seg(h, payload);
+            // Parked (or placed) out of order: a pooled buffer of its own.
+            let mut buf = self.take_buf();
+            buf.extend_from_slice(payload);
+            let seg = received_seg(h, Payload::Owned(buf));
             if insert_at == self.rcv_buf.len() {
                 self.rcv_buf.push_back(seg);
             } else {
@@ -206,19 +211,6 @@ impl Kcp {
         repeat
     }
 
-    /// A received PUSH segment with its own copy of the payload.
-    fn received_seg(&mut self, h: &Header, payload: &[u8]) -> Seg {
-        let mut data = self.take_buf();
-        data.extend_from_slice(payload);
-        Seg {
-            frg: h.frg,
-            ts: h.ts,
-            sn: h.sn,
-            data,
-            ..Seg::default()
-        }
-    }
-
     /// Drops every segment below `una` from `snd_buf`; returns how many went.
     fn parse_una(&mut self, una: u32) -> usize {
         let mut count = 0;
@@ -227,7 +219,7 @@ impl Kcp {
                 break;
             }
             if let Some(seg) = self.snd_buf.pop_front() {
-                self.give_buf(seg.data);
+                self.give_payload(seg.data);
             }
             self.peer_acked = true;
             count += 1;
@@ -256,7 +248,7 @@ impl Kcp {
                 seg.acked = true;
                 self.peer_acked = true;
                 let data = std::mem::take(&mut seg.data);
-                self.give_buf(data);
+                self.give_payload(data);
             }
         }
     }
@@ -267,7 +259,7 @@ impl Kcp {
     fn pop_acked_front(&mut self) {
         while self.snd_buf.front().is_some_and(|s| s.acked) {
             if let Some(seg) = self.snd_buf.pop_front() {
-                self.give_buf(seg.data);
+                self.give_payload(seg.data);
             }
         }
     }
@@ -312,5 +304,16 @@ impl Kcp {
             }
         }
         self.fastack_pending |= bumped;
+    }
+}
+
+/// A received PUSH segment holding `data`.
+fn received_seg(h: &Header, data: Payload) -> Seg {
+    Seg {
+        frg: h.frg,
+        ts: h.ts,
+        sn: h.sn,
+        data,
+        ..Seg::default()
     }
 }

@@ -9,10 +9,14 @@
 //!   would send (kcp.md §11.2).
 #[cfg(test)]
 mod ack_bound_tests;
+mod arena;
+#[cfg(test)]
+mod chunk_tests;
 mod config;
 mod cwnd;
 mod flush;
 mod input;
+mod payload;
 mod queue;
 mod rto;
 pub mod segment;
@@ -28,6 +32,8 @@ pub use cwnd::Cwnd;
 pub use queue::WHOLE_SEGMENT;
 pub use rto::RttEstimator;
 pub use stats::KcpStats;
+
+use payload::Payload;
 
 use crate::driver::{read_chunk_with, ByteStream, Bytes, BytesMut, Machine, StreamError, Transmit};
 use crate::time::{timediff, WireClock};
@@ -60,7 +66,7 @@ struct Seg {
     resendts: u32,
     fastack: u32,
     acked: bool,
-    data: Vec<u8>,
+    data: Payload,
 }
 
 /// Application events.
@@ -233,6 +239,8 @@ pub struct Kcp {
     obuf: Vec<u8>,
     /// Recycled datagram and segment buffers: steady state allocates nothing per segment.
     pool: Vec<Vec<u8>>,
+    /// Blocks in-order received payloads are copied into.
+    arena: arena::RecvArena,
 
     // Driver state (kcp.md §11.2 made event-driven).
     next_flush: Option<u32>,
@@ -302,6 +310,7 @@ impl Kcp {
             out: VecDeque::new(),
             obuf: Vec::new(),
             pool: Vec::new(),
+            arena: arena::RecvArena::default(),
             next_flush: None,
             flush_pending: false,
             last_now: now,
@@ -410,6 +419,18 @@ impl Kcp {
         self.flush_pending = true;
         self.ack_pending = true;
         Ok(data.len())
+    }
+
+    /// [`Kcp::write`] of an owned chunk: the same acceptance and segments, but the
+    /// segments keep slices of `data` instead of copies (issue 15 item 8); only a piece
+    /// topping up a short queued segment, or shorter than [`WHOLE_SEGMENT`], is copied.
+    pub fn write_chunk(&mut self, data: Bytes) -> Result<usize, WriteError> {
+        self.check_writable(&data)?;
+        let n = data.len();
+        self.send_chunk(data);
+        self.flush_pending = true;
+        self.ack_pending = true;
+        Ok(n)
     }
 
     /// Why a write of `data` would take nothing (closed, empty, window full); a refusal for a
@@ -670,6 +691,15 @@ impl Kcp {
     }
 }
 
+/// A refused byte-stream write: writes are cut into segments, so only a full window (or
+/// a closed machine) refuses one.
+fn stream_error(e: WriteError) -> StreamError {
+    match e {
+        WriteError::Closed => StreamError::Closed,
+        _ => StreamError::Blocked,
+    }
+}
+
 /// KCP in stream mode as the application's byte stream. KCP has no FIN, so there is no
 /// half-close ([`StreamError::Unsupported`]); message-mode users call [`Kcp::recv`] and
 /// [`Kcp::write_message`] instead.
@@ -679,10 +709,15 @@ impl ByteStream for Kcp {
             return Ok(0);
         }
         // Stream-mode writes are cut into segments, so only a full window refuses them.
-        Kcp::write(self, data).map_err(|e| match e {
-            WriteError::Closed => StreamError::Closed,
-            _ => StreamError::Blocked,
-        })
+        Kcp::write(self, data).map_err(stream_error)
+    }
+
+    /// The chunk's bytes are queued as slices of it ([`Kcp::write_chunk`]).
+    fn write_chunk(&mut self, data: Bytes) -> Result<usize, StreamError> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        Kcp::write_chunk(self, data).map_err(stream_error)
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {

@@ -2,9 +2,11 @@
 //! (kcp.md §4, §7).
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
-use super::{Kcp, KcpFlavor, RecvError, Seg, SendError, ASK_TELL, IKCP_WND_RCV, MAX_FRAGMENTS};
+use super::{
+    Kcp, KcpFlavor, Payload, RecvError, Seg, SendError, ASK_TELL, IKCP_WND_RCV, MAX_FRAGMENTS,
+};
 
 /// Segments of at least this many bytes leave [`Kcp::read_chunk`] as they are (a full
 /// segment at any MTU kcp-go allows; a smaller one is worth a copy to save a chunk).
@@ -37,6 +39,14 @@ impl Kcp {
         }
     }
 
+    /// A finished segment's payload: its buffer back to the pool, or its share of an
+    /// application chunk released.
+    pub(super) fn give_payload(&mut self, p: Payload) {
+        if let Some(b) = p.into_buf() {
+            self.give_buf(b);
+        }
+    }
+
     /// Whether the control block is idle: nothing queued, in flight, unacknowledged,
     /// unread, out of order, waiting to be ACKed or sent, and no probe or flush pending.
     pub fn is_idle(&self) -> bool {
@@ -60,6 +70,7 @@ impl Kcp {
             return;
         }
         self.pool = Vec::new();
+        self.arena = super::arena::RecvArena::default();
         self.snd_queue = VecDeque::new();
         self.snd_buf = VecDeque::new();
         self.rcv_buf = VecDeque::new();
@@ -75,9 +86,64 @@ impl Kcp {
         buf.extend_from_slice(data);
         Seg {
             frg,
-            data: buf,
+            data: Payload::Owned(buf),
             ..Seg::default()
         }
+    }
+
+    /// Stream mode (kcp.md §4): tops up the last queued segment, if it is short of `mss`,
+    /// with the front of `data`. Returns how many bytes it took. A segment sharing an
+    /// application chunk becomes a pooled copy first (at most one segment per write).
+    fn merge_into_last(&mut self, data: &[u8]) -> usize {
+        let mss = self.mss as usize;
+        let room = match self.snd_queue.back() {
+            Some(last) if last.data.len() < mss => mss - last.data.len(),
+            _ => return 0,
+        };
+        let extend = room.min(data.len());
+        let Some(mut last) = self.snd_queue.pop_back() else {
+            return 0;
+        };
+        let mut buf = match std::mem::take(&mut last.data) {
+            Payload::Owned(v) => v,
+            Payload::Shared(b) => {
+                let mut v = self.take_buf();
+                v.extend_from_slice(&b);
+                v
+            }
+        };
+        buf.extend_from_slice(&data[..extend]);
+        last.data = Payload::Owned(buf);
+        self.snd_queue.push_back(last);
+        extend
+    }
+
+    /// [`Kcp::send`] of an owned chunk as [`Kcp::write`] cuts it (`mss`-sized sends, each
+    /// one segment with `frg` 0), without copying it: segments share slices of `data`.
+    /// Stream mode first tops up a short last segment (a copy of that piece only), and a
+    /// piece shorter than [`WHOLE_SEGMENT`] is copied into a pooled buffer, so small
+    /// writes neither pin their chunks nor make the next merge copy twice. The segments
+    /// are those `write` would queue for the same bytes (the wire is the same).
+    pub(super) fn send_chunk(&mut self, mut data: Bytes) {
+        let total = data.len();
+        if self.cfg.stream {
+            let taken = self.merge_into_last(&data);
+            data.advance(taken);
+        }
+        let mss = self.mss as usize;
+        while !data.is_empty() {
+            let piece = data.split_to(mss.min(data.len()));
+            let seg = if piece.len() < WHOLE_SEGMENT {
+                self.new_seg(&piece, 0)
+            } else {
+                Seg {
+                    data: Payload::Shared(piece),
+                    ..Seg::default()
+                }
+            };
+            self.snd_queue.push_back(seg);
+        }
+        self.stats.bytes_sent += total as u64;
     }
 
     /// kcp-go `Send` (kcp.md §4): queue `data`, merging into the last queued segment in
@@ -91,13 +157,7 @@ impl Kcp {
         }
         let mss = self.mss as usize;
         if self.cfg.stream {
-            if let Some(last) = self.snd_queue.back_mut() {
-                if last.data.len() < mss {
-                    let extend = (mss - last.data.len()).min(data.len());
-                    last.data.extend_from_slice(&data[..extend]);
-                    data = &data[extend..];
-                }
-            }
+            data = &data[self.merge_into_last(data)..];
             if data.is_empty() {
                 self.stats.bytes_sent += total as u64;
                 return Ok(total);
@@ -161,7 +221,7 @@ impl Kcp {
             let last = seg.frg == 0;
             buf[n..n + seg.data.len()].copy_from_slice(&seg.data);
             n += seg.data.len();
-            self.give_buf(seg.data);
+            self.give_payload(seg.data);
             if last {
                 break;
             }
@@ -187,10 +247,10 @@ impl Kcp {
             n += take;
             if take == seg.data.len() {
                 if let Some(seg) = self.rcv_queue.pop_front() {
-                    self.give_buf(seg.data);
+                    self.give_payload(seg.data);
                 }
             } else {
-                seg.data.drain(..take);
+                seg.data.advance(take);
             }
         }
         self.after_recv(recover, n);
@@ -228,7 +288,7 @@ impl Kcp {
         let recover = self.rcv_queue.len() >= self.cfg.rcv_wnd as usize;
         let seg = self.rcv_queue.pop_front()?;
         self.after_recv(recover, len);
-        Some(Bytes::from(seg.data))
+        Some(seg.data.into_bytes())
     }
 
     fn after_recv(&mut self, recover: bool, n: usize) {

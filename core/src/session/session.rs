@@ -384,6 +384,10 @@ impl Session {
     pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         self.kcp.write(data)
     }
+    /// [`Session::write`] of an owned chunk, queued without a copy ([`Kcp::write_chunk`]).
+    pub fn write_chunk(&mut self, data: Bytes) -> Result<usize, WriteError> {
+        self.kcp.write_chunk(data)
+    }
     /// Writes `data` as one KCP message ([`Kcp::write_message`]; for message-mode peers such
     /// as ikcp).
     pub fn write_message(&mut self, data: &[u8]) -> Result<usize, WriteError> {
@@ -829,6 +833,10 @@ impl Machine for Session {
 impl ByteStream for Session {
     fn write(&mut self, data: &[u8]) -> Result<usize, StreamError> {
         ByteStream::write(&mut self.kcp, data)
+    }
+
+    fn write_chunk(&mut self, data: Bytes) -> Result<usize, StreamError> {
+        ByteStream::write_chunk(&mut self.kcp, data)
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {

@@ -325,17 +325,10 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
 /// `read_chunk` to report (the next turn registers the task's waker again).
 fn take_ready_chunks(stream: &KcpStream, batch: &mut Vec<Bytes>, max: usize) -> usize {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let mut taken = 0;
-    while taken < max {
-        match stream.poll_read_chunk(&mut cx, max - taken) {
-            std::task::Poll::Ready(Ok(Some(c))) => {
-                taken += c.len();
-                batch.push(c);
-            }
-            _ => break,
-        }
+    match stream.poll_read_chunks(&mut cx, max, batch) {
+        std::task::Poll::Ready(Ok(n)) if max > 0 => n,
+        _ => 0,
     }
-    taken
 }
 
 /// Queues the chunks waiting in `batch` for stdout (nothing when there are none) and puts

@@ -476,6 +476,17 @@ impl StreamHandle {
         self.hub.poll_read_chunk(self.id, cx, max)
     }
 
+    /// Appends every received chunk, up to `max` bytes in all, to `out` under one lock;
+    /// `Ok(0)` at the end of the stream. See [`StreamHandle::read_chunks`].
+    pub fn poll_read_chunks(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        out: &mut Vec<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        self.hub.poll_read_chunks(self.id, cx, max, out)
+    }
+
     /// Queues `chunk` whole, without copying it, once the send buffer has room; takes it
     /// (leaves it empty) when ready. See [`StreamHandle::write_chunk`].
     pub fn poll_write_chunk(
@@ -493,6 +504,14 @@ impl StreamHandle {
     /// Works on every runtime (`KcpStream` derefs to this handle).
     pub async fn read_chunk(&self, max: usize) -> io::Result<Option<Bytes>> {
         poll_fn(|cx| self.poll_read_chunk(cx, max)).await
+    }
+
+    /// Waits for received bytes and appends every chunk already there, up to `max` bytes in
+    /// all (at least 1), to `out`, without copying them; returns their length, `0` at the
+    /// end of the stream. The batch form of [`StreamHandle::read_chunk`] for a reader that
+    /// writes many chunks at once (one `writev`), as quinn's `read_chunks`.
+    pub async fn read_chunks(&self, max: usize, out: &mut Vec<Bytes>) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read_chunks(cx, max, out)).await
     }
 
     /// Sends `chunk` without copying it: waits until the send buffer has room, then queues

@@ -30,9 +30,14 @@ pub const RECV_BUFFER: usize = 1 << 20;
 /// queue's block instead of queued on their own: the driver hands the stack one chunk at a
 /// time, and a multiplexer frames each as at least one frame (smux: an 8-byte header and
 /// a KCP segment's worth of work per chunk), so a stream of tiny chunks would cost far more
-/// below than the copy of a few KiB does here. Received chunks this short are merged the
-/// same way ([`StreamBuf::push_received`]).
+/// below than the copy of a few KiB does here.
 pub const COPY_CHUNKS_BELOW: usize = 4 * 1024;
+/// Received chunks shorter than this are copied into the receive queue's block instead of
+/// queued on their own ([`StreamBuf::push_received`]): below a KCP segment's usual size a
+/// chunk costs more in queue entries and per-chunk reads than its copy. A whole segment
+/// (KCP hands them out as slices of its receive blocks) is queued as it is, so a reader
+/// that takes chunks ([`Hub::poll_read_chunks`]) gets the received bytes without a copy.
+pub const MERGE_RECEIVED_BELOW: usize = 512;
 
 /// Why a stream can no longer carry data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,11 +164,10 @@ impl StreamBuf {
     }
 
     /// Driver side: queues a chunk the stack handed out for the application. A short one
-    /// (below [`COPY_CHUNKS_BELOW`]: a KCP session's reads are about a segment each) is
-    /// copied into the queue's block, so `read_chunk` hands out what several reads brought
-    /// as one chunk instead of a lock, a wake-up and a write per segment.
+    /// (below [`MERGE_RECEIVED_BELOW`]) is copied into the queue's block, so tiny segments
+    /// do not become tiny chunks.
     pub fn push_received(&mut self, chunk: Bytes) {
-        if chunk.len() < COPY_CHUNKS_BELOW {
+        if chunk.len() < MERGE_RECEIVED_BELOW {
             self.recv.extend_from_slice(&chunk);
         } else {
             self.recv.push(chunk);
@@ -528,6 +532,48 @@ impl Hub {
         }
         if s.eof {
             return Poll::Ready(Ok(None));
+        }
+        if let Some(g) = s.gone {
+            return Poll::Ready(Err(g.error()));
+        }
+        s.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Takes every received chunk up to `max` bytes in all (at least one byte) under one
+    /// lock, appending them to `out` without copying; `Ok(0)` at the end of the stream (when
+    /// nothing was taken). A reader that gathers many segment-sized chunks per wake-up (a
+    /// `writev` to a pipe) pays one lock per batch, not one per chunk.
+    pub fn poll_read_chunks(
+        &self,
+        key: StreamKey,
+        cx: &mut Context<'_>,
+        max: usize,
+        out: &mut Vec<Bytes>,
+    ) -> Poll<io::Result<usize>> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(s) = st.streams.get_mut(&key) else {
+            return Poll::Ready(Ok(0));
+        };
+        let was_full = s.recv.len() >= RECV_BUFFER;
+        let mut taken = 0;
+        while taken < max.max(1) {
+            let Some(c) = s.recv.pop_chunk(max.max(1) - taken) else {
+                break;
+            };
+            taken += c.len();
+            out.push(c);
+        }
+        if taken > 0 {
+            s.release_buffers(&mut st.blocks);
+            if was_full || s.recv.len() < RECV_BUFFER / 2 {
+                st.mark_dirty(key);
+            }
+            return Poll::Ready(Ok(taken));
+        }
+        if s.eof {
+            return Poll::Ready(Ok(0));
         }
         if let Some(g) = s.gone {
             return Poll::Ready(Err(g.error()));
@@ -973,32 +1019,36 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }
 
-    /// Short received chunks (a KCP session's per-segment reads) come out merged; a large
-    /// one comes out as it went in.
+    /// Tiny received chunks come out merged; segment-sized ones (a KCP session's reads) come
+    /// out as they went in, and `poll_read_chunks` takes them all under one lock.
     #[test]
-    fn short_received_chunks_are_merged() {
+    fn tiny_received_chunks_are_merged_segments_are_not() {
         let (hub, key) = hub_with_stream();
         let mut cx = Context::from_waker(Waker::noop());
-        let big = Bytes::from(vec![9u8; 2 * COPY_CHUNKS_BELOW]);
+        let segs: Vec<Bytes> = (0..40u8).map(|k| Bytes::from(vec![k; 1400])).collect();
         {
             let mut st = hub.lock();
             let s = st.streams.get_mut(&key).unwrap();
-            for k in 0..40u8 {
-                s.push_received(Bytes::from(vec![k; 1400]));
+            for k in 0..10u8 {
+                s.push_received(Bytes::from(vec![k; 50]));
             }
-            s.push_received(big.clone());
+            for c in &segs {
+                s.push_received(c.clone());
+            }
         }
         let Poll::Ready(Ok(Some(a))) = hub.poll_read_chunk(key, &mut cx, usize::MAX) else {
             panic!("a chunk")
         };
-        assert_eq!(a.len(), 40 * 1400, "one merged chunk");
-        assert!(a
-            .chunks(1400)
-            .enumerate()
-            .all(|(k, c)| c == vec![k as u8; 1400]));
-        let Poll::Ready(Ok(Some(b))) = hub.poll_read_chunk(key, &mut cx, usize::MAX) else {
-            panic!("the large chunk")
+        assert_eq!(a.len(), 10 * 50, "one merged chunk");
+        assert!(a.chunks(50).enumerate().all(|(k, c)| c == vec![k as u8; 50]));
+        let mut out = Vec::new();
+        let got = hub.poll_read_chunks(key, &mut cx, 30 * 1400 + 7, &mut out);
+        assert!(matches!(got, Poll::Ready(Ok(n)) if n == 30 * 1400 + 7));
+        assert_eq!(out.len(), 31, "30 whole segments and the head of the next");
+        assert!(out.iter().zip(&segs).take(30).all(|(o, s)| o.as_ptr() == s.as_ptr()));
+        let Poll::Ready(Ok(Some(rest))) = hub.poll_read_chunk(key, &mut cx, usize::MAX) else {
+            panic!("the rest of segment 30")
         };
-        assert_eq!(b.as_ptr(), big.as_ptr(), "not copied");
+        assert_eq!(rest.len(), 1400 - 7, "not copied, the rest of the split segment");
     }
 }

@@ -1040,15 +1040,26 @@ mod tests {
             panic!("a chunk")
         };
         assert_eq!(a.len(), 10 * 50, "one merged chunk");
-        assert!(a.chunks(50).enumerate().all(|(k, c)| c == vec![k as u8; 50]));
+        assert!(a
+            .chunks(50)
+            .enumerate()
+            .all(|(k, c)| c == vec![k as u8; 50]));
         let mut out = Vec::new();
         let got = hub.poll_read_chunks(key, &mut cx, 30 * 1400 + 7, &mut out);
         assert!(matches!(got, Poll::Ready(Ok(n)) if n == 30 * 1400 + 7));
         assert_eq!(out.len(), 31, "30 whole segments and the head of the next");
-        assert!(out.iter().zip(&segs).take(30).all(|(o, s)| o.as_ptr() == s.as_ptr()));
+        assert!(out
+            .iter()
+            .zip(&segs)
+            .take(30)
+            .all(|(o, s)| o.as_ptr() == s.as_ptr()));
         let Poll::Ready(Ok(Some(rest))) = hub.poll_read_chunk(key, &mut cx, usize::MAX) else {
             panic!("the rest of segment 30")
         };
-        assert_eq!(rest.len(), 1400 - 7, "not copied, the rest of the split segment");
+        assert_eq!(
+            rest.len(),
+            1400 - 7,
+            "not copied, the rest of the split segment"
+        );
     }
 }

@@ -2,9 +2,10 @@
 //! `golang-github-xtaci-smux-dev`, through our `tests/go/smuxpeer`) against `tether smux`, v1
 //! and v2, both directions (Go server ← tether client, tether server ← Go client), over TCP and
 //! over a KCP session (kcp-go + smux on the Go side, kcptun's settings); plus Go ↔ Go and
-//! yamux ↔ yamux (`tether bench-yamux-peer`) sanity rows. Every case: 16 streams opened at
-//! once on one session, 4 MiB echoed on each, checked byte for byte by the client, which
-//! prints `16 streams x 4194304 bytes match=true X MB/s` and exits 0. `tether smux` also runs
+//! yamux ↔ yamux (`tether bench-yamux-peer`) sanity rows, and the two plain-TCP floor peers
+//! of `tether bench-smux` (no multiplexer: one connection per stream). Every case: 16 streams
+//! opened at once on one session, 4 MiB echoed on each, checked byte for byte by the client,
+//! which prints `16 streams x 4194304 bytes match=true X MB/s` and exits 0. `tether smux` also runs
 //! against itself in every dialect (v1, v2, seed) over both transports.
 //!
 //! All peers share `tether smux`'s command line (issue 16, item 5), documented at the top of
@@ -59,6 +60,9 @@ enum Peer {
     Tether,
     /// `tether bench-yamux-peer` (the yamux crate; TCP only, no dialect).
     Yamux,
+    /// `tether bench-yamux-peer --plain`: no multiplexer, one TCP connection per stream (the
+    /// floor row of `tether bench-smux`).
+    Plain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +97,12 @@ fn command(peer: Peer, role: &str, dialect: Option<&str>, t: Transport) -> Comma
             c.arg("smux");
             c
         }
-        Peer::Yamux => {
+        Peer::Yamux | Peer::Plain => {
             let mut c = Command::new(tether_bin());
             c.arg("bench-yamux-peer");
+            if peer == Peer::Plain {
+                c.arg("--plain");
+            }
             c
         }
     };
@@ -251,6 +258,9 @@ echo_rows! { []
     go_to_go_v1_kcp: Go <- Go, Some("v1"), Kcp;
     go_to_go_v2_kcp: Go <- Go, Some("v2"), Kcp;
     yamux_to_yamux_tcp: Yamux <- Yamux, None, Tcp;
+    // The floor rows of `tether bench-smux`: plain TCP, one connection per stream.
+    go_plain_tcp: Go <- Go, Some("raw"), Tcp;
+    rust_plain_tcp: Plain <- Plain, None, Tcp;
 }
 
 // ---------------------------------------------------------------- tether with Go, and with itself

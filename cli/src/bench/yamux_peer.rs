@@ -10,6 +10,10 @@
 //!   / 1e6); exit 1 on a mismatch, an error or a timeout.
 //!
 //! The payload is [`Pool`]'s, the scheme of `tests/go/smuxpeer`.
+//!
+//! `--plain` drops the multiplexer: one TCP connection per stream, echoed by a plain
+//! read/write loop on the same runtime. `tether bench-smux` runs it as the floor every
+//! multiplexer pays on top of its own work (the kernel's loopback TCP for the same bytes).
 use std::future::poll_fn;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
@@ -18,7 +22,7 @@ use clap::{Args, Subcommand};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio_util::compat::TokioAsyncReadCompatExt;
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use yamux::{Connection, Mode, Stream};
 
 use super::peer::runtime;
@@ -36,6 +40,9 @@ pub struct YamuxPeerArgs {
     /// Only `tcp` (yamux has no KCP binding here); accepted for `tether smux`'s command line.
     #[arg(long, default_value = "tcp", value_parser = ["tcp"], global = true)]
     pub transport: String,
+    /// No multiplexer: one TCP connection per stream (the floor of `tether bench-smux`).
+    #[arg(long, global = true)]
+    pub plain: bool,
 }
 
 /// The two roles of `tether smux`.
@@ -84,8 +91,8 @@ pub fn run_yamux_peer(args: &YamuxPeerArgs) -> i32 {
         }
     };
     let r = match &args.role {
-        YamuxRole::EchoServer { listen, quiet } => rt.block_on(serve(listen, *quiet)),
-        YamuxRole::Client(c) => rt.block_on(client(c)),
+        YamuxRole::EchoServer { listen, quiet } => rt.block_on(serve(listen, *quiet, args.plain)),
+        YamuxRole::Client(c) => rt.block_on(client(c, args.plain)),
     };
     match r {
         Ok(()) => 0,
@@ -101,7 +108,7 @@ fn config() -> yamux::Config {
     yamux::Config::default()
 }
 
-async fn serve(listen: &str, quiet: bool) -> Result<(), String> {
+async fn serve(listen: &str, quiet: bool, plain: bool) -> Result<(), String> {
     let l = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("listen {listen}: {e}"))?;
@@ -114,6 +121,10 @@ async fn serve(listen: &str, quiet: bool) -> Result<(), String> {
     loop {
         let (tcp, peer) = l.accept().await.map_err(|e| format!("accept: {e}"))?;
         let _ = tcp.set_nodelay(true);
+        if plain {
+            tokio::spawn(echo_plain(tcp));
+            continue;
+        }
         tokio::spawn(async move {
             let r = serve_connection(tcp).await;
             if !quiet {
@@ -146,14 +157,36 @@ async fn echo(s: Stream) -> io::Result<()> {
     w.close().await
 }
 
-async fn client(args: &ClientArgs) -> Result<(), String> {
+/// Echoes one TCP connection (`--plain`) until EOF, then closes it.
+async fn echo_plain(tcp: TcpStream) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut r, mut w) = tcp.into_split();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        w.write_all(&buf[..n]).await?;
+    }
+    w.shutdown().await
+}
+
+async fn client(args: &ClientArgs, plain: bool) -> Result<(), String> {
     if args.streams == 0 || args.runs == 0 {
         return Err("--streams and --runs must be at least 1".into());
     }
     let limit = Duration::try_from_secs_f64(args.timeout)
         .map_err(|e| format!("--timeout {}: {e}", args.timeout))?;
     for run in 1..=args.runs {
-        let (secs, matched) = tokio::time::timeout(limit, run_once(args))
+        let once = async {
+            if plain {
+                run_plain(args).await
+            } else {
+                run_once(args).await
+            }
+        };
+        let (secs, matched) = tokio::time::timeout(limit, once)
             .await
             .map_err(|_| format!("run {run}: not finished within --timeout {limit:?}"))?
             .map_err(|e| format!("run {run}: {e}"))?;
@@ -217,6 +250,34 @@ async fn run_once(args: &ClientArgs) -> Result<(f64, bool), String> {
     let _ = done.send(());
     let _ = driver.await;
     Ok((secs, matched))
+}
+
+/// `--plain`: one TCP connection per stream, each exchanged like a stream.
+async fn run_plain(args: &ClientArgs) -> Result<(f64, bool), String> {
+    let pool = Pool::random();
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for i in 0..args.streams {
+        let tcp = TcpStream::connect(&args.remote)
+            .await
+            .map_err(|e| format!("connect {}: {e}", args.remote))?;
+        let _ = tcp.set_nodelay(true);
+        let (pool, n) = (pool.clone(), args.bytes);
+        tasks.spawn(async move {
+            let (r, w) = tcp.into_split();
+            let (mut r, mut w) = (r.compat(), w.compat_write());
+            let off = pool.offset(i);
+            let (sent, matched) =
+                tokio::join!(pool.send(&mut w, off, n), pool.check(&mut r, off, n));
+            sent.map_err(|e| format!("connection {i}: write: {e}"))?;
+            matched.map_err(|e| format!("connection {i}: read: {e}"))
+        });
+    }
+    let mut matched = true;
+    while let Some(r) = tasks.join_next().await {
+        matched &= r.map_err(|e| format!("connection task: {e}"))??;
+    }
+    Ok((start.elapsed().as_secs_f64(), matched))
 }
 
 /// Sends `n` bytes of `pool` on stream number `i` while reading and checking the echo;

@@ -37,6 +37,11 @@
 // (--streambuf), KeepAliveInterval 10 s. Over KCP: kcptun's crypt names and PBKDF2 key
 // (pbkdf2-sha1, salt "kcp-go", 4096 iterations, 32 bytes), FEC shards, mode presets,
 // SetStreamMode(true), SetWriteDelay(false), window sizes, mtu and 4 MiB socket buffers.
+//
+// --dialect raw (TCP only) is the floor the multiplexers are measured against: no smux at
+// all, one TCP connection per stream, echoed with a plain 64 KiB read/write loop (not
+// io.Copy, which would splice socket to socket inside the kernel). Its CPU is what the
+// kernel's loopback TCP costs for the same bytes.
 package main
 
 import (
@@ -152,7 +157,13 @@ func parseAll(fs *flag.FlagSet, o *options) {
 	if o.transport != "tcp" && o.transport != "kcp" {
 		fatalf(exitUsage, "--transport %q: want tcp or kcp", o.transport)
 	}
-	smuxConfig(o) // validates --dialect
+	if o.dialect == "raw" {
+		if o.transport != "tcp" {
+			fatalf(exitUsage, "--dialect raw runs over --transport tcp only")
+		}
+	} else {
+		smuxConfig(o) // validates --dialect
+	}
 	if o.transport == "kcp" {
 		noDelay(o.mode)
 	}
@@ -186,7 +197,7 @@ func smuxConfig(o *options) *smux.Config {
 	case "v2":
 		c.Version = 2
 	default:
-		fatalf(exitUsage, "--dialect %q: xtaci/smux speaks v1 and v2 only", o.dialect)
+		fatalf(exitUsage, "--dialect %q: xtaci/smux speaks v1 and v2 only (raw: no multiplexer)", o.dialect)
 	}
 	c.MaxReceiveBuffer = 4194304
 	c.MaxStreamBuffer = 2097152
@@ -264,7 +275,10 @@ func configure(s *kcp.UDPSession, o *options) {
 // ---------------------------------------------------------------- echo-server
 
 func server(o *options) {
-	cfg := smuxConfig(o)
+	var cfg *smux.Config
+	if o.dialect != "raw" {
+		cfg = smuxConfig(o)
+	}
 	var accept func() (io.ReadWriteCloser, error)
 	var local net.Addr
 	if o.transport == "tcp" {
@@ -297,6 +311,10 @@ func server(o *options) {
 		if err != nil {
 			fatalf(exitFail, "accept: %v", err)
 		}
+		if o.dialect == "raw" {
+			go echoRaw(conn, o)
+			continue
+		}
 		sess, err := smux.Server(conn, cfg)
 		if err != nil {
 			fatalf(exitFail, "smux.Server: %v", err)
@@ -325,7 +343,75 @@ func serveSession(sess *smux.Session, o *options) {
 	}
 }
 
+// echoRaw echoes one TCP connection (--dialect raw) until EOF with a plain buffer loop.
+func echoRaw(conn io.ReadWriteCloser, o *options) {
+	defer conn.Close()
+	buf := make([]byte, chunk)
+	for {
+		n, err := conn.Read(buf)
+		if n > 0 {
+			if _, werr := conn.Write(buf[:n]); werr != nil {
+				if !o.quiet {
+					fmt.Fprintf(os.Stderr, "smuxpeer: raw echo: %v\n", werr)
+				}
+				return
+			}
+		}
+		if err != nil {
+			if err != io.EOF && !o.quiet {
+				fmt.Fprintf(os.Stderr, "smuxpeer: raw echo: %v\n", err)
+			}
+			return
+		}
+	}
+}
+
 // ---------------------------------------------------------------- client
+
+// stream is what a run drives: a smux stream, or a TCP connection under --dialect raw.
+type stream interface {
+	io.ReadWriteCloser
+	ID() uint32
+}
+
+// rawStream is one TCP connection standing for a stream (--dialect raw).
+type rawStream struct {
+	net.Conn
+	id uint32
+}
+
+func (r rawStream) ID() uint32 { return r.id }
+
+// openStreams opens the run's streams: on one new session, or one TCP connection each under
+// --dialect raw; close ends the session (a no-op for raw).
+func openStreams(o *options) (streams []stream, close func(), err error) {
+	streams = make([]stream, o.streams)
+	if o.dialect == "raw" {
+		for i := range streams {
+			c, err := net.Dial("tcp", o.addr)
+			if err != nil {
+				return nil, nil, fmt.Errorf("dial %s: %v", o.addr, err)
+			}
+			streams[i] = rawStream{c, uint32(i)}
+		}
+		return streams, func() {}, nil
+	}
+	conn, err := dial(o)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial %s: %v", o.addr, err)
+	}
+	sess, err := smux.Client(conn, smuxConfig(o))
+	if err != nil {
+		return nil, nil, fmt.Errorf("smux.Client: %v", err)
+	}
+	for i := range streams {
+		if streams[i], err = sess.OpenStream(); err != nil {
+			sess.Close()
+			return nil, nil, fmt.Errorf("open stream %d: %v", i, err)
+		}
+	}
+	return streams, func() { sess.Close() }, nil
+}
 
 func client(o *options) {
 	if o.streams < 1 || o.runs < 1 {
@@ -370,21 +456,11 @@ func run(o *options) (float64, bool, error) {
 		return 0, false, err
 	}
 	start := time.Now()
-	conn, err := dial(o)
+	streams, closeAll, err := openStreams(o)
 	if err != nil {
-		return 0, false, fmt.Errorf("dial %s: %v", o.addr, err)
+		return 0, false, err
 	}
-	sess, err := smux.Client(conn, smuxConfig(o))
-	if err != nil {
-		return 0, false, fmt.Errorf("smux.Client: %v", err)
-	}
-	defer sess.Close()
-	streams := make([]*smux.Stream, o.streams)
-	for i := range streams {
-		if streams[i], err = sess.OpenStream(); err != nil {
-			return 0, false, fmt.Errorf("open stream %d: %v", i, err)
-		}
-	}
+	defer closeAll()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*o.streams)
 	mismatch := make(chan uint32, o.streams)
@@ -393,13 +469,13 @@ func run(o *options) (float64, bool, error) {
 		_, _ = rand.Read(b[:])
 		off := int(binary.LittleEndian.Uint32(b[:]) % poolSize)
 		wg.Add(2)
-		go func(st *smux.Stream) {
+		go func(st stream) {
 			defer wg.Done()
 			if err := send(st, pool, off, o.bytes); err != nil {
 				errs <- fmt.Errorf("stream %d: write: %v", st.ID(), err)
 			}
 		}(st)
-		go func(st *smux.Stream) {
+		go func(st stream) {
 			defer wg.Done()
 			defer st.Close() // only after the whole echo: FIN ends both directions
 			ok, err := check(st, pool, off, o.bytes)

@@ -21,15 +21,24 @@ pub enum Impl {
     GoV2,
     /// The yamux crate (`tether bench-yamux-peer`), TCP only.
     Yamux,
+    /// No multiplexer: one TCP connection per stream, echoed by a plain read/write loop on
+    /// one tokio thread (`tether bench-yamux-peer --plain`), TCP only. The floor: what the
+    /// kernel's loopback TCP costs for the same bytes, which every multiplexer pays on top
+    /// of its own work.
+    RawTcp,
+    /// The same in Go (`smuxpeer --dialect raw`): Go's runtime costs on top of the kernel's.
+    GoRawTcp,
 }
 
 /// Every row, in table order.
-pub const ALL: [Impl; 5] = [
+pub const ALL: [Impl; 7] = [
     Impl::TetherV1,
     Impl::TetherV2,
     Impl::GoV1,
     Impl::GoV2,
     Impl::Yamux,
+    Impl::RawTcp,
+    Impl::GoRawTcp,
 ];
 
 /// kcptun's KCP flags of the `--transport kcp` runs: `tether bench`'s fastest setting (no
@@ -62,6 +71,8 @@ impl Impl {
             Impl::GoV1 => "Go xtaci/smux 1.5.16 v1",
             Impl::GoV2 => "Go xtaci/smux 1.5.16 v2",
             Impl::Yamux => "yamux (Rust crate)",
+            Impl::RawTcp => "floor: plain TCP, no multiplexer (Rust, tokio)",
+            Impl::GoRawTcp => "plain TCP, no multiplexer (Go)",
         }
     }
 
@@ -70,13 +81,14 @@ impl Impl {
         match self {
             Impl::TetherV1 | Impl::GoV1 => Some("v1"),
             Impl::TetherV2 | Impl::GoV2 => Some("v2"),
-            Impl::Yamux => None,
+            Impl::Yamux | Impl::RawTcp => None,
+            Impl::GoRawTcp => Some("raw"),
         }
     }
 
     /// Whether it runs over `t`.
     pub fn supports(self, t: Transport) -> bool {
-        t == Transport::Tcp || self != Impl::Yamux
+        t == Transport::Tcp || !matches!(self, Impl::Yamux | Impl::RawTcp | Impl::GoRawTcp)
     }
 
     /// The Go row of the same dialect (what a tether row is compared with).
@@ -119,14 +131,17 @@ impl Programs {
                 c.args(["smux", role]);
                 c
             }
-            Impl::GoV1 | Impl::GoV2 => {
+            Impl::GoV1 | Impl::GoV2 | Impl::GoRawTcp => {
                 let mut c = Command::new(self.smuxpeer.clone()?);
                 c.arg(role);
                 c
             }
-            Impl::Yamux => {
+            Impl::Yamux | Impl::RawTcp => {
                 let mut c = Command::new(&self.tether);
                 c.args(["bench-yamux-peer", role]);
+                if imp == Impl::RawTcp {
+                    c.arg("--plain");
+                }
                 c
             }
         };

@@ -88,8 +88,8 @@ impl Cell {
         let s = if self.streams == 1 { "" } else { "s" };
         let mut out = format!(
             "## {} stream{s} x {} bytes\n\n\
-             | implementation | MB/s | CPU s | CPU s per GiB | MB/s tether/Go | CPU/GiB tether/Go | MB/s tether/yamux | CPU/GiB tether/yamux |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|\n",
+             | implementation | MB/s | CPU s | CPU s per GiB | CPU s per GiB above the floor | MB/s tether/Go | CPU/GiB tether/Go | MB/s tether/yamux | CPU/GiB tether/yamux |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             self.streams, self.bytes
         );
         let mut notes = String::new();
@@ -97,7 +97,7 @@ impl Cell {
             let f = match r {
                 Ok(f) => f,
                 Err(e) => {
-                    out.push_str(&format!("| {} | failed | | | | | | |\n", imp.title()));
+                    out.push_str(&format!("| {} | failed | | | | | | | |\n", imp.title()));
                     notes.push_str(&format!("- {}: {}\n", imp.title(), e.trim()));
                     continue;
                 }
@@ -110,8 +110,15 @@ impl Cell {
             } else {
                 Default::default()
             };
+            // The multiplexer's own CPU: what it costs beyond plain TCP for the same bytes.
+            let above = match self.figures(Impl::RawTcp) {
+                Some(floor) if *imp != Impl::RawTcp => {
+                    format!("{:.2}", f.cpu_per_gib - floor.cpu_per_gib)
+                }
+                _ => String::new(),
+            };
             out.push_str(&format!(
-                "| {} | {:.1} | {:.2} | {:.2} | {go_mb} | {go_cpu} | {ya_mb} | {ya_cpu} |\n",
+                "| {} | {:.1} | {:.2} | {:.2} | {above} | {go_mb} | {go_cpu} | {ya_mb} | {ya_cpu} |\n",
                 imp.title(),
                 f.mb_per_s,
                 f.cpu_seconds,
@@ -156,9 +163,18 @@ mod tests {
             .push((Impl::TetherV2, Err("tether smux not available".into())));
         c.rows.push((Impl::GoV1, Ok(Figures::new(GIB, 2.0, 4.0))));
         c.rows.push((Impl::Yamux, Ok(Figures::new(GIB, 4.0, 1.0))));
+        c.rows.push((Impl::RawTcp, Ok(Figures::new(GIB, 0.5, 0.5))));
         let md = c.markdown();
         assert!(
-            md.contains("| tether smux v1 | 1073.7 | 2.00 | 2.00 | 2.00 | 0.50 | 4.00 | 2.00 |"),
+            md.contains(
+                "| tether smux v1 | 1073.7 | 2.00 | 2.00 | 1.50 | 2.00 | 0.50 | 4.00 | 2.00 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| floor: plain TCP, no multiplexer (Rust, tokio) | 2147.5 | 0.50 | 0.50 |  |"
+            ),
             "{md}"
         );
         assert!(md.contains("| tether smux v2 | failed |"), "{md}");

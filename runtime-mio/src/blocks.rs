@@ -11,13 +11,12 @@ use bytes::BytesMut;
 /// Bytes of one block.
 pub const BLOCK: usize = 64 * 1024;
 /// Used blocks tracked: the ones slices still hold (tracking them costs no memory, the
-/// slices keep them alive anyway) and the free ones kept (32 MiB of blocks: what a busy
-/// smux v1 connection or a KCP send window has in flight).
+/// slices keep them alive anyway) and the free ones waiting to be written again (at most
+/// 32 MiB of blocks: what a busy smux connection with 16 streams or a KCP send window has in
+/// flight). [`BlockPool::trim`] gives the free ones back once quiet.
 const TRACKED_BLOCKS: usize = 512;
-/// Free blocks kept at least while busy; beyond it, as many as were in flight at the peak
-/// since the last trim (see [`BlockPool::get`]). [`BlockPool::trim`] gives them back once
-/// quiet.
-const FREE_BLOCKS: usize = 16;
+/// Blocks [`BlockPool::get`] looks at, oldest first, before it allocates a fresh one.
+const CHECKS: usize = 8;
 
 /// Used blocks, some still shared with slices (see the module docs).
 #[derive(Debug, Default)]
@@ -25,8 +24,6 @@ pub struct BlockPool {
     spares: VecDeque<BytesMut>,
     /// Blocks handed out so far (a caller sees from it whether the pool was used lately).
     gets: u64,
-    /// Most blocks seen shared with slices at once since the last trim.
-    peak: usize,
 }
 
 impl BlockPool {
@@ -39,21 +36,16 @@ impl BlockPool {
         }
     }
 
-    /// An empty block with room for at least `min` bytes (at least [`BLOCK`]): a free used
-    /// one, or a fresh one. Keeps other free blocks up to the peak number in flight since
-    /// the last trim (at least [`FREE_BLOCKS`]), so the pool never holds more than a burst
-    /// already had allocated: freeing them to the allocator between bursts made glibc
-    /// return them to the system and fault them in again (13–58 k page faults per GiB over
-    /// TCP smux, up to 19 % of the CPU).
+    /// An empty block with room for at least `min` bytes (at least [`BLOCK`]): the oldest
+    /// free used one among the first [`CHECKS`], or a fresh one. Free blocks stay in the
+    /// pool while it is busy (up to [`TRACKED_BLOCKS`] in all): freeing them to the
+    /// allocator between bursts made glibc return them to the system and fault them in
+    /// again (13–58 k page faults per GiB over TCP smux, up to 19 % of the CPU).
     pub fn get(&mut self, min: usize) -> BytesMut {
         let want = min.max(BLOCK);
         self.gets += 1;
-        let peak = &mut self.peak;
-        let found = tether_core::reclaim::take_free_block(&mut self.spares, want, |shared| {
-            *peak = (*peak).max(shared + 1);
-            FREE_BLOCKS.max(*peak - shared)
-        });
-        found.unwrap_or_else(|| BytesMut::with_capacity(want))
+        tether_core::reclaim::take_oldest_free_block(&mut self.spares, want, CHECKS)
+            .unwrap_or_else(|| BytesMut::with_capacity(want))
     }
 
     /// Blocks handed out so far.
@@ -63,7 +55,6 @@ impl BlockPool {
 
     /// Gives the free blocks back (a quiet connection holds none), tracking the rest.
     pub(crate) fn trim(&mut self) {
-        self.peak = 0;
         self.spares.retain_mut(|b| !b.try_reclaim(BLOCK));
     }
 }

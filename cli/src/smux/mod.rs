@@ -18,6 +18,10 @@ use crate::kcp_flags::KcpFlags;
 pub struct SmuxArgs {
     #[command(subcommand)]
     cmd: SmuxCmd,
+    /// Runtime worker threads; 0 = one per core. One session is driven by one task, so a
+    /// single thread (the default) saves the cross-thread wake-ups of a work-stealing pool.
+    #[arg(long, default_value_t = 1, global = true)]
+    threads: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,10 +160,17 @@ pub struct ProbeArgs {
 
 /// Runs `tether smux`; returns the exit code.
 pub fn run(args: &SmuxArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if n > 1 {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tether smux: cannot start the runtime: {e}");

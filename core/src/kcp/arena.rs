@@ -49,7 +49,7 @@ impl RecvArena {
     fn next_block(&mut self, need: usize, start: usize) {
         let first = self.next == 0;
         let size = self.next.max(start).max(need).min(BLOCK_MAX.max(need));
-        let found = crate::reclaim::take_free_block(&mut self.used, size, |_| FREE);
+        let found = crate::reclaim::take_free_block(&mut self.used, size, FREE);
         let block = found.unwrap_or_else(|| {
             self.next = (size * 2).min(BLOCK_MAX);
             BytesMut::with_capacity(size)

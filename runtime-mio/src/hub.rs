@@ -483,28 +483,9 @@ impl Hub {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(s) = st.streams.get_mut(&key) else {
-            return Poll::Ready(Ok(0));
-        };
-        if !s.recv.is_empty() {
-            let was_full = s.recv.len() >= RECV_BUFFER;
-            let n = s.recv.read_into(buf);
-            s.release_buffers(&mut st.blocks);
-            if was_full || s.recv.len() < RECV_BUFFER / 2 {
-                st.mark_dirty(key);
-            }
-            return Poll::Ready(Ok(n));
-        }
-        if s.eof {
-            return Poll::Ready(Ok(0));
-        }
-        if let Some(g) = s.gone {
-            return Poll::Ready(Err(g.error()));
-        }
-        s.read_waker = Some(cx.waker().clone());
-        Poll::Pending
+        self.poll_take(key, cx, 0, |recv| {
+            (!recv.is_empty()).then(|| recv.read_into(buf))
+        })
     }
 
     /// Takes received bytes without copying them: the oldest received chunk, or its first
@@ -517,27 +498,7 @@ impl Hub {
         cx: &mut Context<'_>,
         max: usize,
     ) -> Poll<io::Result<Option<Bytes>>> {
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(s) = st.streams.get_mut(&key) else {
-            return Poll::Ready(Ok(None));
-        };
-        let was_full = s.recv.len() >= RECV_BUFFER;
-        if let Some(c) = s.recv.pop_chunk(max.max(1)) {
-            s.release_buffers(&mut st.blocks);
-            if was_full || s.recv.len() < RECV_BUFFER / 2 {
-                st.mark_dirty(key);
-            }
-            return Poll::Ready(Ok(Some(c)));
-        }
-        if s.eof {
-            return Poll::Ready(Ok(None));
-        }
-        if let Some(g) = s.gone {
-            return Poll::Ready(Err(g.error()));
-        }
-        s.read_waker = Some(cx.waker().clone());
-        Poll::Pending
+        self.poll_take(key, cx, None, |recv| recv.pop_chunk(max.max(1)).map(Some))
     }
 
     /// Takes every received chunk up to `max` bytes in all (at least one byte) under one
@@ -551,29 +512,46 @@ impl Hub {
         max: usize,
         out: &mut Vec<Bytes>,
     ) -> Poll<io::Result<usize>> {
+        self.poll_take(key, cx, 0, |recv| {
+            let mut taken = 0;
+            while taken < max.max(1) {
+                let Some(c) = recv.pop_chunk(max.max(1) - taken) else {
+                    break;
+                };
+                taken += c.len();
+                out.push(c);
+            }
+            (taken > 0).then_some(taken)
+        })
+    }
+
+    /// The read calls' shared shape, under one lock: `take` takes from the stream's
+    /// received bytes (`None`: nothing there); then the stream's buffers are released and
+    /// the driver told once there is room again. With nothing taken: `end` at the end of
+    /// the stream (or for a stream that is gone from the hub), the error of a reset stream,
+    /// or `Pending` until bytes arrive.
+    fn poll_take<T>(
+        &self,
+        key: StreamKey,
+        cx: &mut Context<'_>,
+        end: T,
+        take: impl FnOnce(&mut ChunkQueue) -> Option<T>,
+    ) -> Poll<io::Result<T>> {
         let mut guard = self.lock();
         let st = &mut *guard;
         let Some(s) = st.streams.get_mut(&key) else {
-            return Poll::Ready(Ok(0));
+            return Poll::Ready(Ok(end));
         };
         let was_full = s.recv.len() >= RECV_BUFFER;
-        let mut taken = 0;
-        while taken < max.max(1) {
-            let Some(c) = s.recv.pop_chunk(max.max(1) - taken) else {
-                break;
-            };
-            taken += c.len();
-            out.push(c);
-        }
-        if taken > 0 {
+        if let Some(got) = take(&mut s.recv) {
             s.release_buffers(&mut st.blocks);
             if was_full || s.recv.len() < RECV_BUFFER / 2 {
                 st.mark_dirty(key);
             }
-            return Poll::Ready(Ok(taken));
+            return Poll::Ready(Ok(got));
         }
         if s.eof {
-            return Poll::Ready(Ok(0));
+            return Poll::Ready(Ok(end));
         }
         if let Some(g) = s.gone {
             return Poll::Ready(Err(g.error()));

@@ -143,9 +143,23 @@ async fn serve_connection(tcp: TcpStream) -> Result<(), yamux::ConnectionError> 
     Ok(())
 }
 
-/// Echoes until the peer's close (EOF), then closes the stream.
+/// Echoes a yamux stream until the peer's close (EOF), then closes it.
 async fn echo(s: Stream) -> io::Result<()> {
-    let (mut r, mut w) = s.split();
+    let (r, w) = s.split();
+    echo_halves(r, w).await
+}
+
+/// Echoes one TCP connection (`--plain`) until EOF, then shuts its sending side down.
+async fn echo_plain(tcp: TcpStream) -> io::Result<()> {
+    let (r, w) = tcp.into_split();
+    echo_halves(r.compat(), w.compat_write()).await
+}
+
+/// Copies `r` to `w` in [`CHUNK`] reads until EOF, then closes `w`.
+async fn echo_halves(
+    mut r: impl futures::io::AsyncRead + Unpin,
+    mut w: impl futures::io::AsyncWrite + Unpin,
+) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = r.read(&mut buf).await?;
@@ -155,21 +169,6 @@ async fn echo(s: Stream) -> io::Result<()> {
         w.write_all(&buf[..n]).await?;
     }
     w.close().await
-}
-
-/// Echoes one TCP connection (`--plain`) until EOF, then closes it.
-async fn echo_plain(tcp: TcpStream) -> io::Result<()> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let (mut r, mut w) = tcp.into_split();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        w.write_all(&buf[..n]).await?;
-    }
-    w.shutdown().await
 }
 
 async fn client(args: &ClientArgs, plain: bool) -> Result<(), String> {

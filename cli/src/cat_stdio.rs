@@ -16,6 +16,7 @@ use std::io::{self, IoSlice, Write};
 use std::os::fd::AsFd;
 use std::thread;
 
+use bytes::Buf;
 use tether_runtime_mio::blocks::BlockPool;
 use tether_runtime_mio::uninit_read::read_uninit;
 use tether_runtime_tokio::Bytes;
@@ -152,7 +153,11 @@ impl StdoutWriter {
         }
         let r = self.done.recv().await;
         self.in_flight -= 1;
-        let batch = r.unwrap_or_else(|| Err(io::Error::other("the stdout thread stopped")))?;
+        let mut batch = r.unwrap_or_else(|| Err(io::Error::other("the stdout thread stopped")))?;
+        // The chunks are dropped here, on the thread that cut them from their blocks: the
+        // blocks' shared counts then stay in this core's cache instead of bouncing to the
+        // writer thread's (dropping them there cost the socket task ~13 % in atomics).
+        batch.clear();
         self.spare.push(batch);
         Ok(())
     }
@@ -174,6 +179,7 @@ fn write_loop(
     done: &mpsc::UnboundedSender<io::Result<Vec<Bytes>>>,
 ) {
     while let Ok(mut batch) = batches.recv() {
+        // The written batch goes back with its chunks (see `StdoutWriter::written`).
         let r = write_all_chunks(&mut file, &mut batch).map(|()| batch);
         let failed = r.is_err();
         if done.send(r).is_err() || failed {
@@ -182,8 +188,10 @@ fn write_loop(
     }
 }
 
-/// Writes every chunk of `batch` in order with gathered writes, and empties it.
-fn write_all_chunks(file: &mut impl Write, batch: &mut Vec<Bytes>) -> io::Result<()> {
+/// Writes every chunk of `batch` in order with gathered writes. Written chunks stay in the
+/// batch (a partly written one loses its written front): no chunk is cloned or dropped
+/// here, so this thread never touches the blocks' shared counts.
+fn write_all_chunks(file: &mut impl Write, batch: &mut [Bytes]) -> io::Result<()> {
     let mut first = 0;
     while first < batch.len() {
         let rest = batch.get_mut(first..).unwrap_or_default();
@@ -196,16 +204,14 @@ fn write_all_chunks(file: &mut impl Write, batch: &mut Vec<Bytes>) -> io::Result
         };
         // Skip what was written: whole chunks, then the front of a partly written one.
         for c in rest {
-            let k = n.min(c.len());
-            *c = c.slice(k..);
-            n -= k;
-            if !c.is_empty() {
+            if n < c.len() {
+                c.advance(n); // in place: no new reference to the block
                 break;
             }
+            n -= c.len();
             first += 1;
         }
     }
-    batch.clear();
     Ok(())
 }
 
@@ -292,8 +298,12 @@ mod tests {
         batch.extend((0..100).map(|_| Bytes::new()));
         let mut out = Trickle(Vec::new());
         write_all_chunks(&mut out, &mut batch).unwrap();
-        assert!(batch.is_empty());
         assert_eq!(out.0, data);
+        assert_eq!(
+            batch.len(),
+            105,
+            "the chunks go back to the caller, who drops them"
+        );
     }
 
     #[test]

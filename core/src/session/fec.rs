@@ -346,7 +346,12 @@ impl FecEncoder {
                 p.buf.clear(); // a new group: zero from scratch
             }
             if p.buf.len() < pkt.len() {
-                p.reserve_full();
+                // Only a buffer too small for this datagram grows (to the largest at once):
+                // the session hands in recycled datagram buffers, which already fit, and
+                // growing each of them to the limit cost a reallocation per parity shard.
+                if p.buf.capacity() < pkt.len() {
+                    p.reserve_full();
+                }
                 p.buf.resize(pkt.len(), 0);
             }
             p.end = pkt.len();

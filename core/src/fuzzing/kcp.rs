@@ -42,12 +42,31 @@ pub fn kcp_machine(start: Instant, data: &[u8]) {
                 let _ = k.handle_input(now, &dgram);
             }
             2 => {
+                // Copied, or kept as the segments' payload (the owned-buffer path): a slice
+                // of a larger buffer, so segments share it.
                 let n = usize::from(s.next().unwrap_or(1)) * 7 + 1;
-                let _ = k.write(&vec![0xAB; n]);
+                if op / 7 % 2 == 0 {
+                    let _ = k.write(&vec![0xAB; n]);
+                } else {
+                    let whole = bytes::Bytes::from(vec![0xCD; n + 3]);
+                    let _ = k.write_chunk(whole.slice(3..));
+                }
             }
             3 => {
-                let mut buf = [0u8; 512];
-                while k.recv_stream(&mut buf).is_ok() {}
+                // Copied out, or taken as chunks (segments whole, or from the receive arena).
+                if op / 7 % 2 == 0 {
+                    let mut buf = [0u8; 512];
+                    while k.recv_stream(&mut buf).is_ok() {}
+                } else {
+                    let max = usize::from(s.byte()) * 16 + 1;
+                    while let Ok(c) = k.read_chunk(max) {
+                        assert!(
+                            !c.is_empty() && c.len() <= max,
+                            "read_chunk broke its bounds: {} bytes, max {max}",
+                            c.len()
+                        );
+                    }
+                }
             }
             4 => now += Duration::from_millis(u64::from(s.byte()) * 20),
             5 => {

@@ -254,6 +254,12 @@ impl Kcp {
             }
         }
         self.after_recv(recover, n);
+        if n == 0 && !buf.is_empty() {
+            // Only empty segments were queued (kcp-go never sends one, a hostile peer may):
+            // they are consumed, and nothing is readable. `Ok(0)` would read as the end of
+            // the stream to a caller.
+            return Err(RecvError::WouldBlock);
+        }
         Ok(n)
     }
 

@@ -501,6 +501,40 @@ fn read_chunk_hands_segments_over_and_gathers_small_ones() {
     assert_eq!(k.read_chunk(0), Err(RecvError::WouldBlock));
 }
 
+/// Found by the `kcp_machine` fuzz target: a peer's zero-length PUSH segments (kcp-go never
+/// sends one) are consumed without ever surfacing as an empty read, which a caller would take
+/// for the end of the stream; data behind them still arrives.
+#[test]
+fn empty_segments_never_read_as_empty() {
+    let now = test_start();
+    let cfg = KcpConfig::fast3().with_windows(64, 64);
+    for chunks in [false, true] {
+        let mut k = Kcp::new(7, cfg, now);
+        for sn in 0..3 {
+            k.handle_input(now, &segment(7, Cmd::Push, 0, 64, sn, 0, &[]))
+                .expect("input");
+        }
+        let mut buf = [0u8; 64];
+        let r = if chunks {
+            k.read_chunk(64).map(|c| c.len())
+        } else {
+            k.recv_stream(&mut buf)
+        };
+        assert_eq!(r, Err(RecvError::WouldBlock), "chunks={chunks}");
+        k.handle_input(now, &segment(7, Cmd::Push, 0, 64, 3, 0, &[]))
+            .expect("input");
+        k.handle_input(now, &segment(7, Cmd::Push, 0, 64, 4, 0, b"after"))
+            .expect("input");
+        let got = if chunks {
+            k.read_chunk(64).expect("data").to_vec()
+        } else {
+            let n = k.recv_stream(&mut buf).expect("data");
+            buf[..n].to_vec()
+        };
+        assert_eq!(got, b"after", "chunks={chunks}");
+    }
+}
+
 /// A layer that asks `poll_writable` before preparing a frame (snappy) gets the same
 /// `Writable` a refused write would have earned.
 #[test]

@@ -47,6 +47,9 @@ struct End {
     out: VecDeque<Vec<u8>>,
     written: u64,
     read: StreamCheck,
+    /// Writes and reads alternate between the copying calls and the owned-chunk ones
+    /// (`write_chunk`, `read_chunk`), which must give the same bytes on the wire and out.
+    turns: u64,
 }
 
 impl End {
@@ -64,16 +67,35 @@ impl End {
             out: VecDeque::new(),
             written: 0,
             read: StreamCheck::default(),
+            turns: 0,
         }
     }
 
     fn write(&mut self, n: usize) {
-        if let Ok(k) = self.s.write(pattern_bytes(self.written, n)) {
+        self.turns += 1;
+        let data = pattern_bytes(self.written, n);
+        let r = if self.turns.is_multiple_of(2) {
+            self.s.write_chunk(bytes::Bytes::copy_from_slice(data))
+        } else {
+            self.s.write(data)
+        };
+        if let Ok(k) = r {
             self.written += k as u64;
         }
     }
 
     fn read_all(&mut self, strict: bool) {
+        self.turns += 1;
+        if self.turns.is_multiple_of(2) {
+            while let Ok(c) = self.s.read_chunk(4096) {
+                assert!(
+                    !c.is_empty() && c.len() <= 4096,
+                    "read_chunk broke its bounds"
+                );
+                self.read.check(&c, strict);
+            }
+            return;
+        }
         let mut buf = [0u8; 4096];
         while let Ok(n) = self.s.read(&mut buf) {
             if n == 0 {

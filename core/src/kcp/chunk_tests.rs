@@ -1,54 +1,14 @@
 //! [`Kcp::write_chunk`]: segments that share the application's chunks put on the wire
 //! exactly what copied writes put there, through merging, message mode, a full window
 //! and retransmission (issue 15 item 8).
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 
 use super::segment;
 use super::*;
+use crate::sim::transfer::Tap;
 use crate::sim::{test_start, LinkConfig, Pair};
-
-/// A control block that records every datagram it sends.
-struct Recorded {
-    kcp: Kcp,
-    wire: Vec<Vec<u8>>,
-}
-
-impl Recorded {
-    fn new(cfg: KcpConfig, now: Instant) -> Self {
-        Recorded {
-            kcp: Kcp::new(9, cfg, now),
-            wire: Vec::new(),
-        }
-    }
-}
-
-impl Machine for Recorded {
-    type Event = KcpEvent;
-    type InputError = InputError;
-    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), InputError> {
-        self.kcp.handle_input(now, data)
-    }
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        let start = buf.len();
-        let t = self.kcp.poll_transmit(now, buf)?;
-        self.wire.push(buf[start..start + t.len].to_vec());
-        Some(t)
-    }
-    fn has_transmit(&self) -> bool {
-        self.kcp.has_transmit()
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.kcp.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.kcp.handle_timeout(now);
-    }
-    fn poll_event(&mut self) -> Option<KcpEvent> {
-        self.kcp.poll_event()
-    }
-}
 
 /// How the sender hands its bytes to KCP.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -59,18 +19,21 @@ enum How {
 
 /// One sender → receiver run: `data` written in pieces of `cuts` (cycled), the link driven
 /// `step` between attempts; a refused piece is offered again after the next step. Returns
-/// the sender's datagrams, the receiver's datagrams, what each write returned and what the
-/// receiver read.
+/// digests of the sender's and the receiver's datagrams (every byte and length, in order),
+/// what each write returned and what the receiver read.
 struct Run {
-    sent: Vec<Vec<u8>>,
-    acks: Vec<Vec<u8>>,
+    sent: [u8; 32],
+    acks: [u8; 32],
     results: Vec<Result<usize, WriteError>>,
     received: Vec<u8>,
 }
 
 fn run(cfg: KcpConfig, link: LinkConfig, data: &Bytes, cuts: &[usize], how: How) -> Run {
     let start = test_start();
-    let (a, b) = (Recorded::new(cfg, start), Recorded::new(cfg, start));
+    let (a, b) = (
+        Tap::new(Kcp::new(9, cfg, start)),
+        Tap::new(Kcp::new(9, cfg, start)),
+    );
     let mut p = Pair::new(a, b, start, link.clone(), link, 7);
     let step = Duration::from_millis(3);
     let (mut at, mut i) = (0, 0);
@@ -79,8 +42,8 @@ fn run(cfg: KcpConfig, link: LinkConfig, data: &Bytes, cuts: &[usize], how: How)
     while at < data.len() {
         let end = (at + cuts[i % cuts.len()].max(1)).min(data.len());
         let r = match how {
-            How::Copied => p.a.kcp.write(&data[at..end]),
-            How::Chunks => p.a.kcp.write_chunk(data.slice(at..end)),
+            How::Copied => p.a.inner.write(&data[at..end]),
+            How::Chunks => p.a.inner.write_chunk(data.slice(at..end)),
         };
         if let Ok(n) = r {
             at += n;
@@ -88,18 +51,18 @@ fn run(cfg: KcpConfig, link: LinkConfig, data: &Bytes, cuts: &[usize], how: How)
         }
         results.push(r);
         p.drive_for(step);
-        read_into(&mut p.b.kcp, &mut received, cfg.stream);
+        read_into(&mut p.b.inner, &mut received, cfg.stream);
     }
     for _ in 0..20_000 {
-        if p.a.kcp.all_acked() && received.len() == data.len() {
+        if p.a.inner.all_acked() && received.len() == data.len() {
             break;
         }
         p.drive_for(step);
-        read_into(&mut p.b.kcp, &mut received, cfg.stream);
+        read_into(&mut p.b.inner, &mut received, cfg.stream);
     }
     Run {
-        sent: std::mem::take(&mut p.a.wire),
-        acks: std::mem::take(&mut p.b.wire),
+        sent: p.a.digest(),
+        acks: p.b.digest(),
         results,
         received,
     }

@@ -51,6 +51,9 @@ const MAX_FRAGMENTS: usize = 255;
 /// ikcp.c's `IKCP_WND_RCV`: its receive-window floor, and the fragment count from which
 /// `ikcp_send` refuses a message.
 const IKCP_WND_RCV: u32 = 128;
+/// Largest message, in segments, a KCP session takes in message mode: ikcp's receive
+/// window floor minus one, the most an ikcp peer can reassemble (kcp.md §4).
+pub const MAX_MESSAGE_FRAGMENTS: usize = IKCP_WND_RCV as usize - 1;
 
 /// kcp-go's `mtuLimit`: the largest datagram any kcp-go peer sends (kcp-go-session.md §1).
 pub const MTU_LIMIT: usize = 1500;

@@ -1142,9 +1142,8 @@ impl<U: StreamLayer> DatagramEndpoint for Listener<U> {
 }
 
 /// Largest message, in segments, a KCP session takes in message mode
-/// ([`Messages::max_message`]): ikcp's receive window floor (`IKCP_WND_RCV` = 128) minus
-/// one, the most an ikcp peer can reassemble (kcp.md §4).
-pub const MAX_MESSAGE_FRAGMENTS: usize = 127;
+/// ([`Messages::max_message`]).
+pub use crate::kcp::MAX_MESSAGE_FRAGMENTS;
 
 /// A KCP session's messages (message mode, ikcp's `ikcp_send`/`ikcp_recv`).
 impl Messages for Session {

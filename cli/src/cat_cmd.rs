@@ -248,10 +248,11 @@ async fn pipe_stdio(stream: KcpStream, linger: Duration) -> io::Result<()> {
     tokio::pin!(upload);
     let mut upload_done = false;
     let mut out = StdoutWriter::spawn()?;
-    // Received chunks wait in `batch` while the stdout thread is busy and the batch holds
-    // less than a [`CHUNK`]: each hand-over to the thread costs two wake-ups, and one per
-    // socket-loop pass (often a few KiB) cost more than the write (issue 15 item 8). An idle
-    // thread gets chunks at once. The chunks are the stream's own, written with `writev`.
+    // Received chunks wait in `batch` while stdout is busy (a full pipe, or the writer
+    // thread of a file or terminal still writing) and the batch holds less than a
+    // [`CHUNK`]: each hand-over to a thread costs two wake-ups, and one per socket-loop pass
+    // (often a few KiB) cost more than the write (issue 15 item 8). An idle stdout gets
+    // chunks at once. The chunks are the stream's own, written with `writev`.
     let mut batch = out.batch();
     let mut batched = 0;
     let mut last_output = Instant::now();

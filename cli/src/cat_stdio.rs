@@ -1,14 +1,16 @@
-//! `tether cat`'s stdin and stdout: one thread each, exchanging owned chunks ([`Bytes`]) with
-//! the async side over bounded channels. `tokio::io::stdin()`/`stdout()` run every read and
-//! write as a task on tokio's blocking pool; at bulk rates those hand-offs (spawns, futex
-//! wake-ups, a contended pool mutex) cost more CPU than the protocol (issue 15 item 8).
+//! `tether cat`'s stdin and stdout: stdin has a thread of its own, as has stdout unless it
+//! is a pipe (on Linux a pipe is written from the runtime's thread without blocking,
+//! [`crate::cat_pipe`]); they exchange owned chunks ([`Bytes`]) with the async side over
+//! bounded channels. `tokio::io::stdin()`/`stdout()` run every read and write as a task on
+//! tokio's blocking pool; at bulk rates those hand-offs (spawns, futex wake-ups, a contended
+//! pool mutex) cost more CPU than the protocol (issue 15 item 8).
 //!
 //! Neither side copies: stdin is read into the spare capacity of pooled blocks (not zeroed
 //! first, [`read_uninit`]) and each read travels on as a slice of its block, which the stream
 //! queues as it is (`write_chunk`); stdout gets the stream's received chunks (`read_chunk`)
 //! and writes them with one gathered `writev` per batch.
 //!
-//! Both threads use the file descriptors unbuffered (duplicates of 0 and 1): a read takes
+//! Both sides use the file descriptors unbuffered (duplicates of 0 and 1): a read takes
 //! what the pipe or file has, up to [`CHUNK`] bytes, and a write goes to the kernel at once,
 //! so interactive use sees no extra latency.
 use std::fs::File;
@@ -42,7 +44,10 @@ impl StdinReader {
     /// Starts the reader thread. It reads ahead at most [`DEPTH`] chunks and stops at EOF,
     /// at the first error, or when the reader is dropped (after its next read returns).
     pub fn spawn() -> io::Result<StdinReader> {
-        StdinReader::on(File::from(dup_stdin()?))
+        let fd = dup_stdin()?;
+        #[cfg(target_os = "linux")]
+        crate::cat_pipe::grow(&fd);
+        StdinReader::on(File::from(fd))
     }
 
     /// [`StdinReader::spawn`] on any descriptor.
@@ -91,33 +96,54 @@ fn read_loop(file: impl AsFd, tx: &mpsc::Sender<io::Result<Bytes>>) {
     }
 }
 
-/// stdout, written by its own thread, a batch of chunks at a time.
+/// stdout, written a batch of chunks at a time: a pipe straight from the runtime's thread
+/// (Linux, [`crate::cat_pipe`]), anything else (a file, a terminal) by a thread of its own.
 pub struct StdoutWriter {
-    batches: std::sync::mpsc::Sender<Vec<Bytes>>,
-    done: mpsc::UnboundedReceiver<io::Result<Vec<Bytes>>>,
+    sink: Sink,
+    /// Batches queued and not yet reported written.
     in_flight: usize,
     spare: Vec<Vec<Bytes>>,
 }
 
+enum Sink {
+    #[cfg(target_os = "linux")]
+    Pipe(crate::cat_pipe::PipeSink),
+    Thread {
+        batches: std::sync::mpsc::Sender<Vec<Bytes>>,
+        done: mpsc::UnboundedReceiver<io::Result<Vec<Bytes>>>,
+    },
+}
+
 impl StdoutWriter {
-    /// Starts the writer thread; it ends when the writer is dropped or a write fails.
+    /// Opens stdout: a pipe is written directly, anything else by a writer thread, which
+    /// ends when the writer is dropped or a write fails. Call within the tokio runtime.
     pub fn spawn() -> io::Result<StdoutWriter> {
-        StdoutWriter::on(File::from(dup_stdout()?))
+        let fd = dup_stdout()?;
+        #[cfg(target_os = "linux")]
+        if let Some(own) = crate::cat_pipe::own_write_end(&fd) {
+            crate::cat_pipe::grow(&own);
+            let sink = crate::cat_pipe::PipeSink::new(own)?;
+            return Ok(StdoutWriter::with(Sink::Pipe(sink)));
+        }
+        StdoutWriter::on(File::from(fd))
     }
 
-    /// [`StdoutWriter::spawn`] on any sink.
+    /// [`StdoutWriter::spawn`] with a writer thread on any sink.
     fn on(file: impl Write + Send + 'static) -> io::Result<StdoutWriter> {
         let (batches, rx) = std::sync::mpsc::channel();
         let (done_tx, done) = mpsc::unbounded_channel();
         thread::Builder::new()
             .name("cat-stdout".into())
             .spawn(move || write_loop(file, &rx, &done_tx))?;
-        Ok(StdoutWriter {
-            batches,
-            done,
+        Ok(StdoutWriter::with(Sink::Thread { batches, done }))
+    }
+
+    fn with(sink: Sink) -> StdoutWriter {
+        StdoutWriter {
+            sink,
             in_flight: 0,
             spare: Vec::new(),
-        })
+        }
     }
 
     /// An empty batch to gather chunks in (a written one when available, so its vector's
@@ -136,11 +162,15 @@ impl StdoutWriter {
         self.in_flight == 0
     }
 
-    /// Queues `batch`'s chunks, in order, for stdout.
+    /// Queues `batch`'s chunks, in order, for stdout (a pipe takes what it can at once).
     pub fn write(&mut self, batch: Vec<Bytes>) -> io::Result<()> {
-        self.batches
-            .send(batch)
-            .map_err(|_| io::Error::other("the stdout thread stopped"))?;
+        match &mut self.sink {
+            #[cfg(target_os = "linux")]
+            Sink::Pipe(p) => p.push(batch),
+            Sink::Thread { batches, .. } => batches
+                .send(batch)
+                .map_err(|_| io::Error::other("the stdout thread stopped"))?,
+        }
         self.in_flight += 1;
         Ok(())
     }
@@ -151,12 +181,19 @@ impl StdoutWriter {
         if self.in_flight == 0 {
             return std::future::pending().await;
         }
-        let r = self.done.recv().await;
+        let r = match &mut self.sink {
+            #[cfg(target_os = "linux")]
+            Sink::Pipe(p) => p.written().await,
+            Sink::Thread { done, .. } => done
+                .recv()
+                .await
+                .unwrap_or_else(|| Err(io::Error::other("the stdout thread stopped"))),
+        };
         self.in_flight -= 1;
-        let mut batch = r.unwrap_or_else(|| Err(io::Error::other("the stdout thread stopped")))?;
-        // The chunks are dropped here, on the thread that cut them from their blocks, so
-        // the writer thread never touches the blocks' shared counts that this thread
-        // increments with every new slice (no cache line bouncing between the two).
+        let mut batch = r?;
+        // The chunks are dropped here, on the thread that cut them from their blocks, so a
+        // writer thread never touches the blocks' shared counts that this thread increments
+        // with every new slice (no cache line bouncing between the two).
         batch.clear();
         self.spare.push(batch);
         Ok(())
@@ -180,7 +217,7 @@ fn write_loop(
 ) {
     while let Ok(mut batch) = batches.recv() {
         // The written batch goes back with its chunks (see `StdoutWriter::written`).
-        let r = write_all_chunks(&mut file, &mut batch).map(|()| batch);
+        let r = write_chunks(&mut batch, &mut 0, |s| file.write_vectored(s)).map(|()| batch);
         let failed = r.is_err();
         if done.send(r).is_err() || failed {
             return;
@@ -188,16 +225,24 @@ fn write_loop(
     }
 }
 
-/// Writes every chunk of `batch` in order with gathered writes. Written chunks stay in the
-/// batch (a partly written one loses its written front): no chunk is cloned or dropped
-/// here, so this thread never touches the blocks' shared counts.
-fn write_all_chunks(file: &mut impl Write, batch: &mut [Bytes]) -> io::Result<()> {
-    let mut first = 0;
-    while first < batch.len() {
-        let rest = batch.get_mut(first..).unwrap_or_default();
+/// Writes `batch`'s chunks from index `*first` on, in order, with gathered writes through
+/// `write`, until all are written or `write` fails (`Interrupted` is retried; after a
+/// would-block error, `*first` and the chunks say where to go on). Written chunks stay in
+/// the batch (`*first` moves past them; a partly written one loses its written front): no
+/// chunk is cloned or dropped here, so a writer thread never touches the blocks' shared
+/// counts.
+pub fn write_chunks(
+    batch: &mut [Bytes],
+    first: &mut usize,
+    mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+) -> io::Result<()> {
+    while *first < batch.len() {
+        let rest = batch.get_mut(*first..).unwrap_or_default();
         let slices: Vec<IoSlice<'_>> = rest.iter().take(IOVECS).map(|c| IoSlice::new(c)).collect();
-        let mut n = match file.write_vectored(&slices) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+        let mut n = match write(&slices) {
+            Ok(0) if slices.iter().any(|s| !s.is_empty()) => {
+                return Err(io::ErrorKind::WriteZero.into())
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -209,7 +254,7 @@ fn write_all_chunks(file: &mut impl Write, batch: &mut [Bytes]) -> io::Result<()
                 break;
             }
             n -= c.len();
-            first += 1;
+            *first += 1;
         }
     }
     Ok(())
@@ -243,7 +288,7 @@ fn dup_stdout() -> io::Result<std::os::windows::io::OwnedHandle> {
 mod tests {
     use std::io::{Read, Write};
 
-    use super::{write_all_chunks, Bytes, StdinReader, StdoutWriter, CHUNK};
+    use super::{write_chunks, Bytes, StdinReader, StdoutWriter, CHUNK};
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -297,7 +342,7 @@ mod tests {
             .collect();
         batch.extend((0..100).map(|_| Bytes::new()));
         let mut out = Trickle(Vec::new());
-        write_all_chunks(&mut out, &mut batch).unwrap();
+        write_chunks(&mut batch, &mut 0, |s| out.write_vectored(s)).unwrap();
         assert_eq!(out.0, data);
         assert_eq!(
             batch.len(),

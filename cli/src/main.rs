@@ -3,6 +3,8 @@
 
 mod bench;
 mod cat_cmd;
+#[cfg(target_os = "linux")]
+mod cat_pipe;
 mod cat_stdio;
 mod demo;
 mod kcp_flags;

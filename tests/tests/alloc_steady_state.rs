@@ -1,21 +1,38 @@
 //! Steady-state KCP transfer allocates O(1) per window, not per segment: buffers for
-//! segments and datagrams are recycled through the control block's pool.
+//! segments and datagrams are recycled through the control block's pool (and, for a
+//! session, through the session's pool and the runtime's outbox).
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use tether_core::driver::Machine;
+use tether_core::driver::{ByteStream, Bytes, Machine};
 use tether_core::kcp::{Kcp, KcpConfig};
+use tether_core::rng::seeded;
+use tether_core::session::crypt::CipherKind;
+use tether_core::session::{CryptMode, Session, SessionConfig};
 
 struct Counting;
 
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Allocations made by this thread (the tests run in parallel threads).
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+fn count_one() {
+    // `try_with`: allocations while the thread's locals are torn down are not counted.
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the only addition is a
-// relaxed counter increment, which cannot affect the allocation's validity.
+// thread-local counter increment (no allocation), which cannot affect the allocation's
+// validity.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: same contract as our caller's: `layout` has non-zero size.
         unsafe { System.alloc(layout) }
     }
@@ -24,7 +41,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         // SAFETY: forwarded with the caller's guarantees about `ptr`, `layout`, `new_size`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -94,13 +111,130 @@ fn steady_state_allocates_per_window_not_per_segment() {
     };
     p.transfer(4 << 20); // warm up: queues and pools reach their working size
     let segs_before = p.a.stats().out_segs;
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocs();
     p.transfer(32 << 20);
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let allocs = allocs() - before;
     let segs = p.a.stats().out_segs - segs_before;
     let windows = segs / 256;
     println!("{allocs} allocations for {segs} segments ({windows} windows)");
     assert!(segs > 20_000);
+    assert!(
+        allocs <= windows,
+        "{allocs} allocations for {segs} segments: more than one per window"
+    );
+}
+
+/// One direction's datagrams between two sessions, moved the way the runtime's outbox
+/// moves them: at most 256 per round, each sealed datagram's buffer swapped for an empty
+/// one (`poll_transmit` into an empty buffer), and sent buffers offered again.
+#[derive(Default)]
+struct Outbox {
+    spare: Vec<Vec<u8>>,
+    pending: Vec<Vec<u8>>,
+}
+
+impl Outbox {
+    /// Drains `from` into `to`; whether anything moved.
+    fn carry(&mut self, from: &mut Session, to: &mut Session, now: Instant) -> bool {
+        let mut moved = false;
+        loop {
+            while self.pending.len() < 256 {
+                let mut d = self.spare.pop().unwrap_or_default();
+                if from.poll_transmit(now, &mut d).is_none() {
+                    self.spare.push(d);
+                    break;
+                }
+                self.pending.push(d);
+            }
+            if self.pending.is_empty() {
+                return moved;
+            }
+            moved = true;
+            for mut d in self.pending.drain(..) {
+                let _ = to.handle_input(now, &d);
+                if self.spare.len() < 256 {
+                    d.clear();
+                    self.spare.push(d);
+                }
+            }
+        }
+    }
+}
+
+struct SessionPeers {
+    a: Session,
+    b: Session,
+    a_out: Outbox,
+    b_out: Outbox,
+    now: Instant,
+    chunk: Bytes,
+    rbuf: Vec<u8>,
+}
+
+impl SessionPeers {
+    /// Moves `total` bytes a → b back to back.
+    fn transfer(&mut self, total: usize) {
+        let (mut sent, mut got) = (0, 0);
+        while got < total {
+            while sent < total {
+                let n = self.chunk.len().min(total - sent);
+                match ByteStream::write_chunk(&mut self.a, self.chunk.slice(..n)) {
+                    Ok(n) => sent += n,
+                    Err(_) => break,
+                }
+            }
+            let mut moved = self.a_out.carry(&mut self.a, &mut self.b, self.now);
+            while let Ok(n) = ByteStream::read(&mut self.b, &mut self.rbuf) {
+                got += n;
+            }
+            moved |= self.b_out.carry(&mut self.b, &mut self.a, self.now);
+            if !moved {
+                let t = [self.a.poll_timeout(), self.b.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                self.now = t
+                    .unwrap_or(self.now + Duration::from_millis(1))
+                    .max(self.now);
+                self.a.handle_timeout(self.now);
+                self.b.handle_timeout(self.now);
+            }
+        }
+    }
+}
+
+/// A kcptun-style session (FEC 10/3, `none` cipher with its nonce + CRC header) allocates
+/// per window as well: a flush's parity datagrams borrow buffers that sent datagrams left
+/// in KCP's pool instead of allocating their own (which the pools then freed again).
+#[test]
+fn fec_session_steady_state_allocates_per_window_not_per_segment() {
+    const WND: u32 = 1024;
+    let cfg = SessionConfig {
+        kcp: KcpConfig::fast3().with_windows(WND, WND).with_stream(true),
+        crypt: CryptMode::Block(CipherKind::None),
+        key: [7; 32],
+        data_shards: 10,
+        parity_shards: 3,
+    };
+    let now = Instant::now();
+    let mut p = SessionPeers {
+        a: Session::new(1, &cfg, now, Box::new(seeded(1))),
+        b: Session::new(1, &cfg, now, Box::new(seeded(2))),
+        a_out: Outbox::default(),
+        b_out: Outbox::default(),
+        now,
+        chunk: Bytes::from(vec![7u8; 64 * 1024]),
+        rbuf: vec![0u8; 256 * 1024],
+    };
+    p.transfer(16 << 20); // warm up: pools reach their working size
+    let segs_before = p.a.kcp().stats().out_segs;
+    let before = allocs();
+    p.transfer(64 << 20);
+    let allocs = allocs() - before;
+    let segs = p.a.kcp().stats().out_segs - segs_before;
+    let windows = segs / u64::from(WND);
+    println!("{allocs} allocations for {segs} segments ({windows} windows)");
+    assert!(segs > 40_000);
     assert!(
         allocs <= windows,
         "{allocs} allocations for {segs} segments: more than one per window"

@@ -17,9 +17,15 @@ const BLOCK_MAX: usize = 64 * 1024;
 /// Filled blocks tracked for reuse: a fast session's receive window (8192 segments) plus
 /// the reader's buffer fit; a block still shared when it drops out is freed by its last
 /// slice. Tracking a shared block costs no memory: its slices keep it alive anyway.
+///
+/// Free blocks stay tracked until taken (a busy session's block count swings with how far
+/// its reader lags: giving the blocks of one swing back to the allocator made the next one
+/// allocate and fault them in again, 70 % of a `tether cat` receiver's page faults), and
+/// all go back when the session is idle ([`Kcp::release_idle`](super::Kcp::release_idle)).
 const TRACKED: usize = 256;
-/// Free blocks kept besides the one taken; more go back to the allocator.
-const FREE: usize = 16;
+/// Tracked blocks looked at per new block, oldest first (see
+/// [`take_oldest_free_block`](crate::reclaim::take_oldest_free_block)).
+const CHECKS: usize = 8;
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -49,7 +55,7 @@ impl RecvArena {
     fn next_block(&mut self, need: usize, start: usize) {
         let first = self.next == 0;
         let size = self.next.max(start).max(need).min(BLOCK_MAX.max(need));
-        let found = crate::reclaim::take_free_block(&mut self.used, size, FREE);
+        let found = crate::reclaim::take_oldest_free_block(&mut self.used, size, CHECKS);
         let block = found.unwrap_or_else(|| {
             self.next = (size * 2).min(BLOCK_MAX);
             BytesMut::with_capacity(size)

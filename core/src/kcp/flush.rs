@@ -38,6 +38,15 @@ impl Kcp {
         self.give_buf(b);
     }
 
+    /// An empty buffer from KCP's pool, with room for a datagram of `mtu` bytes: the
+    /// session layer's parity datagrams borrow from it when its own pool runs dry, rather
+    /// than allocating (the buffers come back through [`Kcp::recycle`]).
+    pub fn spare_buf(&mut self) -> Vec<u8> {
+        let mut b = self.take_buf();
+        b.clear();
+        b
+    }
+
     /// Datagrams waiting for [`Kcp::pop_output`].
     pub fn queued_output(&self) -> usize {
         self.out.len()

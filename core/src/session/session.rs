@@ -572,22 +572,32 @@ impl Session {
             let control = control_bytes(d.get(reserved..).unwrap_or(&[]));
             self.fec_encode(&mut d);
             self.protect_and_queue(d, control);
-            let parity = std::mem::take(&mut self.parity);
-            for p in parity {
+            // Drained, not consumed: the vector's storage serves the next group too.
+            let mut parity = std::mem::take(&mut self.parity);
+            for p in parity.drain(..) {
                 self.protect_and_queue(p, Some(0));
             }
+            self.parity = parity;
         }
     }
 
     fn fec_encode(&mut self, d: &mut [u8]) {
         let Session {
-            enc, parity, pool, ..
+            enc,
+            parity,
+            pool,
+            kcp,
+            ..
         } = self;
         if let Some(enc) = enc {
             let _ = enc.encode(d, |p| {
                 // The parity datagram's buffer is taken, not copied; the encoder keeps an
-                // empty one from the pool for its next group.
-                let mut v = pool.pop().unwrap_or_default();
+                // empty one from the pool for its next group. A flush of hundreds of
+                // datagrams empties the session's small pool: KCP's, where the sent
+                // buffers gather, lends one then (allocating parity buffers there, and
+                // freeing them when the pools overflowed, was half a bulk sender's page
+                // faults).
+                let mut v = pool.pop().unwrap_or_else(|| kcp.spare_buf());
                 v.clear();
                 std::mem::swap(p, &mut v);
                 parity.push(v);

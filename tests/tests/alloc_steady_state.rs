@@ -54,6 +54,11 @@ struct Peers {
     a: Kcp,
     b: Kcp,
     now: Instant,
+    /// Every `drop_every`-th datagram a → b is lost (0: none).
+    drop_every: u64,
+    sent: u64,
+    /// b reads with `read_chunk` instead of copying out with `recv_stream`.
+    read_chunks: bool,
     buf: Vec<u8>,
     rbuf: Vec<u8>,
     chunk: Vec<u8>,
@@ -70,12 +75,22 @@ impl Peers {
             }
             let mut moved = false;
             while self.a.poll_transmit(self.now, &mut self.buf).is_some() {
-                let _ = self.b.handle_input(self.now, &self.buf);
+                self.sent += 1;
+                if self.drop_every == 0 || !self.sent.is_multiple_of(self.drop_every) {
+                    let _ = self.b.handle_input(self.now, &self.buf);
+                }
                 self.buf.clear();
                 moved = true;
             }
-            while let Ok(n) = self.b.recv_stream(&mut self.rbuf) {
-                got += n;
+            if self.read_chunks {
+                // Owned chunks, as the runtime reads: each dropped at once.
+                while let Ok(c) = self.b.read_chunk(64 * 1024) {
+                    got += c.len();
+                }
+            } else {
+                while let Ok(n) = self.b.recv_stream(&mut self.rbuf) {
+                    got += n;
+                }
             }
             while self.b.poll_transmit(self.now, &mut self.buf).is_some() {
                 let _ = self.a.handle_input(self.now, &self.buf);
@@ -97,18 +112,25 @@ impl Peers {
     }
 }
 
-#[test]
-fn steady_state_allocates_per_window_not_per_segment() {
+fn kcp_peers(drop_every: u64) -> Peers {
     let cfg = KcpConfig::fast3().with_windows(256, 256).with_stream(true);
     let now = Instant::now();
-    let mut p = Peers {
+    Peers {
         a: Kcp::new(1, cfg, now),
         b: Kcp::new(1, cfg, now),
         now,
+        drop_every,
+        sent: 0,
+        read_chunks: drop_every > 0,
         buf: Vec::with_capacity(2048),
         rbuf: vec![0; 64 * 1024],
         chunk: vec![7; 8192],
-    };
+    }
+}
+
+#[test]
+fn steady_state_allocates_per_window_not_per_segment() {
+    let mut p = kcp_peers(0);
     p.transfer(4 << 20); // warm up: queues and pools reach their working size
     let segs_before = p.a.stats().out_segs;
     let before = allocs();
@@ -121,6 +143,25 @@ fn steady_state_allocates_per_window_not_per_segment() {
     assert!(
         allocs <= windows,
         "{allocs} allocations for {segs} segments: more than one per window"
+    );
+}
+
+/// With a datagram lost now and then, the segments parked behind each gap go back to the
+/// receiver's pool once the gap fills (they are copied into the receive arena then): handed
+/// to the reader instead, each parked segment was an allocation.
+#[test]
+fn lossy_steady_state_recycles_parked_segments() {
+    let mut p = kcp_peers(97);
+    p.transfer(4 << 20);
+    let (sent_before, before) = (p.sent, allocs());
+    p.transfer(32 << 20);
+    let allocs = allocs() - before;
+    let lost = (p.sent - sent_before) / p.drop_every;
+    println!("{allocs} allocations with {lost} datagrams lost");
+    assert!(lost > 200);
+    assert!(
+        allocs < lost,
+        "{allocs} allocations for {lost} losses: the segments parked behind them allocate"
     );
 }
 

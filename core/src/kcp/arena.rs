@@ -4,10 +4,11 @@
 //! in place once every slice of it is dropped, so a busy session neither allocates nor
 //! faults pages in per segment.
 //!
-//! Only segments that arrive in order use it: consecutive bytes fill a block, so the
+//! Only segments that are next in order use it: consecutive bytes fill a block, so the
 //! memory a block pins is what the reader holds anyway (plus less than one block). A
-//! segment parked out of order keeps a buffer of its own, so a peer cannot make each
-//! parked segment pin a whole block.
+//! segment parked out of order keeps a pooled buffer of its own while it waits, so a peer
+//! cannot make each parked segment pin a whole block; once the gap before it fills, it is
+//! copied in here and its buffer goes back to the pool.
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};

@@ -30,10 +30,14 @@ impl Kcp {
     }
 
     /// Returns a buffer to the pool. Bounded in count (so a burst does not pin memory forever)
-    /// and in capacity: a buffer grown past one datagram is given back to the allocator.
+    /// and in capacity: a buffer grown past one datagram is given back to the allocator, and
+    /// one too small for a datagram (the empty payload a selectively acked segment leaves
+    /// behind, an empty buffer swapped in by a caller) is not kept, since taking it would
+    /// allocate anyway (under loss those made the pool allocate for most segments).
     pub(super) fn give_buf(&mut self, mut b: Vec<u8>) {
         let limit = (self.cfg.snd_wnd + self.cfg.rcv_wnd) as usize + 64;
-        if self.pool.len() < limit && b.capacity() <= self.max_datagram() {
+        let fits = (self.cfg.mtu as usize..=self.max_datagram()).contains(&b.capacity());
+        if self.pool.len() < limit && fits {
             b.clear();
             self.pool.push(b);
         }
@@ -317,9 +321,22 @@ impl Kcp {
                 break;
             }
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
-            if let Some(seg) = self.rcv_buf.pop_front() {
+            if let Some(mut seg) = self.rcv_buf.pop_front() {
+                self.move_into_arena(&mut seg);
                 self.rcv_queue.push_back(seg);
             }
+        }
+    }
+
+    /// A parked segment that became next in order moves into the receive arena, and its
+    /// pooled buffer goes back to the pool: handed to the reader instead, each one left the
+    /// pool for good, so every segment parked behind a lost datagram (thousands at a time
+    /// behind a dropped GRO batch) cost an allocation, a free and a page fault or two.
+    fn move_into_arena(&mut self, seg: &mut Seg) {
+        if let Payload::Owned(buf) = &seg.data {
+            let copy = Payload::Shared(self.arena.copy(buf, self.max_datagram()));
+            let parked = std::mem::replace(&mut seg.data, copy);
+            self.give_payload(parked);
         }
     }
 

@@ -22,7 +22,7 @@
 #    - MB/s = bytes / (sender spawned -> receiver's last output byte), MB = 10^6 bytes. Both
 #      processes then linger (`--linger`, 1 s) before exiting; that idle tail is not timed;
 #    - CPU ms/MB = user + sys CPU of sender + receiver (getrusage of each child through
-#      wait4, whole process lifetime) per MB;
+#      wait4, whole process lifetime) per MB, and each side's CPU seconds;
 #    - the ratios current/baseline of both medians.
 #    The receiver's output must hash (sha256) to the input's and have its length, or the
 #    script stops with an error: a build that corrupts data gets no numbers.
@@ -208,15 +208,18 @@ for r in range(runs):
 
 print(f"load average {load()} at end")
 print()
-print(f"| build | MB/s (median of {runs}; min-max) | CPU ms/MB, sender+receiver (median; min-max) |")
-print("|---|---|---|")
+print(f"| build | MB/s (median of {runs}; min-max) | CPU ms/MB, sender+receiver (median; min-max) "
+      "| sender / receiver CPU s (medians) |")
+print("|---|---|---|---|")
 med = {}
 for label, _ in builds:
     mb = [x["mbps"] for x in results[label]]
     cpu = [x["cpu_ms_per_mb"] for x in results[label]]
+    send = statistics.median(x["send_cpu"] for x in results[label])
+    recv = statistics.median(x["recv_cpu"] for x in results[label])
     med[label] = (statistics.median(mb), statistics.median(cpu))
     print(f"| {label} | {med[label][0]:.1f} ({min(mb):.1f}-{max(mb):.1f}) | "
-          f"{med[label][1]:.2f} ({min(cpu):.2f}-{max(cpu):.2f}) |")
+          f"{med[label][1]:.2f} ({min(cpu):.2f}-{max(cpu):.2f}) | {send:.2f} / {recv:.2f} |")
 (b_mb, b_cpu), (c_mb, c_cpu) = med[base_label], med[cur_label]
 print()
 print(f"current/baseline: throughput {c_mb / b_mb:.2f}x, CPU per MB {c_cpu / b_cpu:.2f}x")

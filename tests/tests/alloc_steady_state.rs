@@ -98,18 +98,22 @@ impl Peers {
                 moved = true;
             }
             if !moved {
-                let t = [self.a.poll_timeout(), self.b.poll_timeout()]
-                    .into_iter()
-                    .flatten()
-                    .min();
-                self.now = t
-                    .unwrap_or(self.now + Duration::from_millis(1))
-                    .max(self.now);
-                self.a.handle_timeout(self.now);
-                self.b.handle_timeout(self.now);
+                advance_to_next_timer(&mut self.now, &mut self.a, &mut self.b);
             }
         }
     }
+}
+
+/// Nothing moved: jumps to the earlier of the two machines' deadlines (1 ms on when neither
+/// has one) and fires their timers.
+fn advance_to_next_timer<M: Machine>(now: &mut Instant, a: &mut M, b: &mut M) {
+    let t = [a.poll_timeout(), b.poll_timeout()]
+        .into_iter()
+        .flatten()
+        .min();
+    *now = t.unwrap_or(*now + Duration::from_millis(1)).max(*now);
+    a.handle_timeout(*now);
+    b.handle_timeout(*now);
 }
 
 fn kcp_peers(drop_every: u64) -> Peers {
@@ -230,15 +234,7 @@ impl SessionPeers {
             }
             moved |= self.b_out.carry(&mut self.b, &mut self.a, self.now);
             if !moved {
-                let t = [self.a.poll_timeout(), self.b.poll_timeout()]
-                    .into_iter()
-                    .flatten()
-                    .min();
-                self.now = t
-                    .unwrap_or(self.now + Duration::from_millis(1))
-                    .max(self.now);
-                self.a.handle_timeout(self.now);
-                self.b.handle_timeout(self.now);
+                advance_to_next_timer(&mut self.now, &mut self.a, &mut self.b);
             }
         }
     }

@@ -264,3 +264,36 @@ fn closed_machine_refuses_chunks() {
     );
     assert_eq!(k.write_chunk(Bytes::new()), Err(WriteError::Closed));
 }
+
+/// A PUSH that is next in order, copied once by the layer below (the FEC decoder's stored
+/// shard), reaches the reader as a slice of that copy; anything else is refused.
+#[test]
+fn a_stored_next_in_order_push_reaches_the_reader_without_a_copy() {
+    let now = test_start();
+    let cfg = KcpConfig::fast3().with_stream(true);
+    let (mut a, mut b) = (Kcp::new(1, cfg, now), Kcp::new(1, cfg, now));
+    let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    a.write(&data).unwrap();
+    let mut dgram = Vec::new();
+    a.poll_transmit(now, &mut dgram).unwrap();
+    // What the FEC layer keeps: a 2-byte size field, then the KCP bytes.
+    let mut shard = vec![0xaa, 0xbb];
+    shard.extend_from_slice(&dgram);
+    let mut other = shard.clone();
+    other[2] ^= 1; // another conversation
+    assert!(b.copy_if_next_in_order(&other, 2).is_none());
+    let stored = b.copy_if_next_in_order(&shard, 2).expect("next in order");
+    assert_eq!(stored[..], shard[..]);
+    b.handle_shared(now, &stored.slice(2..), true).unwrap();
+    let chunk = b.read_chunk(usize::MAX).unwrap();
+    assert_eq!(chunk[..], data[..]);
+    let inside = stored.as_ptr() as usize..stored.as_ptr() as usize + stored.len();
+    assert!(
+        inside.contains(&(chunk.as_ptr() as usize)),
+        "the payload was copied"
+    );
+    assert!(
+        b.copy_if_next_in_order(&shard, 2).is_none(),
+        "no longer next in order"
+    );
+}

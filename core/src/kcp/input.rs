@@ -177,8 +177,12 @@ impl Kcp {
         {
             // The next segment in order with nothing waiting before it: where inserting it
             // and `move_ready_to_queue` would put it, without touching `rcv_buf`.
-            // In order: a slice of the arena's block (arena.rs says why only these).
-            let data = self.arena.copy(payload, self.max_datagram());
+            // In order: a slice of the arena's block (arena.rs says why only these), or of
+            // the datagram itself when it already lives in one (`handle_shared`).
+            let data = match &self.input_owner {
+                Some(owner) if within(owner, payload) => owner.slice_ref(payload),
+                _ => self.arena.copy(payload, self.max_datagram()),
+            };
             self.rcv_queue
                 .push_back(received_seg(h, Payload::Shared(data)));
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
@@ -316,4 +320,10 @@ fn received_seg(h: &Header, data: Payload) -> Seg {
         data,
         ..Seg::default()
     }
+}
+
+/// Whether `part` lies inside `whole`'s bytes (`Bytes::slice_ref` requires it).
+fn within(whole: &bytes::Bytes, part: &[u8]) -> bool {
+    let (w, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
+    p >= w && p + part.len() <= w + whole.len()
 }

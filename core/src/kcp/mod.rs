@@ -244,6 +244,9 @@ pub struct Kcp {
     pool: Vec<Vec<u8>>,
     /// Blocks in-order received payloads are copied into.
     arena: arena::RecvArena,
+    /// The datagram [`Kcp::handle_shared`] is reading, whose in-order payload becomes a
+    /// slice of it rather than a copy in the arena (`None` outside that call).
+    input_owner: Option<Bytes>,
 
     // Driver state (kcp.md §11.2 made event-driven).
     next_flush: Option<u32>,
@@ -314,6 +317,7 @@ impl Kcp {
             obuf: Vec::new(),
             pool: Vec::new(),
             arena: arena::RecvArena::default(),
+            input_owner: None,
             next_flush: None,
             flush_pending: false,
             last_now: now,
@@ -548,6 +552,41 @@ impl Kcp {
         self.arm_interval_if_busy(self.clock.ms(now));
         self.push_event_checks();
         r
+    }
+
+    /// [`Kcp::handle_packet`] on bytes that already live in a shared buffer (one from
+    /// [`Kcp::copy_if_next_in_order`]): a PUSH segment that is next in order keeps a slice of
+    /// `data` as its payload instead of a copy in the receive arena.
+    pub fn handle_shared(
+        &mut self,
+        now: Instant,
+        data: &Bytes,
+        regular: bool,
+    ) -> Result<(), InputError> {
+        self.input_owner = Some(data.clone());
+        let r = self.handle_packet(now, data, regular);
+        self.input_owner = None;
+        r
+    }
+
+    /// If `datagram[skip..]` is exactly one PUSH segment of this conversation that is next
+    /// in order (one [`Kcp::handle_packet`] would queue for the reader at once), a copy of
+    /// the whole of `datagram` in the receive arena, to pass on to
+    /// [`Kcp::handle_shared`]; otherwise `None`. The FEC layer, which keeps a copy of each
+    /// data shard anyway, stores it here so that one copy serves both (issue 15 item 8).
+    /// Only next-in-order segments land in the arena, so its blocks stay as dense as when
+    /// KCP copies the payloads itself (see `arena.rs`).
+    pub fn copy_if_next_in_order(&mut self, datagram: &[u8], skip: usize) -> Option<Bytes> {
+        let kcp = datagram.get(skip..)?;
+        let h = segment::Header::decode(&mut crate::wire::Reader::new(kcp)).ok()?;
+        let next = h.conv == self.conv
+            && h.cmd == segment::Cmd::Push as u8
+            && h.sn == self.rcv_nxt
+            && h.len as usize == kcp.len() - segment::OVERHEAD
+            && self.rcv_buf.is_empty()
+            && self.rcv_queue.len() < self.cfg.rcv_wnd as usize
+            && !self.closed;
+        next.then(|| self.arena.copy(datagram, self.max_datagram()))
     }
 
     /// A flush as kcp-go's timer, `Write` and `Input` run it, plus rescheduling.

@@ -26,6 +26,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
 use super::autotune::AutoTune;
@@ -447,7 +448,26 @@ struct RxShard {
     is_data: bool,
     ts: u32,
     /// The bytes after the 6-byte FEC header.
-    data: Vec<u8>,
+    data: ShardBytes,
+}
+
+/// A stored shard's bytes: a copy in a pooled buffer, or the caller's own copy
+/// ([`FecDecoder::decode_stored`]: a next-in-order data shard that KCP's receive arena holds,
+/// so the payload KCP hands to the reader and this copy are one).
+#[derive(Debug)]
+enum ShardBytes {
+    Pooled(Vec<u8>),
+    Shared(Bytes),
+}
+
+impl core::ops::Deref for ShardBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ShardBytes::Pooled(v) => v,
+            ShardBytes::Shared(b) => b,
+        }
+    }
 }
 
 /// Datagrams rebuilt by one [`FecDecoder::decode`] call, each starting with its 2-byte size
@@ -489,6 +509,8 @@ pub struct FecDecoder {
     shard_size: usize,
     rxlimit: usize,
     rx: Vec<RxShard>,
+    /// Entries of `rx` kept as slices of KCP's receive arena ([`ShardBytes::Shared`]).
+    shared: usize,
     pool: Vec<Vec<u8>>,
     work: Vec<(Vec<u8>, bool)>,
     out: Vec<Vec<u8>>,
@@ -531,6 +553,7 @@ impl FecDecoder {
             shard_size: n,
             rxlimit: RX_FEC_MULTI * n,
             rx: Vec::new(),
+            shared: 0,
             pool: Vec::new(),
             work: Vec::new(),
             out: Vec::new(),
@@ -590,8 +613,11 @@ impl FecDecoder {
             self.rx.retain(|e| itimediff(e.seqid, begin) >= 0);
         }
         for e in self.rx.iter_mut() {
-            e.data.shrink_to_fit();
+            // A shard kept as a slice of KCP's receive arena would pin a whole block of it
+            // while the session idles: it gets a compact copy of its own instead.
+            e.data = ShardBytes::Pooled(e.data.to_vec());
         }
+        self.shared = 0;
         self.rx.shrink_to_fit();
     }
 
@@ -601,6 +627,18 @@ impl FecDecoder {
     /// data shard's own KCP bytes (`shard[8..]`) to KCP itself (kcp-go-session.md §2.2
     /// step 5, §4.3).
     pub fn decode(&mut self, now_ms: u32, shard: &[u8]) -> Result<Recovered<'_>, FecError> {
+        self.decode_stored(now_ms, shard, None)
+    }
+
+    /// [`FecDecoder::decode`], where `stored`, when given, already holds a copy of
+    /// `shard[6..]` (the bytes after the FEC header) that the decoder may keep instead of
+    /// copying them again.
+    pub fn decode_stored(
+        &mut self,
+        now_ms: u32,
+        shard: &[u8],
+        stored: Option<Bytes>,
+    ) -> Result<Recovered<'_>, FecError> {
         self.recycle_outputs();
         let (seqid, is_data) = parse_shard(shard)?;
         if !is_data {
@@ -608,10 +646,11 @@ impl FecDecoder {
         }
         self.autotune.sample(is_data, seqid); // §4.3 step 1
         self.maybe_retune(seqid, is_data);
-        let Some(idx) = self.insert(now_ms, seqid, is_data, shard) else {
+        let Some(idx) = self.insert(now_ms, seqid, is_data, shard, stored) else {
             return Ok(Recovered { bufs: &[] }); // §4.3 step 2: duplicate
         };
         self.try_group(seqid, idx);
+        self.compact_older_groups(seqid);
         self.enforce_limit();
         self.expire(now_ms);
         Ok(Recovered {
@@ -653,7 +692,14 @@ impl FecDecoder {
 
     /// kcp-go-session.md §4.3 step 2: sorted insert (wrapping compare, scanning from the
     /// tail); `None` for a duplicate seqid.
-    fn insert(&mut self, now_ms: u32, seqid: u32, is_data: bool, shard: &[u8]) -> Option<usize> {
+    fn insert(
+        &mut self,
+        now_ms: u32,
+        seqid: u32,
+        is_data: bool,
+        shard: &[u8],
+        stored: Option<Bytes>,
+    ) -> Option<usize> {
         let mut idx = 0;
         for (i, e) in self.rx.iter().enumerate().rev() {
             if e.seqid == seqid {
@@ -664,9 +710,18 @@ impl FecDecoder {
                 break;
             }
         }
-        let mut data = self.pool.pop().unwrap_or_default();
-        data.clear();
-        data.extend_from_slice(shard.get(FEC_HEADER_SIZE..).unwrap_or_default());
+        let data = match stored {
+            Some(b) => {
+                self.shared += 1;
+                ShardBytes::Shared(b)
+            }
+            None => {
+                let mut v = self.pool.pop().unwrap_or_default();
+                v.clear();
+                v.extend_from_slice(shard.get(FEC_HEADER_SIZE..).unwrap_or_default());
+                ShardBytes::Pooled(v)
+            }
+        };
         let entry = RxShard {
             seqid,
             is_data,
@@ -787,7 +842,31 @@ impl FecDecoder {
         let end = (first + count).min(self.rx.len());
         let start = first.min(end);
         for e in self.rx.drain(start..end) {
-            self.pool.push(e.data);
+            match e.data {
+                ShardBytes::Pooled(v) => self.pool.push(v),
+                ShardBytes::Shared(_) => self.shared = self.shared.saturating_sub(1),
+            }
+        }
+    }
+
+    /// Bounds what shards kept as arena slices pin: a group that completes is freed at once
+    /// (the usual case), but one that stays incomplete would keep its slices, and so whole
+    /// 64 KiB blocks of the arena, for as long as its entries stay in `rx` (up to `rxlimit`
+    /// of them, each in a different block). Once more shards are shared than one group
+    /// holds, those before the group of `seqid` get compact copies of their own.
+    fn compact_older_groups(&mut self, seqid: u32) {
+        if self.shared <= self.shard_size {
+            return;
+        }
+        let begin = seqid.wrapping_sub(seqid % self.shard_size as u32);
+        for e in self.rx.iter_mut() {
+            if matches!(e.data, ShardBytes::Shared(_)) && itimediff(e.seqid, begin) < 0 {
+                let mut v = self.pool.pop().unwrap_or_default();
+                v.clear();
+                v.extend_from_slice(&e.data);
+                e.data = ShardBytes::Pooled(v);
+                self.shared = self.shared.saturating_sub(1);
+            }
         }
     }
 
@@ -870,6 +949,44 @@ mod tests {
 
     fn seqid(d: &[u8], offset: usize) -> u32 {
         u32::from_le_bytes(d[offset..offset + 4].try_into().unwrap())
+    }
+
+    /// Shards handed in as the caller's own copies (`decode_stored`) rebuild exactly what
+    /// copied shards rebuild, and the ones left in groups that never complete are
+    /// compacted, so no more than one group's worth stays shared.
+    #[test]
+    fn stored_shards_recover_alike_and_stay_bounded() {
+        let (d, p) = (10, 3);
+        let mut enc = FecEncoder::new(d, p, 0).unwrap();
+        let lens: Vec<usize> = (0..d * 40).map(|k| 8 + 24 + 1 + (k * 37) % 900).collect();
+        let wire = encode_all(&mut enc, &lens);
+        let (mut plain, mut stored) = (
+            FecDecoder::new(d, p).unwrap(),
+            FecDecoder::new(d, p).unwrap(),
+        );
+        let (mut got_plain, mut got_stored) = (Vec::new(), Vec::new());
+        for (i, (dgram, parity)) in wire.iter().enumerate() {
+            let (group, k) = (i / (d + p), i % (d + p));
+            // Even groups lose one data shard (rebuilt); odd ones lose five (never complete).
+            let lost = if group % 2 == 0 {
+                k == 3
+            } else {
+                (2..7).contains(&k)
+            };
+            if lost {
+                continue;
+            }
+            let rec = plain.decode(7, dgram).unwrap();
+            got_plain.extend(rec.iter().map(|r| r.to_vec()));
+            let own = (!parity).then(|| Bytes::copy_from_slice(&dgram[FEC_HEADER_SIZE..]));
+            let rec = stored.decode_stored(7, dgram, own).unwrap();
+            got_stored.extend(rec.iter().map(|r| r.to_vec()));
+            assert!(stored.shared <= d + p, "{} shards shared", stored.shared);
+        }
+        assert_eq!(got_plain.len(), 20, "one shard rebuilt per even group");
+        assert_eq!(got_plain, got_stored);
+        stored.release_idle();
+        assert_eq!(stored.shared, 0, "an idle decoder pins no arena block");
     }
 
     /// Feeds one group with the shards in `lost` dropped; checks every lost data shard

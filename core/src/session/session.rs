@@ -9,8 +9,8 @@ use super::aead::{AeadError, AeadKind, Role, AEAD_HEADER, AEAD_TAG};
 use super::amplification::{control_bytes, Amplification};
 use super::crypt::{CipherKind, CryptError, PacketCrypt, CRYPT_HEADER};
 use super::fec::{
-    recovered_payload, FecDecoder, FecEncoder, FecError, FEC_HEADER_SIZE_PLUS2, MAX_TOTAL_SHARDS,
-    TYPE_DATA, TYPE_PARITY,
+    recovered_payload, FecDecoder, FecEncoder, FecError, FEC_HEADER_SIZE, FEC_HEADER_SIZE_PLUS2,
+    MAX_TOTAL_SHARDS, TYPE_DATA, TYPE_PARITY,
 };
 use super::handshake::{AeadChannel, Opened};
 use super::key::kcptun_key;
@@ -722,16 +722,31 @@ impl Session {
             slot @ None => slot.insert(FecDecoder::new(1, 1)?),
         };
         let now_ms = kcp.wire_ms(now);
-        let recovered = dec.decode(now_ms, payload)?;
+        // A data shard holding the next segment in order is copied once, into KCP's
+        // receive arena: the decoder keeps that copy and KCP's payload is a slice of it
+        // (before, each was a copy of its own).
+        let stored = match kind {
+            TYPE_DATA => payload.get(FEC_HEADER_SIZE..).and_then(|d| {
+                kcp.copy_if_next_in_order(d, FEC_HEADER_SIZE_PLUS2 - FEC_HEADER_SIZE)
+            }),
+            _ => None,
+        };
+        let recovered = dec.decode_stored(now_ms, payload, stored.clone())?;
         let mut result = Ok(());
         if kind == TYPE_DATA {
-            result = kcp
-                .handle_packet(
+            result = match stored {
+                Some(s) => kcp.handle_shared(
+                    now,
+                    &s.slice(FEC_HEADER_SIZE_PLUS2 - FEC_HEADER_SIZE..),
+                    true,
+                ),
+                None => kcp.handle_packet(
                     now,
                     payload.get(FEC_HEADER_SIZE_PLUS2..).unwrap_or_default(),
                     true,
-                )
-                .map_err(Into::into);
+                ),
+            }
+            .map_err(Into::into);
         }
         for r in recovered.iter() {
             match recovered_payload(r) {

@@ -582,7 +582,7 @@ impl Kcp {
         let next = h.conv == self.conv
             && h.cmd == segment::Cmd::Push as u8
             && h.sn == self.rcv_nxt
-            && h.len as usize == kcp.len() - segment::OVERHEAD
+            && kcp.len().checked_sub(segment::OVERHEAD) == Some(h.len as usize)
             && self.rcv_buf.is_empty()
             && self.rcv_queue.len() < self.cfg.rcv_wnd as usize
             && !self.closed;

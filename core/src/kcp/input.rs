@@ -171,10 +171,7 @@ impl Kcp {
     /// Inserts an in-window segment into `rcv_buf` in sn order; returns true for a duplicate.
     fn parse_data(&mut self, h: &Header, payload: &[u8]) -> bool {
         let sn = h.sn;
-        if sn == self.rcv_nxt
-            && self.rcv_buf.is_empty()
-            && self.rcv_queue.len() < self.cfg.rcv_wnd as usize
-        {
+        if self.goes_straight_to_reader(sn) {
             // The next segment in order with nothing waiting before it: where inserting it
             // and `move_ready_to_queue` would put it, without touching `rcv_buf`.
             // In order: a slice of the arena's block (arena.rs says why only these), or of
@@ -213,6 +210,14 @@ impl Kcp {
         }
         self.move_ready_to_queue();
         repeat
+    }
+
+    /// Whether a PUSH numbered `sn` would go straight to the receive queue: it is next in
+    /// order, nothing waits before it, and the queue has room.
+    pub(super) fn goes_straight_to_reader(&self, sn: u32) -> bool {
+        sn == self.rcv_nxt
+            && self.rcv_buf.is_empty()
+            && self.rcv_queue.len() < self.cfg.rcv_wnd as usize
     }
 
     /// Drops every segment below `una` from `snd_buf`; returns how many went.

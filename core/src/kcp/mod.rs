@@ -581,10 +581,8 @@ impl Kcp {
         let h = segment::Header::decode(&mut crate::wire::Reader::new(kcp)).ok()?;
         let next = h.conv == self.conv
             && h.cmd == segment::Cmd::Push as u8
-            && h.sn == self.rcv_nxt
             && kcp.len().checked_sub(segment::OVERHEAD) == Some(h.len as usize)
-            && self.rcv_buf.is_empty()
-            && self.rcv_queue.len() < self.cfg.rcv_wnd as usize
+            && self.goes_straight_to_reader(h.sn)
             && !self.closed;
         next.then(|| self.arena.copy(datagram, self.max_datagram()))
     }

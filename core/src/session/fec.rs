@@ -710,17 +710,14 @@ impl FecDecoder {
                 break;
             }
         }
+        let after_header = shard.get(FEC_HEADER_SIZE..).unwrap_or_default();
         let data = match stored {
             Some(b) => {
+                debug_assert_eq!(&b[..], after_header, "decode_stored: not the shard's bytes");
                 self.shared += 1;
                 ShardBytes::Shared(b)
             }
-            None => {
-                let mut v = self.pool.pop().unwrap_or_default();
-                v.clear();
-                v.extend_from_slice(shard.get(FEC_HEADER_SIZE..).unwrap_or_default());
-                ShardBytes::Pooled(v)
-            }
+            None => self.pooled_copy(after_header),
         };
         let entry = RxShard {
             seqid,
@@ -859,15 +856,22 @@ impl FecDecoder {
             return;
         }
         let begin = seqid.wrapping_sub(seqid % self.shard_size as u32);
-        for e in self.rx.iter_mut() {
+        let mut rx = std::mem::take(&mut self.rx);
+        for e in rx.iter_mut() {
             if matches!(e.data, ShardBytes::Shared(_)) && itimediff(e.seqid, begin) < 0 {
-                let mut v = self.pool.pop().unwrap_or_default();
-                v.clear();
-                v.extend_from_slice(&e.data);
-                e.data = ShardBytes::Pooled(v);
+                e.data = self.pooled_copy(&e.data);
                 self.shared = self.shared.saturating_sub(1);
             }
         }
+        self.rx = rx;
+    }
+
+    /// A copy of `bytes` in a buffer of the pool.
+    fn pooled_copy(&mut self, bytes: &[u8]) -> ShardBytes {
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(bytes);
+        ShardBytes::Pooled(v)
     }
 
     /// kcp-go-session.md §4.3 step 7: drop the head once rx exceeds `rxlimit`.

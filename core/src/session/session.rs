@@ -725,21 +725,19 @@ impl Session {
         // A data shard holding the next segment in order is copied once, into KCP's
         // receive arena: the decoder keeps that copy and KCP's payload is a slice of it
         // (before, each was a copy of its own).
+        // What the decoder stores starts with the 2-byte size field before the KCP bytes.
+        const SIZE_FIELD: usize = FEC_HEADER_SIZE_PLUS2 - FEC_HEADER_SIZE;
         let stored = match kind {
-            TYPE_DATA => payload.get(FEC_HEADER_SIZE..).and_then(|d| {
-                kcp.copy_if_next_in_order(d, FEC_HEADER_SIZE_PLUS2 - FEC_HEADER_SIZE)
-            }),
+            TYPE_DATA => payload
+                .get(FEC_HEADER_SIZE..)
+                .and_then(|d| kcp.copy_if_next_in_order(d, SIZE_FIELD)),
             _ => None,
         };
         let recovered = dec.decode_stored(now_ms, payload, stored.clone())?;
         let mut result = Ok(());
         if kind == TYPE_DATA {
             result = match stored {
-                Some(s) => kcp.handle_shared(
-                    now,
-                    &s.slice(FEC_HEADER_SIZE_PLUS2 - FEC_HEADER_SIZE..),
-                    true,
-                ),
+                Some(s) => kcp.handle_shared(now, &s.slice(SIZE_FIELD..), true),
                 None => kcp.handle_packet(
                     now,
                     payload.get(FEC_HEADER_SIZE_PLUS2..).unwrap_or_default(),

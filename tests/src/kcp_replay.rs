@@ -44,6 +44,7 @@ pub fn config_of(sc: &Scenario) -> KcpConfig {
         ack_nodelay: false,
         dead_link: 20,
         quick_recovery: false,
+        ack_when_full: false,
         flavor: tether_core::kcp::KcpFlavor::KcpGo,
     }
 }

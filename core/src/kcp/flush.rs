@@ -173,13 +173,24 @@ impl Kcp {
     ) -> (Resends, u32) {
         let mut rs = Resends::default();
         let mut minrto = self.cfg.interval as i32;
-        let mut earliest: Option<u32> = None;
-        let mut fastack_pending = false;
         let rx_rto = self.rtt.rto;
         let nodelay = self.cfg.nodelay;
         let ikcp = self.cfg.flavor == KcpFlavor::Ikcp;
         let mut bufs = std::mem::take(&mut self.snd_buf);
-        for seg in bufs.iter_mut() {
+        if !self.resend_heap.fresh(current) {
+            self.resend_heap.rebuild(&bufs, current);
+        }
+        // Segments sent before this flush are visited only when one of them may matter.
+        let skip = if self.sent_segments_idle(current) {
+            bufs.len().saturating_sub(new_segs)
+        } else {
+            0
+        };
+        #[cfg(test)]
+        PARTIAL_PASSES.with(|n| n.set(n.get() + u64::from(skip > 0)));
+        let mut earliest = None;
+        let mut fastack_pending = false;
+        for seg in bufs.iter_mut().skip(skip) {
             if seg.acked {
                 continue;
             }
@@ -189,24 +200,7 @@ impl Kcp {
                 decide_kcp_go(seg, current, rx_rto, new_segs, resent, nodelay, &mut rs)
             };
             if send {
-                seg.xmit += 1;
-                seg.ts = current;
-                let h = Header {
-                    conv: self.conv,
-                    cmd: Cmd::Push as u8,
-                    frg: seg.frg,
-                    wnd: tmpl.wnd,
-                    ts: current,
-                    sn: seg.sn,
-                    una: tmpl.una,
-                    len: seg.data.len() as u32,
-                };
-                self.make_space(OVERHEAD + seg.data.len());
-                self.write_header(&h);
-                self.obuf.extend_from_slice(&seg.data);
-                if seg.xmit >= self.cfg.dead_link {
-                    self.dead = true;
-                }
+                self.write_segment(seg, current, tmpl);
             }
             fastack_pending |= seg.fastack > 0;
             earliest = Some(match earliest {
@@ -218,10 +212,68 @@ impl Kcp {
                 minrto = d;
             }
         }
+        // A partial pass saw only the new segments: the heap knows the rest. After a full
+        // pass both must agree.
+        let from_heap = (skip > 0 || cfg!(debug_assertions))
+            .then(|| self.resend_heap.earliest(&bufs, self.snd_una));
+        if skip > 0 {
+            earliest = from_heap.flatten();
+        } else if let Some(h) = from_heap {
+            debug_assert_eq!(h, earliest, "resend heap out of step with snd_buf");
+        }
+        if self.resend_heap.oversized(bufs.len()) {
+            self.resend_heap.rebuild(&bufs, current);
+        }
         self.snd_buf = bufs;
         self.earliest_resend = earliest;
         self.fastack_pending = fastack_pending;
         (rs, minrto as u32)
+    }
+
+    /// Sends `seg` (taken out of `snd_buf`) in the datagram being built, and records when it
+    /// is due again.
+    fn write_segment(&mut self, seg: &mut Seg, current: u32, tmpl: &Header) {
+        seg.xmit += 1;
+        seg.ts = current;
+        let h = Header {
+            conv: self.conv,
+            cmd: Cmd::Push as u8,
+            frg: seg.frg,
+            wnd: tmpl.wnd,
+            ts: current,
+            sn: seg.sn,
+            una: tmpl.una,
+            len: seg.data.len() as u32,
+        };
+        self.make_space(OVERHEAD + seg.data.len());
+        self.write_header(&h);
+        self.obuf.extend_from_slice(&seg.data);
+        if seg.xmit >= self.cfg.dead_link {
+            self.dead = true;
+        }
+        self.resend_heap.push(seg.resendts, seg.sn);
+    }
+
+    /// Whether no segment sent before this flush can go out in it or bring kcp-go's next
+    /// flush nearer than one interval: none has a fastack (so no fast or early
+    /// retransmission), and the earliest retransmission time found by the last pass is at
+    /// least an interval away (ACKs since can only have removed segments, so it is a lower
+    /// bound). Then the pass over `snd_buf` visits only this flush's new segments, and the
+    /// resend heap supplies the earliest retransmission time: the flush sends, counts and
+    /// returns exactly what a pass over every segment would (`kcp::tests::
+    /// partial_flush_passes_send_what_full_passes_send`). With thousands of segments in
+    /// flight and ACKs arriving every `mtu / 24` segments (`ack_when_full`), a bulk sender
+    /// flushes on every ACK that slides its window (kcp.md §6 step 4); a whole pass each
+    /// time is what those flushes would otherwise cost.
+    fn sent_segments_idle(&self, current: u32) -> bool {
+        #[cfg(test)]
+        if FULL_PASSES.with(std::cell::Cell::get) {
+            return false;
+        }
+        !self.fastack_pending
+            && self
+                .earliest_resend
+                .is_none_or(|e| timediff(e, current) >= self.cfg.interval as i32)
     }
 
     fn count_resends(&mut self, rs: &Resends) {
@@ -269,6 +321,14 @@ impl Kcp {
         self.stats.out_bytes += d.len() as u64;
         self.out.push_back(d);
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: visit every sent segment on each flush, to compare with the partial passes.
+    pub(super) static FULL_PASSES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Tests: flushes that skipped segments sent earlier.
+    pub(super) static PARTIAL_PASSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// kcp-go's retransmission decision for one unacked segment (kcp.md §8.3): first

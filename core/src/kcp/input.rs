@@ -127,8 +127,9 @@ impl Kcp {
             self.flush_and_schedule(now);
         } else if (ack_nodelay || ack_now) && !self.acklist.is_empty() {
             self.flush(now, true);
-        } else if self.acklist.len() > self.ack_limit() {
-            // Bound the ACK list a peer can grow between flushes (newer kcp-go does the same).
+        } else if self.acklist.len() > self.ack_limit() || self.acks_fill_datagram() {
+            // Bound the ACK list a peer can grow between flushes; and, as kcp-go after 5.6.1,
+            // send ACKs once they fill a datagram (kcp.md §16).
             self.flush(now, true);
         }
         Ok(())
@@ -137,6 +138,12 @@ impl Kcp {
     /// Most ACKs held between flushes before an ACK-only flush is forced.
     fn ack_limit(&self) -> usize {
         2 * self.cfg.rcv_wnd as usize + self.cfg.mtu as usize / OVERHEAD
+    }
+
+    /// [`KcpConfig::ack_when_full`](super::KcpConfig::ack_when_full) and a datagram's worth
+    /// of ACKs (`mtu / 24`) queued.
+    fn acks_fill_datagram(&self) -> bool {
+        self.cfg.ack_when_full && self.acklist.len() >= self.cfg.mtu as usize / OVERHEAD
     }
 
     /// RTT sample from the last ACK, and cwnd growth (kcp.md §6 step 4, §10.1).

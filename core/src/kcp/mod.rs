@@ -18,6 +18,7 @@ mod flush;
 mod input;
 mod payload;
 mod queue;
+mod resend_heap;
 mod rto;
 pub mod segment;
 mod stats;
@@ -253,6 +254,8 @@ pub struct Kcp {
     flush_pending: bool,
     last_now: Instant,
     earliest_resend: Option<u32>,
+    /// Every segment in flight with its retransmission time, for partial flush passes.
+    resend_heap: resend_heap::ResendHeap,
     fastack_pending: bool,
     /// A segment arrived out of order in this input (quick_recovery: ACK at once).
     ack_now: bool,
@@ -322,6 +325,7 @@ impl Kcp {
             flush_pending: false,
             last_now: now,
             earliest_resend: None,
+            resend_heap: resend_heap::ResendHeap::default(),
             fastack_pending: false,
             ack_now: false,
             resend_now: false,
@@ -720,14 +724,17 @@ impl Kcp {
     }
 
     /// Whether every peer-fillable buffer is within its bound (used by fuzzing and tests):
-    /// the receive side holds at most `rcv_wnd` segments in each queue and the ACK list stays
-    /// below its forced-flush limit.
+    /// the receive side holds at most `rcv_wnd` segments in each queue, the ACK list stays
+    /// below its forced-flush limit, and the resend heap holds at most three entries per
+    /// segment the window allows in flight (two after each flush, plus one pass's sends).
     pub fn debug_bounds_ok(&self) -> bool {
         let w = self.cfg.rcv_wnd as usize;
         self.rcv_buf.len() <= w
             && self.rcv_queue.len() <= w
             && self.acklist.len() <= 2 * w + self.cfg.mtu as usize / segment::OVERHEAD + 1
             && self.pool.len() <= (self.cfg.snd_wnd + self.cfg.rcv_wnd) as usize + 64
+            && self.resend_heap.len()
+                <= 3 * self.cfg.snd_wnd.max(self.snd_buf.len() as u32) as usize + 64
     }
 }
 

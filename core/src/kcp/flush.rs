@@ -1,5 +1,6 @@
 //! kcp-go `flush` (kcp.md §8): ACKs, window probes, new data and retransmissions, packed into
 //! datagrams of at most `mtu` bytes.
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::cwnd::FlushOutcome;
@@ -188,7 +189,7 @@ impl Kcp {
         };
         #[cfg(test)]
         PARTIAL_PASSES.with(|n| n.set(n.get() + u64::from(skip > 0)));
-        let mut earliest = None;
+        let mut earliest: Option<u32> = None;
         let mut fastack_pending = false;
         for seg in bufs.iter_mut().skip(skip) {
             if seg.acked {
@@ -212,22 +213,37 @@ impl Kcp {
                 minrto = d;
             }
         }
-        // A partial pass saw only the new segments: the heap knows the rest. After a full
-        // pass both must agree.
-        let from_heap = (skip > 0 || cfg!(debug_assertions))
-            .then(|| self.resend_heap.earliest(&bufs, self.snd_una));
-        if skip > 0 {
-            earliest = from_heap.flatten();
-        } else if let Some(h) = from_heap {
-            debug_assert_eq!(h, earliest, "resend heap out of step with snd_buf");
-        }
-        if self.resend_heap.oversized(bufs.len()) {
-            self.resend_heap.rebuild(&bufs, current);
-        }
+        self.earliest_resend = self.earliest_after_pass(&bufs, skip > 0, earliest, current);
         self.snd_buf = bufs;
-        self.earliest_resend = earliest;
         self.fastack_pending = fastack_pending;
         (rs, minrto as u32)
+    }
+
+    /// The earliest retransmission time after a pass that found `walked` among the segments
+    /// it visited: a partial pass saw only the new segments, and the heap knows the rest;
+    /// after a full pass both must agree (checked in debug builds). Rebuilds the heap once
+    /// stale entries pile up.
+    fn earliest_after_pass(
+        &mut self,
+        bufs: &VecDeque<Seg>,
+        partial: bool,
+        walked: Option<u32>,
+        current: u32,
+    ) -> Option<u32> {
+        let from_heap = (partial || cfg!(debug_assertions))
+            .then(|| self.resend_heap.earliest(bufs, self.snd_una));
+        let earliest = match from_heap {
+            Some(h) if partial => h,
+            Some(h) => {
+                debug_assert_eq!(h, walked, "resend heap out of step with snd_buf");
+                walked
+            }
+            None => walked,
+        };
+        if self.resend_heap.oversized(bufs.len()) {
+            self.resend_heap.rebuild(bufs, current);
+        }
+        earliest
     }
 
     /// Sends `seg` (taken out of `snd_buf`) in the datagram being built, and records when it

@@ -284,7 +284,7 @@ fn a_stored_next_in_order_push_reaches_the_reader_without_a_copy() {
     assert!(b.copy_if_next_in_order(&other, 2).is_none());
     let stored = b.copy_if_next_in_order(&shard, 2).expect("next in order");
     assert_eq!(stored[..], shard[..]);
-    b.handle_shared(now, &stored.slice(2..), true).unwrap();
+    b.handle_shared(now, &stored, 2, true).unwrap();
     let chunk = b.read_chunk(usize::MAX).unwrap();
     assert_eq!(chunk[..], data[..]);
     let inside = stored.as_ptr() as usize..stored.as_ptr() as usize + stored.len();

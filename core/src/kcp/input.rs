@@ -2,10 +2,25 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::segment::{Cmd, Header, OVERHEAD};
 use super::{InputError, Kcp, KcpFlavor, Payload, Seg, ASK_TELL};
 use crate::time::timediff;
 use crate::wire::Reader;
+
+/// One datagram for [`Kcp::input_from`].
+pub(super) struct Received<'a> {
+    /// The KCP bytes (no reserved header).
+    pub(super) data: &'a [u8],
+    /// A shared buffer `data` lies in: a PUSH segment that is next in order keeps a slice of
+    /// it as its payload instead of a copy in the receive arena.
+    pub(super) owner: Option<&'a Bytes>,
+    /// False for a datagram rebuilt by FEC (see [`Kcp::input`]).
+    pub(super) regular: bool,
+    /// ACK at once instead of at the next flush.
+    pub(super) ack_nodelay: bool,
+}
 
 impl Kcp {
     /// kcp-go `Input(data, regular, ackNoDelay)`: processes every segment of one datagram.
@@ -20,9 +35,20 @@ impl Kcp {
         regular: bool,
         ack_nodelay: bool,
     ) -> Result<(), InputError> {
+        let rx = Received {
+            data,
+            owner: None,
+            regular,
+            ack_nodelay,
+        };
+        self.input_from(now, rx)
+    }
+
+    /// [`Kcp::input`] of `rx`, whose `owner` lets an in-order payload be a slice, not a copy.
+    pub(super) fn input_from(&mut self, now: Instant, rx: Received<'_>) -> Result<(), InputError> {
         self.stats.in_pkts += 1;
-        self.stats.in_bytes += data.len() as u64;
-        let r = self.input_segments(now, data, regular, ack_nodelay);
+        self.stats.in_bytes += rx.data.len() as u64;
+        let r = self.input_segments(now, rx);
         if r.is_err() {
             self.stats.kcp_in_errors += 1;
             // A datagram that turns bad after some PUSH segments returns early, as kcp-go's
@@ -35,13 +61,13 @@ impl Kcp {
         r
     }
 
-    fn input_segments(
-        &mut self,
-        now: Instant,
-        data: &[u8],
-        regular: bool,
-        ack_nodelay: bool,
-    ) -> Result<(), InputError> {
+    fn input_segments(&mut self, now: Instant, rx: Received<'_>) -> Result<(), InputError> {
+        let Received {
+            data,
+            owner,
+            regular,
+            ack_nodelay,
+        } = rx;
         if data.len() < OVERHEAD {
             return Err(InputError::TooShort(data.len()));
         }
@@ -99,7 +125,7 @@ impl Kcp {
                     self.parse_fastack(h.sn, h.ts);
                     latest_ack_ts = Some(h.ts);
                 }
-                Cmd::Push => self.on_push(&h, payload, regular),
+                Cmd::Push => self.on_push(&h, payload, owner, regular),
                 Cmd::Wask => self.probe |= ASK_TELL,
                 Cmd::Wins => {}
             }
@@ -159,7 +185,7 @@ impl Kcp {
         }
     }
 
-    fn on_push(&mut self, h: &Header, payload: &[u8], regular: bool) {
+    fn on_push(&mut self, h: &Header, payload: &[u8], owner: Option<&Bytes>, regular: bool) {
         let mut repeat = true;
         // kcp.md §15: ACK everything up to the window's end, old duplicates included.
         if timediff(h.sn, self.rcv_nxt.wrapping_add(self.cfg.rcv_wnd)) < 0 {
@@ -167,7 +193,7 @@ impl Kcp {
             // A gap before this segment: its ACKs tell the sender at once (quick_recovery).
             self.ack_now |= self.cfg.quick_recovery && timediff(h.sn, self.rcv_nxt) > 0;
             if timediff(h.sn, self.rcv_nxt) >= 0 {
-                repeat = self.parse_data(h, payload);
+                repeat = self.parse_data(h, payload, owner);
             }
         }
         if regular && repeat {
@@ -176,14 +202,14 @@ impl Kcp {
     }
 
     /// Inserts an in-window segment into `rcv_buf` in sn order; returns true for a duplicate.
-    fn parse_data(&mut self, h: &Header, payload: &[u8]) -> bool {
+    fn parse_data(&mut self, h: &Header, payload: &[u8], owner: Option<&Bytes>) -> bool {
         let sn = h.sn;
         if self.goes_straight_to_reader(sn) {
             // The next segment in order with nothing waiting before it: where inserting it
             // and `move_ready_to_queue` would put it, without touching `rcv_buf`.
             // In order: a slice of the arena's block (arena.rs says why only these), or of
             // the datagram itself when it already lives in one (`handle_shared`).
-            let data = match &self.input_owner {
+            let data = match owner {
                 Some(owner) if within(owner, payload) => owner.slice_ref(payload),
                 _ => self.arena.copy(payload, self.max_datagram()),
             };
@@ -335,7 +361,7 @@ fn received_seg(h: &Header, data: Payload) -> Seg {
 }
 
 /// Whether `part` lies inside `whole`'s bytes (`Bytes::slice_ref` requires it).
-fn within(whole: &bytes::Bytes, part: &[u8]) -> bool {
+fn within(whole: &Bytes, part: &[u8]) -> bool {
     let (w, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
     p >= w && p + part.len() <= w + whole.len()
 }

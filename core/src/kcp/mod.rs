@@ -245,9 +245,6 @@ pub struct Kcp {
     pool: Vec<Vec<u8>>,
     /// Blocks in-order received payloads are copied into.
     arena: arena::RecvArena,
-    /// The datagram [`Kcp::handle_shared`] is reading, whose in-order payload becomes a
-    /// slice of it rather than a copy in the arena (`None` outside that call).
-    input_owner: Option<Bytes>,
 
     // Driver state (kcp.md §11.2 made event-driven).
     next_flush: Option<u32>,
@@ -320,7 +317,6 @@ impl Kcp {
             obuf: Vec::new(),
             pool: Vec::new(),
             arena: arena::RecvArena::default(),
-            input_owner: None,
             next_flush: None,
             // kcp-go-session.md §8 (Timer): kcp-go flushes once at session creation. A
             // listener feeds the creating datagram before any flush runs, so this flush
@@ -552,30 +548,50 @@ impl Kcp {
         data: &[u8],
         regular: bool,
     ) -> Result<(), InputError> {
+        self.handle_packet_from(now, data, None, regular)
+    }
+
+    fn handle_packet_from(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        owner: Option<&Bytes>,
+        regular: bool,
+    ) -> Result<(), InputError> {
         if self.closed {
             // Forgotten, as kcp-go's closed session: nothing more is processed.
             return Ok(());
         }
         self.last_now = now;
-        let r = self.input(now, data, regular, self.cfg.ack_nodelay);
+        let rx = input::Received {
+            data,
+            owner,
+            regular,
+            ack_nodelay: self.cfg.ack_nodelay,
+        };
+        let r = self.input_from(now, rx);
         self.arm_interval_if_busy(self.clock.ms(now));
         self.push_event_checks();
         r
     }
 
-    /// [`Kcp::handle_packet`] on bytes that already live in a shared buffer (one from
-    /// [`Kcp::copy_if_next_in_order`]): a PUSH segment that is next in order keeps a slice of
-    /// `data` as its payload instead of a copy in the receive arena.
+    /// [`Kcp::handle_packet`] on `data[skip..]`, bytes that already live in a shared buffer
+    /// (one from [`Kcp::copy_if_next_in_order`]): a PUSH segment that is next in order keeps
+    /// a slice of `data` as its payload instead of a copy in the receive arena.
+    ///
+    /// `data` is borrowed whole and handed down, not sliced or cloned first: each `Bytes`
+    /// clone, slice or drop is an atomic reference-count update. A next-in-order segment
+    /// costs six (arena split, the FEC decoder's handle, the payload slice, three drops)
+    /// instead of ten; `cargo bench --bench bulk`: `bulk/receive` 3 % faster.
     pub fn handle_shared(
         &mut self,
         now: Instant,
         data: &Bytes,
+        skip: usize,
         regular: bool,
     ) -> Result<(), InputError> {
-        self.input_owner = Some(data.clone());
-        let r = self.handle_packet(now, data, regular);
-        self.input_owner = None;
-        r
+        let packet = data.get(skip..).unwrap_or_default();
+        self.handle_packet_from(now, packet, Some(data), regular)
     }
 
     /// If `datagram[skip..]` is exactly one PUSH segment of this conversation that is next

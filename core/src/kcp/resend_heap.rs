@@ -16,10 +16,19 @@ use super::Seg;
 /// time, and [`ResendHeap::fresh`] asks for one before 2^30 more ms have passed.
 const EPOCH_LEAD: u32 = 1 << 30;
 
+/// One heap entry: the key in the high half and the sn in the low half, so the `u64`s order
+/// as the `(key, sn)` pairs do. One 8-byte store per push rather than two 4-byte ones: the
+/// heap's sift-up reads the new entry straight back, and a load that spans two pending
+/// stores cannot be forwarded, so it waited for the store buffer (the payload copy just
+/// before) to drain. `cargo bench --bench bulk`: `bulk/send` 2 % faster.
+fn entry(key: u32, sn: u32) -> Reverse<u64> {
+    Reverse((u64::from(key) << 32) | u64::from(sn))
+}
+
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub(super) struct ResendHeap {
-    heap: BinaryHeap<Reverse<(u32, u32)>>,
+    heap: BinaryHeap<Reverse<u64>>,
     epoch: u32,
 }
 
@@ -34,7 +43,7 @@ impl ResendHeap {
             snd_buf
                 .iter()
                 .filter(|s| !s.acked && s.xmit > 0)
-                .map(|s| Reverse((s.resendts.wrapping_sub(epoch), s.sn))),
+                .map(|s| entry(s.resendts.wrapping_sub(epoch), s.sn)),
         );
         self.heap = BinaryHeap::from(entries);
     }
@@ -46,8 +55,7 @@ impl ResendHeap {
 
     /// Records that segment `sn` was sent and is due again at `resendts`.
     pub(super) fn push(&mut self, resendts: u32, sn: u32) {
-        self.heap
-            .push(Reverse((resendts.wrapping_sub(self.epoch), sn)));
+        self.heap.push(entry(resendts.wrapping_sub(self.epoch), sn));
     }
 
     /// Entries held, stale ones included.
@@ -63,7 +71,8 @@ impl ResendHeap {
     /// The earliest `resendts` of a segment still in flight and unacknowledged in
     /// `snd_buf` (which holds every sn from `snd_una` on, in order), dropping stale entries.
     pub(super) fn earliest(&mut self, snd_buf: &VecDeque<Seg>, snd_una: u32) -> Option<u32> {
-        while let Some(&Reverse((key, sn))) = self.heap.peek() {
+        while let Some(&Reverse(e)) = self.heap.peek() {
+            let (key, sn) = ((e >> 32) as u32, e as u32);
             let resendts = key.wrapping_add(self.epoch);
             let live = snd_buf
                 .get(sn.wrapping_sub(snd_una) as usize)

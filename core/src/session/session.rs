@@ -737,7 +737,7 @@ impl Session {
         let mut result = Ok(());
         if kind == TYPE_DATA {
             result = match stored {
-                Some(s) => kcp.handle_shared(now, &s.slice(SIZE_FIELD..), true),
+                Some(s) => kcp.handle_shared(now, &s, SIZE_FIELD, true),
                 None => kcp.handle_packet(
                     now,
                     payload.get(FEC_HEADER_SIZE_PLUS2..).unwrap_or_default(),

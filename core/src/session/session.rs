@@ -42,6 +42,11 @@ impl CryptMode {
         (CryptMode::Block(k), known)
     }
 
+    /// Whether a cipher uses the key (all but `none` and the raw mode).
+    pub fn uses_key(self) -> bool {
+        !matches!(self, CryptMode::Raw | CryptMode::Block(CipherKind::None))
+    }
+
     /// Header bytes in front of the FEC/KCP payload.
     pub fn header(self) -> usize {
         match self {
@@ -85,10 +90,16 @@ impl SessionConfig {
         data_shards: usize,
         parity_shards: usize,
     ) -> Self {
+        let crypt = CryptMode::from_kcptun_name(crypt).0;
         SessionConfig {
             kcp,
-            crypt: CryptMode::from_kcptun_name(crypt).0,
-            key: kcptun_key(key),
+            crypt,
+            // `none` and the raw mode have no cipher to key: no PBKDF2 for them.
+            key: if crypt.uses_key() {
+                kcptun_key(key)
+            } else {
+                [0; 32]
+            },
             data_shards,
             parity_shards,
         }

@@ -83,6 +83,9 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// kcptun's words: `--crypt NAME --key PASSWORD --datashard D --parityshard P`.
+    ///
+    /// For `none` the key is left all zero, since no cipher reads it: change `crypt`
+    /// afterwards only together with `key`.
     pub fn kcptun(
         kcp: KcpConfig,
         crypt: &str,

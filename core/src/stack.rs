@@ -283,6 +283,13 @@ pub trait StreamLayer {
     /// Whether nothing written on `id` waits inside this layer (the stack adds the lower
     /// stream's acknowledgements for [`Streams::all_acked`]).
     fn flushed(&self, id: StreamId) -> bool;
+    /// Whether everything written on `id` was acknowledged, `lower_acked` saying whether the
+    /// lower stream's bytes all are ([`Streams::all_acked`]). By default: flushed here and
+    /// acknowledged below. A layer that tracks acknowledgements per stream answers for `id`
+    /// alone, so one stream's flush need not wait for another's bytes in flight.
+    fn acked(&self, id: StreamId, lower_acked: bool) -> bool {
+        self.flushed(id) && lower_acked
+    }
 }
 
 /// Which end of a connection a layer serves (multiplexers number their streams by it).
@@ -674,7 +681,7 @@ impl<L: LowerLayer, U: StreamLayer> Streams for Stack<L, U> {
     }
 
     fn all_acked(&self, id: StreamId) -> bool {
-        self.upper.flushed(id) && self.pending.is_empty() && self.lower.all_acked()
+        self.pending.is_empty() && self.upper.acked(id, self.lower.all_acked())
     }
 }
 

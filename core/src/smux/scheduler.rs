@@ -139,6 +139,9 @@ impl Smux {
                 return Turn::Blocked;
             }
             s.fin_sent = true;
+            // Acknowledged like data: a flush after the FIN waits for it.
+            s.unacked = true;
+            self.unacked.insert(h);
             self.stats.frames_out += 1;
             if s.app_closed() {
                 self.forget(h);

@@ -749,6 +749,33 @@ fn acknowledged_after_the_lower_stream_takes_the_frames() {
     assert!(events(&mut a).contains(&StreamEvent::Acknowledged(id)));
 }
 
+/// Acknowledgement is per stream: once a stream's frames were acknowledged, frames other
+/// streams write later (here a SYN, which no stream's acknowledgement covers) do not make it
+/// unacknowledged again. When they did, a runtime that settled the stream after such a frame
+/// went out never heard of it again and its flush waited forever
+/// (`tests/tests/concurrent_opens.rs`, `over_kcp`, about 1 run in 10).
+#[test]
+fn a_streams_acknowledgement_does_not_wait_for_other_streams_control_frames() {
+    let t = test_start();
+    let mut a = stack(&SmuxConfig::xtaci(2), Side::Client);
+    let x = a.open_stream().unwrap();
+    a.write(x, b"hello").unwrap();
+    out(&mut a, t);
+    assert!(a.all_acked(x));
+    assert!(events(&mut a).contains(&StreamEvent::Acknowledged(x)));
+    let y = a.open_stream().unwrap();
+    a.handle_timeout(t); // the SYN goes down into the lower stream
+    assert!(
+        !crate::driver::ByteStream::all_acked(a.lower()),
+        "the SYN is in flight"
+    );
+    assert!(a.all_acked(x), "x's own frames are all acknowledged");
+    a.write(x, b"more").unwrap();
+    assert!(!a.all_acked(x), "new bytes are not");
+    out(&mut a, t);
+    assert!(a.all_acked(x) && a.all_acked(y));
+}
+
 /// The lower stream's end (the peer closed TCP, as the seed's `Session.Close` does without
 /// FINs): readers drain, then see the end; the session reports `PeerClosed` once.
 #[test]

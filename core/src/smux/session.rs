@@ -612,8 +612,9 @@ impl StreamLayer for Smux {
     /// the answer false, and no later event named the stream again
     /// (`concurrent_opens::over_kcp`, about 1 run in 10). An `Acknowledged` read after new
     /// frames went down clears their streams' marks too, so a flush may return while its
-    /// last frames are in flight (as a TCP flush does); skipping such events instead
-    /// stalled tunnels, since the lower stream reports only once per emptying.
+    /// last frames are in flight (as a TCP flush does); skipping such events instead could
+    /// leave a flush waiting until the lower stream empties once more (it reports only once
+    /// per emptying).
     fn acked(&self, id: StreamId, _lower_acked: bool) -> bool {
         self.streams
             .get(&id)

@@ -4,9 +4,8 @@
 //! fresh block instead costs page faults and zeroing for every 64 KiB moved (the allocator
 //! hands freed blocks back to the system and faults them in again). Public for readers of
 //! other descriptors (`tether cat`'s stdin), with [`crate::uninit_read::read_uninit`].
-use std::collections::VecDeque;
-
 use bytes::BytesMut;
+use tether_core::reclaim::BlockReuse;
 
 /// Bytes of one block.
 pub const BLOCK: usize = 64 * 1024;
@@ -15,13 +14,13 @@ pub const BLOCK: usize = 64 * 1024;
 /// 32 MiB of blocks: what a busy smux connection with 16 streams or a KCP send window has in
 /// flight). [`BlockPool::trim`] gives the free ones back once quiet.
 const TRACKED_BLOCKS: usize = 512;
-/// Blocks [`BlockPool::get`] looks at, oldest first, before it allocates a fresh one.
+/// Blocks [`BlockPool::get`] looks at before it allocates a fresh one ([`BlockReuse::take`]).
 const CHECKS: usize = 8;
 
 /// Used blocks, some still shared with slices (see the module docs).
 #[derive(Debug, Default)]
 pub struct BlockPool {
-    spares: VecDeque<BytesMut>,
+    spares: BlockReuse,
     /// Blocks handed out so far (a caller sees from it whether the pool was used lately).
     gets: u64,
 }
@@ -30,21 +29,19 @@ impl BlockPool {
     /// Tracks a used block (a handle to it whose own view may be empty).
     pub fn recycle(&mut self, mut used: BytesMut) {
         used.clear();
-        self.spares.push_back(used);
-        while self.spares.len() > TRACKED_BLOCKS {
-            self.spares.pop_front();
-        }
+        self.spares.give_back(used, TRACKED_BLOCKS);
     }
 
-    /// An empty block with room for at least `min` bytes (at least [`BLOCK`]): the oldest
-    /// free used one among the first [`CHECKS`], or a fresh one. Free blocks stay in the
+    /// An empty block with room for at least `min` bytes (at least [`BLOCK`]): the free
+    /// one found last ([`BlockReuse::take`] says why), or a fresh one. Free blocks stay in the
     /// pool while it is busy (up to [`TRACKED_BLOCKS`] in all): freeing them to the
     /// allocator between bursts made glibc return them to the system and fault them in
     /// again (13–58 k page faults per GiB over TCP smux, up to 19 % of the CPU).
     pub fn get(&mut self, min: usize) -> BytesMut {
         let want = min.max(BLOCK);
         self.gets += 1;
-        tether_core::reclaim::take_oldest_free_block(&mut self.spares, want, CHECKS)
+        self.spares
+            .take(want, CHECKS)
             .unwrap_or_else(|| BytesMut::with_capacity(want))
     }
 
@@ -55,7 +52,7 @@ impl BlockPool {
 
     /// Gives the free blocks back (a quiet connection holds none), tracking the rest.
     pub(crate) fn trim(&mut self) {
-        self.spares.retain_mut(|b| !b.try_reclaim(BLOCK));
+        self.spares.trim(BLOCK);
     }
 }
 

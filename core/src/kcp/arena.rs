@@ -9,9 +9,9 @@
 //! segment parked out of order keeps a pooled buffer of its own while it waits, so a peer
 //! cannot make each parked segment pin a whole block; once the gap before it fills, it is
 //! copied in here and its buffer goes back to the pool.
-use std::collections::VecDeque;
-
 use bytes::{Bytes, BytesMut};
+
+use crate::reclaim::BlockReuse;
 
 /// Largest block.
 const BLOCK_MAX: usize = 64 * 1024;
@@ -24,8 +24,8 @@ const BLOCK_MAX: usize = 64 * 1024;
 /// allocate and fault them in again, 70 % of a `tether cat` receiver's page faults), and
 /// all go back when the session is idle ([`Kcp::release_idle`](super::Kcp::release_idle)).
 const TRACKED: usize = 256;
-/// Tracked blocks looked at per new block, oldest first (see
-/// [`take_oldest_free_block`](crate::reclaim::take_oldest_free_block)).
+/// Tracked blocks looked at per new block (see
+/// [`BlockReuse::take`](crate::reclaim::BlockReuse::take)).
 const CHECKS: usize = 8;
 
 /// See the module docs.
@@ -33,8 +33,8 @@ const CHECKS: usize = 8;
 pub(super) struct RecvArena {
     /// The block being filled (its view is the unwritten rest).
     cur: BytesMut,
-    /// Filled blocks, oldest first; each handle's view is empty.
-    used: VecDeque<BytesMut>,
+    /// Filled blocks (each handle's view used up) and the free ones among them.
+    used: BlockReuse,
     /// Size of the next fresh block (0: none allocated yet).
     next: usize,
 }
@@ -56,17 +56,14 @@ impl RecvArena {
     fn next_block(&mut self, need: usize, start: usize) {
         let first = self.next == 0;
         let size = self.next.max(start).max(need).min(BLOCK_MAX.max(need));
-        let found = crate::reclaim::take_oldest_free_block(&mut self.used, size, CHECKS);
+        let found = self.used.take(size, CHECKS);
         let block = found.unwrap_or_else(|| {
             self.next = (size * 2).min(BLOCK_MAX);
             BytesMut::with_capacity(size)
         });
         let full = std::mem::replace(&mut self.cur, block);
         if !first {
-            self.used.push_back(full);
-        }
-        while self.used.len() > TRACKED {
-            self.used.pop_front();
+            self.used.give_back(full, TRACKED);
         }
     }
 }

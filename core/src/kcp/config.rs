@@ -42,7 +42,9 @@ pub struct KcpConfig {
     pub stream: bool,
     /// Acknowledge every received datagram at once instead of on the next interval.
     pub ack_nodelay: bool,
-    /// Retransmissions of one segment after which the link is reported dead.
+    /// Unanswered sends of one segment (its first and its retransmissions on timeout; see
+    /// [`KcpEvent::DeadLink`](super::KcpEvent::DeadLink)) after which the link is reported
+    /// dead.
     pub dead_link: u32,
     /// Loss recovery without waiting for the next interval (tether's own policy, off by
     /// default for kcp-go's timing): a receiver acknowledges at once when a segment arrives

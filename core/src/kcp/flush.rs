@@ -264,7 +264,7 @@ impl Kcp {
         self.make_space(OVERHEAD + seg.data.len());
         self.write_header(&h);
         self.obuf.extend_from_slice(&seg.data);
-        if seg.xmit >= self.cfg.dead_link {
+        if seg.unanswered >= self.cfg.dead_link {
             self.dead = true;
         }
         self.resend_heap.push(seg.resendts, seg.sn);
@@ -360,6 +360,7 @@ fn decide_kcp_go(
 ) -> bool {
     let send = if seg.xmit == 0 {
         seg.rto = rx_rto;
+        seg.unanswered += 1;
         true
     } else if seg.fastack >= resent {
         seg.rto = rx_rto;
@@ -371,6 +372,7 @@ fn decide_kcp_go(
         true
     } else if timediff(current, seg.resendts) >= 0 {
         seg.rto += if nodelay { rx_rto / 2 } else { rx_rto };
+        seg.unanswered += 1;
         rs.lost += 1;
         true
     } else {
@@ -397,6 +399,7 @@ fn decide_ikcp(
 ) -> bool {
     if seg.xmit == 0 {
         seg.rto = rx_rto;
+        seg.unanswered += 1;
         let rtomin = if nodelay { 0 } else { rx_rto >> 3 };
         seg.resendts = current.wrapping_add(seg.rto).wrapping_add(rtomin);
         true
@@ -408,6 +411,7 @@ fn decide_ikcp(
         };
         seg.rto = seg.rto.wrapping_add(step);
         seg.resendts = current.wrapping_add(seg.rto);
+        seg.unanswered += 1;
         rs.lost += 1;
         true
     } else if seg.fastack >= resent && seg.xmit <= IKCP_FASTACK_LIMIT {

@@ -67,6 +67,11 @@ struct Seg {
     sn: u32,
     rto: u32,
     xmit: u32,
+    /// Transmissions that went unanswered: the first one and each retransmission on
+    /// timeout, not fast or early retransmissions (those answer ACKs of later segments,
+    /// proof that the peer is there). What the dead-link rule counts (see
+    /// [`KcpEvent::DeadLink`]).
+    unanswered: u32,
     resendts: u32,
     fastack: u32,
     acked: bool,
@@ -80,8 +85,16 @@ pub enum KcpEvent {
     Readable,
     /// [`Kcp::write`] would accept data again.
     Writable,
-    /// A segment was sent `dead_link` times without an acknowledgement (kcp.md §8.3). kcp-go
-    /// only sets a state flag; tether reports it once so the caller can close the session.
+    /// A segment went unacknowledged through `dead_link` transmissions that were its first
+    /// send and retransmissions on timeout (kcp.md §8.3). kcp-go only sets a state flag;
+    /// tether reports it once so the caller can close the session.
+    ///
+    /// Fast and early retransmissions do not count, unlike kcp-go's `xmit ≥ dead_link`:
+    /// they are sent because the peer acknowledged later segments, so it is alive. Counted,
+    /// a burst of ACKs behind one lost segment (a receiver with quick recovery ACKs every
+    /// segment after a gap at once, and every `Write` flushes) took a segment to 20 sends
+    /// within 5 ms and closed a healthy tunnel session. A peer that vanished sends no ACK,
+    /// so it is declared dead exactly as before.
     DeadLink,
     /// Everything written so far has been acknowledged (the send buffer emptied after
     /// writes): a pending `flush()` completes, a dropped stream may close. Reported once per
@@ -376,7 +389,7 @@ impl Kcp {
     pub fn wait_snd(&self) -> usize {
         self.snd_buf.len() + self.snd_queue.len()
     }
-    /// Whether a segment reached the dead-link retransmission count.
+    /// Whether a segment reached the dead-link count ([`KcpEvent::DeadLink`]).
     pub fn is_dead(&self) -> bool {
         self.dead
     }

@@ -214,6 +214,54 @@ fn dead_link_is_reported_once() {
     assert!(p.a.0.is_dead());
 }
 
+/// Fast and early retransmissions do not count towards the dead link (`KcpEvent::DeadLink`):
+/// a segment lost again and again while the peer acknowledges every later one (quick
+/// recovery ACKs each at once; each write flushes, as kcp-go's `Write`) is sent far more
+/// than `dead_link` times within a few milliseconds, yet the peer is there: the link is
+/// not reported dead, and once the segment gets through everything arrives. Counting them
+/// closed a healthy tunnel session (the `interop_kcptun` stall with the creation flush).
+#[test]
+fn fast_retransmissions_never_declare_a_live_link_dead() {
+    let t0 = test_start();
+    let cfg = KcpConfig::fast()
+        .with_windows(128, 512)
+        .with_quick_recovery(true);
+    let (mut a, mut b) = (Kcp::new(1, cfg, t0), Kcp::new(1, cfg, t0));
+    let first_push = |d: &[u8]| {
+        let h = Header::decode(&mut crate::wire::Reader::new(d)).unwrap();
+        h.cmd == Cmd::Push as u8 && h.sn == 0
+    };
+    let mut sent = Vec::new();
+    let mut held_back = Vec::new();
+    let mut out = Vec::new();
+    for round in 0..80u32 {
+        let now = t0 + Duration::from_micros(500 * u64::from(round));
+        let chunk = vec![round as u8; 1376];
+        a.write(&chunk).unwrap();
+        sent.extend_from_slice(&chunk);
+        while a.poll_transmit(now, &mut out).is_some() {
+            if first_push(&out) {
+                held_back.push(std::mem::take(&mut out)); // lost, every time
+            } else {
+                b.handle_input(now, &out).unwrap();
+            }
+            out.clear();
+        }
+        while b.poll_transmit(now, &mut out).is_some() {
+            a.handle_input(now, &out).unwrap();
+            out.clear();
+        }
+    }
+    assert!(held_back.len() > 25, "sn 0 sent {} times", held_back.len());
+    assert!(!a.is_dead());
+    assert!(std::iter::from_fn(|| a.poll_event()).all(|e| e != KcpEvent::DeadLink));
+    let now = t0 + Duration::from_millis(40);
+    b.handle_input(now, &held_back[0]).unwrap();
+    let mut got = Vec::new();
+    read_all(&mut b, &mut got);
+    assert_eq!(got, sent);
+}
+
 fn segment(conv: u32, cmd: Cmd, frg: u8, wnd: u16, sn: u32, una: u32, data: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
     let h = Header {

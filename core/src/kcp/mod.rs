@@ -331,7 +331,14 @@ impl Kcp {
             pool: Vec::new(),
             arena: arena::RecvArena::default(),
             next_flush: None,
-            flush_pending: false,
+            // kcp-go-session.md §8 (Timer): kcp-go flushes once at session creation. A
+            // listener feeds the creating datagram before any flush runs, so this flush
+            // acknowledges it at once and tells the client the real receive window (kcp-go
+            // clients assume 32 segments until they hear it): without it that ACK waited one
+            // interval, a 10–12 ms stall at the start of every bulk transfer. (Landed once
+            // and reverted: its timing made the dead-link false positive that
+            // `KcpEvent::DeadLink` describes common in tunnel tests; fixed since.)
+            flush_pending: !ikcp,
             last_now: now,
             earliest_resend: None,
             resend_heap: resend_heap::ResendHeap::default(),

@@ -689,3 +689,39 @@ fn close_when_acked_is_bounded_by_the_linger_timeout() {
         )]
     );
 }
+
+/// kcp-go's flush at session creation: a listener acknowledges the datagram that created a
+/// session at once, and that ACK carries the listener's receive window, so a client (which
+/// assumes kcp-go's default 32 segments until it hears one) opens its window without waiting
+/// one flush interval. Before, the first ACK waited for the interval: a 10–12 ms stall at
+/// the start of each bulk transfer.
+#[test]
+fn the_first_datagram_is_acknowledged_at_once_with_the_real_window() {
+    let c = cfg(0, 0);
+    let t0 = test_start();
+    let mut client = Session::dial(&c, t0, Box::new(seeded(3)));
+    client.write(&[7u8; 200_000]).unwrap();
+    let mut l = Listener::new(ListenerConfig::new(c.clone()), Box::new(seeded(1)));
+    let mut buf = Vec::new();
+    let mut sent = 0;
+    while client.poll_transmit(t0, &mut buf).is_some() {
+        l.handle_datagram(t0, addr(1), &buf).unwrap();
+        buf.clear();
+        sent += 1;
+    }
+    assert!(
+        sent > 1 && sent <= 32,
+        "the client's first burst fills kcp-go's assumed window: {sent}"
+    );
+    assert_eq!(client.kcp().remote_window(), 32);
+    let mut answers = 0;
+    while let Some((to, _)) = l.poll_transmit(t0, &mut buf) {
+        assert_eq!(to, addr(1));
+        client.handle_input(t0, &buf).unwrap();
+        buf.clear();
+        answers += 1;
+    }
+    assert!(answers > 0, "an ACK leaves at t0, not one interval later");
+    // Flushed right after the creating datagram: 128 less the one segment waiting to be read.
+    assert_eq!(client.kcp().remote_window(), 127);
+}

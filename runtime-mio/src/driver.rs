@@ -269,6 +269,11 @@ pub struct Driver<E: LoopEndpoint = Listener<Plain>> {
     /// The socket refused datagrams (`WouldBlock`): output waits for writability.
     blocked: bool,
     snmp_at: Option<Instant>,
+    /// A pass skipped the SNMP refresh (one ran less than [`SNMP_REFRESH`] before): one more
+    /// is due then, or a burst shorter than that would leave the counters where its first
+    /// pass saw them until the next traffic (kcptun's `--snmplog` rows stayed at zero after
+    /// a whole transfer).
+    snmp_stale: bool,
 }
 
 impl<E: LoopEndpoint> Driver<E> {
@@ -282,6 +287,7 @@ impl<E: LoopEndpoint> Driver<E> {
             stats: DriverStats::default(),
             blocked: false,
             snmp_at: None,
+            snmp_stale: false,
         }
     }
 
@@ -321,9 +327,17 @@ impl<E: LoopEndpoint> Driver<E> {
 
     /// The next timer deadline (`None`: nothing scheduled, sleep until I/O or the app).
     /// Pending output is not a deadline (the core's `has_transmit`, see [`Driver::due`]), so
-    /// a full socket never makes the loop spin.
+    /// a full socket never makes the loop spin. Besides the endpoint's timers: an SNMP
+    /// refresh a pass skipped ([`SNMP_REFRESH`] after the last one; once, then idle again).
     pub fn deadline(&self) -> Option<Instant> {
-        self.listener.poll_timeout()
+        let snmp = self
+            .snmp_at
+            .filter(|_| self.snmp_stale)
+            .map(|t| t + SNMP_REFRESH);
+        match (self.listener.poll_timeout(), snmp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// One loop iteration after waking: timers, hub ⇄ sessions, datagrams out. Returns
@@ -334,15 +348,23 @@ impl<E: LoopEndpoint> Driver<E> {
         self.sync(now);
         let r = self.transmit(sock, now);
         self.sync(now);
-        if self
+        self.refresh_snmp(now);
+        r
+    }
+
+    /// Copies the counters to the hub, at most every [`SNMP_REFRESH`]; a pass that skips it
+    /// makes one due at the end of the period ([`Driver::deadline`]), so the hub catches up
+    /// with the last traffic once and an idle loop then sleeps.
+    fn refresh_snmp(&mut self, now: Instant) {
+        let due = self
             .snmp_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= SNMP_REFRESH)
-        {
+            .is_none_or(|t| now.saturating_duration_since(t) >= SNMP_REFRESH);
+        self.snmp_stale = !due;
+        if due {
             self.snmp_at = Some(now);
             let snmp = self.listener.counters().into();
             self.hub.lock().snmp = snmp;
         }
-        r
     }
 
     /// Whether the application is behind on `accept()`: the runtime should yield to it.

@@ -82,3 +82,38 @@ fn a_closed_connection_ends_accept_stream() {
         std::task::Poll::Ready(Err(_))
     ));
 }
+
+/// kcptun's `--snmplog` reads the hub's counters, refreshed at most every `SNMP_REFRESH`: a
+/// burst inside one period must still reach them. A pass that skips the refresh leaves one
+/// due at the end of the period; after it the idle driver has no deadline again.
+#[test]
+fn counters_catch_up_after_a_burst_shorter_than_the_refresh_period() {
+    let hub = Arc::new(Hub::default());
+    let mut driver = Driver::new(Config::default().listener(false), Arc::clone(&hub), false);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t0 = Instant::now();
+    let id = driver.connect(t0, peer.local_addr().unwrap());
+    driver.process(&sock, t0).unwrap();
+    assert_eq!(hub.lock().snmp.out_pkts, 0);
+    let session = driver.listener.session_mut(id).unwrap();
+    session.write(b"a burst").unwrap();
+    let t1 = t0 + super::SNMP_REFRESH / 10;
+    driver.process(&sock, t1).unwrap();
+    assert_eq!(
+        hub.lock().snmp.out_pkts,
+        0,
+        "refreshed at most every period"
+    );
+    let due = t0 + super::SNMP_REFRESH;
+    assert!(
+        driver.deadline().is_some_and(|d| d <= due),
+        "a refresh is due"
+    );
+    driver.process(&sock, due).unwrap();
+    assert!(hub.lock().snmp.out_pkts > 0, "the burst is counted");
+    driver.listener.close(id);
+    driver.process(&sock, due).unwrap();
+    driver.process(&sock, due + super::SNMP_REFRESH).unwrap();
+    assert_eq!(driver.deadline(), None, "idle: no timer");
+}

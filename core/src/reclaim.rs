@@ -11,7 +11,7 @@ use bytes::BytesMut;
 /// roughly in the order they were filled, so the oldest is the likeliest; the bounded look
 /// keeps a take cheap however many blocks slices still hold (scanning them all on every
 /// take cost 7 % of a 16-stream smux echo server).
-pub fn take_oldest_free_block(
+fn take_oldest_free_block(
     used: &mut VecDeque<BytesMut>,
     want: usize,
     checks: usize,
@@ -62,7 +62,7 @@ impl BlockReuse {
     /// A block with room for `want` bytes that no slice shares: the front of the filled
     /// blocks that came free (up to `checks` of them) go onto the free stack and its top is
     /// taken; with none free there, up to `checks` filled blocks are looked at oldest
-    /// first, moving shared ones to the back ([`take_oldest_free_block`], so a block a
+    /// first, moving shared ones to the back (`take_oldest_free_block`, so a block a
     /// reader holds on to does not hide the ones behind it). `None`: allocate.
     pub fn take(&mut self, want: usize, checks: usize) -> Option<BytesMut> {
         for _ in 0..checks {

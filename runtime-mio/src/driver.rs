@@ -277,8 +277,11 @@ pub struct Driver<E: LoopEndpoint = Listener<Plain>> {
 }
 
 impl<E: LoopEndpoint> Driver<E> {
-    /// A driver for `listener`, talking to the application through `hub`.
+    /// A driver for `listener`, talking to the application through `hub`. The first one
+    /// installs the GFNI parity kernel for the process where the CPU has it
+    /// ([`crate::gfni::install`]).
     pub fn new(listener: E, hub: Arc<Hub>, server: bool) -> Self {
+        crate::gfni::install();
         Driver {
             listener,
             hub,

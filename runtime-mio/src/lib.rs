@@ -67,6 +67,7 @@ pub mod config;
 pub mod driver;
 #[cfg(feature = "mio")]
 pub mod endpoint;
+pub mod gfni;
 pub mod handle;
 pub mod hub;
 mod pump;

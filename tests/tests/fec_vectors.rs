@@ -254,6 +254,36 @@ fn our_fec_matches_kcp_go_vectors() {
     );
 }
 
+/// The encoder scenarios again with runtime-mio's GFNI kernel computing the parity (the
+/// socket loops install it where the CPU has GFNI and AVX-512): the same bytes as kcp-go's
+/// klauspost parity. A CPU without it has nothing to check.
+#[test]
+fn kcp_go_parity_through_the_gfni_kernel() {
+    let Some(kernel) = tether_runtime_mio::gfni::kernel() else {
+        eprintln!("no GFNI + AVX-512 on this CPU: the kernel is never installed here");
+        return;
+    };
+    let mut enc_steps = 0;
+    for sc in &load() {
+        if let Scenario::Enc {
+            name,
+            data,
+            parity,
+            offset,
+            next,
+            steps,
+        } = sc
+        {
+            let mut enc = FecEncoder::new(*data, *parity, *offset)
+                .expect("encoder")
+                .with_kernel(kernel);
+            enc.set_next_seqid(*next);
+            enc_steps += replay_enc(name, enc, steps);
+        }
+    }
+    assert!(enc_steps >= 100, "{enc_steps} steps");
+}
+
 /// The checked-in file must be exactly what the Go dumper prints today (skips without Go
 /// unless CI=true).
 #[test]

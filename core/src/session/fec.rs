@@ -213,6 +213,11 @@ pub struct FecEncoder {
     /// The codec refused a shard of the current group: the group gets no parity.
     group_failed: bool,
     codec: Codec,
+    /// The code's coefficients, parity row by row (`parity_shards` × `data_shards`), read
+    /// off the codec once for an installed [`galois`](super::galois) kernel.
+    coefficients: Vec<u8>,
+    /// The kernel installed when the encoder was made (`None`: the codec computes parity).
+    kernel: Option<&'static dyn super::galois::GaloisKernel>,
 }
 
 impl core::fmt::Debug for FecEncoder {
@@ -251,7 +256,17 @@ impl FecEncoder {
             parity: Vec::new(),
             group_failed: false,
             codec: Codec::default(),
+            coefficients: Vec::new(),
+            kernel: super::galois::installed(),
         })
+    }
+
+    /// The encoder with `kernel` computing its parity instead of the process's installed
+    /// one ([`galois::install_kernel`](super::galois::install_kernel)) or the codec: for
+    /// tests that compare kernels on the same datagrams.
+    pub fn with_kernel(mut self, kernel: &'static dyn super::galois::GaloisKernel) -> Self {
+        self.kernel = Some(kernel);
+        self
     }
 
     /// Data shards per group.
@@ -361,13 +376,48 @@ impl FecEncoder {
             self.group_failed = false;
         }
         let data = pkt.get(start..).unwrap_or_default();
-        let folded = match self.codec.get(self.data_shards, self.parity_shards) {
-            Some(codec) => codec
-                .encode_single_sep(self.shard_count, data, &mut self.parity[..])
-                .is_ok(),
-            None => false,
+        let folded = match self.kernel {
+            Some(kernel) => self.fold_with(kernel, data),
+            None => match self.codec.get(self.data_shards, self.parity_shards) {
+                Some(codec) => codec
+                    .encode_single_sep(self.shard_count, data, &mut self.parity[..])
+                    .is_ok(),
+                None => false,
+            },
         };
         self.group_failed |= !folded;
+    }
+
+    /// [`FecEncoder::fold_in`]'s codec step through an installed kernel: parity row `r`
+    /// gets `c[r][shard] · data` (written for the group's first shard, added after it),
+    /// what `encode_single_sep` computes.
+    fn fold_with(&mut self, kernel: &dyn super::galois::GaloisKernel, data: &[u8]) -> bool {
+        if self.coefficients.is_empty() {
+            let Some(c) = self
+                .codec
+                .get(self.data_shards, self.parity_shards)
+                .and_then(|codec| coefficients(codec, self.data_shards, self.parity_shards))
+            else {
+                return false;
+            };
+            self.coefficients = c;
+            self.codec.release(); // the coefficients are all this encoder needs of it
+        }
+        let (k, d) = (self.shard_count, self.data_shards);
+        for (r, p) in self.parity.iter_mut().enumerate() {
+            let (Some(&c), out) = (self.coefficients.get(r * d + k), p.as_mut()) else {
+                return false;
+            };
+            if out.len() != data.len() {
+                return false;
+            }
+            if k == 0 {
+                kernel.mul(c, data, out);
+            } else {
+                kernel.mul_xor(c, data, out);
+            }
+        }
+        true
     }
 
     fn check_len(&self, len: usize) -> Result<(), FecError> {
@@ -412,6 +462,20 @@ impl FecEncoder {
         self.next = next;
         self.parity_shards
     }
+}
+
+/// The code's parity coefficients, row by row: encoding a one-byte shard of value 1 at data
+/// position `j` (zeros elsewhere) leaves `c[r][j]` in parity row `r`.
+fn coefficients(codec: &ReedSolomon, data: usize, parity: usize) -> Option<Vec<u8>> {
+    let mut c = vec![0u8; data * parity];
+    for j in 0..data {
+        let mut rows = vec![[0u8; 1]; parity];
+        codec.encode_single_sep(j, &[1u8], &mut rows).ok()?;
+        for (r, row) in rows.iter().enumerate() {
+            *c.get_mut(r * data + j)? = row[0];
+        }
+    }
+    Some(c)
 }
 
 /// Writes `seqid` and `kind` (u32 LE, u16 LE) at `offset` (kcp-go-session.md §1).
@@ -991,6 +1055,32 @@ mod tests {
         assert_eq!(got_plain, got_stored);
         stored.release_idle();
         assert_eq!(stored.shared, 0, "an idle decoder pins no arena block");
+    }
+
+    /// Parity through a [`galois`](super::galois) kernel (coefficients read off the codec
+    /// once) is byte for byte the codec's own: groups of mixed lengths, a short group after
+    /// long ones, for several shard counts.
+    #[test]
+    fn a_kernel_computes_the_codecs_parity() {
+        static REFERENCE: super::super::galois::Reference = super::super::galois::Reference;
+        for (d, p) in [(10, 3), (1, 1), (3, 2), (20, 5)] {
+            let lens: Vec<usize> = (0..d * 6)
+                .map(|k| {
+                    if k / d == 3 {
+                        40 + k % 7
+                    } else {
+                        28 + (k * 37) % 1400
+                    }
+                })
+                .collect();
+            let mut codec = FecEncoder::new(d, p, 20).unwrap();
+            let mut kernel = FecEncoder::new(d, p, 20).unwrap().with_kernel(&REFERENCE);
+            assert_eq!(
+                encode_all(&mut codec, &lens),
+                encode_all(&mut kernel, &lens),
+                "({d},{p})"
+            );
+        }
     }
 
     /// Feeds one group with the shards in `lost` dropped; checks every lost data shard

@@ -5,6 +5,7 @@ pub mod autotune;
 pub mod crypt;
 mod des;
 pub mod fec;
+pub mod galois;
 pub mod handshake;
 pub mod key;
 pub mod listener;

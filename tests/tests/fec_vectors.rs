@@ -209,37 +209,53 @@ fn replay_dec(name: &str, mut dec: FecDecoder, steps: &[DecStep]) -> usize {
     recovered
 }
 
+/// Replays every encoder scenario, with `kernel` computing the parity when given; returns
+/// the steps checked.
+fn replay_encoders(
+    scenarios: &[Scenario],
+    kernel: Option<&'static dyn tether_core::session::galois::GaloisKernel>,
+) -> usize {
+    let mut steps_checked = 0;
+    for sc in scenarios {
+        if let Scenario::Enc {
+            name,
+            data,
+            parity,
+            offset,
+            next,
+            steps,
+        } = sc
+        {
+            let mut enc = FecEncoder::new(*data, *parity, *offset).expect("encoder");
+            if let Some(k) = kernel {
+                enc = enc.with_kernel(k);
+            }
+            enc.set_next_seqid(*next);
+            steps_checked += replay_enc(name, enc, steps);
+        }
+    }
+    steps_checked
+}
+
 // kcp-go-session.md §4
 #[test]
 fn our_fec_matches_kcp_go_vectors() {
-    let (mut enc_steps, mut dec_steps, mut recovered, mut autotuned) = (0, 0, 0, 0);
+    let (mut dec_steps, mut recovered, mut autotuned) = (0, 0, 0);
     let scenarios = load();
+    let enc_steps = replay_encoders(&scenarios, None);
     for sc in &scenarios {
-        match sc {
-            Scenario::Enc {
-                name,
-                data,
-                parity,
-                offset,
-                next,
-                steps,
-            } => {
-                let mut enc = FecEncoder::new(*data, *parity, *offset).expect("encoder");
-                enc.set_next_seqid(*next);
-                enc_steps += replay_enc(name, enc, steps);
-            }
-            Scenario::Dec {
-                name,
-                data,
-                parity,
-                steps,
-            } => {
-                let dec = FecDecoder::new(*data, *parity).expect("decoder");
-                recovered += replay_dec(name, dec, steps);
-                dec_steps += steps.len();
-                let initial = format!("data={data} parity={parity} ");
-                autotuned += usize::from(steps.iter().any(|s| !s.state.contains(&initial)));
-            }
+        if let Scenario::Dec {
+            name,
+            data,
+            parity,
+            steps,
+        } = sc
+        {
+            let dec = FecDecoder::new(*data, *parity).expect("decoder");
+            recovered += replay_dec(name, dec, steps);
+            dec_steps += steps.len();
+            let initial = format!("data={data} parity={parity} ");
+            autotuned += usize::from(steps.iter().any(|s| !s.state.contains(&initial)));
         }
     }
     assert!(scenarios.len() >= 15, "only {} scenarios", scenarios.len());
@@ -263,24 +279,7 @@ fn kcp_go_parity_through_the_gfni_kernel() {
         eprintln!("no GFNI + AVX-512 on this CPU: the kernel is never installed here");
         return;
     };
-    let mut enc_steps = 0;
-    for sc in &load() {
-        if let Scenario::Enc {
-            name,
-            data,
-            parity,
-            offset,
-            next,
-            steps,
-        } = sc
-        {
-            let mut enc = FecEncoder::new(*data, *parity, *offset)
-                .expect("encoder")
-                .with_kernel(kernel);
-            enc.set_next_seqid(*next);
-            enc_steps += replay_enc(name, enc, steps);
-        }
-    }
+    let enc_steps = replay_encoders(&load(), Some(kernel));
     assert!(enc_steps >= 100, "{enc_steps} steps");
 }
 

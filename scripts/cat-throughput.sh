@@ -37,7 +37,9 @@
 # Environment: BASELINE (git revision, default 0ace1cd), RUNS (default 3), BYTES (default
 # 256MiB; plain bytes or a KiB/MiB/GiB suffix), CAT_ARGS (extra `tether cat` flags for both
 # sides), READER (sha256 or compare), TIMEOUT (seconds per transfer, default 300),
-# CARGO_TARGET_DIR.
+# BASELINE_ENV (space-separated NAME=value pairs set for the baseline's processes only: with
+# BASELINE=HEAD, `BASELINE_ENV=TETHER_NO_GFNI=1` compares one build with and without a
+# switch), CARGO_TARGET_DIR.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,11 +109,14 @@ if [ "$(stat -c %s "$input" 2>/dev/null || echo 0)" != "$bytes" ]; then
 fi
 
 # 3. + 4. Transfers and the summary.
-python3 - "$base_bin" "baseline $base_short" "$cur_bin" "current $cur_label" \
-	"$input" "$runs" "$timeout" "${CAT_ARGS:-}" "${READER:-sha256}" <<'PY'
+base_label="baseline $base_short"
+[ -z "${BASELINE_ENV:-}" ] || base_label="$base_label ${BASELINE_ENV}"
+python3 - "$base_bin" "$base_label" "$cur_bin" "current $cur_label" \
+	"$input" "$runs" "$timeout" "${CAT_ARGS:-}" "${READER:-sha256}" "${BASELINE_ENV:-}" <<'PY'
 import hashlib, os, re, shlex, statistics, subprocess, sys, threading, time
 
-base_bin, base_label, cur_bin, cur_label, input_path, runs, timeout, extra, reader = sys.argv[1:]
+(base_bin, base_label, cur_bin, cur_label, input_path, runs, timeout, extra, reader,
+ base_env) = sys.argv[1:]
 runs, timeout = int(runs), float(timeout)
 flags = ["--mode", "fast3", "--sndwnd", "8192", "--rcvwnd", "8192", "--crypt", "none"]
 flags += shlex.split(extra)
@@ -147,10 +152,10 @@ def reap(p):
     return p.returncode, ru.ru_utime + ru.ru_stime
 
 
-def transfer(binary):
+def transfer(binary, env):
     recv = subprocess.Popen([binary, "cat", "-q", "--listen", "127.0.0.1:0", *flags],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env=env)
     procs = [recv]
     timer = threading.Timer(timeout, lambda: [p.kill() for p in procs if p.poll() is None])
     timer.start()
@@ -171,7 +176,7 @@ def transfer(binary):
     with open(input_path, "rb") as f:
         t0 = time.monotonic()
         send = subprocess.Popen([binary, "cat", "-q", "--connect", addr, *flags], stdin=f,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     procs.append(send)
     threading.Thread(target=drain, args=(send.stderr, send_err), daemon=True).start()
     h, got, t_last, same = hashlib.sha256(), 0, t0, True
@@ -205,16 +210,19 @@ def load():
 
 
 want = sha256_file(input_path)
-builds = [(base_label, base_bin), (cur_label, cur_bin)]
-results = {label: [] for label, _ in builds}
+pairs = [kv.split("=", 1) for kv in shlex.split(base_env)]
+if any(len(kv) != 2 or not kv[0] for kv in pairs):
+    die(f"BASELINE_ENV must be NAME=value pairs, got '{base_env}'")
+builds = [(base_label, base_bin, {**os.environ, **dict(pairs)}), (cur_label, cur_bin, None)]
+results = {label: [] for label, _, _ in builds}
 print(f"cat-throughput: {size} bytes ({size / 2**20:.0f} MiB) one-way through `tether cat "
       f"{' '.join(flags)}`, {runs} interleaved rounds, {os.cpu_count()} CPUs, "
       f"load average {load()} at start")
 print(f"input sha256 {want}; the reader checks the output by {reader}")
 for r in range(runs):
     order = builds if r % 2 == 0 else builds[::-1]
-    for label, binary in order:
-        x = transfer(binary)
+    for label, binary, env in order:
+        x = transfer(binary, env)
         results[label].append(x)
         print(f"round {r + 1} {label:<24} {x['mbps']:8.1f} MB/s in {x['secs']:6.2f} s, CPU "
               f"sender {x['send_cpu']:5.2f} s + receiver {x['recv_cpu']:5.2f} s = "
@@ -226,7 +234,7 @@ print(f"| build | MB/s (median of {runs}; min-max) | CPU ms/MB, sender+receiver 
       "| sender / receiver CPU s (medians) |")
 print("|---|---|---|---|")
 med = {}
-for label, _ in builds:
+for label, _, _ in builds:
     mb = [x["mbps"] for x in results[label]]
     cpu = [x["cpu_ms_per_mb"] for x in results[label]]
     send = statistics.median(x["send_cpu"] for x in results[label])

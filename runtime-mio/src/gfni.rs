@@ -5,6 +5,7 @@
 //! this kernel at ≈ 76 GB/s. Installed for the whole process by [`install`] (the socket
 //! loops call it) when the CPU has the instructions; the bytes are the same either way
 //! (tested for every constant). `TETHER_NO_GFNI=1` keeps the default, for comparisons.
+
 /// Installs the kernel for this process's FEC encoders when the CPU has GFNI, AVX-512F and
 /// AVX-512BW and `TETHER_NO_GFNI` is unset. Returns whether it is installed (the first
 /// call decides; later calls are free).

@@ -19,7 +19,7 @@ RUNS="${RUNS:-10000000}"
 MAX_TIME="${MAX_TIME:-7200}"
 JOBS="${JOBS:-1}"
 OUT="${OUT:-target/fuzz-runs}"
-ALL=(kcp_segment_decode kcp_machine fec_decoder session_packet session_sequence listener smux_frame_decode smux_session)
+ALL=(kcp_segment_decode kcp_machine fec_decoder session_packet session_sequence listener smux_frame_decode smux_session snappy_stream)
 [ "$#" -gt 0 ] && TARGETS=("$@") || TARGETS=("${ALL[@]}")
 
 # Longer inputs only slow the scripted targets down (a 64 KiB segment takes ~30 script bytes).

@@ -87,3 +87,11 @@ fn smux_session_corpus() {
         tether_core::fuzzing::smux_session(start, &data);
     }
 }
+
+#[test]
+fn snappy_stream_corpus() {
+    for (path, data) in corpus("snappy_stream") {
+        eprintln!("{}", path.display());
+        tether_core::fuzzing::snappy_stream(&data);
+    }
+}

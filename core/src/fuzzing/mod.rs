@@ -9,12 +9,14 @@ mod script;
 mod session;
 mod setup;
 mod smux;
+mod snappy;
 
 pub use fec::fec_decoder;
 pub use kcp::{kcp_machine, kcp_segment_decode};
 pub use listener::listener;
 pub use session::{session_packet, session_sequence};
 pub use smux::{smux_frame_decode, smux_session};
+pub use snappy::snappy_stream;
 
 #[cfg(test)]
 mod tests;

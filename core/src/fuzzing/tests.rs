@@ -58,3 +58,18 @@ fn pattern_is_continuous_across_its_period() {
     assert_eq!(&long[521..], pattern_bytes(65_521, 479));
     assert_eq!(&long[536..], pattern_bytes(65_536, 464));
 }
+
+/// `snappy_stream`'s round-trip mode builds a frame past one 64 KiB block, which comes back
+/// whatever the piece and read sizes; a flipped byte in a chunk's data stops the reading.
+#[test]
+fn a_snappy_script_round_trips_and_stops_at_corruption() {
+    use super::snappy::{decode, encode_frames};
+    let (mut wire, plain) = encode_frames(&[0xff, 0xff, b'a', b'b', b'c']);
+    assert_eq!(plain.len(), 65_535 * 3);
+    for (piece, read) in [(1, 7), (4096, 70_000), (wire.len(), 1)] {
+        assert_eq!(decode(&wire, piece, read).as_deref(), Some(&plain[..]));
+    }
+    // Identifier (10 bytes), the first chunk's header (4) and CRC (4): byte 20 is its data.
+    wire[20] ^= 0x40;
+    assert_eq!(decode(&wire, 4096, 4096), None);
+}

@@ -311,6 +311,12 @@ impl Decoder {
     }
 }
 
+/// Largest chunk (header included) a decoder must buffer whole: a compressed 64 KiB block
+/// and its CRC.
+pub(crate) fn max_chunk_len() -> usize {
+    CHUNK_HEADER + CRC_LEN + snap::raw::max_compress_len(MAX_BLOCK)
+}
+
 /// The chunk-level rules: the identifier first, no reserved types, lengths a block allows.
 fn check_head(head: &ChunkHead, started: bool) -> Result<(), SnappyError> {
     if !started && head.kind != CHUNK_STREAM_ID {
@@ -321,7 +327,7 @@ fn check_head(head: &ChunkHead, started: bool) -> Result<(), SnappyError> {
         CHUNK_STREAM_ID if head.len != STREAM_IDENTIFIER.len() - CHUNK_HEADER => {
             Err(SnappyError::ChunkTooLong(head.len))
         }
-        CHUNK_COMPRESSED if head.len > CRC_LEN + snap::raw::max_compress_len(MAX_BLOCK) => {
+        CHUNK_COMPRESSED if head.len > max_chunk_len() - CHUNK_HEADER => {
             Err(SnappyError::ChunkTooLong(head.len))
         }
         CHUNK_UNCOMPRESSED if head.len > CRC_LEN + MAX_BLOCK => {

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::driver::{Machine, Streams};
+use crate::fuzzing::snappy::decode;
 use crate::sim::toy_mux::{two_streams_over, ToyMux};
 use crate::sim::{test_start, Pair, PipeConfig};
 use crate::stack::{Stack, StackClose};
@@ -31,24 +32,6 @@ fn kcptun_golden_bytes() {
     assert_eq!(out, unhex("000d0000 1fa8b5fd 640061fe01008a0100"));
 }
 
-/// Decodes `wire` fed in pieces of `step` bytes, reading into buffers of `read` bytes.
-fn decode_all(wire: &[u8], step: usize, read: usize) -> Result<Vec<u8>, SnappyError> {
-    let mut dec = Decoder::default();
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; read];
-    for piece in wire.chunks(step) {
-        dec.feed(piece);
-        loop {
-            let n = dec.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-    }
-    Ok(got)
-}
-
 #[test]
 fn corruption_is_a_verdict() {
     let mut enc = Encoder::default();
@@ -56,22 +39,22 @@ fn corruption_is_a_verdict() {
     enc.encode(&[b"0123456789"], &mut wire); // short: an uncompressed chunk
                                              // Not starting with the identifier (a --nocomp peer talking smux).
     assert_eq!(
-        decode_all(&unhex("0100000003000000"), 64, 64),
+        decode(&unhex("0100000003000000"), 64, 64),
         Err(SnappyError::MissingIdentifier)
     );
     let mut bad = wire.clone();
     *bad.last_mut().unwrap() ^= 1;
-    assert_eq!(decode_all(&bad, 64, 64), Err(SnappyError::Checksum));
+    assert_eq!(decode(&bad, 64, 64), Err(SnappyError::Checksum));
     let mut reserved = STREAM_IDENTIFIER.to_vec();
     reserved.extend([0x02, 0, 0, 0]);
     assert_eq!(
-        decode_all(&reserved, 64, 64),
+        decode(&reserved, 64, 64),
         Err(SnappyError::ReservedChunk(2))
     );
     let mut long = STREAM_IDENTIFIER.to_vec();
     long.extend([0x01, 0xff, 0xff, 0xff]);
     assert_eq!(
-        decode_all(&long, 64, 64),
+        decode(&long, 64, 64),
         Err(SnappyError::ChunkTooLong(0xff_ffff))
     );
     // A skippable chunk (16 MiB announced) streams by without being buffered.
@@ -82,7 +65,7 @@ fn corruption_is_a_verdict() {
     let mut enc = Encoder::default();
     enc.encode(&[b"after"], &mut tail);
     skip.extend(&tail[STREAM_IDENTIFIER.len()..]);
-    assert_eq!(decode_all(&skip, 100, 64).unwrap(), b"after");
+    assert_eq!(decode(&skip, 100, 64).unwrap(), b"after");
 }
 
 proptest! {
@@ -104,14 +87,14 @@ proptest! {
             enc.encode(&[f], &mut wire);
         }
         let want: Vec<u8> = frames.concat();
-        prop_assert_eq!(decode_all(&wire, step, read).unwrap(), want);
+        prop_assert_eq!(decode(&wire, step, read).unwrap(), want);
     }
 
     #[test]
     fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600), step in 1usize..64) {
         let mut wire = STREAM_IDENTIFIER.to_vec();
         wire.extend(bytes);
-        let _ = decode_all(&wire, step, 17);
+        let _ = decode(&wire, step, 17);
     }
 }
 

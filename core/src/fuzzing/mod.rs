@@ -9,7 +9,7 @@ mod script;
 mod session;
 mod setup;
 mod smux;
-mod snappy;
+pub(crate) mod snappy;
 
 pub use fec::fec_decoder;
 pub use kcp::{kcp_machine, kcp_segment_decode};

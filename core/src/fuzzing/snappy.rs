@@ -1,11 +1,6 @@
 //! snappy target: the framing decoder (kcptun.md §7) on hostile chunks and on the encoder's
 //! own output, fed and read in pieces of every size.
-use crate::snappy::{Decoder, Encoder, MAX_BLOCK, STREAM_IDENTIFIER};
-
-/// Largest chunk the decoder must buffer whole: header, CRC and a compressed 64 KiB block.
-fn max_chunk() -> usize {
-    4 + 4 + snap::raw::max_compress_len(MAX_BLOCK)
-}
+use crate::snappy::{max_chunk_len, Decoder, Encoder, SnappyError, MAX_BLOCK, STREAM_IDENTIFIER};
 
 /// Byte 0 picks the mode (bit 0) and the size of the pieces fed (the rest), byte 1 the
 /// read buffer's size. Mode 0: the stream identifier, then the remaining bytes as the peer's
@@ -22,7 +17,7 @@ pub fn snappy_stream(data: &[u8]) {
     if sel & 1 == 0 {
         let mut wire = STREAM_IDENTIFIER.to_vec();
         wire.extend_from_slice(rest);
-        decode(&wire, piece, read);
+        let _ = decode(&wire, piece, read);
     } else {
         let (wire, frames) = encode_frames(rest);
         let got = decode(&wire, piece, read).expect("the encoder's output decodes");
@@ -50,25 +45,25 @@ pub(super) fn encode_frames(script: &[u8]) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// Feeds `wire` in `piece`-byte pieces and reads with a `read`-byte buffer after each; the
-/// bytes read, or `None` once the decoder reported corruption.
-pub(super) fn decode(wire: &[u8], piece: usize, read: usize) -> Option<Vec<u8>> {
+/// bytes read, or the first corruption the decoder reported. Asserts after each piece that
+/// the decoder holds no more than one chunk plus that piece. (Also `snappy_tests`' decoder.)
+pub(crate) fn decode(wire: &[u8], piece: usize, read: usize) -> Result<Vec<u8>, SnappyError> {
     let mut dec = Decoder::default();
     let mut out = Vec::new();
     let mut buf = vec![0u8; read];
     for p in wire.chunks(piece) {
         dec.feed(p);
         loop {
-            match dec.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => out.extend_from_slice(buf.get(..n)?),
-                Err(_) => return None,
+            match dec.read(&mut buf)? {
+                0 => break,
+                n => out.extend_from_slice(buf.get(..n).unwrap_or_default()),
             }
         }
         assert!(
-            dec.buffered() <= max_chunk() + piece,
+            dec.buffered() <= max_chunk_len() + piece,
             "the snappy decoder holds {} bytes, past one chunk and one piece",
             dec.buffered()
         );
     }
-    Some(out)
+    Ok(out)
 }
